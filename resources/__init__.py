@@ -1,0 +1,1 @@
+"""Dagster resources: time-series stores, catalogs, the migration runner. No asset imports here."""
