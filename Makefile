@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` (the main job on the embedded default) and `make test`.
+# Both create the virtual environment on first use, pinned by requirements.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TRADING_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(TRADING_DATA_DIR)/dagster_home
+
+.PHONY: demo test dev lint bench lock clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/trading-assets demo
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+dev: $(VENV)/.installed
+	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/ingest.py
+
+# Refresh the pins after changing dependencies in pyproject.toml (commit the result).
+lock: $(VENV)/.installed
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^trading-assets' > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(TRADING_DATA_DIR)

@@ -1,0 +1,184 @@
+"""`DuckDBStore`: the embedded time-series store, one DuckDB file under the data directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from resources.duckdb_file import connect
+from resources.timeseries import TIMESTAMP_COLUMN, StoreError, TableSchema, time_window
+from trading_assets import naming
+
+_SQL_TYPES = {
+    "double": "DOUBLE",
+    "long": "BIGINT",
+    "symbol": "VARCHAR",
+    "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+
+def create_table_sql(name: str, schema: TableSchema) -> str:
+    cols = [f"{TIMESTAMP_COLUMN} TIMESTAMPTZ NOT NULL"]
+    cols += [f"{naming.quote(n)} {_SQL_TYPES[t]}" for n, t in schema.columns]
+    return f"CREATE TABLE IF NOT EXISTS {naming.quote(naming.table_name(name))} ({', '.join(cols)})"
+
+
+class DuckDBStore(dg.ConfigurableResource):
+    """Time-series tables in one embedded DuckDB file (the default when no QuestDB is configured).
+
+    Each call opens the file for one operation under an OS lock (shared for reads, exclusive for
+    writes), so steps in separate processes queue instead of failing on DuckDB's single-writer lock.
+    A write is one transaction: it either fully replaces its time window or leaves the table untouched.
+    """
+
+    path: str
+    lock_timeout_s: float = 300.0
+
+    def _file(self) -> Path:
+        return Path(self.path)
+
+    def ensure_table(self, name: str, schema: TableSchema) -> None:
+        with connect(self._file(), write=True, timeout_s=self.lock_timeout_s) as con:
+            self._ensure(con, name, schema)
+
+    def write(self, name: str, data: pa.Table, schema: TableSchema) -> int:
+        return self._write(name, data, schema, replace_all=False)
+
+    def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
+        return self._write(name, data, schema, replace_all=True)
+
+    def read(
+        self,
+        name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:
+            return self._select(con, name, start, end, columns).to_arrow_table()
+
+    def iter_batches(
+        self,
+        name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        batch_rows: int = 1_000_000,
+    ) -> Iterator[pa.RecordBatch]:
+        # The shared lock is held while the caller consumes the batches; writers wait until it is done.
+        with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:
+            reader = self._select(con, name, start, end, columns).to_arrow_reader(batch_rows)
+            yield from reader
+
+    def list_tables(self) -> list[str]:
+        with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:
+            rows = con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop(self, name: str) -> None:
+        with connect(self._file(), write=True, timeout_s=self.lock_timeout_s) as con:
+            con.execute(f"DROP TABLE IF EXISTS {naming.quote(naming.table_name(name))}")
+
+    def _ensure(self, con: duckdb.DuckDBPyConnection, name: str, schema: TableSchema) -> None:
+        con.execute(create_table_sql(name, schema))
+        found = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {naming.quote(name)}").fetchall()]
+        wanted = [(TIMESTAMP_COLUMN, "TIMESTAMP WITH TIME ZONE")]
+        wanted += [
+            (n, _SQL_TYPES[t].replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")) for n, t in schema.columns
+        ]
+        if found != wanted:
+            raise StoreError(f"{name}: existing table has columns {found}, expected {wanted}")
+
+    def _write(self, name: str, data: pa.Table, schema: TableSchema, *, replace_all: bool) -> int:
+        naming.table_name(name)
+        rows = schema.conform(data, name)
+        _refuse_duplicate_keys(rows, schema, name)
+        window = time_window(rows)
+        table = naming.quote(name)
+        with connect(self._file(), write=True, timeout_s=self.lock_timeout_s) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if replace_all:
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+                self._ensure(con, name, schema)
+                con.register("_incoming", rows)
+                if window is not None and not replace_all:
+                    self._delete_window(con, table, schema, window)
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT * FROM _incoming ORDER BY {TIMESTAMP_COLUMN}"
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("_incoming")
+        return rows.num_rows
+
+    @staticmethod
+    def _delete_window(
+        con: duckdb.DuckDBPyConnection, table: str, schema: TableSchema, window: tuple[datetime, datetime]
+    ) -> None:
+        # With extra dedup keys (e.g. a symbol), only the incoming keys' rows in the window are replaced.
+        key_match = "".join(
+            f" AND {table}.{naming.quote(k)} IN (SELECT DISTINCT {naming.quote(k)} FROM _incoming)"
+            for k in schema.dedup_keys
+        )
+        con.execute(
+            f"DELETE FROM {table} WHERE {TIMESTAMP_COLUMN} BETWEEN $lo AND $hi{key_match}",
+            {"lo": window[0], "hi": window[1]},
+        )
+
+    @staticmethod
+    def _select(
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        start: datetime | None,
+        end: datetime | None,
+        columns: Sequence[str] | None,
+    ) -> duckdb.DuckDBPyRelation:
+        table = naming.quote(naming.table_name(name))
+        known = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $t",
+                {"t": name},
+            ).fetchall()
+        }
+        if not known:
+            raise StoreError(f"table {name!r} does not exist")
+        wanted = list(columns) if columns is not None else None
+        if wanted is not None:
+            unknown = [c for c in wanted if c not in known]
+            if unknown:
+                raise StoreError(f"{name}: unknown columns {unknown}")
+        select = "*" if wanted is None else ", ".join(naming.quote(naming.column_name(c)) for c in wanted)
+        where, params = [], {}
+        if start is not None:
+            where.append(f"{TIMESTAMP_COLUMN} >= $start")
+            params["start"] = start
+        if end is not None:
+            where.append(f"{TIMESTAMP_COLUMN} < $end")
+            params["end"] = end
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return con.sql(f"SELECT {select} FROM {table}{clause} ORDER BY {TIMESTAMP_COLUMN}", params=params)
+
+
+def _refuse_duplicate_keys(rows: pa.Table, schema: TableSchema, name: str) -> None:
+    keys = [TIMESTAMP_COLUMN, *schema.dedup_keys]
+    if len(keys) == 1:
+        distinct = pc.count_distinct(rows.column(TIMESTAMP_COLUMN)).as_py()
+    else:
+        distinct = rows.group_by(keys).aggregate([]).num_rows
+    if distinct != rows.num_rows:
+        raise StoreError(f"{name}: {rows.num_rows - distinct} rows repeat a key {keys} within one write")

@@ -1,0 +1,103 @@
+"""`bars`: one dataset's OHLCV bars, imported from its export in the landing folder."""
+
+from __future__ import annotations
+
+import base64
+import dagster as dg
+import pyarrow as pa
+
+from resources.catalog import Catalog
+from resources.landing import LandingFolder
+from resources.timeseries import TimeSeriesStore
+from trading_assets.compute.bar_checks import BarsReport
+from trading_assets.compute.bar_format import BarFormat
+from trading_assets.compute.charts import close_price_png
+from trading_assets.ingest import BARS_SCHEMA, IngestResult, ingest_bars
+from trading_assets.partitions import datasets
+
+
+class BarsConfig(dg.Config):
+    """Overrides for one import; by default the dataset's `<stem>.json` beside the export decides."""
+
+    timezone: str = dg.Field(default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin")
+    datetime_format: str = dg.Field(default="", description="strptime format, e.g. '%d/%m/%Y %H:%M'")
+
+
+def human_duration(seconds: int) -> str:
+    """60 -> '1m', 5400 -> '1h 30m', 90061 -> '1d 1h 1m 1s'."""
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{unit}" for v, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return " ".join(parts) or "0s"
+
+
+def bars_metadata(result: IngestResult, chart_png: bytes) -> dict[str, dg.MetadataValue | object]:
+    report: BarsReport = result.report
+    fmt: BarFormat = result.format
+    record = result.record
+    gap = (
+        f"{human_duration(report.largest_gap_s)} after {report.largest_gap_after:%Y-%m-%d %H:%M} UTC"
+        if report.largest_gap_after
+        else "none"
+    )
+    return {
+        "dagster/row_count": report.rows,
+        "dagster/table_name": record.table_name,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn("ts", "timestamp (UTC, us)")]
+            + [dg.TableColumn(n, t) for n, t in BARS_SCHEMA.columns]
+        ),
+        "first_ts": dg.MetadataValue.timestamp(report.first_ts),
+        "last_ts": dg.MetadataValue.timestamp(report.last_ts),
+        "bar_interval": human_duration(report.interval_s),
+        "gap_count": report.gap_count,
+        "missing_bars": report.missing_bars,
+        "largest_gap": gap,
+        "source_file": dg.MetadataValue.path(record.source_file),
+        "source_sha256": record.source_sha256,
+        "source_format": dg.MetadataValue.json(
+            {
+                "delimiter": fmt.delimiter if fmt.delimiter is not None else "whitespace",
+                "header": fmt.has_header,
+                "timestamp": fmt.datetime_format or fmt.time_kind,
+                "timezone": fmt.timezone,
+                "ignored_columns": list(fmt.ignored),
+            }
+        ),
+        "close": dg.MetadataValue.md(
+            f"![close price](data:image/png;base64,{base64.b64encode(chart_png).decode()})"
+        ),
+    }
+
+
+@dg.asset(
+    partitions_def=datasets,
+    group_name="bars",
+    kinds={"python"},
+    description="OHLCV bars of one dataset (UTC), imported from its export in the landing folder.",
+)
+def bars(
+    context: dg.AssetExecutionContext,
+    config: BarsConfig,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+    landing: LandingFolder,
+) -> dg.MaterializeResult:
+    source = landing.find(context.partition_key)
+    options = source.read_options(config.timezone or None, config.datetime_format or None)
+    result = ingest_bars(source, timeseries, catalog, options)
+    closes = timeseries.read(result.record.table_name, columns=["ts", "close"])
+    png = close_price_png(
+        closes.column("ts").cast(pa.int64()).to_numpy(),
+        closes.column("close").to_numpy(),
+        f"{result.record.name} close",
+    )
+    context.log.info(
+        f"{source.path.name}: {result.report.rows} bars into {result.record.table_name}, "
+        f"{result.report.gap_count} gaps"
+    )
+    return dg.MaterializeResult(
+        metadata=bars_metadata(result, png),
+        data_version=dg.DataVersion(result.record.source_sha256),
+    )

@@ -1,0 +1,82 @@
+"""Where local state lives and which backends are switched on, read from environment variables.
+
+    TRADING_DATA_DIR      all local state (default ./data)
+    TRADING_LANDING_DIR   where exports land (default $TRADING_DATA_DIR/landing)
+    DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_home)
+    TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
+    TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
+                          TRADING_CATALOG_SCHEMA
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.duckdb_store import DuckDBStore
+from resources.landing import LandingFolder
+from resources.postgres_catalog import PostgresCatalog
+from resources.questdb_store import QuestDBStore
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    landing_dir: Path
+    dagster_home: Path
+    timeseries: str
+    catalog: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("TRADING_DATA_DIR", "data")).resolve()
+        settings = cls(
+            data_dir=data_dir,
+            landing_dir=Path(os.environ.get("TRADING_LANDING_DIR", data_dir / "landing")).resolve(),
+            dagster_home=Path(os.environ.get("DAGSTER_HOME", data_dir / "dagster_home")).resolve(),
+            timeseries=os.environ.get("TRADING_TIMESERIES", "duckdb"),
+            catalog=os.environ.get("TRADING_CATALOG", "duckdb"),
+        )
+        if settings.timeseries not in ("duckdb", "questdb"):
+            raise ValueError(f"TRADING_TIMESERIES must be duckdb or questdb, not {settings.timeseries!r}")
+        if settings.catalog not in ("duckdb", "postgres"):
+            raise ValueError(f"TRADING_CATALOG must be duckdb or postgres, not {settings.catalog!r}")
+        return settings
+
+
+def _secret(name: str) -> str | None:
+    # dg.EnvVar keeps the secret out of config and the UI; an unset optional secret means "no password".
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def timeseries_store(settings: Settings) -> DuckDBStore | QuestDBStore:
+    if settings.timeseries == "questdb":
+        host, _, port = os.environ.get("QUESTDB_ADDR", "127.0.0.1:9000").rpartition(":")
+        return QuestDBStore(
+            host=host or "127.0.0.1",
+            http_port=int(port),
+            username=os.environ.get("QUESTDB_USER"),
+            password=_secret("QUESTDB_PASSWORD"),
+        )
+    return DuckDBStore(path=str(settings.data_dir / "timeseries.duckdb"))
+
+
+def catalog(settings: Settings) -> DuckDBCatalog | PostgresCatalog:
+    if settings.catalog == "postgres":
+        return PostgresCatalog(
+            host=os.environ.get("PGHOST", "127.0.0.1"),
+            port=int(os.environ.get("PGPORT", "5432")),
+            user=os.environ.get("PGUSER", "postgres"),
+            password=_secret("PGPASSWORD"),
+            dbname=os.environ.get("PGDATABASE", "trading"),
+            schema_name=os.environ.get("TRADING_CATALOG_SCHEMA", "public"),
+        )
+    return DuckDBCatalog(path=str(settings.data_dir / "catalog.duckdb"))
+
+
+def landing(settings: Settings) -> LandingFolder:
+    return LandingFolder(path=str(settings.landing_dir))
