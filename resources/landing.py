@@ -78,8 +78,8 @@ class LandingFolder(dg.ConfigurableResource):
                 continue
             if found.dataset in files:
                 problems.append(
-                    f"{path.name}: dataset {found.dataset!r} also comes from {files[found.dataset].path.name}; "
-                    "keep one file per dataset"
+                    f"{path.name}: dataset {found.dataset!r} also comes from "
+                    f"{files[found.dataset].path.name}; keep one file per dataset"
                 )
                 files.pop(found.dataset)
                 continue

@@ -82,7 +82,9 @@ class TableSchema:
         missing = [c for c in self.column_names if c not in data.column_names]
         unknown = [c for c in data.column_names if c not in self.column_names]
         if missing or unknown:
-            raise StoreError(f"{table}: columns do not match the table (missing {missing}, unknown {unknown})")
+            raise StoreError(
+                f"{table}: columns do not match the table (missing {missing}, unknown {unknown})"
+            )
         ts = data.column(TIMESTAMP_COLUMN)
         if not pa.types.is_timestamp(ts.type) or ts.type.tz is None:
             raise StoreError(f"{table}: column 'ts' must be a tz-aware timestamp, got {ts.type}")

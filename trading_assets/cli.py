@@ -1,7 +1,7 @@
 """`trading-assets`: the command line.
 
-    trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT]
-    trading-assets demo [--rows N]
+trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT]
+trading-assets demo [--rows N]
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def _ingest(args: argparse.Namespace) -> int:
         return 1
     report = result.report
     print(
-        f"{result.record.name}: {report.rows} bars {report.first_ts:%Y-%m-%d %H:%M} .. {report.last_ts:%Y-%m-%d %H:%M}"
-        f" UTC, interval {report.interval_s}s, {report.gap_count} gaps -> table {result.record.table_name}"
+        f"{result.record.name}: {report.rows} bars "
+        f"{report.first_ts:%Y-%m-%d %H:%M} .. {report.last_ts:%Y-%m-%d %H:%M} UTC, "
+        f"interval {report.interval_s}s, {report.gap_count} gaps -> table {result.record.table_name}"
         f" ({time.perf_counter() - started:.2f}s)"
     )
     return 0
@@ -71,7 +72,9 @@ def _demo(args: argparse.Namespace) -> int:
         instance=instance, partition_key=DEMO_DATASET, raise_on_error=False
     )
     if not result.success:
-        print("error: the ingest_bars run failed; see the Dagster UI (make dev) for its logs", file=sys.stderr)
+        print(
+            "error: the ingest_bars run failed; see the Dagster UI (make dev) for its logs", file=sys.stderr
+        )
         return 1
     materialization = result.asset_materializations_for_node("bars")[0]
     meta = {k: v.value for k, v in materialization.metadata.items()}
@@ -94,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--tz", help="time zone of the file's timestamps (default: UTC or the sidecar's)")
     ingest.add_argument("--datetime-format", help="strptime format when detection is ambiguous")
     ingest.set_defaults(run=_ingest)
-    demo = sub.add_parser("demo", help="generate the sample export and run the pipeline on the embedded default")
+    demo = sub.add_parser(
+        "demo", help="generate the sample export and run the pipeline on the embedded default"
+    )
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)

@@ -18,7 +18,13 @@ from trading_assets.compute.bar_format import BarFormat, ReadOptions, read_bars
 from trading_assets.compute.files import file_sha256
 
 BARS_SCHEMA = TableSchema(
-    columns=(("open", "double"), ("high", "double"), ("low", "double"), ("close", "double"), ("volume", "double")),
+    columns=(
+        ("open", "double"),
+        ("high", "double"),
+        ("low", "double"),
+        ("close", "double"),
+        ("volume", "double"),
+    ),
     partition_by="MONTH",
 )
 

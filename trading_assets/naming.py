@@ -40,7 +40,7 @@ RESERVED_WORDS = frozenset(
     similar some symmetric table tablesample then timestamp to trailing true truncate union unique
     unpivot update user using variadic verbose when where window with
     datasets schema_migrations information_schema pg_catalog main public temp
-    """.split()
+    """.split()  # noqa: SIM905
 )
 
 

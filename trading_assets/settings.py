@@ -1,11 +1,11 @@
 """Where local state lives and which backends are switched on, read from environment variables.
 
-    TRADING_DATA_DIR      all local state (default ./data)
-    TRADING_LANDING_DIR   where exports land (default $TRADING_DATA_DIR/landing)
-    DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_home)
-    TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
-    TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
-                          TRADING_CATALOG_SCHEMA
+TRADING_DATA_DIR      all local state (default ./data)
+TRADING_LANDING_DIR   where exports land (default $TRADING_DATA_DIR/landing)
+DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_home)
+TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
+TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
+                      TRADING_CATALOG_SCHEMA
 """
 
 from __future__ import annotations

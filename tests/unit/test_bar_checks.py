@@ -18,14 +18,26 @@ def check(tmp_path, text: str, name: str = "x.txt"):
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
-        ("2025.01.01,00:02,11,nan,10,12,6", r"line 3, field 'high \(column 4\)': high is nan, not a finite number"),
+        (
+            "2025.01.01,00:02,11,nan,10,12,6",
+            r"line 3, field 'high \(column 4\)': high is nan, not a finite number",
+        ),
         ("2025.01.01,00:02,11,13,10,12,inf", r"line 3, field 'volume \(column 7\)': volume is inf"),
         ("2025.01.01,00:02,11,9,10,9.5,6", r"line 3, field 'high \(column 4\)': high 9 is below low 10"),
-        ("2025.01.01,00:02,14,13,10,12,6", r"line 3, field 'open \(column 3\)': open 14 is outside \[low 10, high 13\]"),
+        (
+            "2025.01.01,00:02,14,13,10,12,6",
+            r"line 3, field 'open \(column 3\)': open 14 is outside \[low 10, high 13\]",
+        ),
         ("2025.01.01,00:02,11,13,10,9,6", r"line 3, field 'close \(column 6\)': close 9 is outside"),
         ("2025.01.01,00:02,11,13,10,12,-1", r"line 3, field 'volume \(column 7\)': volume -1 is negative"),
-        ("2025.01.01,00:01,11,13,10,12,6", r"line 3, field 'timestamp \(columns 1-2\)'.*repeats the previous bar"),
-        ("2025.01.01,00:00,11,13,10,12,6", r"line 3, field 'timestamp \(columns 1-2\)'.*is before the previous bar"),
+        (
+            "2025.01.01,00:01,11,13,10,12,6",
+            r"line 3, field 'timestamp \(columns 1-2\)'.*repeats the previous bar",
+        ),
+        (
+            "2025.01.01,00:00,11,13,10,12,6",
+            r"line 3, field 'timestamp \(columns 1-2\)'.*is before the previous bar",
+        ),
     ],
 )
 def test_each_rule_names_the_line_and_field(tmp_path, bad_line, message):
@@ -35,12 +47,19 @@ def test_each_rule_names_the_line_and_field(tmp_path, bad_line, message):
 
 def test_the_error_counts_other_rows_with_the_same_problem(tmp_path):
     with pytest.raises(BarFileError, match=r"line 2, .*volume -1 is negative \(1 more rows like it\)"):
-        check(tmp_path, "2025.01.01,00:00,10,12,9,11,5\n2025.01.01,00:01,11,13,10,12,-1\n2025.01.01,00:02,11,13,10,12,-2\n")
+        check(
+            tmp_path,
+            "2025.01.01,00:00,10,12,9,11,5\n2025.01.01,00:01,11,13,10,12,-1\n2025.01.01,00:02,11,13,10,12,-2\n",
+        )
 
 
 def test_line_numbers_count_header_and_blank_lines(tmp_path):
-    text = "Date,Time,Open,High,Low,Close,Volume\n\n2025-01-01,00:00,10,12,9,11,5\n\n2025-01-01,00:01,11,9,10,9.5,6\n"
-    with pytest.raises(BarFileError, match="x.csv line 5, field 'High'"):
+    text = (
+        "Date,Time,Open,High,Low,Close,Volume\n\n"
+        "2025-01-01,00:00,10,12,9,11,5\n\n"
+        "2025-01-01,00:01,11,9,10,9.5,6\n"
+    )
+    with pytest.raises(BarFileError, match=r"x\.csv line 5, field 'High'"):
         check(tmp_path, text, "x.csv")
 
 
@@ -55,13 +74,21 @@ def test_report_of_a_file_with_gaps(tmp_path):
     assert report.missing_bars == 2 + 5
     assert report.largest_gap_s == 360
     assert report.largest_gap_after == datetime(2025, 1, 1, 0, 9, tzinfo=UTC)
-    assert (report.first_ts, report.last_ts) == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 0, 15, tzinfo=UTC))
+    assert (report.first_ts, report.last_ts) == (
+        datetime(2025, 1, 1, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 15, tzinfo=UTC),
+    )
 
 
 def test_no_gaps():
     ts = np.arange(10) * 60_000_000
     report = bars_report(ts)
-    assert (report.gap_count, report.missing_bars, report.largest_gap_s, report.largest_gap_after) == (0, 0, 0, None)
+    assert (report.gap_count, report.missing_bars, report.largest_gap_s, report.largest_gap_after) == (
+        0,
+        0,
+        0,
+        None,
+    )
 
 
 def test_interval_is_the_most_common_step():

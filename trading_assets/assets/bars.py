@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+
 import dagster as dg
 import pyarrow as pa
 
@@ -19,7 +20,9 @@ from trading_assets.partitions import datasets
 class BarsConfig(dg.Config):
     """Overrides for one import; by default the dataset's `<stem>.json` beside the export decides."""
 
-    timezone: str = dg.Field(default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin")
+    timezone: str = dg.Field(
+        default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin"
+    )
     datetime_format: str = dg.Field(default="", description="strptime format, e.g. '%d/%m/%Y %H:%M'")
 
 

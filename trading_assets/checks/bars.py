@@ -76,7 +76,9 @@ def bars_match_source(
             passed=False, description=f"{path.name} changed since it was imported; materialize bars again"
         )
     rows = sample_rows(record.row_count, record.source_sha256)
-    problems = compare_with_source(path, landing_file(path).read_options(), timeseries, record.table_name, rows)
+    problems = compare_with_source(
+        path, landing_file(path).read_options(), timeseries, record.table_name, rows
+    )
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={

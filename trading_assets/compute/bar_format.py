@@ -277,11 +277,14 @@ def _pick_datetime_format(texts: list[str], has_time_column: bool, file: str) ->
             scores[fmt] = ok
     if not scores:
         raise BarFileError(
-            file, f"cannot recognise the date/time format of {texts[0]!r}; set a datetime_format for this dataset"
+            file,
+            f"cannot recognise the date/time format of {texts[0]!r}; set a datetime_format for this dataset",
         )
     best = max(scores.values())
     fits = [f for f, n in scores.items() if n == best]
-    if len({f[:2] for f in fits if f.startswith(("%d", "%m"))}) > 1 and all(f.startswith(("%d", "%m")) for f in fits):
+    if len({f[:2] for f in fits if f.startswith(("%d", "%m"))}) > 1 and all(
+        f.startswith(("%d", "%m")) for f in fits
+    ):
         raise BarFileError(
             file,
             f"dates like {texts[0]!r} read as both day/month and month/day; "
@@ -419,7 +422,9 @@ def detect_format(path: Path, options: ReadOptions | None = None) -> BarFormat:
         raise BarFileError(file, f"missing columns: {', '.join(missing)} (found {names})")
     ts_columns = (roles["timestamp"],) if "timestamp" in roles else (roles["date"], roles["time"])
     value_columns = tuple(roles[r] for r in BAR_FIELDS)
-    ts_samples = [" ".join(r[c] for c in ts_columns) for r in data_rows if len(r) == len(names)]
+    complete = [r for r in data_rows if len(r) == len(names)]
+    # Head and tail of the sample: enough to tell formats apart (e.g. day 13+ for d/m vs m/d).
+    ts_samples = [" ".join(r[c] for c in ts_columns) for r in complete[:100] + complete[-100:]]
     if not ts_samples:
         raise BarFileError(file, "no data rows")
     fmt = BarFormat(
@@ -585,12 +590,33 @@ def read_bars(path: Path, options: ReadOptions | None = None) -> ParsedBars:
     return ParsedBars(pa.table(columns), fmt)
 
 
+# Time-of-day formats Arrow's CSV reader parses natively into time32.
+_NATIVE_TIMES = ("%H:%M:%S", "%H:%M")
+
+
+def _ts_conversion(fmt: BarFormat) -> tuple[list[pa.DataType], list[str]]:
+    """Arrow column types (and strptime parsers) that let the CSV reader itself parse the timestamp columns.
+
+    Parsing inside the multithreaded reader is much faster than reading strings and converting after.
+    """
+    if fmt.time_kind.startswith("epoch_"):
+        return [pa.int64()], []
+    if fmt.datetime_format is None:
+        return [pa.string()], []  # ISO 8601 with fractions or offsets: Arrow's cast parses it later
+    if len(fmt.ts_columns) == 2:
+        date_format, _, time_format = fmt.datetime_format.partition(" ")
+        if time_format in _NATIVE_TIMES:
+            return [pa.timestamp("s"), pa.time32("s")], [date_format]
+        return [pa.string(), pa.string()], []
+    return [pa.timestamp("us")], [fmt.datetime_format]
+
+
 def _read_text_columns(path: Path, fmt: BarFormat) -> pa.Table:
     ts_names = [fmt.names[c] for c in fmt.ts_columns]
     value_names = [fmt.names[c] for c in fmt.value_columns]
+    ts_types, parsers = _ts_conversion(fmt)
     column_types: dict[str, pa.DataType] = {n: pa.float64() for n in value_names}
-    for n in ts_names:
-        column_types[n] = pa.int64() if fmt.time_kind.startswith("epoch_") else pa.string()
+    column_types.update(zip(ts_names, ts_types, strict=True))
     source: Path | io.BytesIO = path
     delimiter = fmt.delimiter
     if delimiter is None:
@@ -608,15 +634,21 @@ def _read_text_columns(path: Path, fmt: BarFormat) -> pa.Table:
             column_types=column_types,
             include_columns=ts_names + value_names,
             decimal_point=fmt.decimal_point,
+            timestamp_parsers=parsers or None,
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
     )
-    ts = (
-        table.column(ts_names[0])
-        if len(ts_names) == 1
-        else pc.binary_join_element_wise(table.column(ts_names[0]), table.column(ts_names[1]), " ")
-    )
+    columns = [table.column(n) for n in ts_names]
+    if len(columns) == 1:
+        ts = columns[0]
+    elif pa.types.is_timestamp(columns[0].type):
+        # date (midnight, seconds) + time of day (seconds since midnight), in microseconds
+        days = columns[0].cast(pa.int64()).to_numpy()
+        secs = columns[1].cast(pa.int32()).to_numpy().astype(np.int64)
+        ts = pa.array((days + secs) * 1_000_000, pa.timestamp("us"))
+    else:
+        ts = pc.binary_join_element_wise(columns[0], columns[1], " ")
     return pa.table({"ts": ts, **{f: table.column(n) for f, n in zip(BAR_FIELDS, value_names, strict=True)}})
 
 
@@ -632,6 +664,8 @@ def _timestamps(raw: pa.ChunkedArray, fmt: BarFormat) -> pa.ChunkedArray | _BadR
         if unit == "ns":  # the contract is microseconds; epochs are positive, so integer division floors
             raw, unit = pc.divide(raw, 1000), "us"
         return pc.cast(raw, pa.timestamp(unit)).cast(TS_TYPE)
+    if pa.types.is_timestamp(raw.type):
+        return localize(raw.cast(pa.timestamp("us")), fmt.timezone)
     if fmt.datetime_format is None:
         text = raw.to_numpy(zero_copy_only=False)
         aware = bool(text.size) and bool(re.search(r"(Z|[+-]\d{2}:?\d{2})$", str(text[0])))
@@ -722,8 +756,13 @@ def reference_rows(path: Path, fmt: BarFormat, rows: set[int]) -> dict[int, tupl
                 delta = aware.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
                 ts_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
             else:
-                ts_us = _parse_ts_text(str(ts), replace(fmt, time_kind=f"epoch_{_parse_epoch(str(ts))[0]}"),
-                                       path.name, r + 1, "timestamp")  # type: ignore[index,arg-type]
+                ts_us = _parse_ts_text(
+                    str(ts),
+                    replace(fmt, time_kind=f"epoch_{_parse_epoch(str(ts))[0]}"),
+                    path.name,
+                    r + 1,
+                    "timestamp",
+                )  # type: ignore[index,arg-type]
             out[r] = (ts_us, tuple(float(v) for v in values))
         return out
     return {

@@ -7,8 +7,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display on workers; must precede pyplot's import
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 # A chart has at most this many x positions; each shows the min-max range of its bucket and its last close.
 _MAX_POINTS = 1500

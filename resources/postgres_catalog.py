@@ -1,0 +1,165 @@
+"""The production catalog: Postgres through a psycopg connection pool, in one schema."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import Field, PrivateAttr
+
+from resources import catalog_sql
+from resources.catalog import CatalogError, DatasetRecord
+from resources.migrations import POSTGRES, apply_migrations
+
+T = TypeVar("T")
+
+# Unquoted Postgres identifiers: anything else would need quoting inside `-c search_path=...`.
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_GET = catalog_sql.get_dataset_sql(POSTGRES.placeholder)
+_UPSERT = catalog_sql.upsert_dataset_sql(POSTGRES.placeholder)
+
+
+class PostgresCatalog(dg.ConfigurableResource):
+    """The catalog in Postgres: datasets and, later, runs, simulations and job requests.
+
+    Connections come from a `psycopg_pool.ConnectionPool` opened on first use and closed after the
+    run (or by `close()`). Every connection works in `schema_name`, created by `migrate()` if missing,
+    with TimeZone UTC. Calls that lose their connection are retried with exponential backoff; every
+    call is one statement or a migration run, so repeating it after a failure is safe.
+    With `auto_migrate`, the first call applies pending migrations.
+    """
+
+    host: str = Field(default="localhost", description="Postgres host.")
+    port: int = Field(default=5432, description="Postgres port.")
+    user: str = Field(default="postgres", description="Postgres user.")
+    password: str | None = Field(default=None, description='Password; pass dg.EnvVar("PGPASSWORD").')
+    dbname: str = Field(default="trading_assets", description="Database name.")
+    schema_name: str = Field(
+        default="public", description="Schema holding the catalog tables (lowercase identifier)."
+    )
+    pool_min_size: int = Field(default=1, ge=0, description="Connections the pool keeps open.")
+    pool_max_size: int = Field(default=4, ge=1, description="Most connections the pool opens.")
+    pool_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait for a pooled connection.")
+    retry_attempts: int = Field(default=5, ge=1, description="Tries per call on connection errors.")
+    retry_delay_s: float = Field(default=0.1, ge=0, description="First backoff delay; doubles per retry.")
+    auto_migrate: bool = Field(default=True, description="Apply pending migrations on first use.")
+
+    _pool: ConnectionPool | None = PrivateAttr(default=None)
+    _migrated: bool = PrivateAttr(default=False)
+
+    def migrate(self) -> list[str]:
+        """Create the schema if missing and apply pending migrations; return the versions applied."""
+
+        def run(conn: psycopg.Connection) -> list[str]:
+            with conn.transaction():
+                # The runners' lock: two catalogs creating the same schema at once would collide.
+                conn.execute(POSTGRES.lock_sql)
+                exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema_name])
+                if exists.fetchone() is None:
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema_name)))
+            return apply_migrations(conn, POSTGRES)
+
+        applied = self._retrying(run)
+        self._migrated = True
+        return applied
+
+    def upsert_dataset(self, record: DatasetRecord) -> DatasetRecord:
+        """Insert or update the dataset row (by name) in one statement; return it as stored."""
+        params = catalog_sql.dataset_params(record)
+
+        def run(conn: psycopg.Connection) -> DatasetRecord:
+            try:
+                row = conn.execute(_UPSERT, params).fetchone()
+            except (psycopg.IntegrityError, psycopg.DataError) as err:
+                raise catalog_sql.refused(record, err) from err
+            assert row is not None  # RETURNING always yields the row
+            return catalog_sql.dataset_from_row(row)
+
+        return self._migrated_call(run)
+
+    def get_dataset(self, name: str) -> DatasetRecord | None:
+        """The dataset row, or None."""
+
+        def run(conn: psycopg.Connection) -> DatasetRecord | None:
+            row = conn.execute(_GET, [name]).fetchone()
+            return None if row is None else catalog_sql.dataset_from_row(row)
+
+        return self._migrated_call(run)
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        """All dataset rows, ordered by name."""
+
+        def run(conn: psycopg.Connection) -> list[DatasetRecord]:
+            return [catalog_sql.dataset_from_row(row) for row in conn.execute(catalog_sql.LIST_DATASETS)]
+
+        return self._migrated_call(run)
+
+    def close(self) -> None:
+        """Close the pool; the next call opens a new one."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Release the pool's connections when the run (or step process) is done with the resource."""
+        self.close()
+
+    def _migrated_call(self, op: Callable[[psycopg.Connection], T]) -> T:
+        if self.auto_migrate and not self._migrated:
+            self.migrate()
+        return self._retrying(op)
+
+    def _retrying(self, op: Callable[[psycopg.Connection], T]) -> T:
+        """Run `op` on a pooled connection, retrying on connection errors with exponential backoff."""
+        pool = self._connection_pool()
+        last_error: psycopg.OperationalError | None = None
+        for attempt in range(self.retry_attempts):
+            if attempt:
+                time.sleep(self.retry_delay_s * 2 ** (attempt - 1))
+            try:
+                with pool.connection() as conn:
+                    return op(conn)
+            except PoolTimeout as err:
+                # The pool has already been reconnecting for pool_timeout_s; waiting more will not help.
+                raise CatalogError(f"no Postgres connection within {self.pool_timeout_s}s: {err}") from err
+            except psycopg.OperationalError as err:
+                last_error = err
+        raise CatalogError(
+            f"Postgres catalog failed after {self.retry_attempts} attempts: {last_error}"
+        ) from last_error
+
+    def _connection_pool(self) -> ConnectionPool:
+        if self._pool is None:
+            # Checked here, not by a validator: an EnvVar's value is only known at run time.
+            if not _SCHEMA_RE.fullmatch(self.schema_name):
+                raise CatalogError(
+                    f"schema_name {self.schema_name!r} is not a lowercase identifier ([a-z_][a-z0-9_]*)"
+                )
+            conninfo = make_conninfo(
+                host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
+            )
+            pool = ConnectionPool(
+                conninfo,
+                kwargs={
+                    "autocommit": True,
+                    "options": f"-c search_path={self.schema_name} -c TimeZone=UTC",
+                    # Shown in pg_stat_activity, so a DBA can tell which catalog holds a session.
+                    "application_name": f"trading_assets catalog {self.schema_name}",
+                },
+                min_size=self.pool_min_size,
+                max_size=self.pool_max_size,
+                timeout=self.pool_timeout_s,
+                name=f"catalog-{self.schema_name}",
+                open=False,
+            )
+            pool.open()
+            self._pool = pool
+        return self._pool

@@ -1,0 +1,84 @@
+"""Fixtures for integration tests against a real Postgres and real DuckDB files.
+
+Postgres comes from TRADING_ASSETS_TEST_PG (a libpq conninfo), by default the local test database.
+Every test that touches Postgres works in its own throwaway schema, dropped afterwards, so runs on a
+shared server never see each other's tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+PG_CONNINFO_ENV = "TRADING_ASSETS_TEST_PG"
+DEFAULT_PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+@pytest.fixture(scope="session")
+def pg_conninfo() -> str:
+    """The test server's conninfo. Postgres runs on every machine of this project (and .ci/run starts it),
+    so a server that does not answer fails the tests instead of skipping them."""
+    conninfo = os.environ.get(PG_CONNINFO_ENV, DEFAULT_PG_CONNINFO)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as err:
+        pytest.fail(f"no Postgres at {conninfo!r} (set {PG_CONNINFO_ENV}): {err}")
+    return conninfo
+
+
+@pytest.fixture
+def pg_settings(pg_conninfo: str) -> dict[str, Any]:
+    """The conninfo as PostgresCatalog fields (host, port, user, password, dbname)."""
+    params = conninfo_to_dict(pg_conninfo)
+    return {
+        "host": params.get("host", "localhost"),
+        "port": int(params.get("port", 5432)),
+        "user": params.get("user", "postgres"),
+        "password": params.get("password"),
+        "dbname": params.get("dbname", "postgres"),
+    }
+
+
+@pytest.fixture
+def pg_admin(pg_conninfo: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection outside the test's schema, for setup and inspection."""
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def pg_schema_name(pg_admin: psycopg.Connection) -> Iterator[str]:
+    """A unique schema name that does not exist yet; whatever is created under it is dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    yield name
+    pg_admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_schema(pg_admin: psycopg.Connection, pg_schema_name: str) -> str:
+    """A fresh, empty schema, dropped after the test."""
+    pg_admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg_schema_name)))
+    return pg_schema_name
+
+
+@pytest.fixture
+def pg_connect(pg_conninfo: str, pg_schema: str) -> Iterator[Callable[[], psycopg.Connection]]:
+    """Opens autocommit connections working in `pg_schema`, as the migration runner expects them."""
+    opened: list[psycopg.Connection] = []
+
+    def connect() -> psycopg.Connection:
+        conn = psycopg.connect(pg_conninfo, autocommit=True, options=f"-c search_path={pg_schema}")
+        opened.append(conn)
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()
