@@ -1,7 +1,5 @@
 """`landing_sensor`: new or changed exports in the landing folder become dataset partitions and runs."""
 
-from __future__ import annotations
-
 import json
 
 import dagster as dg

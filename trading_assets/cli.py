@@ -69,7 +69,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not instance.has_dynamic_partition("datasets", DEMO_DATASET):
         instance.add_dynamic_partitions("datasets", [DEMO_DATASET])
     result = defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance, partition_key=DEMO_DATASET, raise_on_error=False
+        instance=instance,
+        partition_key=DEMO_DATASET,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     if not result.success:
         print(

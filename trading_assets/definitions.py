@@ -10,12 +10,10 @@ from sensors.landing import INGEST_JOB, landing_sensor
 from trading_assets import settings as cfg
 from trading_assets.assets.bars import bars
 from trading_assets.checks.bars import bars_match_source
-from trading_assets.partitions import datasets
 
 ingest_bars_job = dg.define_asset_job(
     INGEST_JOB,
     selection=dg.AssetSelection.assets(bars),
-    partitions_def=datasets,
     description="Import one dataset's export from the landing folder and check it against the source.",
 )
 

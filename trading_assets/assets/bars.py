@@ -1,11 +1,10 @@
 """`bars`: one dataset's OHLCV bars, imported from its export in the landing folder."""
 
-from __future__ import annotations
-
 import base64
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 
 from resources.catalog import Catalog
 from resources.landing import LandingFolder
@@ -20,10 +19,8 @@ from trading_assets.partitions import datasets
 class BarsConfig(dg.Config):
     """Overrides for one import; by default the dataset's `<stem>.json` beside the export decides."""
 
-    timezone: str = dg.Field(
-        default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin"
-    )
-    datetime_format: str = dg.Field(default="", description="strptime format, e.g. '%d/%m/%Y %H:%M'")
+    timezone: str = Field(default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin")
+    datetime_format: str = Field(default="", description="strptime format, e.g. '%d/%m/%Y %H:%M'")
 
 
 def human_duration(seconds: int) -> str:
