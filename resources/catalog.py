@@ -24,6 +24,8 @@ class DatasetRecord:
     last_ts: datetime
     table_name: str
     columns: tuple[str, ...]
+    # How the file was read (time zone, column mapping, formats) as JSON: re-reading it needs the same.
+    read_options: str = "{}"
     # Set by the catalog on write; None on records built by callers.
     created_at: datetime | None = None
     updated_at: datetime | None = None

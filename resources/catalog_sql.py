@@ -22,7 +22,8 @@ _DATASET_INPUT = (
     "first_ts",
     "last_ts",
     "table_name",
-    "columns",
+    "read_options",
+    "columns",  # last: dataset_params binds it as a list
 )
 _DATASET_OUTPUT = ", ".join((*_DATASET_INPUT, "created_at", "updated_at"))
 
@@ -57,7 +58,20 @@ def dataset_params(record: DatasetRecord) -> list[Any]:
 
 def dataset_from_row(row: Sequence[Any]) -> DatasetRecord:
     """A DatasetRecord from a row in `_DATASET_OUTPUT` order, every timestamp in UTC."""
-    name, source_file, sha256, interval, row_count, first_ts, last_ts, table, columns, created, updated = row
+    (
+        name,
+        source_file,
+        sha256,
+        interval,
+        row_count,
+        first_ts,
+        last_ts,
+        table,
+        options,
+        columns,
+        created,
+        updated,
+    ) = row
     return DatasetRecord(
         name=name,
         source_file=source_file,
@@ -67,6 +81,7 @@ def dataset_from_row(row: Sequence[Any]) -> DatasetRecord:
         first_ts=_utc(first_ts),
         last_ts=_utc(last_ts),
         table_name=table,
+        read_options=options,
         columns=tuple(columns),
         created_at=_utc(created),
         updated_at=_utc(updated),

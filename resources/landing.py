@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
 
 from trading_assets import naming
-from trading_assets.compute.bar_format import ColumnMapping, ReadOptions
+from trading_assets.compute.bar_format import ReadOptions
 from trading_assets.compute.files import file_sha256
 
 EXPORT_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".prn", ".dat", ".parquet"})
@@ -33,19 +33,16 @@ class LandingFile:
 
     def read_options(self, timezone: str | None = None, datetime_format: str | None = None) -> ReadOptions:
         """Options from the sidecar (if any), overridden by explicit arguments."""
-        values: dict[str, object] = {}
+        options = ReadOptions()
         if self.sidecar is not None:
             try:
-                values = json.loads(self.sidecar.read_text())
-            except (OSError, json.JSONDecodeError) as err:
+                options = ReadOptions.from_dict(json.loads(self.sidecar.read_text()))
+            except (OSError, ValueError) as err:
                 raise ValueError(f"{self.sidecar.name}: cannot read reading options: {err}") from None
-            unknown = set(values) - {"timezone", "columns", "datetime_format"}
-            if unknown:
-                raise ValueError(f"{self.sidecar.name}: unknown keys {sorted(unknown)}")
-        return ReadOptions(
-            timezone=timezone or str(values.get("timezone", "UTC")),
-            columns=ColumnMapping.from_dict(dict(values.get("columns", {}))),  # type: ignore[arg-type]
-            datetime_format=datetime_format or values.get("datetime_format"),  # type: ignore[arg-type]
+        return replace(
+            options,
+            timezone=timezone or options.timezone,
+            datetime_format=datetime_format or options.datetime_format,
         )
 
 

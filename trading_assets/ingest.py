@@ -45,7 +45,8 @@ def ingest_bars(
     """Import `source` as dataset `source.dataset`; raise (storing nothing) when the file is bad."""
     path = source.path
     sha = file_sha256(path)
-    parsed = read_bars(path, options if options is not None else source.read_options())
+    options = options if options is not None else source.read_options()
+    parsed = read_bars(path, options)
     report = validate_bars(parsed, path)
     table = naming.bars_table(source.dataset)
     store.replace(table, parsed.table, BARS_SCHEMA)
@@ -60,6 +61,7 @@ def ingest_bars(
             last_ts=report.last_ts,
             table_name=table,
             columns=tuple(BARS_SCHEMA.column_names),
+            read_options=options.to_json(),
         )
     )
     return IngestResult(record, report, parsed.format)

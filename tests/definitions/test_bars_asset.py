@@ -177,3 +177,13 @@ def test_cli_ingest_then_refuse_a_bad_file_without_touching_the_data(data_dir, t
     assert store.read("eth_m1").equals(before)
     assert cli.main(["ingest", str(good), "--dataset", "x; drop table eth_m1"]) == 1
     assert "not a valid name" in capsys.readouterr().err
+
+
+def test_reading_options_of_an_import_are_recorded_and_used_by_the_check(resources, instance):
+    landed(resources)
+    config = {"ops": {"bars": {"config": {"timezone": "Europe/Berlin"}}}}
+    result = materialize(resources, instance, run_config=config)
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+    record = resources["catalog"].get_dataset("btc25")
+    assert json.loads(record.read_options) == {"timezone": "Europe/Berlin"}
+    assert record.first_ts.isoformat() == "2024-12-31T23:00:00+00:00"  # 00:00 in Berlin (CET)

@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -236,3 +237,15 @@ def test_fast_reader_agrees_with_the_reference_reader_on_every_row(tmp_path):
     parsed = read_bars(path)
     expected = reference_rows(path, parsed.format, set(range(n)))
     assert rows(path) == [(ts, *vals) for _, (ts, vals) in sorted(expected.items())]
+
+
+def test_reading_options_round_trip_through_json():
+    options = ReadOptions(
+        timezone="Asia/Tokyo",
+        columns=ColumnMapping(timestamp="when", volume=6, ignore=("mood",)),
+        datetime_format="%d/%m/%Y %H:%M",
+    )
+    assert ReadOptions.from_dict(json.loads(options.to_json())) == options
+    assert ReadOptions().to_json() == '{"timezone": "UTC"}'
+    with pytest.raises(ValueError, match="unknown reading option keys"):
+        ReadOptions.from_dict({"tz": "UTC"})

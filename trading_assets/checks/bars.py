@@ -1,5 +1,6 @@
 """Checks on the `bars` asset."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -7,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 
 from resources.catalog import Catalog
-from resources.landing import landing_file
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.bars import bars
 from trading_assets.compute.bar_format import BAR_FIELDS, ReadOptions, detect_format, reference_rows
@@ -78,7 +78,12 @@ def bars_match_source(
         )
     rows = sample_rows(record.row_count, record.source_sha256)
     problems = compare_with_source(
-        path, landing_file(path).read_options(), timeseries, record.table_name, rows, record.row_count
+        path,
+        ReadOptions.from_dict(json.loads(record.read_options)),
+        timeseries,
+        record.table_name,
+        rows,
+        record.row_count,
     )
     return dg.AssetCheckResult(
         passed=not problems,

@@ -14,9 +14,10 @@ an offset are local times in the dataset's time zone (default UTC); everything c
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -132,7 +133,7 @@ class ColumnMapping:
         if unknown:
             raise ValueError(f"unknown column mapping keys {sorted(unknown)}")
         data = dict(values)
-        data["ignore"] = tuple(data.get("ignore", ()))  # type: ignore[arg-type]
+        data["ignore"] = tuple(data.get("ignore", ()))  # type: ignore[call-overload]
         return cls(**data)  # type: ignore[arg-type]
 
 
@@ -144,6 +145,23 @@ class ReadOptions:
     columns: ColumnMapping = field(default_factory=ColumnMapping)
     # strptime format of the date (+ ' ' + time) text, when detection is ambiguous (e.g. '%d/%m/%Y %H:%M').
     datetime_format: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> ReadOptions:
+        """From the JSON form (a dataset's `<stem>.json`, or the catalog's record of an import)."""
+        unknown = set(values) - {"timezone", "columns", "datetime_format"}
+        if unknown:
+            raise ValueError(f"unknown reading option keys {sorted(unknown)}")
+        return cls(
+            timezone=str(values.get("timezone", "UTC")),
+            columns=ColumnMapping.from_dict(dict(values.get("columns", {}))),  # type: ignore[call-overload]
+            datetime_format=values.get("datetime_format"),  # type: ignore[arg-type]
+        )
+
+    def to_json(self) -> str:
+        mapping = {k: v for k, v in asdict(self.columns).items() if v not in (None, ())}
+        values = {"timezone": self.timezone, "columns": mapping, "datetime_format": self.datetime_format}
+        return json.dumps({k: v for k, v in values.items() if v not in (None, {})}, sort_keys=True)
 
 
 @dataclass(frozen=True)
