@@ -14,15 +14,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	@touch $@
 
-demo: $(VENV)/.installed
+# The embedded default's Dagster instance: SQLite storage under DAGSTER_HOME (an empty config says so).
+$(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
+	@echo "# Embedded default: SQLite storage in this folder. Production uses the repo's dagster.yaml." > $@
+
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-dev: $(VENV)/.installed
+dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
