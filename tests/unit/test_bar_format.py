@@ -249,3 +249,39 @@ def test_reading_options_round_trip_through_json():
     assert ReadOptions().to_json() == '{"timezone": "UTC"}'
     with pytest.raises(ValueError, match="unknown reading option keys"):
         ReadOptions.from_dict({"tz": "UTC"})
+
+
+def test_reference_reader_resolves_the_repeated_dst_hour_like_the_fast_reader(tmp_path):
+    # Europe/Berlin 2025-10-26: every minute from 01:00 to 04:00 local, with 02:00-02:59 written twice.
+    walls = [f"01:{m:02d}" for m in range(60)] + [f"02:{m:02d}" for m in range(60)] * 2
+    walls += [f"03:{m:02d}" for m in range(60)]
+    path = write(tmp_path, "x.txt", "".join(f"2025.10.26,{w},1,2,0.5,1.5,3\n" for w in walls))
+    options = ReadOptions(timezone="Europe/Berlin")
+    fast = [r[0] for r in rows(path, options)]
+    assert fast == [us(2025, 10, 25, 23, 0) + 60_000_000 * i for i in range(240)]
+    reference = reference_rows(path, read_bars(path, options).format, {0, 60, 119, 120, 179, 239})
+    assert {i: ts for i, (ts, _) in reference.items()} == {i: fast[i] for i in reference}
+
+
+def test_parquet_reference_reader_resolves_the_repeated_dst_hour(tmp_path):
+    path = tmp_path / "x.parquet"
+    walls = [datetime(2025, 10, 26, 2, 30), datetime(2025, 10, 26, 2, 30)]
+    one = [1.0, 1.0]
+    pq.write_table(
+        pa.table(
+            {
+                "timestamp": pa.array(walls, pa.timestamp("us")),
+                "open": one,
+                "high": [2.0, 2.0],
+                "low": [0.5, 0.5],
+                "close": one,
+                "volume": one,
+            }
+        ),
+        path,
+    )
+    options = ReadOptions(timezone="Europe/Berlin")
+    fast = [r[0] for r in rows(path, options)]
+    assert fast == [us(2025, 10, 26, 0, 30), us(2025, 10, 26, 1, 30)]
+    reference = reference_rows(path, read_bars(path, options).format, {1})
+    assert reference[1][0] == fast[1]

@@ -502,52 +502,85 @@ def _detect_parquet(path: Path, options: ReadOptions, tz: str) -> BarFormat:
 # Slow reference reader: one line at a time, plain Python.
 
 
-def parse_line(text: str, fmt: BarFormat, file: str, line: int) -> tuple[int, tuple[float, ...]]:
-    """(ts in UTC microseconds, (open, high, low, close, volume)) of one data line, or BarFileError."""
-    fields = _split(text, fmt.delimiter)
-    if len(fields) != len(fmt.names):
-        raise BarFileError(file, f"has {len(fields)} fields, expected {len(fmt.names)}", line)
-    ts_text = " ".join(fields[c] for c in fmt.ts_columns)
-    ts_field = fmt.label(fmt.ts_columns, "timestamp")
-    ts = _parse_ts_text(ts_text, fmt, file, line, ts_field)
-    values = []
-    for role, col in zip(BAR_FIELDS, fmt.value_columns, strict=True):
-        raw = fields[col]
+class ReferenceReader:
+    """Reads data lines one at a time with plain Python (datetime, zoneinfo, float).
+
+    Lines must come in file order: the reader remembers the latest wall time it has seen, so a wall time
+    repeated by a DST fall-back gets the later offset (fold=1), as an exporter writing local time means it.
+    """
+
+    def __init__(self, fmt: BarFormat, file: str) -> None:
+        self.fmt, self.file = fmt, file
+        self._latest_wall: datetime | None = None
+
+    @property
+    def needs_every_line(self) -> bool:
+        """Whether a line's value depends on the lines before it (local wall times with DST)."""
+        return self.fmt.time_kind == "text" and self.fmt.timezone != "UTC"
+
+    def parse(self, text: str, line: int) -> tuple[int, tuple[float, ...]]:
+        """(ts in UTC microseconds, (open, high, low, close, volume)) of one data line, or BarFileError."""
+        fmt, file = self.fmt, self.file
+        fields = _split(text, fmt.delimiter)
+        if len(fields) != len(fmt.names):
+            raise BarFileError(file, f"has {len(fields)} fields, expected {len(fmt.names)}", line)
+        ts_text = " ".join(fields[c] for c in fmt.ts_columns)
+        ts = self._timestamp(ts_text, line, fmt.label(fmt.ts_columns, "timestamp"))
+        values = []
+        for role, col in zip(BAR_FIELDS, fmt.value_columns, strict=True):
+            raw = fields[col]
+            try:
+                values.append(float(raw.replace(fmt.decimal_point, ".") if fmt.decimal_point != "." else raw))
+            except ValueError:
+                raise BarFileError(
+                    file, f"{role} value {raw!r} is not a number", line, fmt.label((col,), role)
+                ) from None
+        return ts, tuple(values)
+
+    def _timestamp(self, text: str, line: int, field_name: str) -> int:
+        fmt, file = self.fmt, self.file
+        if fmt.time_kind.startswith("epoch_"):
+            unit = fmt.time_kind.removeprefix("epoch_")
+            if not re.fullmatch(r"\d{1,19}", text):
+                raise BarFileError(file, f"timestamp {text!r} is not an epoch integer", line, field_name)
+            value = int(text)
+            return value // 1000 if unit == "ns" else value * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
         try:
-            values.append(float(raw.replace(fmt.decimal_point, ".") if fmt.decimal_point != "." else raw))
+            if fmt.datetime_format is None:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            else:
+                parsed = datetime.strptime(text, fmt.datetime_format)
         except ValueError:
-            raise BarFileError(
-                file, f"{role} value {raw!r} is not a number", line, fmt.label((col,), role)
-            ) from None
-    return ts, tuple(values)
+            want = fmt.datetime_format or "ISO 8601"
+            raise BarFileError(file, f"timestamp {text!r} does not match {want}", line, field_name) from None
+        if parsed.tzinfo is None:
+            return self._from_wall_time(parsed, text, line, field_name)
+        return _epoch_us(parsed)
 
-
-def _parse_ts_text(text: str, fmt: BarFormat, file: str, line: int, field_name: str) -> int:
-    if fmt.time_kind.startswith("epoch_"):
-        unit = fmt.time_kind.removeprefix("epoch_")
-        if not re.fullmatch(r"\d{1,19}", text):
-            raise BarFileError(file, f"timestamp {text!r} is not an epoch integer", line, field_name)
-        value = int(text)
-        return value // 1000 if unit == "ns" else value * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
-    try:
-        if fmt.datetime_format is None:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        else:
-            parsed = datetime.strptime(text, fmt.datetime_format)
-    except ValueError:
-        want = fmt.datetime_format or "ISO 8601"
-        raise BarFileError(file, f"timestamp {text!r} does not match {want}", line, field_name) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(fmt.timezone))
-        # A wall time skipped by a DST change comes back different from what was written.
-        if parsed.astimezone(UTC).astimezone(ZoneInfo(fmt.timezone)).replace(tzinfo=None) != parsed.replace(
-            tzinfo=None
-        ):
+    def _from_wall_time(self, wall: datetime, text: str, line: int, field_name: str) -> int:
+        tz = ZoneInfo(self.fmt.timezone)
+        repeated = self._latest_wall is not None and wall <= self._latest_wall
+        self._latest_wall = wall if self._latest_wall is None else max(wall, self._latest_wall)
+        aware = wall.replace(tzinfo=tz, fold=int(repeated))
+        # A wall time skipped by a DST change does not survive the round trip through UTC.
+        if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
             raise BarFileError(
-                file, f"local time {text!r} does not exist in {fmt.timezone} (DST gap)", line, field_name
+                self.file,
+                f"local time {text!r} does not exist in {self.fmt.timezone} (DST gap)",
+                line,
+                field_name,
             )
-    delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+        return _epoch_us(aware)
+
+
+def _epoch_us(aware: datetime) -> int:
+    delta = aware.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_line(text: str, fmt: BarFormat, file: str, line: int) -> tuple[int, tuple[float, ...]]:
+    """One data line read on its own (no DST fall-back context): for error messages and single lines."""
+    return ReferenceReader(fmt, file).parse(text, line)
 
 
 def iter_data_lines(path: Path, fmt: BarFormat) -> Iterator[tuple[int, str]]:
@@ -568,10 +601,10 @@ def locate_row(path: Path, fmt: BarFormat, row: int) -> int:
 
 def first_bad_line(path: Path, fmt: BarFormat) -> BarFileError | None:
     """The first line the reference reader rejects, or None when every line reads."""
-    file = path.name
+    reader = ReferenceReader(fmt, path.name)
     for number, text in iter_data_lines(path, fmt):
         try:
-            parse_line(text, fmt, file, number)
+            reader.parse(text, number)
         except BarFileError as err:
             return err
     return None
@@ -766,25 +799,27 @@ def reference_rows(path: Path, fmt: BarFormat, rows: set[int]) -> dict[int, tupl
     """Data rows `rows` (0-based) read by the slow reference path: plain Python, value by value."""
     if fmt.kind == "parquet":
         table = pq.read_table(path, columns=[fmt.names[c] for c in (fmt.ts_columns[0], *fmt.value_columns)])
+        reader = ReferenceReader(fmt, path.name)
+        ts_type = table.schema.types[0]
+        in_order = pa.types.is_timestamp(ts_type) and ts_type.tz is None and fmt.timezone != "UTC"
         out = {}
-        for r in sorted(rows):
+        for r in range(table.num_rows) if in_order else sorted(rows):
             ts, *values = (table.column(i)[r].as_py() for i in range(table.num_columns))
             if isinstance(ts, datetime):
-                aware = ts if ts.tzinfo else ts.replace(tzinfo=ZoneInfo(fmt.timezone))
-                delta = aware.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-                ts_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+                ts_us = (
+                    _epoch_us(ts) if ts.tzinfo else reader._from_wall_time(ts, str(ts), r + 1, "timestamp")
+                )
             else:
-                ts_us = _parse_ts_text(
-                    str(ts),
-                    replace(fmt, time_kind=f"epoch_{_parse_epoch(str(ts))[0]}"),
-                    path.name,
-                    r + 1,
-                    "timestamp",
-                )  # type: ignore[index,arg-type]
-            out[r] = (ts_us, tuple(float(v) for v in values))
+                epoch_fmt = replace(fmt, time_kind=f"epoch_{_parse_epoch(str(ts))[0]}")  # type: ignore[index]
+                ts_us = ReferenceReader(epoch_fmt, path.name)._timestamp(str(ts), r + 1, "timestamp")
+            if r in rows:
+                out[r] = (ts_us, tuple(float(v) for v in values))
         return out
-    return {
-        i: parse_line(text, fmt, path.name, number)
-        for i, (number, text) in enumerate(iter_data_lines(path, fmt))
-        if i in rows
-    }
+    reader = ReferenceReader(fmt, path.name)
+    out = {}
+    for i, (number, text) in enumerate(iter_data_lines(path, fmt)):
+        if i in rows:
+            out[i] = reader.parse(text, number)
+        elif reader.needs_every_line:
+            reader.parse(text, number)  # keeps the DST fall-back context of the rows that follow
+    return out
