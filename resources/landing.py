@@ -64,6 +64,7 @@ class LandingFolder(dg.ConfigurableResource):
         if not folder.is_dir():
             return [], []
         files: dict[str, LandingFile] = {}
+        contested: set[str] = set()
         problems: list[str] = []
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path.suffix.lower() not in EXPORT_SUFFIXES or not path.is_file():
@@ -73,12 +74,13 @@ class LandingFolder(dg.ConfigurableResource):
             except naming.InvalidNameError as err:
                 problems.append(str(err))
                 continue
-            if found.dataset in files:
+            if found.dataset in files or found.dataset in contested:
+                contested.add(found.dataset)
                 problems.append(
                     f"{path.name}: dataset {found.dataset!r} also comes from "
-                    f"{files[found.dataset].path.name}; keep one file per dataset"
+                    "another file; keep one file per dataset"
                 )
-                files.pop(found.dataset)
+                files.pop(found.dataset, None)
                 continue
             files[found.dataset] = found
         return list(files.values()), problems

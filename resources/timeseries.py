@@ -122,7 +122,9 @@ class TimeSeriesStore(Protocol):
         """Create the table if it does not exist; an existing table must have the same columns."""
 
     def write(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        """Replace the rows in [min(ts), max(ts)] of `data` with `data`; return rows written."""
+        """Write `data` idempotently; return rows written. Rows with the same keys are replaced, never
+        duplicated. DuckDB also deletes other rows in [min(ts), max(ts)]; QuestDB cannot delete rows, so
+        there rows of that window missing from `data` stay (use `replace` for a full re-import)."""
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
         """Make the table hold exactly `data` (a full re-import); on failure it keeps its old rows."""

@@ -4,8 +4,8 @@ import json
 
 import dagster as dg
 
-from resources.catalog import Catalog
-from resources.landing import LandingFolder
+from resources.catalog import Catalog, DatasetRecord
+from resources.landing import LandingFile, LandingFolder
 from trading_assets.partitions import datasets
 
 INGEST_JOB = "ingest_bars"
@@ -13,6 +13,16 @@ INGEST_JOB = "ingest_bars"
 
 def _cursor(raw: str | None) -> dict[str, dict[str, object]]:
     return json.loads(raw) if raw else {}
+
+
+def _already_imported(record: DatasetRecord | None, data_sha: str, found: LandingFile) -> bool:
+    """The catalog holds this exact content, read with the options the landing folder now gives."""
+    if record is None or record.source_sha256 != data_sha:
+        return False
+    try:
+        return record.read_options == found.read_options().to_json()
+    except ValueError:
+        return False  # a broken sidecar: let the run report it
 
 
 @dg.sensor(
@@ -46,7 +56,7 @@ def landing_sensor(
             continue
         record = catalog.get_dataset(found.dataset)
         data_sha = str(fingerprint).split(":", 1)[0]
-        if not previous and record is not None and record.source_sha256 == data_sha:
+        if not previous and _already_imported(record, data_sha, found):
             continue  # imported before this cursor existed (e.g. by the CLI or `make demo`)
         requests.append(
             dg.RunRequest(

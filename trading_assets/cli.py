@@ -34,8 +34,8 @@ def _ingest(args: argparse.Namespace) -> int:
         options = source.read_options(args.tz, args.datetime_format)
         started = time.perf_counter()
         result = ingest_bars(source, store, catalog, options)
-    except (ValueError, RuntimeError) as err:
-        # BarFileError, InvalidNameError, StoreError, CatalogError: the message names file, line and field.
+    except (ValueError, RuntimeError, OSError) as err:
+        # BarFileError, InvalidNameError, StoreError, CatalogError, a lock timeout: the message says what.
         print(f"error: {err}", file=sys.stderr)
         return 1
     report = result.report
@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ValueError as err:  # e.g. TRADING_TIMESERIES=sqlite
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -97,13 +97,16 @@ def dataset_from_path(path: str | Path) -> str:
 
 def version_part(value: object) -> str:
     """Validate an indicator-set version (e.g. '1', 'v2', 'fast_ma')."""
-    return _check_part(
+    version = _check_part(
         "indicator version",
         value,
         _VERSION_RE,
         MAX_VERSION,
         "use lowercase ASCII letters, digits and '_'",
     )
+    if re.fullmatch(r"(run|sim)[0-9]+", version):
+        raise InvalidNameError(f"indicator version {version!r} would name a run or simulation table")
+    return version
 
 
 def _number(kind: str, n: object) -> int:

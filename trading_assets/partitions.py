@@ -6,5 +6,5 @@ validated by `naming.dataset_name`, which allows neither.
 
 import dagster as dg
 
-# One partition per imported dataset (file stem), registered by the landing sensor or the CLI.
+# One partition per dataset (file stem), registered by the landing sensor or `trading-assets demo`.
 datasets = dg.DynamicPartitionsDefinition(name="datasets")

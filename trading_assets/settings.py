@@ -72,7 +72,7 @@ def catalog(settings: Settings) -> DuckDBCatalog | PostgresCatalog:
             port=int(os.environ.get("PGPORT", "5432")),
             user=os.environ.get("PGUSER", "postgres"),
             password=_secret("PGPASSWORD"),
-            dbname=os.environ.get("PGDATABASE", "trading"),
+            dbname=os.environ.get("PGDATABASE", "trading_assets"),
             schema_name=os.environ.get("TRADING_CATALOG_SCHEMA", "public"),
         )
     return DuckDBCatalog(path=str(settings.data_dir / "catalog.duckdb"))

@@ -187,3 +187,20 @@ def test_reading_options_of_an_import_are_recorded_and_used_by_the_check(resourc
     record = resources["catalog"].get_dataset("btc25")
     assert json.loads(record.read_options) == {"timezone": "Europe/Berlin"}
     assert record.first_ts.isoformat() == "2024-12-31T23:00:00+00:00"  # 00:00 in Berlin (CET)
+
+
+def test_sensor_with_a_fresh_cursor_reingests_when_the_reading_options_differ_from_the_import(
+    resources, instance
+):
+    source = landed(resources)
+    assert materialize(resources, instance).success
+    source.with_suffix(".json").write_text(json.dumps({"timezone": "Europe/Berlin"}))
+    assert [r.partition_key for r in tick(resources, instance, None).run_requests] == ["btc25"]
+
+
+def test_every_file_of_a_contested_dataset_is_skipped(resources, instance):
+    for name in ("btc25.txt", "btc25.csv", "BTC25.tsv"):
+        landed(resources, name)
+    files, problems = resources["landing"].scan()
+    assert files == []
+    assert len(problems) == 2

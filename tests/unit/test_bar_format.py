@@ -285,3 +285,12 @@ def test_parquet_reference_reader_resolves_the_repeated_dst_hour(tmp_path):
     assert fast == [us(2025, 10, 26, 0, 30), us(2025, 10, 26, 1, 30)]
     reference = reference_rows(path, read_bars(path, options).format, {1})
     assert reference[1][0] == fast[1]
+
+
+def test_decimal_comma_is_detected_when_the_last_line_has_only_whole_numbers(tmp_path):
+    path = write(
+        tmp_path,
+        "x.txt",
+        "20250102 093000;5900,25;5901,5;5899;5900,75;1200\n20250102 093100;5900;5901;5899;5900;1\n",
+    )
+    assert rows(path)[0][1:] == (5900.25, 5901.5, 5899.0, 5900.75, 1200.0)

@@ -103,3 +103,9 @@ def test_quote_refuses_unvalidated_identifiers():
     assert naming.quote("btc25") == '"btc25"'
     with pytest.raises(naming.InvalidNameError):
         naming.quote('x"; DROP TABLE y; --')
+
+
+@pytest.mark.parametrize("version", ["run1", "sim12"])
+def test_versions_cannot_shadow_run_or_simulation_tables(version):
+    with pytest.raises(naming.InvalidNameError, match="run or simulation"):
+        naming.indicator_table("btc", version)

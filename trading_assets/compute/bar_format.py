@@ -268,7 +268,7 @@ def _datetime_formats(has_time_column: bool) -> list[str]:
 
 def _iso_like(texts: list[str]) -> bool:
     return all(
-        re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?", t)
+        re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?", t)
         for t in texts
     )
 
@@ -404,7 +404,9 @@ def detect_format(path: Path, options: ReadOptions | None = None) -> BarFormat:
     texts = [t for _, t in sample]
     delimiter = _detect_delimiter(texts[: min(len(texts), 50)])
     rows = [_split(t, delimiter) for t in texts]
-    decimal_point = "," if delimiter == ";" and any(re.fullmatch(r"-?\d+,\d+", f) for f in rows[-1]) else "."
+    # Decimal commas only make sense with ';' separators; any sampled value like 1,5 decides.
+    decimal_comma = delimiter == ";" and any(re.fullmatch(r"-?\d+,\d+", f) for r in rows for f in r)
+    decimal_point = "," if decimal_comma else "."
     first, second = rows[0], rows[1] if len(rows) > 1 else rows[0]
     header = (
         len(rows) > 1
