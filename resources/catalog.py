@@ -6,6 +6,7 @@ its columns and its time range, so a user can find the data from the catalog alo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -31,6 +32,43 @@ class DatasetRecord:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class IndicatorSetRecord:
+    """One indicator set: a spec applied to a dataset, its version there and the table of its values.
+
+    The spec and what is derived from it (label, columns, lookbacks) never change; the outputs
+    (status through message) describe what the measurement table holds now.
+    """
+
+    # The time-series table of the values: naming.indicator_table(dataset, str(version)).
+    measurement: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the specs were registered.
+    version: int
+    # The set's name from its spec (e.g. "default").
+    label: str
+    # Canonical JSON of the spec, and the hash that identifies it within the dataset.
+    spec: str
+    spec_sha256: str
+    columns: tuple[str, ...]
+    # Warm-up bars of each column, in `columns` order.
+    lookbacks: tuple[int, ...]
+    # "registered" (nothing stored yet), "ready" or "failed".
+    status: str
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    # Hash of the bars the stored rows were computed from.
+    bars_sha256: str | None = None
+    # JSON resume state of stateful indicators.
+    state: str | None = None
+    code_version: str | None = None
+    message: str | None = None
+    # Set by the catalog.
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
@@ -50,3 +88,48 @@ class Catalog(Protocol):
 
     def list_datasets(self) -> list[DatasetRecord]:
         """All dataset rows, ordered by name."""
+
+    def register_indicator_set(
+        self,
+        dataset: str,
+        label: str,
+        spec: str,
+        spec_sha256: str,
+        columns: Sequence[str],
+        lookbacks: Sequence[int],
+    ) -> tuple[IndicatorSetRecord, bool]:
+        """Return (record, created) for the spec on `dataset`, in one transaction.
+
+        The set already registered for (dataset, spec_sha256) if any (created False); else a new row with
+        the dataset's next version (1 for the first), measurement `<dataset>_<version>` and status
+        "registered" (created True). CatalogError if the dataset is not in the catalog, if columns and
+        lookbacks differ in length, or if spec_sha256 is registered with a different spec text.
+        """
+
+    def get_indicator_set(self, dataset: str, version: int) -> IndicatorSetRecord | None:
+        """The indicator set `version` of `dataset`, or None."""
+
+    def get_indicator_set_by_measurement(self, measurement: str) -> IndicatorSetRecord | None:
+        """The indicator set whose values are in table `measurement`, or None."""
+
+    def list_indicator_sets(self, dataset: str | None = None) -> list[IndicatorSetRecord]:
+        """The indicator sets of `dataset` (of every dataset if None), ordered by dataset, version."""
+
+    def record_indicator_output(
+        self,
+        dataset: str,
+        version: int,
+        *,
+        status: str,
+        row_count: int | None,
+        first_ts: datetime | None,
+        last_ts: datetime | None,
+        bars_sha256: str | None,
+        state: str | None,
+        code_version: str | None,
+        message: str | None,
+    ) -> IndicatorSetRecord:
+        """Replace the outputs of an existing set (never its spec or columns); return the stored row.
+
+        CatalogError if there is no such set, a timestamp is naive, or a value breaks a constraint.
+        """

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import dagster as dg
@@ -15,7 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql
-from resources.catalog import CatalogError, DatasetRecord
+from resources.catalog import CatalogError, DatasetRecord, IndicatorSetRecord
 from resources.migrations import POSTGRES, apply_migrations
 
 T = TypeVar("T")
@@ -25,6 +26,16 @@ _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 _GET = catalog_sql.get_dataset_sql(POSTGRES.placeholder)
 _UPSERT = catalog_sql.upsert_dataset_sql(POSTGRES.placeholder)
+_GET_SET = catalog_sql.get_indicator_set_sql(POSTGRES.placeholder)
+_GET_SET_BY_MEASUREMENT = catalog_sql.get_indicator_set_by_measurement_sql(POSTGRES.placeholder)
+_LIST_SETS_OF = catalog_sql.list_indicator_sets_of_sql(POSTGRES.placeholder)
+_RECORD_OUTPUT = catalog_sql.record_indicator_output_sql(POSTGRES.placeholder)
+# Held until the registering transaction ends, so concurrent registrations for one dataset take turns
+# and each reads the versions the others committed. Per schema and dataset: other datasets (and other
+# catalogs on the server) do not wait.
+_LOCK_DATASET_SETS = (
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.indicator_sets.' || %s::text))"
+)
 
 
 class PostgresCatalog(dg.ConfigurableResource):
@@ -99,6 +110,106 @@ class PostgresCatalog(dg.ConfigurableResource):
 
         def run(conn: psycopg.Connection) -> list[DatasetRecord]:
             return [catalog_sql.dataset_from_row(row) for row in conn.execute(catalog_sql.LIST_DATASETS)]
+
+        return self._migrated_call(run)
+
+    def register_indicator_set(
+        self,
+        dataset: str,
+        label: str,
+        spec: str,
+        spec_sha256: str,
+        columns: Sequence[str],
+        lookbacks: Sequence[int],
+    ) -> tuple[IndicatorSetRecord, bool]:
+        """Return (record, created) for the spec on `dataset`; see `Catalog.register_indicator_set`.
+
+        One transaction under a per-dataset advisory lock. A retry after a lost connection repeats the
+        whole transaction: if the first try had committed, the retry finds its row (created False).
+        """
+
+        def run(conn: psycopg.Connection) -> tuple[IndicatorSetRecord, bool]:
+            try:
+                with conn.transaction():
+                    conn.execute(_LOCK_DATASET_SETS, [dataset])
+                    return catalog_sql.register_indicator_set(
+                        conn, POSTGRES.placeholder, dataset, label, spec, spec_sha256, columns, lookbacks
+                    )
+            except (psycopg.IntegrityError, psycopg.DataError) as err:
+                what = f"indicator set {label!r} of dataset {dataset!r}"
+                raise catalog_sql.indicator_set_refused(what, err) from err
+
+        return self._migrated_call(run)
+
+    def get_indicator_set(self, dataset: str, version: int) -> IndicatorSetRecord | None:
+        """The indicator set `version` of `dataset`, or None."""
+
+        def run(conn: psycopg.Connection) -> IndicatorSetRecord | None:
+            row = conn.execute(_GET_SET, [dataset, version]).fetchone()
+            return None if row is None else catalog_sql.indicator_set_from_row(row)
+
+        return self._migrated_call(run)
+
+    def get_indicator_set_by_measurement(self, measurement: str) -> IndicatorSetRecord | None:
+        """The indicator set whose values are in table `measurement`, or None."""
+
+        def run(conn: psycopg.Connection) -> IndicatorSetRecord | None:
+            row = conn.execute(_GET_SET_BY_MEASUREMENT, [measurement]).fetchone()
+            return None if row is None else catalog_sql.indicator_set_from_row(row)
+
+        return self._migrated_call(run)
+
+    def list_indicator_sets(self, dataset: str | None = None) -> list[IndicatorSetRecord]:
+        """The indicator sets of `dataset` (of every dataset if None), ordered by dataset, version."""
+
+        def run(conn: psycopg.Connection) -> list[IndicatorSetRecord]:
+            if dataset is None:
+                rows = conn.execute(catalog_sql.LIST_INDICATOR_SETS).fetchall()
+            else:
+                rows = conn.execute(_LIST_SETS_OF, [dataset]).fetchall()
+            return [catalog_sql.indicator_set_from_row(row) for row in rows]
+
+        return self._migrated_call(run)
+
+    def record_indicator_output(
+        self,
+        dataset: str,
+        version: int,
+        *,
+        status: str,
+        row_count: int | None,
+        first_ts: datetime | None,
+        last_ts: datetime | None,
+        bars_sha256: str | None,
+        state: str | None,
+        code_version: str | None,
+        message: str | None,
+    ) -> IndicatorSetRecord:
+        """Replace the outputs of an existing set in one statement; return the stored row."""
+        params = catalog_sql.indicator_output_params(
+            dataset,
+            version,
+            status=status,
+            row_count=row_count,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            bars_sha256=bars_sha256,
+            state=state,
+            code_version=code_version,
+            message=message,
+        )
+
+        def run(conn: psycopg.Connection) -> IndicatorSetRecord:
+            try:
+                row = conn.execute(_RECORD_OUTPUT, params).fetchone()
+            except (psycopg.IntegrityError, psycopg.DataError) as err:
+                what = f"indicator set {dataset!r} version {version}"
+                raise catalog_sql.indicator_set_refused(what, err) from err
+            if row is None:
+                raise CatalogError(
+                    f"no indicator set version {version} of dataset {dataset!r} in the catalog"
+                )
+            return catalog_sql.indicator_set_from_row(row)
 
         return self._migrated_call(run)
 

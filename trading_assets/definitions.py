@@ -6,10 +6,14 @@ TRADING_DATA_DIR by default, Postgres and QuestDB when switched on.
 
 import dagster as dg
 
+from sensors.indicator_sets import indicator_sets_sensor
 from sensors.landing import INGEST_JOB, landing_sensor
 from trading_assets import settings as cfg
 from trading_assets.assets.bars import bars
+from trading_assets.assets.indicators import indicators
 from trading_assets.checks.bars import bars_match_source
+from trading_assets.compute.indicators import load_modules
+from trading_assets.jobs import MATERIALIZE_INDICATORS_JOB, add_indicator_set
 
 ingest_bars_job = dg.define_asset_job(
     INGEST_JOB,
@@ -17,17 +21,26 @@ ingest_bars_job = dg.define_asset_job(
     description="Import one dataset's export from the landing folder and check it against the source.",
 )
 
+materialize_indicators_job = dg.define_asset_job(
+    MATERIALIZE_INDICATORS_JOB,
+    selection=dg.AssetSelection.assets(indicators),
+    description="Compute one indicator set of one dataset (partition dataset|version) and run its checks.",
+)
+
 
 def build_definitions(settings: cfg.Settings) -> dg.Definitions:
+    # Users' own indicators must be registered before a set that uses them is validated or computed.
+    load_modules(settings.indicator_modules)
     return dg.Definitions(
-        assets=[bars],
+        assets=[bars, indicators],
         asset_checks=[bars_match_source],
-        jobs=[ingest_bars_job],
-        sensors=[landing_sensor],
+        jobs=[ingest_bars_job, materialize_indicators_job, add_indicator_set],
+        sensors=[landing_sensor, indicator_sets_sensor],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),
             "landing": cfg.landing(settings),
+            "sets_folder": cfg.sets_folder(settings),
         },
     )
 

@@ -23,8 +23,9 @@ MAX_VERSION = 16
 
 _DATASET_RE = re.compile(r"[a-z][a-z0-9_]*")
 _VERSION_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
-# Suffixes that other conventions own: a dataset called "btc_run1" would shadow run 1 of "btc".
-_OWNED_SUFFIX_RE = re.compile(r"_(run|sim)[0-9]+$")
+# Suffixes that other conventions own: a dataset called "btc_run1" would shadow run 1 of "btc", and one
+# called "btc_2" indicator set version 2 of "btc".
+_OWNED_SUFFIX_RE = re.compile(r"_(run|sim)?[0-9]+$")
 
 # Words that are reserved or special in at least one of Postgres, DuckDB and QuestDB, plus the
 # catalog's own table names. A table named "select" works only when quoted everywhere, forever.
@@ -39,7 +40,7 @@ RESERVED_WORDS = frozenset(
     partition pivot placing primary qualify references returning right sample select session_user
     similar some symmetric table tablesample then timestamp to trailing true truncate union unique
     unpivot update user using variadic verbose when where window with
-    datasets schema_migrations information_schema pg_catalog main public temp
+    datasets indicator_sets schema_migrations information_schema pg_catalog main public temp
     """.split()  # noqa: SIM905
 )
 
@@ -79,7 +80,8 @@ def dataset_name(value: object) -> str:
         raise InvalidNameError(f"dataset name {name!r} is a reserved SQL word")
     if _OWNED_SUFFIX_RE.search(name):
         raise InvalidNameError(
-            f"dataset name {name!r} ends like a run or simulation table ('_run<n>', '_sim<n>')"
+            f"dataset name {name!r} ends like an indicator, run or simulation table "
+            "('_<n>', '_run<n>', '_sim<n>')"
         )
     return name
 

@@ -2,6 +2,8 @@
 
 TRADING_DATA_DIR      all local state (default ./data)
 TRADING_LANDING_DIR   where exports land (default $TRADING_DATA_DIR/landing)
+TRADING_SETS_DIR      where indicator-set files are dropped (default $TRADING_DATA_DIR/indicator_sets)
+TRADING_INDICATOR_MODULES  comma-separated Python modules that register users' own indicators
 DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_home)
 TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
 TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
@@ -21,15 +23,18 @@ from resources.duckdb_store import DuckDBStore
 from resources.landing import LandingFolder
 from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
+from resources.sets_folder import SetsFolder
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     landing_dir: Path
+    sets_dir: Path
     dagster_home: Path
     timeseries: str
     catalog: str
+    indicator_modules: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,9 +42,13 @@ class Settings:
         settings = cls(
             data_dir=data_dir,
             landing_dir=Path(os.environ.get("TRADING_LANDING_DIR", data_dir / "landing")).resolve(),
+            sets_dir=Path(os.environ.get("TRADING_SETS_DIR", data_dir / "indicator_sets")).resolve(),
             dagster_home=Path(os.environ.get("DAGSTER_HOME", data_dir / "dagster_home")).resolve(),
             timeseries=os.environ.get("TRADING_TIMESERIES", "duckdb"),
             catalog=os.environ.get("TRADING_CATALOG", "duckdb"),
+            indicator_modules=tuple(
+                m.strip() for m in os.environ.get("TRADING_INDICATOR_MODULES", "").split(",") if m.strip()
+            ),
         )
         if settings.timeseries not in ("duckdb", "questdb"):
             raise ValueError(f"TRADING_TIMESERIES must be duckdb or questdb, not {settings.timeseries!r}")
@@ -80,3 +89,7 @@ def catalog(settings: Settings) -> DuckDBCatalog | PostgresCatalog:
 
 def landing(settings: Settings) -> LandingFolder:
     return LandingFolder(path=str(settings.landing_dir))
+
+
+def sets_folder(settings: Settings) -> SetsFolder:
+    return SetsFolder(path=str(settings.sets_dir))

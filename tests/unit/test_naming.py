@@ -35,6 +35,8 @@ HOSTILE = [
     "datasets",
     "btc_run1",
     "btc_sim12",
+    "btc_2",  # would be version 2 of dataset "btc"
+    "indicator_sets",
     "btc-25",
     "btc$25",
     "btc*",

@@ -3,41 +3,269 @@
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on workers; must precede pyplot's import
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 # A chart has at most this many x positions; each shows the min-max range of its bucket and its last close.
 _MAX_POINTS = 1500
 
+_PRICE_LINE = "#08519c"
+_PRICE_ENVELOPE = "#9ecae1"
+# Overlay lines, in the mapping's order; none is blue so they stand apart from the price.
+_OVERLAY_COLORS = ("#e6550d", "#31a354", "#756bb1", "#d62728", "#636363", "#8c6d31")
+
+# Histogram grid: panels per row, inches per row, and the most rows the figure grows for. 40 columns
+# (10 rows) keep their full size; beyond that the panels shrink instead of the image growing without bound.
+_HIST_NCOLS = 4
+_HIST_ROW_IN = 1.6
+_HIST_MAX_ROWS = 10
+_HIST_BINS = 40
+# Bins span these quantiles, so a single outlier does not squash the rest of the column into one bin.
+_HIST_QUANTILES = (0.005, 0.995)
+_HIST_COLORS = ("#3182bd", "#e6550d")
+
+
+@dataclass(frozen=True)
+class _Buckets:
+    """Consecutive runs of `step` bars, so that a series of `n` bars has at most _MAX_POINTS x positions."""
+
+    starts: np.ndarray
+    step: int
+    n: int
+
+    @classmethod
+    def of(cls, n: int) -> _Buckets:
+        step = max(1, -(-n // _MAX_POINTS))
+        return cls(np.arange(0, n, step), step, n)
+
+    def x(self, ts_us: np.ndarray) -> np.ndarray:
+        """The time of each bucket's first bar (epoch microseconds in, datetime64[s] out)."""
+        return (ts_us[self.starts] // 1_000_000).astype("datetime64[s]")
+
+    def last(self, values: np.ndarray) -> np.ndarray:
+        """Each bucket's last value."""
+        return values[np.minimum(self.starts + self.step - 1, self.n - 1)]
+
+    def envelope(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each bucket's (low, high); None when every bucket is one bar, with nothing to span."""
+        if self.step == 1:
+            return None
+        return np.minimum.reduceat(values, self.starts), np.maximum.reduceat(values, self.starts)
+
+    def last_finite(self, values: np.ndarray) -> np.ndarray:
+        """Each bucket's last finite value, NaN for a bucket with none (an indicator's warm-up)."""
+        if self.step == 1:
+            return values
+        # The index of each finite value, -1 elsewhere: a bucket's maximum is its last finite index, and
+        # it lies before the bucket's start only when the bucket has no finite value at all.
+        index = np.where(np.isfinite(values), np.arange(self.n), -1)
+        last = np.maximum.reduceat(index, self.starts)
+        return np.where(last >= self.starts, values[last], np.nan)
+
+
+def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, without the matplotlib version stamp so equal charts give equal bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _draw_price(
+    ax: Axes, ts_us: np.ndarray, close: np.ndarray, label: str | None = None
+) -> tuple[_Buckets, np.ndarray]:
+    """Draws the bucketed close price (low-high envelope and last close); returns the buckets and their x."""
+    buckets = _Buckets.of(close.size)
+    x = buckets.x(ts_us)
+    envelope = buckets.envelope(close)
+    if envelope is not None:
+        ax.fill_between(x, *envelope, color=_PRICE_ENVELOPE, linewidth=0)
+    ax.plot(x, buckets.last(close), color=_PRICE_LINE, linewidth=0.8, label=label)
+    return buckets, x
+
+
+def _finish_price_chart(fig: Figure, ax: Axes, title: str, title_loc: str = "center") -> bytes:
+    """Title, ticks and layout shared by the price charts; returns the PNG."""
+    ax.set_title(title, fontsize=9, loc=title_loc)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _png(fig)
+
 
 def close_price_png(ts_us: np.ndarray, close: np.ndarray, title: str) -> bytes:
     """A 600x200 PNG of the close price; buckets of bars are drawn as their low-high envelope."""
-    n = close.size
-    step = max(1, -(-n // _MAX_POINTS))
-    edges = np.arange(0, n, step)
-    x = (ts_us[edges] // 1_000_000).astype("datetime64[s]")
     fig, ax = plt.subplots(figsize=(6, 2), dpi=100)
     try:
-        if step > 1:
-            ax.fill_between(
-                x,
-                np.minimum.reduceat(close, edges),
-                np.maximum.reduceat(close, edges),
-                color="#9ecae1",
-                linewidth=0,
-            )
-        ax.plot(x, close[np.minimum(edges + step - 1, n - 1)], color="#08519c", linewidth=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        _draw_price(ax, ts_us, close)
+        return _finish_price_chart(fig, ax, title)
     finally:
         plt.close(fig)
-    return buf.getvalue()
+
+
+def indicator_overlay_png(
+    ts_us: np.ndarray, close: np.ndarray, overlays: Mapping[str, np.ndarray], title: str
+) -> bytes:
+    """A 600x250 PNG of the close price with indicator series (moving averages, bands) drawn over it.
+
+    Long series are bucketed as in close_price_png. Each overlay is drawn at its bucket's last finite
+    value: the price line is the bucket's last close, so price and overlay stay comparable at every x
+    (a bucket mean would lag the price line by half a bucket and blur crossings). NaNs, such as an
+    indicator's warm-up, leave gaps; an overlay that is all NaN keeps its legend entry and draws nothing.
+    """
+    for name, values in overlays.items():
+        if values.shape != close.shape:
+            raise ValueError(f"overlay {name!r} has shape {values.shape}, close has {close.shape}")
+    fig, ax = plt.subplots(figsize=(6, 2.5), dpi=100)
+    try:
+        buckets, x = _draw_price(ax, ts_us, close, label="close")
+        for i, (name, values) in enumerate(overlays.items()):
+            color = _OVERLAY_COLORS[i % len(_OVERLAY_COLORS)]
+            ax.plot(x, buckets.last_finite(values), color=color, linewidth=0.9, label=name)
+        # Above the axes, right of the title, so it never hides the data (loc="best" would also scan every
+        # vertex, which is slow); the close line always gives the legend at least one entry.
+        ax.legend(
+            loc="lower right",
+            bbox_to_anchor=(1, 1),
+            ncols=1 + len(overlays),
+            fontsize=7,
+            frameon=False,
+            borderaxespad=0.2,
+            handlelength=1.5,
+            columnspacing=1,
+        )
+        return _finish_price_chart(fig, ax, title, title_loc="left")
+    finally:
+        plt.close(fig)
+
+
+@dataclass(frozen=True)
+class _HistPanel:
+    """One column's histogram, ready to draw: bin edges and one row of heights per part, or a note."""
+
+    name: str
+    edges: np.ndarray | None
+    # One entry without a split (counts), two with one (each part's fraction of its finite values, so that
+    # parts of different sizes compare).
+    heights: tuple[np.ndarray, ...]
+    note: str | None = None
+
+
+def _bin_edges(finite: np.ndarray) -> np.ndarray | str:
+    """Common bin edges for a column's finite values, or a note saying why there are none."""
+    if finite.size == 0:
+        return "no finite values"
+    # Rounded outwards to values of the column, so a short column (under 200 values) keeps its min and max
+    # and none of its values falls outside the bins.
+    lo = float(np.quantile(finite, _HIST_QUANTILES[0], method="lower"))
+    hi = float(np.quantile(finite, _HIST_QUANTILES[1], method="higher"))
+    if lo == hi:
+        # Nearly all values equal: fall back to the full range so the few others still show.
+        lo, hi = float(finite.min()), float(finite.max())
+        if lo == hi:
+            return f"constant {lo:g}"
+    return np.linspace(lo, hi, _HIST_BINS + 1)
+
+
+def _histogram_panels(columns: Mapping[str, np.ndarray], split: int | None) -> list[_HistPanel]:
+    """The data behind histogram_grid_png, one panel per column in the mapping's order.
+
+    Values outside the bins (the outer 0.5% on each side) are left out rather than piled into the edge
+    bins, which would draw a spike at both ends of every column.
+    """
+    panels = []
+    for name, column in columns.items():
+        values = np.asarray(column, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        edges = _bin_edges(finite)
+        if isinstance(edges, str):
+            panels.append(_HistPanel(name, None, (), edges))
+            continue
+        if split is None:
+            panels.append(_HistPanel(name, edges, (np.histogram(finite, edges)[0].astype(np.float64),)))
+            continue
+        heights = []
+        for part in (values[:split], values[split:]):
+            part = part[np.isfinite(part)]
+            counts = np.histogram(part, edges)[0].astype(np.float64)
+            heights.append(counts / part.size if part.size else counts)
+        panels.append(_HistPanel(name, edges, tuple(heights)))
+    return panels
+
+
+def histogram_grid_png(
+    columns: Mapping[str, np.ndarray],
+    split: int | None = None,
+    labels: tuple[str, str] = ("first half", "second half"),
+) -> bytes:
+    """A PNG grid of small histograms, one per column (4 to a row), NaN and ±inf ignored.
+
+    With `split`, each panel overlays rows [:split] and rows [split:] on common bins as fractions of
+    each part, named by `labels` in one legend for the figure, so drift between the earlier and the
+    later data shows. Bins: 40 over the column's 0.5%..99.5% quantile range. A column that is constant
+    or has no finite value gets a note instead of bars.
+    """
+    panels = _histogram_panels(columns, split)
+    nrows = max(1, math.ceil(len(panels) / _HIST_NCOLS))
+    # Fixed margins in inches: room for the first row's titles, and for the legend row with a split.
+    top_in = 0.55 if split is not None else 0.3
+    bottom_in = 0.3  # the last row's tick labels
+    height_in = top_in + bottom_in + _HIST_ROW_IN * min(nrows, _HIST_MAX_ROWS)
+    fig, axes = plt.subplots(nrows, _HIST_NCOLS, figsize=(8, height_in), dpi=100, squeeze=False)
+    try:
+        # Placed by hand rather than with tight/constrained layout: those warn (errors under pytest) when
+        # many panels squeeze, and a hand layout costs nothing to compute.
+        fig.subplots_adjust(
+            left=0.02,
+            right=0.98,
+            bottom=bottom_in / height_in,
+            top=1 - top_in / height_in,
+            wspace=0.12,
+            hspace=0.6,
+        )
+        flat = axes.ravel()
+        for ax, panel in zip(flat, panels, strict=False):
+            _draw_panel(ax, panel)
+        for ax in flat[len(panels) :]:
+            ax.set_axis_off()
+        if not panels:
+            flat[0].text(
+                0.5, 0.5, "no columns", transform=flat[0].transAxes, ha="center", va="center", fontsize=8
+            )
+        if split is not None:
+            handles = [
+                Patch(color=c, alpha=0.5, label=lab) for c, lab in zip(_HIST_COLORS, labels, strict=True)
+            ]
+            fig.legend(handles=handles, loc="upper center", ncols=2, fontsize=8, frameon=False)
+        return _png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _draw_panel(ax: Axes, panel: _HistPanel) -> None:
+    """One histogram panel: its parts as filled steps, or its note."""
+    ax.set_title(panel.name, fontsize=8)
+    ax.set_yticks([])  # the shape matters, not the counts; dropping them leaves room for the bars
+    if panel.edges is None:
+        ax.set_xticks([])
+        ax.text(
+            0.5, 0.5, panel.note, transform=ax.transAxes, ha="center", va="center", fontsize=7, color="gray"
+        )
+        return
+    # A single step patch per part instead of ax.hist's 40 bar patches: same picture, far less to draw.
+    alpha = 0.5 if len(panel.heights) > 1 else 0.8
+    for heights, color in zip(panel.heights, _HIST_COLORS, strict=False):
+        ax.stairs(heights, panel.edges, fill=True, color=color, alpha=alpha, linewidth=0)
+    ax.set_xlim(panel.edges[0], panel.edges[-1])
+    ax.locator_params(axis="x", nbins=4)
+    ax.tick_params(labelsize=6)

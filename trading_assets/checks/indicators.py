@@ -1,0 +1,124 @@
+"""Checks on the `indicators` asset: no lookahead, NaNs only in warm-up, the store holds the computation.
+
+They run inside the asset's step (declared as its check specs), on the columns it has just computed: a
+separate check step would have to recompute the whole set only to audit it. `no_lookahead` is blocking:
+a set whose features use future bars must not feed a model.
+"""
+
+import numpy as np
+
+import dagster as dg
+from resources.timeseries import TimeSeriesStore
+from trading_assets.compute.indicators import Violation, lookahead_cuts, lookahead_violations, warmup_violations
+from trading_assets.indicator_sets import Computed
+
+NO_LOOKAHEAD = "no_lookahead"
+WARMUP_ONLY_NANS = "warmup_only_nans"
+MATCHES_STORE = "matches_store"
+SAMPLE_ROWS = 500
+
+
+def check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            NO_LOOKAHEAD,
+            asset=asset_key,
+            blocking=True,
+            description="Recomputes the set on prefixes of the bars cut at several points; every value before "
+            "a cut must be identical to the full computation, or the feature uses future bars.",
+        ),
+        dg.AssetCheckSpec(
+            WARMUP_ONLY_NANS,
+            asset=asset_key,
+            description="Each column is NaN exactly inside its declared warm-up and finite after it.",
+        ),
+        dg.AssetCheckSpec(
+            MATCHES_STORE,
+            asset=asset_key,
+            description="A random sample of rows re-read from the time-series store equals the computation.",
+        ),
+    ]
+
+
+def _violations_md(found: list[Violation], ts_us: np.ndarray) -> str:
+    lines = [
+        f"- `{v.column}` first bad row {v.row} ({np.datetime64(int(ts_us[v.row]), 'us')} UTC): {v.detail}"
+        for v in found[:20]
+    ]
+    return "\n".join(lines) or "none"
+
+
+def no_lookahead(computed: Computed) -> dg.AssetCheckResult:
+    cuts = lookahead_cuts(computed.bars["close"].size, computed.spec)
+    found = lookahead_violations(computed.spec, computed.bars, computed.values, cuts)
+    return dg.AssetCheckResult(
+        check_name=NO_LOOKAHEAD,
+        passed=not found,
+        description=(
+            f"{found[0].column} uses future bars: {found[0].detail}" if found else "no value depends on later bars"
+        ),
+        metadata={
+            "cuts": dg.MetadataValue.json(cuts),
+            "columns_with_lookahead": dg.MetadataValue.json([v.column for v in found]),
+            "first_bad_rows": dg.MetadataValue.md(_violations_md(found, computed.bars["ts"])),
+        },
+    )
+
+
+def warmup_only_nans(computed: Computed) -> dg.AssetCheckResult:
+    found = warmup_violations(computed.spec, computed.values)
+    return dg.AssetCheckResult(
+        check_name=WARMUP_ONLY_NANS,
+        passed=not found,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{found[0].column}: {found[0].detail}" if found else "NaN exactly in each warm-up",
+        metadata={
+            "columns_checked": len(computed.spec.columns),
+            "violations": dg.MetadataValue.md(_violations_md(found, computed.bars["ts"])),
+        },
+    )
+
+
+def sample_rows(rows: int, seed_hex: str, size: int = SAMPLE_ROWS) -> np.ndarray:
+    """Sorted distinct rows: the first, the last and a random sample seeded by the bars' hash."""
+    if rows == 0:
+        return np.array([], dtype=np.int64)
+    rng = np.random.default_rng(int(seed_hex[:16], 16))
+    picked = rng.choice(rows, size=min(size, rows), replace=False)
+    return np.unique(np.concatenate(([0, rows - 1], picked)))
+
+
+def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckResult:
+    names = list(computed.spec.column_names)
+    rows = sample_rows(computed.bars["close"].size, computed.bars_sha256)
+    problems: list[str] = []
+    offset = 0
+    for batch in store.iter_batches(computed.record.measurement, columns=["ts", *names]):
+        inside = rows[(rows >= offset) & (rows < offset + batch.num_rows)]
+        if inside.size:
+            local = inside - offset
+            ts = batch.column("ts").to_numpy().astype("datetime64[us]").astype(np.int64)[local]
+            if not np.array_equal(ts, computed.bars["ts"][inside]):
+                problems.append(f"rows {inside[:5].tolist()}...: timestamps differ from the bars")
+            for name in names:
+                stored = batch.column(name).to_numpy(zero_copy_only=False)[local]
+                expected = computed.values[name][inside]
+                same = (stored == expected) | (np.isnan(stored) & ~np.isfinite(expected))
+                if not same.all():
+                    bad = int(inside[np.argmin(same)])
+                    problems.append(
+                        f"`{name}` row {bad}: stored {stored[np.argmin(same)]!r}, computed {expected[np.argmin(same)]!r}"
+                    )
+        offset += batch.num_rows
+    if offset != computed.bars["close"].size:
+        problems.append(f"the store holds {offset} rows; the bars have {computed.bars['close'].size}")
+    return dg.AssetCheckResult(
+        check_name=MATCHES_STORE,
+        passed=not problems,
+        description=problems[0] if problems else f"{rows.size} sampled rows equal the computation",
+        metadata={
+            "rows_compared": int(rows.size),
+            "mismatches": len(problems),
+            "first_mismatches": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:10]) or "none"),
+        },
+    )

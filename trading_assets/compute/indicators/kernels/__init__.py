@@ -1,0 +1,41 @@
+"""numba kernels of the built-in indicators: float64 arrays in, float64 arrays out, NaN in the warm-up.
+
+Windowed kernels (`name_nb(inputs..., params...)`) compute each value from its own window with a fixed
+order of operations, so the value at a bar never depends on where the array starts. Stateful kernels
+(`name_nb(inputs..., params..., state, i0)`) run from position `i0`, read and update `state` in place
+(its first slot counts the bars seen, so the warm-up follows absolute bar numbers), and leave the
+positions before `i0` NaN; a prefix run then a resumed run equal one run bit for bit.
+
+All kernels are compiled without fastmath, so results are bit-identical from run to run, and with
+numpy's error model: a division by zero gives inf or NaN (caught by the warm-up check) instead of raising
+inside a loop. The TA-Lib conventions they follow, and where they depart from it, are in each docstring.
+"""
+
+from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb
+from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb
+from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb
+from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb
+from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb
+from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb
+
+__all__ = [
+    "adx_nb",
+    "atr_nb",
+    "bbands_nb",
+    "cci_nb",
+    "ema_nb",
+    "logret_nb",
+    "macd_nb",
+    "mfi_nb",
+    "mom_nb",
+    "obv_nb",
+    "roc_nb",
+    "rsi_nb",
+    "rvol_nb",
+    "sma_nb",
+    "stoch_nb",
+    "vwap_nb",
+    "willr_nb",
+    "wma_nb",
+    "zscore_nb",
+]

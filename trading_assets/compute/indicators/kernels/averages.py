@@ -1,0 +1,57 @@
+"""Moving averages: simple, weighted (windowed) and exponential (stateful)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trading_assets.compute.indicators.kernels._window import rolling_mean_nb
+
+
+@njit(cache=True, error_model="numpy")
+def sma_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the last `n` closes; NaN for the first n - 1 bars."""
+    return rolling_mean_nb(close, n, 0)
+
+
+@njit(cache=True, error_model="numpy")
+def wma_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """Linearly weighted mean of the last `n` closes (weights 1..n, newest heaviest); NaN for n - 1 bars."""
+    out = np.full(close.shape[0], np.nan)
+    divisor = n * (n + 1) / 2.0
+    for i in range(n - 1, close.shape[0]):
+        start = i - n + 1
+        total = 0.0
+        for j in range(n):
+            total += (j + 1) * close[start + j]
+        out[i] = total / divisor
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def ema_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
+    """Exponential moving average, seeded TA-Lib style with the SMA of the first `n` closes.
+
+    state = [bars seen, sum of the first closes (warm-up), last EMA]. alpha = 2 / (n + 1) and the update
+    is (close - ema) * alpha + ema, TA-Lib's order of operations.
+    """
+    out = np.full(close.shape[0], np.nan)
+    alpha = 2.0 / (n + 1)
+    seen = int(state[0])
+    total = state[1]
+    ema = state[2]
+    for i in range(i0, close.shape[0]):
+        x = close[i]
+        if seen < n:
+            total += x
+            if seen == n - 1:
+                ema = total / n
+        else:
+            ema = (x - ema) * alpha + ema
+        seen += 1
+        if seen >= n:
+            out[i] = ema
+    state[0] = seen
+    state[1] = total
+    state[2] = ema
+    return out

@@ -1,0 +1,102 @@
+"""Bounded oscillators: RSI (stateful, Wilder smoothing), stochastic, CCI and Williams %R (windowed)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trading_assets.compute.indicators.kernels._window import (
+    rolling_mean_nb,
+    typical_price_nb,
+    window_max_nb,
+    window_min_nb,
+)
+
+
+@njit(cache=True, error_model="numpy")
+def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
+    """Wilder's RSI, TA-Lib's algorithm except the flat case.
+
+    The first average gain and loss are the means of the first `n` close-to-close changes (RSI at bar
+    n); then avg = (avg * (n - 1) + new) / n. RSI = 100 * gain / (gain + loss), 50 when both are 0.
+
+    state = [bars seen, previous close, average (warm-up: summed) gain, same for loss].
+    """
+    out = np.full(close.shape[0], np.nan)
+    seen = int(state[0])
+    prev, gain, loss = state[1], state[2], state[3]
+    for i in range(i0, close.shape[0]):
+        x = close[i]
+        if seen > 0:
+            change = x - prev
+            if seen > n:
+                gain *= n - 1
+                loss *= n - 1
+            if change < 0:
+                loss -= change
+            else:
+                gain += change
+            if seen >= n:
+                # seen == n turns the warm-up sums into means; later bars finish the Wilder update.
+                gain /= n
+                loss /= n
+                total = gain + loss
+                out[i] = 100.0 * (gain / total) if total != 0.0 else 50.0
+        prev = x
+        seen += 1
+    state[0], state[1], state[2], state[3] = seen, prev, gain, loss
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def stoch_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, smooth: int, d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slow stochastic: %K = SMA(fast %K, smooth), %D = SMA(%K, d).
+
+    fast %K = 100 * (close - LL) / (HH - LL) over the last `k` bars, 50 when HH == LL.
+    """
+    fast_k = np.full(close.shape[0], np.nan)
+    for i in range(k - 1, close.shape[0]):
+        highest = window_max_nb(high, i, k)
+        lowest = window_min_nb(low, i, k)
+        span = highest - lowest
+        fast_k[i] = 100.0 * (close[i] - lowest) / span if span != 0.0 else 50.0
+    slow_k = rolling_mean_nb(fast_k, smooth, k - 1)
+    return slow_k, rolling_mean_nb(slow_k, d, k + smooth - 2)
+
+
+@njit(cache=True, error_model="numpy")
+def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Commodity Channel Index: (tp - mean) / (0.015 * mean absolute deviation) over `n` typical prices.
+
+    Works on prices shifted by the window's first one, so a flat window has deviation exactly 0 (CCI 0).
+    """
+    tp = typical_price_nb(high, low, close)
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n - 1, close.shape[0]):
+        start = i - n + 1
+        base = tp[start]
+        total = 0.0
+        for j in range(start, i + 1):
+            total += tp[j] - base
+        offset = total / n
+        deviation = 0.0
+        for j in range(start, i + 1):
+            deviation += abs((tp[j] - base) - offset)
+        if deviation != 0.0:
+            out[i] = ((tp[i] - base) - offset) / (0.015 * (deviation / n))
+        else:
+            out[i] = 0.0
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    """Williams %R: -100 * (HH - close) / (HH - LL) over the last `n` bars, -50 when HH == LL."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n - 1, close.shape[0]):
+        highest = window_max_nb(high, i, n)
+        span = highest - window_min_nb(low, i, n)
+        out[i] = -100.0 * (highest - close[i]) / span if span != 0.0 else -50.0
+    return out

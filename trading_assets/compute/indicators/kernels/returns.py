@@ -1,0 +1,63 @@
+"""Changes and their statistics over windows: ROC, momentum, log return, realised volatility, z-score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from trading_assets.compute.indicators.kernels._window import window_moments_nb
+
+
+@njit(cache=True, error_model="numpy")
+def roc_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """Rate of change in percent, (close / close[i - n] - 1) * 100; 0 when the old close is 0 (TA-Lib)."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n, close.shape[0]):
+        old = close[i - n]
+        out[i] = (close[i] / old - 1.0) * 100.0 if old != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def mom_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """Momentum, close - close[i - n]."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n, close.shape[0]):
+        out[i] = close[i] - close[i - n]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def logret_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """Log return over `n` bars, log(close / close[i - n])."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n, close.shape[0]):
+        out[i] = math.log(close[i] / close[i - n])
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def rvol_nb(close: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale)."""
+    returns = logret_nb(close, 1)
+    factor = math.sqrt(scale)
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n, close.shape[0]):
+        out[i] = window_moments_nb(returns, i, n, 1)[1] * factor
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def zscore_nb(close: np.ndarray, n: int) -> np.ndarray:
+    """(close - mean) / std over the last `n` closes, population std; 0 when the std is 0."""
+    out = np.full(close.shape[0], np.nan)
+    for i in range(n - 1, close.shape[0]):
+        # Measured from the window's first close, like the std, so a flat window gives 0 / 0 -> 0.
+        offset, std = window_moments_nb(close, i, n, 0)
+        if std != 0.0:
+            out[i] = ((close[i] - close[i - n + 1]) - offset) / std
+        else:
+            out[i] = 0.0
+    return out

@@ -1,0 +1,129 @@
+"""Trend kernels, both stateful: MACD (three EMAs) and Wilder's ADX with its directional indicators."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def macd_nb(
+    close: np.ndarray, fast: int, slow: int, signal: int, state: np.ndarray, i0: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MACD line, signal line and histogram with TA-Lib's seeding (requires fast < slow).
+
+    Both EMAs start at bar slow - 1: the slow one from the SMA of closes 0..slow-1, the fast one from
+    the SMA of the `fast` closes ending there. The signal is an EMA of the line seeded with the SMA of
+    its first `signal` values, so it starts at bar slow + signal - 2; hist = line - signal.
+
+    state = [bars seen, slow seed sum, fast seed sum, slow EMA, fast EMA, signal seed sum, signal EMA].
+    """
+    size = close.shape[0]
+    line_out = np.full(size, np.nan)
+    signal_out = np.full(size, np.nan)
+    hist_out = np.full(size, np.nan)
+    k_slow = 2.0 / (slow + 1)
+    k_fast = 2.0 / (fast + 1)
+    k_signal = 2.0 / (signal + 1)
+    seen = int(state[0])
+    slow_sum, fast_sum = state[1], state[2]
+    slow_ema, fast_ema = state[3], state[4]
+    signal_sum, signal_ema = state[5], state[6]
+    for i in range(i0, size):
+        x = close[i]
+        if seen < slow:
+            slow_sum += x
+            if seen >= slow - fast:
+                fast_sum += x
+            if seen == slow - 1:
+                slow_ema = slow_sum / slow
+                fast_ema = fast_sum / fast
+        else:
+            slow_ema = (x - slow_ema) * k_slow + slow_ema
+            fast_ema = (x - fast_ema) * k_fast + fast_ema
+        # Index of this bar among the MACD line's values (negative during the slow EMA's warm-up).
+        line_index = seen - (slow - 1)
+        seen += 1
+        if line_index < 0:
+            continue
+        line = fast_ema - slow_ema
+        line_out[i] = line
+        if line_index < signal:
+            signal_sum += line
+            if line_index == signal - 1:
+                signal_ema = signal_sum / signal
+        else:
+            signal_ema = (line - signal_ema) * k_signal + signal_ema
+        if line_index >= signal - 1:
+            signal_out[i] = signal_ema
+            hist_out[i] = line - signal_ema
+    state[0] = seen
+    state[1], state[2] = slow_sum, fast_sum
+    state[3], state[4] = slow_ema, fast_ema
+    state[5], state[6] = signal_sum, signal_ema
+    return line_out, signal_out, hist_out
+
+
+@njit(cache=True, error_model="numpy")
+def adx_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ADX, +DI and -DI with TA-Lib's conventions.
+
+    +DM = up move when it is positive and larger than the down move, else 0 (and -DM symmetrically);
+    TR is the true range. Bars 1..n-1 sum DM and TR; from bar n on each sum decays Wilder-style
+    (s - s / n + new) and DI = 100 * DM / TR (0 when TR is 0), so the DIs start at bar n.
+    DX = 100 * |+DI - -DI| / (+DI + -DI), 0 when both DIs are 0. ADX is the mean of the DX of bars
+    n..2n-1 at bar 2n - 1, then (adx * (n - 1) + dx) / n.
+
+    state = [bars seen, previous high, low, close, +DM sum, -DM sum, TR sum, DX seed sum, ADX].
+    """
+    size = close.shape[0]
+    adx_out = np.full(size, np.nan)
+    plus_out = np.full(size, np.nan)
+    minus_out = np.full(size, np.nan)
+    seen = int(state[0])
+    prev_high, prev_low, prev_close = state[1], state[2], state[3]
+    plus_dm, minus_dm, tr_sum = state[4], state[5], state[6]
+    dx_sum, adx = state[7], state[8]
+    for i in range(i0, size):
+        h, lo, c = high[i], low[i], close[i]
+        if seen > 0:
+            up = h - prev_high
+            down = prev_low - lo
+            tr = max(h - lo, abs(h - prev_close), abs(lo - prev_close))
+            if seen >= n:
+                plus_dm -= plus_dm / n
+                minus_dm -= minus_dm / n
+                tr_sum = tr_sum - tr_sum / n + tr
+            else:
+                tr_sum += tr
+            if down > 0 and up < down:
+                minus_dm += down
+            elif up > 0 and up > down:
+                plus_dm += up
+            if seen >= n:
+                plus_di = 0.0
+                minus_di = 0.0
+                if tr_sum != 0.0:
+                    plus_di = 100.0 * (plus_dm / tr_sum)
+                    minus_di = 100.0 * (minus_dm / tr_sum)
+                plus_out[i] = plus_di
+                minus_out[i] = minus_di
+                di_sum = plus_di + minus_di
+                dx = 100.0 * (abs(minus_di - plus_di) / di_sum) if di_sum != 0.0 else 0.0
+                if seen < 2 * n:
+                    dx_sum += dx
+                    if seen == 2 * n - 1:
+                        adx = dx_sum / n
+                else:
+                    adx = (adx * (n - 1) + dx) / n
+                if seen >= 2 * n - 1:
+                    adx_out[i] = adx
+        prev_high, prev_low, prev_close = h, lo, c
+        seen += 1
+    state[0] = seen
+    state[1], state[2], state[3] = prev_high, prev_low, prev_close
+    state[4], state[5], state[6] = plus_dm, minus_dm, tr_sum
+    state[7], state[8] = dx_sum, adx
+    return adx_out, plus_out, minus_out

@@ -1,0 +1,71 @@
+"""Volatility kernels: Bollinger bands (windowed) and Wilder's average true range (stateful)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trading_assets.compute.indicators.kernels._window import window_moments_nb, window_sum_nb
+
+
+@njit(cache=True, error_model="numpy")
+def bbands_nb(
+    close: np.ndarray, n: int, k: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands over `n` closes: middle = SMA, upper/lower = middle +- k * population std.
+
+    pctb = (close - lower) / (upper - lower) and bandwidth = (upper - lower) / middle; when the bands
+    coincide (a flat window, or a std too small to move the middle) pctb is 0.5 and bandwidth 0.
+    """
+    size = close.shape[0]
+    middle = np.full(size, np.nan)
+    upper = np.full(size, np.nan)
+    lower = np.full(size, np.nan)
+    pctb = np.full(size, np.nan)
+    bandwidth = np.full(size, np.nan)
+    for i in range(n - 1, size):
+        mid = window_sum_nb(close, i, n) / n
+        spread = k * window_moments_nb(close, i, n, 0)[1]
+        up = mid + spread
+        lo = mid - spread
+        middle[i], upper[i], lower[i] = mid, up, lo
+        width = up - lo
+        if width != 0.0:
+            pctb[i] = (close[i] - lo) / width
+            bandwidth[i] = width / mid
+        else:
+            pctb[i] = 0.5
+            bandwidth[i] = 0.0
+    return middle, upper, lower, pctb, bandwidth
+
+
+@njit(cache=True, error_model="numpy")
+def atr_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int
+) -> np.ndarray:
+    """Average true range, TA-Lib's algorithm.
+
+    TR = max(high - low, |high - prev close|, |low - prev close|) from bar 1 on. The first ATR, at bar
+    n, is the mean of TR over bars 1..n; then atr = (atr * (n - 1) + tr) / n.
+
+    state = [bars seen, previous close, sum of TR (warm-up), last ATR].
+    """
+    out = np.full(close.shape[0], np.nan)
+    seen = int(state[0])
+    prev_close, tr_sum, atr = state[1], state[2], state[3]
+    for i in range(i0, close.shape[0]):
+        if seen > 0:
+            h, lo = high[i], low[i]
+            tr = max(h - lo, abs(prev_close - h), abs(prev_close - lo))
+            if seen <= n:
+                tr_sum += tr
+                if seen == n:
+                    atr = tr_sum / n
+            else:
+                atr = (atr * (n - 1) + tr) / n
+            if seen >= n:
+                out[i] = atr
+        prev_close = close[i]
+        seen += 1
+    state[0], state[1], state[2], state[3] = seen, prev_close, tr_sum, atr
+    return out

@@ -1,0 +1,76 @@
+"""Volume kernels: on-balance volume (stateful), money flow index and rolling VWAP (windowed)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from trading_assets.compute.indicators.kernels._window import typical_price_nb, window_sum_nb
+
+
+@njit(cache=True, error_model="numpy")
+def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int) -> np.ndarray:
+    """On-balance volume as TA-Lib: volume[0] on the first bar, then +volume on an up close, -volume on
+    a down close, unchanged on an equal close.
+
+    state = [bars seen, previous close, OBV].
+    """
+    out = np.full(close.shape[0], np.nan)
+    seen = int(state[0])
+    prev, obv = state[1], state[2]
+    for i in range(i0, close.shape[0]):
+        x = close[i]
+        if seen == 0:
+            obv = volume[i]
+        elif x > prev:
+            obv += volume[i]
+        elif x < prev:
+            obv -= volume[i]
+        out[i] = obv
+        prev = x
+        seen += 1
+    state[0], state[1], state[2] = seen, prev, obv
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def mfi_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Money flow index over the last `n` bars: 100 * positive flow / (positive + negative flow).
+
+    A bar's flow tp * volume is positive when its typical price tp rose from the bar before, negative
+    when it fell, neither when unchanged; so the first value is at bar n. No flow at all gives 50.
+    """
+    size = close.shape[0]
+    tp = typical_price_nb(high, low, close)
+    positive = np.zeros(size)
+    negative = np.zeros(size)
+    for j in range(1, size):
+        if tp[j] > tp[j - 1]:
+            positive[j] = tp[j] * volume[j]
+        elif tp[j] < tp[j - 1]:
+            negative[j] = tp[j] * volume[j]
+    out = np.full(size, np.nan)
+    for i in range(n, size):
+        up = window_sum_nb(positive, i, n)
+        total = up + window_sum_nb(negative, i, n)
+        out[i] = 100.0 * (up / total) if total != 0.0 else 50.0
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def vwap_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+    """Rolling VWAP: sum(tp * volume) / sum(volume) over the last `n` bars, tp = (high + low + close) / 3.
+
+    A window without volume gives the plain mean of its typical prices.
+    """
+    size = close.shape[0]
+    tp = typical_price_nb(high, low, close)
+    weighted = tp * volume
+    out = np.full(size, np.nan)
+    for i in range(n - 1, size):
+        shares = window_sum_nb(volume, i, n)
+        if shares != 0.0:
+            out[i] = window_sum_nb(weighted, i, n) / shares
+        else:
+            out[i] = window_sum_nb(tp, i, n) / n
+    return out

@@ -1,0 +1,199 @@
+"""Indicator sets between compute and storage: register a spec, then compute it into `<dataset>_<version>`.
+
+`register_set` gives a validated spec its version for a dataset (the same spec always gets the same
+version; a changed spec gets the next one). `compute_into_store` computes a registered set from the bars
+in the store and writes its table:
+
+- in full (table replaced) the first time, or when the bars before the old end changed, or when the
+  code that computes the set changed;
+- only the tail when the dataset's bars are the old ones plus new bars at the end (a longer export):
+  the engine resumes from the saved state with `history_bars` bars of history, and the rows written are
+  bit for bit what a full recompute gives;
+- not at all when nothing changed.
+
+The `indicators` asset, `trading-assets demo` and tests call these, so every path behaves the same.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from resources.catalog import Catalog, CatalogError, IndicatorSetRecord
+from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
+from trading_assets.compute.indicators import (
+    BAR_INPUTS,
+    REGISTRY,
+    Registry,
+    SetSpec,
+    SetState,
+    bars_sha256,
+    code_version,
+    compute_set,
+    extend_set,
+    history_bars,
+    spec_from_json,
+)
+
+Mode = Literal["full", "append", "unchanged"]
+
+
+def table_schema(spec: SetSpec) -> TableSchema:
+    """The time-series table of a set: one double column per output column (nulls in warm-up)."""
+    return TableSchema(columns=tuple((name, "double") for name in spec.column_names), partition_by="MONTH")
+
+
+def register_set(catalog: Catalog, dataset: str, spec: SetSpec) -> tuple[IndicatorSetRecord, bool]:
+    """The catalog row of `spec` on `dataset` (and whether it is new); CatalogError if no such dataset."""
+    return catalog.register_indicator_set(
+        dataset, spec.name, spec.to_json(), spec.sha256, spec.column_names, spec.lookbacks
+    )
+
+
+def read_bars(store: TimeSeriesStore, table: str) -> dict[str, np.ndarray]:
+    """A dataset's bars as arrays: `ts` in UTC microseconds (int64) and float64 OHLCV."""
+    data = store.read(table, columns=[TIMESTAMP_COLUMN, *BAR_INPUTS])
+    bars = {TIMESTAMP_COLUMN: data.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()}
+    for name in BAR_INPUTS:
+        bars[name] = data.column(name).to_numpy().astype(np.float64, copy=False)
+    return bars
+
+
+@dataclass(frozen=True)
+class Computed:
+    """What `compute_into_store` did, and every column of the set over all bars (for checks, charts)."""
+
+    record: IndicatorSetRecord
+    spec: SetSpec
+    bars: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    state: SetState
+    mode: Mode
+    rows_written: int
+    bars_sha256: str
+    code_version: str
+    seconds: float
+
+
+def compute_into_store(
+    store: TimeSeriesStore,
+    catalog: Catalog,
+    dataset: str,
+    version: int,
+    registry: Registry = REGISTRY,
+) -> Computed:
+    """Compute registered set `version` of `dataset` into its table; the catalog row is not updated here
+    (the caller records the outcome with `record_outcome` once the checks have run)."""
+    started = time.perf_counter()
+    record = catalog.get_indicator_set(dataset, version)
+    if record is None:
+        known = [r.version for r in catalog.list_indicator_sets(dataset)]
+        raise CatalogError(
+            f"indicator set version {version} of {dataset!r} is not registered (it has versions {known}); "
+            "register a spec with the add_indicator_set job or a file in the sets folder"
+        )
+    dataset_record = catalog.get_dataset(dataset)
+    if dataset_record is None:
+        raise CatalogError(f"dataset {dataset!r} is not in the catalog; materialize its bars first")
+    spec = spec_from_json(record.spec, registry=registry)
+    bars = read_bars(store, dataset_record.table_name)
+    n = bars["close"].size
+    code = code_version(spec)
+    schema = table_schema(spec)
+    old = _resumable_rows(store, record, bars, code)
+    if old is None:
+        result = compute_set(spec, bars)
+        store.replace(record.measurement, to_arrow(bars["ts"], result.values), schema)
+        values, state, mode, written = result.values, result.state, "full", n
+    elif old == n:
+        values = stored_values(store, record.measurement, spec)
+        state, mode, written = SetState.from_json(record.state or ""), "unchanged", 0
+    else:
+        start = max(0, old - history_bars(spec))
+        tail = extend_set(spec, {k: v[start:] for k, v in bars.items()}, old - start, SetState.from_json(record.state or ""))
+        store.write(record.measurement, to_arrow(bars["ts"][old:], tail.values), schema)
+        kept = stored_values(store, record.measurement, spec, rows=old)
+        values = {k: np.concatenate((kept[k], tail.values[k])) for k in spec.column_names}
+        state, mode, written = tail.state, "append", n - old
+    return Computed(
+        record=record,
+        spec=spec,
+        bars=bars,
+        values=values,
+        state=state,
+        mode=mode,
+        rows_written=written,
+        bars_sha256=bars_sha256(bars),
+        code_version=code,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _resumable_rows(
+    store: TimeSeriesStore, record: IndicatorSetRecord, bars: dict[str, np.ndarray], code: str
+) -> int | None:
+    """Rows of the stored table that can be kept (the update appends after them), or None: recompute all."""
+    old = record.row_count
+    if (
+        not old
+        or record.state is None
+        or record.bars_sha256 is None
+        or record.code_version != code
+        or old > bars["close"].size
+        or record.measurement not in store.list_tables()
+    ):
+        return None
+    # The stored rows were computed from the first `old` bars; they still hold only if those are unchanged.
+    return old if bars_sha256(bars, old) == record.bars_sha256 else None
+
+
+def to_arrow(ts_us: np.ndarray, values: dict[str, np.ndarray]) -> pa.Table:
+    """A table for the store: `ts` plus one column per output, NaN/inf stored as null (no value)."""
+    columns = {TIMESTAMP_COLUMN: pa.array(ts_us, type=pa.int64()).cast(TS_TYPE)}
+    for name, data in values.items():
+        columns[name] = pa.array(data, type=pa.float64(), mask=~np.isfinite(data))
+    return pa.table(columns)
+
+
+def stored_values(
+    store: TimeSeriesStore, table: str, spec: SetSpec, rows: int | None = None
+) -> dict[str, np.ndarray]:
+    """The set's columns as stored (nulls back to NaN), optionally only the first `rows` rows."""
+    data = store.read(table, columns=list(spec.column_names))
+    if rows is not None:
+        data = data.slice(0, rows)
+    return {
+        name: data.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        for name in spec.column_names
+    }
+
+
+def record_outcome(catalog: Catalog, computed: Computed, passed: bool, message: str | None) -> IndicatorSetRecord:
+    """Store what a computation produced (rows, time range, bars hash, resume state) and its verdict."""
+    ts = computed.bars[TIMESTAMP_COLUMN]
+    first, last = (_utc(ts[0]), _utc(ts[-1])) if ts.size else (None, None)
+    return catalog.record_indicator_output(
+        computed.record.dataset,
+        computed.record.version,
+        status="ready" if passed else "failed",
+        row_count=int(ts.size),
+        first_ts=first,
+        last_ts=last,
+        bars_sha256=computed.bars_sha256,
+        state=computed.state.to_json(),
+        code_version=computed.code_version,
+        message=message,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(ts_us: np.int64) -> datetime:
+    # Integer microseconds: a float of seconds would round away the last digit of recent timestamps.
+    return _EPOCH + timedelta(microseconds=int(ts_us))
