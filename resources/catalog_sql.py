@@ -119,7 +119,7 @@ _INDICATOR_OUTPUTS = (
     "message",
 )
 
-LIST_INDICATOR_SETS = f"SELECT {_INDICATOR_SET_OUTPUT} FROM indicator_sets"
+LIST_INDICATOR_SETS = f"SELECT {_INDICATOR_SET_OUTPUT} FROM indicator_sets ORDER BY dataset, version"
 
 
 class Cursor(Protocol):

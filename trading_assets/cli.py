@@ -110,7 +110,9 @@ def _demo_indicators(defs: object, instance: object, settings: cfg.Settings) -> 
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     if not result.success:
-        print("error: the materialize_indicators run failed; see the Dagster UI for its logs", file=sys.stderr)
+        print(
+            "error: the materialize_indicators run failed; see the Dagster UI for its logs", file=sys.stderr
+        )
         return False
     meta = {k: v.value for k, v in result.asset_materializations_for_node("indicators")[0].metadata.items()}
     checks = result.get_asset_check_evaluations()

@@ -115,7 +115,9 @@ def compute_into_store(
         state, mode, written = SetState.from_json(record.state or ""), "unchanged", 0
     else:
         start = max(0, old - history_bars(spec))
-        tail = extend_set(spec, {k: v[start:] for k, v in bars.items()}, old - start, SetState.from_json(record.state or ""))
+        tail = extend_set(
+            spec, {k: v[start:] for k, v in bars.items()}, old - start, SetState.from_json(record.state or "")
+        )
         store.write(record.measurement, to_arrow(bars["ts"][old:], tail.values), schema)
         kept = stored_values(store, record.measurement, spec, rows=old)
         values = {k: np.concatenate((kept[k], tail.values[k])) for k in spec.column_names}
@@ -173,7 +175,9 @@ def stored_values(
     }
 
 
-def record_outcome(catalog: Catalog, computed: Computed, passed: bool, message: str | None) -> IndicatorSetRecord:
+def record_outcome(
+    catalog: Catalog, computed: Computed, passed: bool, message: str | None
+) -> IndicatorSetRecord:
     """Store what a computation produced (rows, time range, bars hash, resume state) and its verdict."""
     ts = computed.bars[TIMESTAMP_COLUMN]
     first, last = (_utc(ts[0]), _utc(ts[-1])) if ts.size else (None, None)

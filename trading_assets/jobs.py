@@ -19,9 +19,12 @@ MATERIALIZE_INDICATORS_JOB = "materialize_indicators"
 class IndicatorEntryConfig(dg.Config):
     """One indicator of the set."""
 
-    indicator: str = Field(description="Indicator name, e.g. rsi, macd, bbands (docs/indicators.md lists them).")
+    indicator: str = Field(
+        description="Indicator name, e.g. rsi, macd, bbands (docs/indicators.md lists them)."
+    )
     params: dict[str, float] = Field(
-        default_factory=dict, description="Parameters by name, e.g. {n: 14}; omitted ones take their defaults."
+        default_factory=dict,
+        description="Parameters by name, e.g. {n: 14}; omitted ones take their defaults.",
     )
     column: str = Field(
         default="",

@@ -135,7 +135,9 @@ def test_the_default_set_is_computed_stored_catalogued_and_checked(resources, in
         np.testing.assert_array_equal(got[name], values, err_msg=name)
 
 
-def test_a_longer_export_recomputes_only_the_tail_and_equals_a_full_recompute(resources, instance, export_lines):
+def test_a_longer_export_recomputes_only_the_tail_and_equals_a_full_recompute(
+    resources, instance, export_lines
+):
     land(resources, export_lines, ROWS)
     ingest(resources, instance)
     register_set(resources["catalog"], "btc25", default_spec())
@@ -146,7 +148,11 @@ def test_a_longer_export_recomputes_only_the_tail_and_equals_a_full_recompute(re
     assert result.success
     assert all(checks(result).values())
     meta = metadata(result)
-    assert (meta["update"], meta["rows_written"], meta["dagster/row_count"]) == ("append", 1_000, ROWS + 1_000)
+    assert (meta["update"], meta["rows_written"], meta["dagster/row_count"]) == (
+        "append",
+        1_000,
+        ROWS + 1_000,
+    )
     full = compute_set(default_spec(), read_bars(resources["timeseries"], "btc25")).values
     got = stored_values(resources["timeseries"], "btc25_1", default_spec())
     for name, values in full.items():
@@ -182,7 +188,9 @@ def test_a_changed_spec_is_a_new_version_and_the_same_spec_keeps_its_own(resourc
     assert resources["timeseries"].read("btc25_2").column_names == ["ts", "rsi"]
 
 
-def test_a_leaky_indicator_fails_the_blocking_lookahead_check_naming_column_and_row(resources, instance, export_lines):
+def test_a_leaky_indicator_fails_the_blocking_lookahead_check_naming_column_and_row(
+    resources, instance, export_lines
+):
     land(resources, export_lines, ROWS)
     ingest(resources, instance)
     with REGISTRY.scoped():
@@ -193,7 +201,10 @@ def test_a_leaky_indicator_fails_the_blocking_lookahead_check_naming_column_and_
             return np.append(close[1:], close[-1:])
 
         spec = parse_spec(
-            {"name": "leaky", "indicators": [{"indicator": "sma"}, {"indicator": "next_close", "column": "peek"}]}
+            {
+                "name": "leaky",
+                "indicators": [{"indicator": "sma"}, {"indicator": "next_close", "column": "peek"}],
+            }
         )
         register_set(resources["catalog"], "btc25", spec)
         result = compute(resources, instance, "btc25", 1, raise_on_error=False)
@@ -202,7 +213,10 @@ def test_a_leaky_indicator_fails_the_blocking_lookahead_check_naming_column_and_
     assert not evaluations["no_lookahead"].passed
     assert evaluations["no_lookahead"].metadata["columns_with_lookahead"].value == ["peek"]
     first_cut = evaluations["no_lookahead"].metadata["cuts"].value[0]
-    assert f"`peek` first bad row {first_cut - 1}" in evaluations["no_lookahead"].metadata["first_bad_rows"].value
+    assert (
+        f"`peek` first bad row {first_cut - 1}"
+        in evaluations["no_lookahead"].metadata["first_bad_rows"].value
+    )
     stored = resources["catalog"].get_indicator_set("btc25", 1)
     assert stored.status == "failed"
     assert stored.message.startswith("no_lookahead: peek uses future bars")
@@ -227,7 +241,9 @@ def test_the_launchpad_job_registers_the_set_and_its_partition(resources, instan
         ],
     }
     run_config = {"ops": {"register_indicator_set": {"config": config}}}
-    result = add_indicator_set.execute_in_process(run_config=run_config, resources=resources, instance=instance)
+    result = add_indicator_set.execute_in_process(
+        run_config=run_config, resources=resources, instance=instance
+    )
     assert result.success
     record = resources["catalog"].get_indicator_set("btc25", 1)
     assert (record.label, record.columns, record.lookbacks) == ("momentum", ("rsi_10", "bb_pctb"), (10, 19))
@@ -263,10 +279,15 @@ def test_the_sensor_registers_dropped_files_and_requests_their_runs(resources, i
     (folder / "fast.yaml").write_text(
         "name: fast\ndatasets: [btc25, eth]\nindicators:\n  - {indicator: rsi, params: {n: 7}}\n"
     )
-    (folder / "broken.yaml").write_text("name: broken\ndatasets: [btc25]\nindicators:\n  - {indicator: nope}\n")
+    (folder / "broken.yaml").write_text(
+        "name: broken\ndatasets: [btc25]\nindicators:\n  - {indicator: nope}\n"
+    )
     result = evaluate(resources, instance)
     assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
-        (indicator_set_key("btc25", 1), f"btc25_1:{resources['catalog'].get_indicator_set('btc25', 1).spec_sha256[:16]}")
+        (
+            indicator_set_key("btc25", 1),
+            f"btc25_1:{resources['catalog'].get_indicator_set('btc25', 1).spec_sha256[:16]}",
+        )
     ]
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["1"]]
     # eth is not imported yet: the file stays pending, and eth gets its set once it is.

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import psycopg
 import pytest
 
+from resources import duckdb_file
 from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorSetRecord
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
@@ -229,6 +232,32 @@ def test_a_set_breaking_a_constraint_is_refused_and_not_stored(
     if isinstance(catalog, PostgresCatalog):
         assert constraint in str(refused.value)
     assert catalog.list_indicator_sets() == []
+
+
+@pytest.mark.parametrize("clash", ["version", "spec_sha256"])
+def test_the_table_itself_refuses_a_second_set_with_one_version_or_one_spec(
+    catalog: Catalog, clash: str, request: pytest.FixtureRequest
+) -> None:
+    # The catalog never tries this (it looks up the spec and serialises versions); the constraints are
+    # what is left if some other writer does.
+    register(catalog)
+    version, sha = (1, "ef" * 32) if clash == "version" else (2, spec()[1])
+    insert = (
+        "INSERT INTO indicator_sets (measurement, dataset, version, label, spec, spec_sha256, columns, "
+        f"lookbacks, status) VALUES ('btc_x', 'btc', {version}, 'x', '{{}}', '{sha}', ARRAY['x'], ARRAY[0], "
+        "'registered')"
+    )
+
+    with pytest.raises((psycopg.IntegrityError, duckdb.IntegrityError), match=r"(?i)duplicate key"):
+        if isinstance(catalog, PostgresCatalog):
+            conninfo: str = request.getfixturevalue("pg_conninfo")
+            options = f"-c search_path={catalog.schema_name}"
+            with psycopg.connect(conninfo, autocommit=True, options=options) as conn:
+                conn.execute(insert)
+        else:
+            assert isinstance(catalog, DuckDBCatalog)
+            with duckdb_file.connect(Path(catalog.path), write=True) as con:
+                con.execute(insert)
 
 
 def test_recorded_outputs_are_stored_and_read_back(catalog: Catalog) -> None:

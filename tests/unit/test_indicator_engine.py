@@ -111,7 +111,9 @@ def test_cuts_start_past_the_warm_up_and_end_one_bar_short():
 
 
 def leaky_spec(func_name: str):
-    return parse_spec({"name": "leaky", "indicators": [{"indicator": "sma", "column": "fine"}, {"indicator": func_name}]})
+    return parse_spec(
+        {"name": "leaky", "indicators": [{"indicator": "sma", "column": "fine"}, {"indicator": func_name}]}
+    )
 
 
 def test_a_feature_that_reads_the_next_bar_is_caught_at_the_first_cut():
@@ -204,7 +206,7 @@ def test_the_code_version_follows_a_users_indicator_source():
     with REGISTRY.scoped():
 
         @indicator(lookback=0)
-        def mine(close):  # noqa: F811  (the same name, new code)
+        def mine(close):
             return close * 3
 
         second = code_version(parse_spec({"name": "m", "indicators": [{"indicator": "mine"}]}))

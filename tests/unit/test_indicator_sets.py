@@ -54,9 +54,10 @@ def test_explicit_defaults_and_omitted_ones_are_the_same_set():
 
 
 def test_a_changed_parameter_is_a_different_set():
-    assert spec_of({"indicator": "rsi", "params": {"n": 14}}).sha256 != spec_of(
-        {"indicator": "rsi", "params": {"n": 15}}
-    ).sha256
+    assert (
+        spec_of({"indicator": "rsi", "params": {"n": 14}}).sha256
+        != spec_of({"indicator": "rsi", "params": {"n": 15}}).sha256
+    )
 
 
 def test_the_canonical_json_loads_back_to_the_same_spec():
@@ -108,7 +109,10 @@ def test_a_duplicate_column_names_both_entries():
         ([], "expected a mapping"),
         ({"indicators": [{"indicator": "sma"}]}, "'name' must be a non-empty string"),
         ({"name": "x", "indicators": []}, "'indicators' must be a non-empty list"),
-        ({"name": "x", "indicators": [{"indicator": "sma"}], "datasets": ["btc"]}, "unknown key(s) ['datasets']"),
+        (
+            {"name": "x", "indicators": [{"indicator": "sma"}], "datasets": ["btc"]},
+            "unknown key(s) ['datasets']",
+        ),
     ],
 )
 def test_a_bad_set_is_refused(data, message):
@@ -144,7 +148,9 @@ def test_a_file_must_say_which_datasets_and_name_them_validly(tmp_path: Path):
 
 def test_a_json_file_loads_like_yaml(tmp_path: Path):
     path = tmp_path / "mine.json"
-    path.write_text(json.dumps({"name": "m", "datasets": ["btc", "eth", "btc"], "indicators": [{"indicator": "sma"}]}))
+    path.write_text(
+        json.dumps({"name": "m", "datasets": ["btc", "eth", "btc"], "indicators": [{"indicator": "sma"}]})
+    )
     loaded = load_set_file(path)
     assert loaded.datasets == ("btc", "eth")
     assert loaded.spec.column_names == ("sma",)

@@ -22,7 +22,9 @@ INDICATORS_KEY = dg.AssetKey("indicators")
 # Each set partition dataset|version reads exactly the bars partition of its dataset. The mapping is beta in
 # dagster 1.13 (pinned in requirements.lock) and the one the GUIDE checked; its warning is silenced here only.
 with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta")
+    warnings.filterwarnings(
+        "ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta"
+    )
     BARS_OF_THE_DATASET = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
 
 
@@ -33,7 +35,11 @@ def _png_md(alt: str, png: bytes) -> dg.MetadataValue:
 def _overlay_columns(computed: Computed) -> dict[str, np.ndarray]:
     """Two columns to draw over the price: price-scale outputs (moving averages, bands, VWAP) first."""
     spec = computed.spec
-    on_price = [c.name for c in spec.columns if spec.indicator(c.entry).overlay and c.output not in ("pctb", "bandwidth")]
+    on_price = [
+        c.name
+        for c in spec.columns
+        if spec.indicator(c.entry).overlay and c.output not in ("pctb", "bandwidth")
+    ]
     return {name: computed.values[name] for name in on_price[:2]}
 
 
@@ -77,7 +83,9 @@ def indicators_metadata(computed: Computed) -> dict[str, object]:
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn("ts", "timestamp (UTC, us)")]
             + [
-                dg.TableColumn(c.name, "double", description=f"{c.output} of entry {c.entry + 1}, warm-up {c.lookback}")
+                dg.TableColumn(
+                    c.name, "double", description=f"{c.output} of entry {c.entry + 1}, warm-up {c.lookback}"
+                )
                 for c in computed.spec.columns
             ]
         ),
@@ -109,9 +117,7 @@ def indicators_metadata(computed: Computed) -> dict[str, object]:
 
 @dg.asset(
     partitions_def=indicator_sets,
-    deps=[
-        dg.AssetDep(bars, partition_mapping=BARS_OF_THE_DATASET)
-    ],
+    deps=[dg.AssetDep(bars, partition_mapping=BARS_OF_THE_DATASET)],
     check_specs=checks.check_specs(INDICATORS_KEY),
     group_name="indicators",
     kinds={"python", "numba"},
@@ -131,7 +137,11 @@ def indicators(
         f"{computed.record.measurement}: {computed.mode} update, {computed.rows_written} rows written "
         f"of {computed.bars['close'].size} ({computed.seconds:.2f}s)"
     )
-    results = [checks.no_lookahead(computed), checks.warmup_only_nans(computed), checks.matches_store(computed, timeseries)]
+    results = [
+        checks.no_lookahead(computed),
+        checks.warmup_only_nans(computed),
+        checks.matches_store(computed, timeseries),
+    ]
     failed = [r for r in results if not r.passed]
     record_outcome(
         catalog,
@@ -141,6 +151,8 @@ def indicators(
     )
     yield dg.MaterializeResult(
         metadata=indicators_metadata(computed),
-        data_version=dg.DataVersion(f"{computed.record.spec_sha256[:16]}-{computed.bars_sha256[:16]}-{computed.code_version}"),
+        data_version=dg.DataVersion(
+            f"{computed.record.spec_sha256[:16]}-{computed.bars_sha256[:16]}-{computed.code_version}"
+        ),
     )
     yield from results

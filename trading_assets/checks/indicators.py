@@ -5,11 +5,17 @@ separate check step would have to recompute the whole set only to audit it. `no_
 a set whose features use future bars must not feed a model.
 """
 
-import numpy as np
-
 import dagster as dg
+import numpy as np
+import pyarrow as pa
+
 from resources.timeseries import TimeSeriesStore
-from trading_assets.compute.indicators import Violation, lookahead_cuts, lookahead_violations, warmup_violations
+from trading_assets.compute.indicators import (
+    Violation,
+    lookahead_cuts,
+    lookahead_violations,
+    warmup_violations,
+)
 from trading_assets.indicator_sets import Computed
 
 NO_LOOKAHEAD = "no_lookahead"
@@ -24,8 +30,8 @@ def check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             NO_LOOKAHEAD,
             asset=asset_key,
             blocking=True,
-            description="Recomputes the set on prefixes of the bars cut at several points; every value before "
-            "a cut must be identical to the full computation, or the feature uses future bars.",
+            description="Recomputes the set on prefixes of the bars cut at several points; every value "
+            "before a cut must be identical to the full computation, or the feature uses future bars.",
         ),
         dg.AssetCheckSpec(
             WARMUP_ONLY_NANS,
@@ -55,7 +61,9 @@ def no_lookahead(computed: Computed) -> dg.AssetCheckResult:
         check_name=NO_LOOKAHEAD,
         passed=not found,
         description=(
-            f"{found[0].column} uses future bars: {found[0].detail}" if found else "no value depends on later bars"
+            f"{found[0].column} uses future bars: {found[0].detail}"
+            if found
+            else "no value depends on later bars"
         ),
         metadata={
             "cuts": dg.MetadataValue.json(cuts),
@@ -97,7 +105,7 @@ def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckRe
         inside = rows[(rows >= offset) & (rows < offset + batch.num_rows)]
         if inside.size:
             local = inside - offset
-            ts = batch.column("ts").to_numpy().astype("datetime64[us]").astype(np.int64)[local]
+            ts = batch.column("ts").cast(pa.int64()).to_numpy()[local]
             if not np.array_equal(ts, computed.bars["ts"][inside]):
                 problems.append(f"rows {inside[:5].tolist()}...: timestamps differ from the bars")
             for name in names:
@@ -105,9 +113,9 @@ def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckRe
                 expected = computed.values[name][inside]
                 same = (stored == expected) | (np.isnan(stored) & ~np.isfinite(expected))
                 if not same.all():
-                    bad = int(inside[np.argmin(same)])
+                    at = int(np.argmin(same))
                     problems.append(
-                        f"`{name}` row {bad}: stored {stored[np.argmin(same)]!r}, computed {expected[np.argmin(same)]!r}"
+                        f"`{name}` row {int(inside[at])}: stored {stored[at]!r}, computed {expected[at]!r}"
                     )
         offset += batch.num_rows
     if offset != computed.bars["close"].size:

@@ -93,7 +93,9 @@ def rsi(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
         "hist": slow + signal - 2,
     },
     state=lambda fast, slow, signal: np.zeros(7),
-    check=lambda fast, slow, signal: None if fast < slow else f"fast ({fast}) must be less than slow ({slow})",
+    check=lambda fast, slow, signal: (
+        None if fast < slow else f"fast ({fast}) must be less than slow ({slow})"
+    ),
     builtin=True,
 )
 def macd(
@@ -108,7 +110,10 @@ def macd(
 
 @indicator(
     outputs=("middle", "upper", "lower", "pctb", "bandwidth"),
-    params={"n": _period(20, minimum=2), "k": Param(float, 2.0, min=0.0, doc="band half-width in stds (> 0)")},
+    params={
+        "n": _period(20, minimum=2),
+        "k": Param(float, 2.0, min=0.0, doc="band half-width in stds (> 0)"),
+    },
     lookback=lambda n, k: n - 1,
     check=lambda n, k: None if k > 0 else f"k must be greater than 0, got {k}",
     overlay=True,
@@ -130,7 +135,9 @@ def bbands(
     state=lambda n: np.zeros(4),
     builtin=True,
 )
-def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
+def atr(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int
+) -> np.ndarray:
     """Wilder's average true range. TR = max(high - low, |high - prev close|, |low - prev close|) exists
     from bar 1; the first ATR, at bar n, is the mean of TR over bars 1..n, then atr = (atr * (n - 1) + tr)
     / n (TA-Lib's ATR). Stateful."""

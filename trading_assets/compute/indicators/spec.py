@@ -144,7 +144,9 @@ def load_set_file(path: str | Path, *, registry: Registry = REGISTRY, need_datas
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise SpecError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {err}") from None
     if not need_datasets and isinstance(data, Mapping) and "datasets" not in data:
-        return SetFile(path=path, spec=_parse(data, str(path), registry, lines=lines, file_keys=False)[0], datasets=())
+        return SetFile(
+            path=path, spec=_parse(data, str(path), registry, lines=lines, file_keys=False)[0], datasets=()
+        )
     spec, datasets = _parse(data, str(path), registry, lines=lines, file_keys=True)
     return SetFile(path=path, spec=spec, datasets=datasets)
 

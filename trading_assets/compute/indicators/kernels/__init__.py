@@ -9,20 +9,56 @@ positions before `i0` NaN; a prefix run then a resumed run equal one run bit for
 All kernels are compiled without fastmath, so results are bit-identical from run to run, and with
 numpy's error model: a division by zero gives inf or NaN (caught by the warm-up check) instead of raising
 inside a loop. The TA-Lib conventions they follow, and where they depart from it, are in each docstring.
+
+numba's on-disk cache (`cache=True`) checks only the file of the kernel it loads, not the helpers it calls
+in `_window.py`: `drop_stale_cache` clears this package's cached machine code whenever any of its sources
+changed, before the kernels are imported, so an edited helper can never run as its old compiled self.
 """
 
-from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb
-from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb
-from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb
-from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb
-from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb
-from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb
+import hashlib
+from pathlib import Path
+
+_STAMP = "kernels_source.sha256"
+
+
+def drop_stale_cache(package: Path) -> bool:
+    """Delete numba's cache files in `package/__pycache__` if the package's sources changed since they were
+    written; return True if it did. A read-only install keeps no cache, so errors are ignored."""
+    digest = hashlib.sha256()
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    cache = package / "__pycache__"
+    stamp = cache / _STAMP
+    try:
+        if stamp.read_text() == digest.hexdigest():
+            return False
+    except OSError:
+        pass
+    try:
+        for stale in (*cache.glob("*.nbi"), *cache.glob("*.nbc")):
+            stale.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    except OSError:
+        pass
+    return True
+
+
+drop_stale_cache(Path(__file__).parent)
+
+from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb  # noqa: E402
+from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb  # noqa: E402
+from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb  # noqa: E402
+from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb  # noqa: E402
+from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb  # noqa: E402
+from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb  # noqa: E402
 
 __all__ = [
     "adx_nb",
     "atr_nb",
     "bbands_nb",
     "cci_nb",
+    "drop_stale_cache",
     "ema_nb",
     "logret_nb",
     "macd_nb",
