@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -163,7 +164,10 @@ def main() -> None:
     spec = default_spec()
     bars = bars_arrays(args.rows)
     columns = len(spec.columns)
-    print(f"default set: {len(spec.entries)} indicators, {columns} columns; {args.rows:,} bars; one core")
+    print(
+        f"default set: {len(spec.entries)} indicators, {columns} columns; {args.rows:,} bars; "
+        f"one core used of {os.cpu_count()}, {platform.machine()}"
+    )
     ours = timed(lambda: compute_set(spec, bars), args.repeat)
     with tempfile.TemporaryDirectory() as scratch:
         bars_file = Path(scratch) / "bars.npz"

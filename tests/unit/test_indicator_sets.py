@@ -189,3 +189,9 @@ def test_a_users_own_indicator_is_declared_with_a_decorator_and_used_in_a_set():
         np.testing.assert_array_equal(values["rng"], [np.nan, 2.0, 4.0])
         assert spec.lookbacks == (1,)
     assert "range_mean" not in REGISTRY
+
+
+def test_the_indicator_guide_documents_every_built_in_with_its_warm_up():
+    guide = (Path(__file__).parents[2] / "docs" / "indicators.md").read_text()
+    documented = {line.split("|")[1].strip().strip("`") for line in guide.splitlines() if line.startswith("| `")}
+    assert documented == {name for name in REGISTRY.names() if REGISTRY.get(name).builtin}
