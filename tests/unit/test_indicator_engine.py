@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -194,21 +196,32 @@ def test_the_bars_hash_of_a_prefix_matches_the_shorter_export():
     assert bars_sha256(changed, 1_000) != bars_sha256(BARS, 1_000)
 
 
-def test_the_code_version_follows_a_users_indicator_source():
+USER_MODULE = """
+import numpy as np
+from trading_assets.compute.indicators import indicator
+
+
+def _helper(close):
+    return close * {factor}
+
+
+@indicator(lookback=0)
+def mine(close):
+    return _helper(close)
+"""
+
+
+def user_code_version(tmp_path, name: str, factor: int) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(USER_MODULE.format(factor=factor))
     with REGISTRY.scoped():
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+        return code_version(parse_spec({"name": "m", "indicators": [{"indicator": "mine"}]}))
 
-        @indicator(lookback=0)
-        def mine(close):
-            return close * 2
 
-        first = code_version(parse_spec({"name": "m", "indicators": [{"indicator": "mine"}]}))
-
-    with REGISTRY.scoped():
-
-        @indicator(lookback=0)
-        def mine(close):
-            return close * 3
-
-        second = code_version(parse_spec({"name": "m", "indicators": [{"indicator": "mine"}]}))
-    assert first != second
+def test_the_code_version_follows_a_users_indicator_module_helpers_included(tmp_path):
+    first = user_code_version(tmp_path, "mine_a", 2)
+    assert user_code_version(tmp_path, "mine_b", 2) == first  # same code, same version
+    assert user_code_version(tmp_path, "mine_c", 3) != first  # only the helper changed
     assert code_version(default_spec()) == code_version(default_spec())

@@ -193,5 +193,46 @@ def test_a_users_own_indicator_is_declared_with_a_decorator_and_used_in_a_set():
 
 def test_the_indicator_guide_documents_every_built_in_with_its_warm_up():
     guide = (Path(__file__).parents[2] / "docs" / "indicators.md").read_text()
-    documented = {line.split("|")[1].strip().strip("`") for line in guide.splitlines() if line.startswith("| `")}
+    documented = {
+        line.split("|")[1].strip().strip("`") for line in guide.splitlines() if line.startswith("| `")
+    }
     assert documented == {name for name in REGISTRY.names() if REGISTRY.get(name).builtin}
+
+
+def test_a_renamed_set_is_the_same_set():
+    indicators = [{"indicator": "rsi", "params": {"n": 14}}]
+    assert (
+        parse_spec({"name": "a", "indicators": indicators}).sha256
+        == parse_spec({"name": "b", "indicators": indicators}).sha256
+    )
+
+
+def test_a_key_given_twice_is_refused_in_yaml_and_json(tmp_path: Path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: x\ndatasets: [btc]\nindicators:\n  - {indicator: rsi, params: {n: 5, n: 7}}\n")
+    with pytest.raises(SpecError, match=r"(?s)twice\.yaml: not valid YAML: .*key 'n' appears twice.*line 4"):
+        load_set_file(path)
+    path = tmp_path / "twice.json"
+    path.write_text('{"name": "x", "name": "y", "datasets": ["btc"], "indicators": [{"indicator": "rsi"}]}')
+    with pytest.raises(SpecError, match=r"twice\.json: not valid JSON: key\(s\) \['name'\] appear twice"):
+        load_set_file(path)
+
+
+def test_a_json_file_error_names_the_entry_line(tmp_path: Path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"name": "m", "datasets": ["btc"], "indicators": [\n{"indicator": "sma"},\n{"indicator": "x"}\n]}')
+    with pytest.raises(SpecError, match=r"mine\.json: entry 2 \(line 3\): unknown indicator 'x'"):
+        load_set_file(path)
+
+
+def test_a_negative_warm_up_is_refused_when_the_set_is_validated():
+    with REGISTRY.scoped():
+
+        @indicator(lookback=lambda n: n - 2, params={"n": Param(int, 1, min=1)})
+        def broken(close, n):
+            return close
+
+        with pytest.raises(
+            SpecError, match=r"entry 1: broken: lookback of 'value' must be a whole number >= 0, got -1"
+        ):
+            spec_of({"indicator": "broken"})

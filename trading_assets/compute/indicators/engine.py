@@ -190,7 +190,7 @@ def bars_sha256(bars: Bars, rows: int | None = None) -> str:
 
 def code_version(spec: SetSpec) -> str:
     """A hash of the code that computes `spec`: the indicator library's sources and, for indicators
-    registered by users, their functions' source. A new value means stored values may differ."""
+    registered by users, the source file of their module. A new value means stored values may differ."""
     digest = hashlib.sha256()
     library = Path(__file__).parent
     for path in sorted(library.rglob("*.py")):
@@ -199,8 +199,9 @@ def code_version(spec: SetSpec) -> str:
     for name in sorted({e.indicator for e in spec.entries}):
         item = spec.registry.get(name)
         if not item.builtin:
+            # The whole module, not just the function: its helpers (e.g. a numba kernel) are code too.
             try:
-                digest.update(inspect.getsource(item.func).encode())
+                digest.update(Path(inspect.getsourcefile(item.func) or "").read_bytes())
             except (OSError, TypeError):
                 digest.update(f"{item.func.__module__}.{item.func.__qualname__}".encode())
     return digest.hexdigest()[:16]

@@ -112,9 +112,17 @@ class Indicator:
     def lookbacks(self, params: Mapping[str, int | float]) -> dict[str, int]:
         """Warm-up bars of each output for validated `params`."""
         value = self.lookback(**params)
-        if isinstance(value, Mapping):
-            return {out: int(value[out]) for out in self.outputs}
-        return dict.fromkeys(self.outputs, int(value))
+        found = (
+            {out: value[out] for out in self.outputs}
+            if isinstance(value, Mapping)
+            else dict.fromkeys(self.outputs, value)
+        )
+        for out, bars in found.items():
+            if isinstance(bars, bool) or not isinstance(bars, int | np.integer) or bars < 0:
+                raise IndicatorError(
+                    f"{self.name}: lookback of {out!r} must be a whole number >= 0, got {bars!r}"
+                )
+        return {out: int(bars) for out, bars in found.items()}
 
     def new_state(self, params: Mapping[str, int | float]) -> np.ndarray | None:
         """A fresh state for a stateful indicator (None for a windowed one)."""

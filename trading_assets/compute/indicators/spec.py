@@ -84,13 +84,16 @@ class SetSpec:
         return self.registry.get(self.entries[entry].indicator)
 
     def to_json(self) -> str:
-        """The canonical JSON that the catalog stores and hashes."""
+        """The canonical JSON that the catalog stores: the name and the indicators."""
         body = {"name": self.name, "indicators": [e.canonical() for e in self.entries]}
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        """What identifies the set: its indicators, parameters, outputs and columns. The name is a label and
+        is left out, so the same indicators under another name are the same set."""
+        body = [e.canonical() for e in self.entries]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -136,19 +139,44 @@ def load_set_file(path: str | Path, *, registry: Registry = REGISTRY, need_datas
         raise SpecError(f"{path}: cannot read: {err}") from None
     lines: dict[int, int] = {}
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-            lines = _entry_lines(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        data = json.loads(text, object_pairs_hook=_unique_keys) if path.suffix.lower() == ".json" else None
+        if data is None:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, ValueError) as err:
         raise SpecError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {err}") from None
+    try:
+        lines = _entry_lines(text)  # JSON is YAML too, so its entries get line numbers the same way
+    except yaml.YAMLError:
+        lines = {}
     if not need_datasets and isinstance(data, Mapping) and "datasets" not in data:
         return SetFile(
             path=path, spec=_parse(data, str(path), registry, lines=lines, file_keys=False)[0], datasets=()
         )
     spec, datasets = _parse(data, str(path), registry, lines=lines, file_keys=True)
     return SetFile(path=path, spec=spec, datasets=datasets)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a key given twice in one mapping (`{n: 5, n: 7}`) instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"key(s) {repeated} appear twice in one object")
+    return dict(pairs)
 
 
 def _entry_lines(text: str) -> dict[int, int]:

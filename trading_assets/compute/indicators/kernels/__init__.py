@@ -12,22 +12,40 @@ inside a loop. The TA-Lib conventions they follow, and where they depart from it
 
 numba's on-disk cache (`cache=True`) checks only the file of the kernel it loads, not the helpers it calls
 in `_window.py`: `drop_stale_cache` clears this package's cached machine code whenever any of its sources
-changed, before the kernels are imported, so an edited helper can never run as its old compiled self.
+changed. It runs right after the kernels are defined and before any is called (numba loads cached code at
+the first call), in whichever folder numba caches them (`__pycache__` here, or under NUMBA_CACHE_DIR).
 """
 
 import hashlib
 from pathlib import Path
 
+from numba.core.registry import CPUDispatcher
+
+from trading_assets.compute.indicators.kernels import (
+    _window,
+    averages,
+    oscillators,
+    returns,
+    trend,
+    volatility,
+    volume,
+)
+from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb
+from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb
+from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb
+from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb
+from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb
+from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb
+
 _STAMP = "kernels_source.sha256"
 
 
-def drop_stale_cache(package: Path) -> bool:
-    """Delete numba's cache files in `package/__pycache__` if the package's sources changed since they were
+def drop_stale_cache(package: Path, cache: Path) -> bool:
+    """Delete numba's cache files (.nbi/.nbc) in `cache` if the sources of `package` changed since they were
     written; return True if it did. A read-only install keeps no cache, so errors are ignored."""
     digest = hashlib.sha256()
     for source in sorted(package.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    cache = package / "__pycache__"
     stamp = cache / _STAMP
     try:
         if stamp.read_text() == digest.hexdigest():
@@ -37,26 +55,33 @@ def drop_stale_cache(package: Path) -> bool:
     try:
         for stale in (*cache.glob("*.nbi"), *cache.glob("*.nbc")):
             stale.unlink(missing_ok=True)
-        cache.mkdir(exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest.hexdigest())
     except OSError:
         pass
     return True
 
 
-drop_stale_cache(Path(__file__).parent)
+def cache_folders() -> set[Path]:
+    """Where numba keeps the cached machine code of this package's kernels (private numba attribute,
+    checked against the numba pinned in requirements.lock)."""
+    folders = set()
+    for module in (_window, averages, oscillators, returns, trend, volatility, volume):
+        for value in vars(module).values():
+            path = getattr(getattr(value, "_cache", None), "_cache_path", None)
+            if isinstance(value, CPUDispatcher) and path:
+                folders.add(Path(path))
+    return folders
 
-from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb  # noqa: E402
-from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb  # noqa: E402
-from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb  # noqa: E402
-from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb  # noqa: E402
-from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb  # noqa: E402
-from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb  # noqa: E402
+
+for _folder in cache_folders():
+    drop_stale_cache(Path(__file__).parent, _folder)
 
 __all__ = [
     "adx_nb",
     "atr_nb",
     "bbands_nb",
+    "cache_folders",
     "cci_nb",
     "drop_stale_cache",
     "ema_nb",
