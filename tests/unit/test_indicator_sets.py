@@ -220,7 +220,8 @@ def test_a_key_given_twice_is_refused_in_yaml_and_json(tmp_path: Path):
 
 def test_a_json_file_error_names_the_entry_line(tmp_path: Path):
     path = tmp_path / "mine.json"
-    path.write_text('{"name": "m", "datasets": ["btc"], "indicators": [\n{"indicator": "sma"},\n{"indicator": "x"}\n]}')
+    entries = '[\n{"indicator": "sma"},\n{"indicator": "x"}\n]'
+    path.write_text(f'{{"name": "m", "datasets": ["btc"], "indicators": {entries}}}')
     with pytest.raises(SpecError, match=r"mine\.json: entry 2 \(line 3\): unknown indicator 'x'"):
         load_set_file(path)
 
