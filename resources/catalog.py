@@ -6,6 +6,7 @@ its columns and its time range, so a user can find the data from the catalog alo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,11 @@ class DatasetRecord:
     # Set by the catalog on write; None on records built by callers.
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        """What the dataset's bars are a function of: the source file's content and how it was read."""
+        return hashlib.sha256(f"{self.source_sha256}\n{self.read_options}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class IndicatorSetRecord:
     last_ts: datetime | None = None
     # Hash of the bars the stored rows were computed from.
     bars_sha256: str | None = None
+    # The dataset's `version` when the values were computed: when the dataset row says otherwise, the set
+    # is behind its bars.
+    dataset_version: str | None = None
     # JSON resume state of stateful indicators.
     state: str | None = None
     code_version: str | None = None
@@ -125,6 +134,7 @@ class Catalog(Protocol):
         first_ts: datetime | None,
         last_ts: datetime | None,
         bars_sha256: str | None,
+        dataset_version: str | None = None,
         state: str | None,
         code_version: str | None,
         message: str | None,

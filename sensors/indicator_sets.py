@@ -10,6 +10,7 @@ Each tick it
 Run keys make each request happen once per set and per bars version.
 """
 
+import hashlib
 import json
 
 import dagster as dg
@@ -17,7 +18,7 @@ import dagster as dg
 from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorSetRecord
 from resources.sets_folder import SetsFolder
 from trading_assets.compute.files import file_sha256
-from trading_assets.compute.indicators import SpecError, load_set_file
+from trading_assets.compute.indicators import REGISTRY, SpecError, load_set_file
 from trading_assets.indicator_sets import register_set
 from trading_assets.jobs import MATERIALIZE_INDICATORS_JOB
 from trading_assets.partitions import datasets, indicator_set_key, indicator_versions
@@ -27,19 +28,25 @@ def _register_files(
     context: dg.SensorEvaluationContext, folder: SetsFolder, catalog: Catalog, seen: dict[str, dict]
 ) -> dict[str, dict]:
     """Register sets from new or changed files; return the files part of the next cursor."""
+    known = hashlib.sha256(",".join(REGISTRY.names()).encode()).hexdigest()[:16]
     cursor = {}
     for path in folder.files():
         sha = file_sha256(path)
         previous = seen.get(path.name, {})
-        if previous.get("sha") == sha and not previous.get("pending"):
+        # A refused file is read again when the indicators known change (TRADING_INDICATOR_MODULES fixed).
+        if (
+            previous.get("sha") == sha
+            and not previous.get("pending")
+            and previous.get("known") in (None, known)
+        ):
             cursor[path.name] = previous
             continue
         try:
             set_file = load_set_file(path)
         except SpecError as err:
-            if previous.get("sha") != sha:
+            if previous.get("sha") != sha or previous.get("known") != known:
                 context.log.error(f"indicator set file refused: {err}")
-            cursor[path.name] = {"sha": sha, "pending": [], "error": str(err)}
+            cursor[path.name] = {"sha": sha, "pending": [], "error": str(err), "known": known}
             continue
         pending = []
         for dataset in set_file.datasets:
@@ -57,10 +64,10 @@ def _register_files(
 
 
 def _stale(record: IndicatorSetRecord, dataset: DatasetRecord | None) -> bool:
-    """A computed set whose dataset was imported again since (a longer or corrected export)."""
-    if dataset is None or dataset.updated_at is None or record.status == "registered":
-        return False
-    return record.updated_at is None or dataset.updated_at > record.updated_at
+    """A computed set whose dataset was imported from other content (or read otherwise) since. Compared by
+    the dataset version the values were computed from, so an import that lands while a set is being
+    computed still shows as stale afterwards."""
+    return dataset is not None and record.status != "registered" and record.dataset_version != dataset.version
 
 
 @dg.sensor(
@@ -83,7 +90,7 @@ def indicator_sets_sensor(
         if record.status == "registered":
             run_key = f"{record.measurement}:{record.spec_sha256[:16]}"
         elif _stale(record, dataset_rows.get(record.dataset)):
-            run_key = f"{record.measurement}:bars:{dataset_rows[record.dataset].source_sha256[:16]}"
+            run_key = f"{record.measurement}:bars:{dataset_rows[record.dataset].version[:16]}"
         else:
             continue
         if record.dataset not in known_datasets:

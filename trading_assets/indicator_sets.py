@@ -2,14 +2,15 @@
 
 `register_set` gives a validated spec its version for a dataset (the same spec always gets the same
 version; a changed spec gets the next one). `compute_into_store` computes a registered set from the bars
-in the store and writes its table:
+in the store, audits it for lookahead, and then writes its table:
 
+- nothing, when the set uses future bars (the table keeps what it held);
 - in full (table replaced) the first time, or when the bars before the old end changed, or when the
   code that computes the set changed;
-- only the tail when the dataset's bars are the old ones plus new bars at the end (a longer export):
+- only the new rows when the dataset's bars are the old ones plus new bars at the end (a longer export):
   the engine resumes from the saved state with `history_bars` bars of history, and the rows written are
-  bit for bit what a full recompute gives;
-- not at all when nothing changed.
+  bit for bit what a full recompute gives (checked on every update);
+- nothing when nothing changed.
 
 The `indicators` asset, `trading-assets demo` and tests call these, so every path behaves the same.
 """
@@ -30,17 +31,22 @@ from trading_assets.compute.indicators import (
     BAR_INPUTS,
     REGISTRY,
     Registry,
+    SetResult,
     SetSpec,
     SetState,
+    Violation,
     bars_sha256,
     code_version,
     compute_set,
     extend_set,
     history_bars,
+    lookahead_cuts,
+    lookahead_violations,
     spec_from_json,
+    warmup_violations,
 )
 
-Mode = Literal["full", "append", "unchanged"]
+Mode = Literal["full", "append", "unchanged", "refused"]
 
 
 def table_schema(spec: SetSpec) -> TableSchema:
@@ -66,7 +72,8 @@ def read_bars(store: TimeSeriesStore, table: str) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Computed:
-    """What `compute_into_store` did, and every column of the set over all bars (for checks, charts)."""
+    """What `compute_into_store` did, the set computed in full over all bars (what the checks compare
+    with and the charts show), and the audits that ran before anything was written."""
 
     record: IndicatorSetRecord
     spec: SetSpec
@@ -76,8 +83,13 @@ class Computed:
     mode: Mode
     rows_written: int
     bars_sha256: str
+    dataset_version: str
     code_version: str
+    cuts: list[int]
+    lookahead: list[Violation]
+    warmup: list[Violation]
     seconds: float
+    note: str | None = None
 
 
 def compute_into_store(
@@ -87,8 +99,12 @@ def compute_into_store(
     version: int,
     registry: Registry = REGISTRY,
 ) -> Computed:
-    """Compute registered set `version` of `dataset` into its table; the catalog row is not updated here
-    (the caller records the outcome with `record_outcome` once the checks have run)."""
+    """Compute registered set `version` of `dataset` and bring its table up to date.
+
+    The lookahead audit runs before any write: a set whose values change when later bars are removed is
+    never stored (mode "refused"), and the table keeps what it held. The catalog row is not updated here;
+    the caller records the outcome with `record_outcome` once the checks have run.
+    """
     started = time.perf_counter()
     record = catalog.get_indicator_set(dataset, version)
     if record is None:
@@ -104,36 +120,57 @@ def compute_into_store(
     bars = read_bars(store, dataset_record.table_name)
     n = bars["close"].size
     code = code_version(spec)
-    schema = table_schema(spec)
+    # The full computation is the reference every audit compares with; it costs a fraction of a write.
+    full = compute_set(spec, bars)
+    cuts = lookahead_cuts(n, spec)
+    leaks = lookahead_violations(spec, bars, full.values, cuts)
     old = _resumable_rows(store, record, bars, code)
-    if old is None:
-        result = compute_set(spec, bars)
-        store.replace(record.measurement, to_arrow(bars["ts"], result.values), schema)
-        values, state, mode, written = result.values, result.state, "full", n
+    note = None
+    if leaks:
+        mode, written = "refused", 0
     elif old == n:
-        values = stored_values(store, record.measurement, spec)
-        state, mode, written = SetState.from_json(record.state or ""), "unchanged", 0
+        mode, written = "unchanged", 0
+    elif old is not None and (tail := _tail(spec, bars, old, record.state or "", full)) is not None:
+        store.write(record.measurement, to_arrow(bars["ts"][old:], tail), table_schema(spec))
+        mode, written = "append", n - old
     else:
-        start = max(0, old - history_bars(spec))
-        tail = extend_set(
-            spec, {k: v[start:] for k, v in bars.items()}, old - start, SetState.from_json(record.state or "")
-        )
-        store.write(record.measurement, to_arrow(bars["ts"][old:], tail.values), schema)
-        kept = stored_values(store, record.measurement, spec, rows=old)
-        values = {k: np.concatenate((kept[k], tail.values[k])) for k in spec.column_names}
-        state, mode, written = tail.state, "append", n - old
+        if old is not None:
+            note = "the incremental update differed from a full recompute; the table was recomputed in full"
+        store.replace(record.measurement, to_arrow(bars["ts"], full.values), table_schema(spec))
+        mode, written = "full", n
     return Computed(
         record=record,
         spec=spec,
         bars=bars,
-        values=values,
-        state=state,
+        values=full.values,
+        state=full.state,
         mode=mode,
         rows_written=written,
         bars_sha256=bars_sha256(bars),
+        dataset_version=dataset_record.version,
         code_version=code,
+        cuts=cuts,
+        lookahead=leaks,
+        warmup=warmup_violations(spec, full.values),
         seconds=time.perf_counter() - started,
+        note=note,
     )
+
+
+def _tail(
+    spec: SetSpec, bars: dict[str, np.ndarray], old: int, state_json: str, full: SetResult
+) -> dict[str, np.ndarray] | None:
+    """The new rows computed incrementally: from the saved state and `history_bars` bars before the old
+    end. None if they are not bit for bit the full computation's (which the engine guarantees; checked on
+    every update all the same, since the full computation is at hand)."""
+    start = max(0, old - history_bars(spec))
+    tail = extend_set(
+        spec, {k: v[start:] for k, v in bars.items()}, old - start, SetState.from_json(state_json)
+    )
+    for name, values in tail.values.items():
+        if not np.array_equal(values, full.values[name][old:], equal_nan=True):
+            return None
+    return tail.values if tail.state.to_json() == full.state.to_json() else None
 
 
 def _resumable_rows(
@@ -175,20 +212,40 @@ def stored_values(
     }
 
 
-def record_outcome(
-    catalog: Catalog, computed: Computed, passed: bool, message: str | None
-) -> IndicatorSetRecord:
-    """Store what a computation produced (rows, time range, bars hash, resume state) and its verdict."""
+def record_outcome(catalog: Catalog, computed: Computed, failed: list[str]) -> IndicatorSetRecord:
+    """Store the verdict and, when values were stored, what they are (rows, time range, hashes, resume
+    state, code version). `failed` lists the failing checks' messages.
+
+    A refused update leaves the row's outputs as they were (they still describe the stored table): a set
+    that was ready stays ready for the bars it was computed from, one that had nothing stored is failed.
+    """
+    message = "; ".join(failed) or None
+    record = computed.record
+    if computed.mode == "refused":
+        return catalog.record_indicator_output(
+            record.dataset,
+            record.version,
+            status="ready" if record.status == "ready" else "failed",
+            row_count=record.row_count,
+            first_ts=record.first_ts,
+            last_ts=record.last_ts,
+            bars_sha256=record.bars_sha256,
+            dataset_version=record.dataset_version,
+            state=record.state,
+            code_version=record.code_version,
+            message=f"update refused: {message}",
+        )
     ts = computed.bars[TIMESTAMP_COLUMN]
     first, last = (_utc(ts[0]), _utc(ts[-1])) if ts.size else (None, None)
     return catalog.record_indicator_output(
-        computed.record.dataset,
-        computed.record.version,
-        status="ready" if passed else "failed",
+        record.dataset,
+        record.version,
+        status="failed" if failed else "ready",
         row_count=int(ts.size),
         first_ts=first,
         last_ts=last,
         bars_sha256=computed.bars_sha256,
+        dataset_version=computed.dataset_version,
         state=computed.state.to_json(),
         code_version=computed.code_version,
         message=message,

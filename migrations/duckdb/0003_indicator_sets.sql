@@ -27,6 +27,9 @@ CREATE TABLE indicator_sets (
     last_ts      TIMESTAMPTZ,
     -- Hash of the bars the stored rows were computed from: a later import that changes them shows here.
     bars_sha256  VARCHAR,
+    -- The dataset's version (hash of its source file's SHA-256 and reading options) when the values were
+    -- computed: a dataset row that says otherwise was imported again since, and the set is due an update.
+    dataset_version VARCHAR,
     -- JSON resume state of stateful indicators (EMA, ...), so new bars extend the set without a rerun.
     state        VARCHAR,
     code_version VARCHAR,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from resources.duckdb_catalog import DuckDBCatalog
@@ -14,13 +15,13 @@ from resources.postgres_catalog import PostgresCatalog
 from resources.sets_folder import SetsFolder
 from sensors.indicator_sets import indicator_sets_sensor
 from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import indicators
+from trading_assets.assets.indicators import BARS_OF_THE_DATASET, indicators
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.indicators import REGISTRY, compute_set, default_spec, indicator, parse_spec
 from trading_assets.definitions import defs
-from trading_assets.indicator_sets import read_bars, register_set, stored_values
+from trading_assets.indicator_sets import read_bars, register_set, stored_values, table_schema
 from trading_assets.jobs import add_indicator_set
-from trading_assets.partitions import indicator_set_key
+from trading_assets.partitions import datasets, indicator_set_key, indicator_sets
 
 ROWS = 3_000
 
@@ -96,10 +97,18 @@ def test_definitions_load_the_indicator_jobs_and_sensor():
     assert defs.resolve_sensor_def("indicator_sets_sensor") is not None
 
 
-def test_lineage_maps_each_set_to_exactly_its_datasets_bars():
-    graph = defs.resolve_asset_graph()
-    dep = graph.get(dg.AssetKey("indicators")).parent_entity_keys
-    assert dg.AssetKey("bars") in dep
+def test_lineage_maps_each_set_to_exactly_its_datasets_bars(instance):
+    instance.add_dynamic_partitions("datasets", ["btc25", "eth"])
+    instance.add_dynamic_partitions("indicator_versions", ["1", "2"])
+    mapped = BARS_OF_THE_DATASET.get_upstream_mapped_partitions_result_for_partitions(
+        indicator_sets.subset_with_partition_keys([indicator_set_key("btc25", 2)]),
+        indicator_sets,
+        datasets,
+        dynamic_partitions_store=instance,
+    )
+    assert set(mapped.partitions_subset.get_partition_keys()) == {"btc25"}
+    dep = defs.resolve_asset_graph().get(dg.AssetKey("indicators")).parent_entity_keys
+    assert dep == {dg.AssetKey("bars")}
 
 
 def test_the_default_set_is_computed_stored_catalogued_and_checked(resources, instance, export_lines):
@@ -218,8 +227,9 @@ def test_a_leaky_indicator_fails_the_blocking_lookahead_check_naming_column_and_
         in evaluations["no_lookahead"].metadata["first_bad_rows"].value
     )
     stored = resources["catalog"].get_indicator_set("btc25", 1)
-    assert stored.status == "failed"
-    assert stored.message.startswith("no_lookahead: peek uses future bars")
+    assert (stored.status, stored.row_count) == ("failed", None)
+    assert stored.message.startswith("update refused: no_lookahead: peek uses future bars: with the bars cut")
+    assert "btc25_1" not in resources["timeseries"].list_tables()  # leaking features are never stored
 
 
 def test_a_version_the_dataset_does_not_have_fails_with_a_clear_message(resources, instance, export_lines):
@@ -308,7 +318,100 @@ def test_the_sensor_updates_a_set_when_its_bars_are_imported_again(resources, in
     land(resources, export_lines, ROWS + 1_000)
     ingest(resources, instance)
     requests = evaluate(resources, instance).run_requests
-    sha = resources["catalog"].get_dataset("btc25").source_sha256
+    version = resources["catalog"].get_dataset("btc25").version
     assert [(r.partition_key, r.run_key) for r in requests] == [
-        (indicator_set_key("btc25", 1), f"btc25_1:bars:{sha[:16]}")
+        (indicator_set_key("btc25", 1), f"btc25_1:bars:{version[:16]}")
     ]
+
+
+def test_a_set_computed_while_its_bars_were_imported_again_is_still_due(resources, instance, export_lines):
+    land(resources, export_lines, ROWS)
+    ingest(resources, instance)
+    catalog = resources["catalog"]
+    register_set(catalog, "btc25", default_spec())
+    assert compute(resources, instance, "btc25", 1).success
+    before = catalog.get_indicator_set("btc25", 1)
+    land(resources, export_lines, ROWS + 1_000)
+    ingest(resources, instance)
+    # A run that read the old bars finishes after the import and records its outcome last.
+    fields = ("status", "row_count", "first_ts", "last_ts", "bars_sha256", "dataset_version", "state")
+    catalog.record_indicator_output(
+        "btc25", 1, **{f: getattr(before, f) for f in fields}, code_version=before.code_version, message=None
+    )
+    assert [r.partition_key for r in evaluate(resources, instance).run_requests] == [
+        indicator_set_key("btc25", 1)
+    ]
+
+
+def custom_set(resources, body: str) -> None:
+    """Register (again) indicator `mine` with `body` as its value and a set using it on btc25."""
+
+    @indicator(lookback=0, replace=True)
+    def mine(close):
+        return eval(body)  # the tests choose the body: an honest feature or a leaky one
+
+    register_set(
+        resources["catalog"], "btc25", parse_spec({"name": "mine", "indicators": [{"indicator": "mine"}]})
+    )
+
+
+def test_a_leaky_update_keeps_the_good_table_and_its_catalog_row(resources, instance, export_lines):
+    land(resources, export_lines, ROWS)
+    ingest(resources, instance)
+    with REGISTRY.scoped():
+        custom_set(resources, "close * 2")
+        assert compute(resources, instance, "btc25", 1).success
+        good = resources["timeseries"].read("btc25_1")
+        before = resources["catalog"].get_indicator_set("btc25", 1)
+        custom_set(resources, "np.append(close[1:], close[-1:])")  # the same set, its code now leaks
+        result = compute(resources, instance, "btc25", 1, raise_on_error=False)
+    assert not result.success
+    assert resources["timeseries"].read("btc25_1").equals(good)
+    after = resources["catalog"].get_indicator_set("btc25", 1)
+    assert (after.status, after.row_count, after.state, after.code_version) == (
+        "ready",
+        before.row_count,
+        before.state,
+        before.code_version,
+    )
+    assert after.message.startswith("update refused: no_lookahead: mine uses future bars")
+
+
+def test_matches_store_finds_stored_values_altered_since_they_were_written(resources, instance, export_lines):
+    land(resources, export_lines, ROWS)
+    ingest(resources, instance)
+    register_set(resources["catalog"], "btc25", default_spec())
+    assert compute(resources, instance, "btc25", 1).success
+    store = resources["timeseries"]
+    last = store.read("btc25_1").slice(ROWS - 1, 1)
+    column = last.schema.get_field_index("rsi_14")
+    store.write("btc25_1", last.set_column(column, "rsi_14", pa.array([50.5])), table_schema(default_spec()))
+    result = compute(resources, instance, "btc25", 1, raise_on_error=False)
+    evaluation = {c.check_name: c for c in result.get_asset_check_evaluations()}["matches_store"]
+    assert (metadata(result)["update"], evaluation.passed) == ("unchanged", False)
+    assert evaluation.description.startswith(f"`rsi_14` row {ROWS - 1}: stored 50.5, computed ")
+    assert resources["catalog"].get_indicator_set("btc25", 1).status == "failed"
+
+
+def test_nans_after_the_warm_up_fail_warmup_only_nans_but_are_stored(resources, instance, export_lines):
+    land(resources, export_lines, ROWS)
+    ingest(resources, instance)
+    with REGISTRY.scoped():
+
+        @indicator(lookback=1)
+        def holey(close):
+            """A one-bar log return with a hole at bar 100."""
+            out = np.log(close / np.append(np.nan, close[:-1]))
+            out[100:101] = np.nan  # (the lookahead audit also runs it on prefixes shorter than that)
+            return out
+
+        register_set(
+            resources["catalog"], "btc25", parse_spec({"name": "h", "indicators": [{"indicator": "holey"}]})
+        )
+        result = compute(resources, instance, "btc25", 1)
+    assert result.success  # not blocking
+    assert checks(result) == {"no_lookahead": True, "warmup_only_nans": False, "matches_store": True}
+    stored = resources["catalog"].get_indicator_set("btc25", 1)
+    assert stored.status == "failed"
+    assert stored.message == "warmup_only_nans: holey: row 100 is nan after the 1-bar warm-up"
+    assert resources["timeseries"].read("btc25_1").column("holey").null_count == 2

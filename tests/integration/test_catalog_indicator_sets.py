@@ -88,6 +88,7 @@ def record(catalog: Catalog, name: str = "btc", version: int = 1, **changes: Any
         "first_ts": T0,
         "last_ts": T0 + timedelta(minutes=1439),
         "bars_sha256": "cd" * 32,
+        "dataset_version": "ef" * 32,
         "state": '{"rsi_14": [1.5, 2.5]}',
         "code_version": "abc123",
         "message": None,
@@ -268,6 +269,7 @@ def test_recorded_outputs_are_stored_and_read_back(catalog: Catalog) -> None:
 
     assert stored == catalog.get_indicator_set("btc", 1)
     assert (stored.status, stored.row_count, stored.bars_sha256) == ("ready", 1440, "cd" * 32)
+    assert stored.dataset_version == "ef" * 32
     assert (stored.state, stored.code_version, stored.message) == ('{"rsi_14": [1.5, 2.5]}', "abc123", None)
     assert (stored.first_ts, stored.last_ts) == (T0, T0 + timedelta(minutes=1439))
     stamps = [stored.first_ts, stored.last_ts, stored.created_at, stored.updated_at]

@@ -97,8 +97,10 @@ def indicators_metadata(computed: Computed) -> dict[str, object]:
         "code_version": computed.code_version,
         "bars_sha256": computed.bars_sha256,
         "update": computed.mode,
+        "note": computed.note or "",
         "rows_written": computed.rows_written,
         "compute_seconds": dg.MetadataValue.float(round(computed.seconds, 3)),
+        "dataset_version": computed.dataset_version,
         "column_stats": _stats_table(computed),
     }
     if n:
@@ -137,18 +139,15 @@ def indicators(
         f"{computed.record.measurement}: {computed.mode} update, {computed.rows_written} rows written "
         f"of {computed.bars['close'].size} ({computed.seconds:.2f}s)"
     )
+    if computed.note:
+        context.log.warning(f"{computed.record.measurement}: {computed.note}")
     results = [
         checks.no_lookahead(computed),
         checks.warmup_only_nans(computed),
         checks.matches_store(computed, timeseries),
     ]
-    failed = [r for r in results if not r.passed]
-    record_outcome(
-        catalog,
-        computed,
-        passed=not failed,
-        message="; ".join(f"{r.check_name}: {r.description}" for r in failed) or None,
-    )
+    errors = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    record_outcome(catalog, computed, [f"{r.check_name}: {r.description}" for r in errors])
     yield dg.MaterializeResult(
         metadata=indicators_metadata(computed),
         data_version=dg.DataVersion(

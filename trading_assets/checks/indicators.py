@@ -1,8 +1,9 @@
 """Checks on the `indicators` asset: no lookahead, NaNs only in warm-up, the store holds the computation.
 
-They run inside the asset's step (declared as its check specs), on the columns it has just computed: a
-separate check step would have to recompute the whole set only to audit it. `no_lookahead` is blocking:
-a set whose features use future bars must not feed a model.
+They run inside the asset's step (declared as its check specs) on the full computation it has just made:
+a separate check step would have to read the bars and recompute the whole set only to audit it. The
+lookahead and warm-up audits run before anything is written (`compute_into_store`); `no_lookahead` is
+blocking, and a set that fails it is not stored at all: its features must not feed a model.
 """
 
 import dagster as dg
@@ -12,9 +13,6 @@ import pyarrow as pa
 from resources.timeseries import TimeSeriesStore
 from trading_assets.compute.indicators import (
     Violation,
-    lookahead_cuts,
-    lookahead_violations,
-    warmup_violations,
 )
 from trading_assets.indicator_sets import Computed
 
@@ -55,18 +53,17 @@ def _violations_md(found: list[Violation], ts_us: np.ndarray) -> str:
 
 
 def no_lookahead(computed: Computed) -> dg.AssetCheckResult:
-    cuts = lookahead_cuts(computed.bars["close"].size, computed.spec)
-    found = lookahead_violations(computed.spec, computed.bars, computed.values, cuts)
+    found = computed.lookahead
     return dg.AssetCheckResult(
         check_name=NO_LOOKAHEAD,
         passed=not found,
         description=(
-            f"{found[0].column} uses future bars: {found[0].detail}"
+            f"{found[0].column} uses future bars: {found[0].detail}; nothing was written"
             if found
             else "no value depends on later bars"
         ),
         metadata={
-            "cuts": dg.MetadataValue.json(cuts),
+            "cuts": dg.MetadataValue.json(computed.cuts),
             "columns_with_lookahead": dg.MetadataValue.json([v.column for v in found]),
             "first_bad_rows": dg.MetadataValue.md(_violations_md(found, computed.bars["ts"])),
         },
@@ -74,7 +71,7 @@ def no_lookahead(computed: Computed) -> dg.AssetCheckResult:
 
 
 def warmup_only_nans(computed: Computed) -> dg.AssetCheckResult:
-    found = warmup_violations(computed.spec, computed.values)
+    found = computed.warmup
     return dg.AssetCheckResult(
         check_name=WARMUP_ONLY_NANS,
         passed=not found,
@@ -97,6 +94,15 @@ def sample_rows(rows: int, seed_hex: str, size: int = SAMPLE_ROWS) -> np.ndarray
 
 
 def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckResult:
+    """Sampled stored rows against the full computation (also after an append, or when nothing was
+    written: stored rows that were altered since show up here)."""
+    if computed.mode == "refused":
+        return dg.AssetCheckResult(
+            check_name=MATCHES_STORE,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="not compared: nothing was written because the set failed no_lookahead",
+        )
     names = list(computed.spec.column_names)
     rows = sample_rows(computed.bars["close"].size, computed.bars_sha256)
     problems: list[str] = []
@@ -115,7 +121,7 @@ def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckRe
                 if not same.all():
                     at = int(np.argmin(same))
                     problems.append(
-                        f"`{name}` row {int(inside[at])}: stored {stored[at]!r}, computed {expected[at]!r}"
+                        f"`{name}` row {int(inside[at])}: stored {float(stored[at])!r}, computed {float(expected[at])!r}"
                     )
         offset += batch.num_rows
     if offset != computed.bars["close"].size:

@@ -149,8 +149,8 @@ def lookahead_violations(
                     worst[name] = Violation(
                         name,
                         row,
-                        f"with the bars cut after row {cut - 1}, row {row} is {values[row]!r}; "
-                        f"with all bars it is {expected[row]!r}: it uses bars after row {row}",
+                        f"with the bars cut after row {cut - 1}, row {row} is {float(values[row])!r}; "
+                        f"with all bars it is {float(expected[row])!r}: it uses bars after row {row}",
                     )
     return sorted(worst.values(), key=lambda v: (v.row, v.column))
 
@@ -165,14 +165,18 @@ def warmup_violations(spec: SetSpec, values: Mapping[str, np.ndarray]) -> list[V
             row = int(np.argmax(~np.isnan(head)))
             found.append(
                 Violation(
-                    column.name, row, f"row {row} holds {head[row]!r} inside a {column.lookback}-bar warm-up"
+                    column.name,
+                    row,
+                    f"row {row} holds {float(head[row])!r} inside a {column.lookback}-bar warm-up",
                 )
             )
         if (~np.isfinite(tail)).any():
             row = column.lookback + int(np.argmax(~np.isfinite(tail)))
             found.append(
                 Violation(
-                    column.name, row, f"row {row} is {data[row]!r} after the {column.lookback}-bar warm-up"
+                    column.name,
+                    row,
+                    f"row {row} is {float(data[row])!r} after the {column.lookback}-bar warm-up",
                 )
             )
     return found
