@@ -120,9 +120,8 @@ def matches_store(computed: Computed, store: TimeSeriesStore) -> dg.AssetCheckRe
                 same = (stored == expected) | (np.isnan(stored) & ~np.isfinite(expected))
                 if not same.all():
                     at = int(np.argmin(same))
-                    problems.append(
-                        f"`{name}` row {int(inside[at])}: stored {float(stored[at])!r}, computed {float(expected[at])!r}"
-                    )
+                    got, want = float(stored[at]), float(expected[at])
+                    problems.append(f"`{name}` row {int(inside[at])}: stored {got!r}, computed {want!r}")
         offset += batch.num_rows
     if offset != computed.bars["close"].size:
         problems.append(f"the store holds {offset} rows; the bars have {computed.bars['close'].size}")
