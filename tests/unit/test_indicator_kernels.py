@@ -113,6 +113,8 @@ TALIB_CASES = [
 # Outputs that cross zero, where TA-Lib's running sums leave residues of ~1e-12 (e.g. an MFI of 1e-13
 # where the exact value, and ours, is 0), so relative error alone is meaningless near zero.
 ZERO_CROSSING_ATOL = {"macd": 1e-9, "cci": 1e-9, "mfi": 1e-9}
+# Same operations in the same order as TA-Lib: equal bit for bit, not just close.
+BIT_FOR_BIT = {"adx", "obv", "roc", "mom"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -130,6 +132,8 @@ def test_matches_talib(name: str, params: dict, seed: int) -> None:
         assert np.isnan(ours[output][: lookbacks[output]]).all()
         assert not np.isnan(ours[output][lookbacks[output] :]).any()
         assert int(np.argmax(valid)) >= lookbacks[output]
+        if name in BIT_FOR_BIT:
+            np.testing.assert_array_equal(ours[output][valid], expected[valid])
         np.testing.assert_allclose(
             ours[output][valid], expected[valid], rtol=1e-9, atol=ZERO_CROSSING_ATOL.get(name, 0.0)
         )
