@@ -38,7 +38,7 @@ class TargetConfig:
 
 
 def forward_log_return(close: np.ndarray, horizon: int) -> np.ndarray:
-    """log(close[i + horizon] / close[i]); NaN for the last `horizon` rows (their future is not in the data)."""
+    """log(close[i + horizon] / close[i]); NaN for the last `horizon` rows: their future is not known."""
     out = np.full(close.shape, np.nan)
     if close.size > horizon:
         out[:-horizon] = np.log(close[horizon:] / close[:-horizon])
