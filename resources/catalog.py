@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -78,6 +78,26 @@ class IndicatorSetRecord:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class IndicatorOutputs:
+    """What computing an indicator set produced, as `record_indicator_output` stores it."""
+
+    status: str
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    bars_sha256: str | None = None
+    dataset_version: str | None = None
+    state: str | None = None
+    code_version: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, record: IndicatorSetRecord) -> IndicatorOutputs:
+        """The outputs a set row holds now."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
@@ -125,19 +145,7 @@ class Catalog(Protocol):
         """The indicator sets of `dataset` (of every dataset if None), ordered by dataset, version."""
 
     def record_indicator_output(
-        self,
-        dataset: str,
-        version: int,
-        *,
-        status: str,
-        row_count: int | None,
-        first_ts: datetime | None,
-        last_ts: datetime | None,
-        bars_sha256: str | None,
-        dataset_version: str | None = None,
-        state: str | None,
-        code_version: str | None,
-        message: str | None,
+        self, dataset: str, version: int, outputs: IndicatorOutputs
     ) -> IndicatorSetRecord:
         """Replace the outputs of an existing set (never its spec or columns); return the stored row.
 

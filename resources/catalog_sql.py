@@ -11,7 +11,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from resources.catalog import CatalogError, DatasetRecord, IndicatorSetRecord
+from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
 from trading_assets import naming
 
 # Columns the caller provides, in DatasetRecord's field order; the catalog sets the two timestamps.
@@ -165,36 +165,12 @@ def record_indicator_output_sql(placeholder: str) -> str:
     )
 
 
-def indicator_output_params(
-    dataset: str,
-    version: int,
-    *,
-    status: str,
-    row_count: int | None,
-    first_ts: datetime | None,
-    last_ts: datetime | None,
-    bars_sha256: str | None,
-    dataset_version: str | None,
-    state: str | None,
-    code_version: str | None,
-    message: str | None,
-) -> list[Any]:
+def indicator_output_params(dataset: str, version: int, outputs: IndicatorOutputs) -> list[Any]:
     """The parameters of `record_indicator_output_sql`; refuses naive timestamps."""
-    for field, value in (("first_ts", first_ts), ("last_ts", last_ts)):
-        if value is not None:
+    for field in ("first_ts", "last_ts"):
+        if (value := getattr(outputs, field)) is not None:
             _require_time_zone(f"indicator set {dataset!r} version {version}", field, value)
-    outputs = {
-        "status": status,
-        "row_count": row_count,
-        "first_ts": first_ts,
-        "last_ts": last_ts,
-        "bars_sha256": bars_sha256,
-        "dataset_version": dataset_version,
-        "state": state,
-        "code_version": code_version,
-        "message": message,
-    }
-    return [*(outputs[column] for column in _INDICATOR_OUTPUTS), dataset, version]
+    return [*(getattr(outputs, column) for column in _INDICATOR_OUTPUTS), dataset, version]
 
 
 def register_indicator_set(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +11,7 @@ import duckdb
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql, duckdb_file
-from resources.catalog import CatalogError, DatasetRecord, IndicatorSetRecord
+from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
 from resources.migrations import DUCKDB, apply_migrations
 
 _GET = catalog_sql.get_dataset_sql(DUCKDB.placeholder)
@@ -111,34 +110,10 @@ class DuckDBCatalog(dg.ConfigurableResource):
         return [catalog_sql.indicator_set_from_row(row) for row in rows]
 
     def record_indicator_output(
-        self,
-        dataset: str,
-        version: int,
-        *,
-        status: str,
-        row_count: int | None,
-        first_ts: datetime | None,
-        last_ts: datetime | None,
-        bars_sha256: str | None,
-        dataset_version: str | None = None,
-        state: str | None,
-        code_version: str | None,
-        message: str | None,
+        self, dataset: str, version: int, outputs: IndicatorOutputs
     ) -> IndicatorSetRecord:
         """Replace the outputs of an existing set in one statement; return the stored row."""
-        params = catalog_sql.indicator_output_params(
-            dataset,
-            version,
-            status=status,
-            row_count=row_count,
-            first_ts=first_ts,
-            last_ts=last_ts,
-            bars_sha256=bars_sha256,
-            dataset_version=dataset_version,
-            state=state,
-            code_version=code_version,
-            message=message,
-        )
+        params = catalog_sql.indicator_output_params(dataset, version, outputs)
         with self._connect(write=True) as con:
             try:
                 row = con.execute(_RECORD_OUTPUT, params).fetchone()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TypeVar
 
 import dagster as dg
@@ -16,7 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql
-from resources.catalog import CatalogError, DatasetRecord, IndicatorSetRecord
+from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
 from resources.migrations import POSTGRES, apply_migrations
 
 T = TypeVar("T")
@@ -172,34 +171,10 @@ class PostgresCatalog(dg.ConfigurableResource):
         return self._migrated_call(run)
 
     def record_indicator_output(
-        self,
-        dataset: str,
-        version: int,
-        *,
-        status: str,
-        row_count: int | None,
-        first_ts: datetime | None,
-        last_ts: datetime | None,
-        bars_sha256: str | None,
-        dataset_version: str | None = None,
-        state: str | None,
-        code_version: str | None,
-        message: str | None,
+        self, dataset: str, version: int, outputs: IndicatorOutputs
     ) -> IndicatorSetRecord:
         """Replace the outputs of an existing set in one statement; return the stored row."""
-        params = catalog_sql.indicator_output_params(
-            dataset,
-            version,
-            status=status,
-            row_count=row_count,
-            first_ts=first_ts,
-            last_ts=last_ts,
-            bars_sha256=bars_sha256,
-            dataset_version=dataset_version,
-            state=state,
-            code_version=code_version,
-            message=message,
-        )
+        params = catalog_sql.indicator_output_params(dataset, version, outputs)
 
         def run(conn: psycopg.Connection) -> IndicatorSetRecord:
             try:

@@ -18,14 +18,14 @@ The `indicators` asset, `trading-assets demo` and tests call these, so every pat
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
-from resources.catalog import Catalog, CatalogError, IndicatorSetRecord
+from resources.catalog import Catalog, CatalogError, IndicatorOutputs, IndicatorSetRecord
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
 from trading_assets.compute.indicators import (
     BAR_INPUTS,
@@ -222,34 +222,23 @@ def record_outcome(catalog: Catalog, computed: Computed, failed: list[str]) -> I
     message = "; ".join(failed) or None
     record = computed.record
     if computed.mode == "refused":
-        return catalog.record_indicator_output(
-            record.dataset,
-            record.version,
-            status="ready" if record.status == "ready" else "failed",
-            row_count=record.row_count,
-            first_ts=record.first_ts,
-            last_ts=record.last_ts,
-            bars_sha256=record.bars_sha256,
-            dataset_version=record.dataset_version,
-            state=record.state,
-            code_version=record.code_version,
-            message=f"update refused: {message}",
+        kept = IndicatorOutputs.of(record)
+        status = "ready" if record.status == "ready" else "failed"
+        outputs = replace(kept, status=status, message=f"update refused: {message}")
+    else:
+        ts = computed.bars[TIMESTAMP_COLUMN]
+        outputs = IndicatorOutputs(
+            status="failed" if failed else "ready",
+            row_count=int(ts.size),
+            first_ts=_utc(ts[0]) if ts.size else None,
+            last_ts=_utc(ts[-1]) if ts.size else None,
+            bars_sha256=computed.bars_sha256,
+            dataset_version=computed.dataset_version,
+            state=computed.state.to_json(),
+            code_version=computed.code_version,
+            message=message,
         )
-    ts = computed.bars[TIMESTAMP_COLUMN]
-    first, last = (_utc(ts[0]), _utc(ts[-1])) if ts.size else (None, None)
-    return catalog.record_indicator_output(
-        record.dataset,
-        record.version,
-        status="failed" if failed else "ready",
-        row_count=int(ts.size),
-        first_ts=first,
-        last_ts=last,
-        bars_sha256=computed.bars_sha256,
-        dataset_version=computed.dataset_version,
-        state=computed.state.to_json(),
-        code_version=computed.code_version,
-        message=message,
-    )
+    return catalog.record_indicator_output(record.dataset, record.version, outputs)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

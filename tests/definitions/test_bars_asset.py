@@ -8,10 +8,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
-from resources.landing import LandingFolder
-from resources.postgres_catalog import PostgresCatalog
 from sensors.landing import landing_sensor
 from trading_assets import cli
 from trading_assets.assets.bars import bars
@@ -22,29 +19,6 @@ from trading_assets.definitions import defs
 from trading_assets.ingest import BARS_SCHEMA
 
 ROWS = 3_000
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def resources(request, tmp_path) -> dict[str, object]:
-    (tmp_path / "landing").mkdir()
-    if request.param == "postgres":
-        settings = request.getfixturevalue("pg_settings")
-        catalog = PostgresCatalog(**settings, schema_name=request.getfixturevalue("pg_schema_name"))
-    else:
-        catalog = DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-    yield {
-        "timeseries": DuckDBStore(path=str(tmp_path / "timeseries.duckdb")),
-        "catalog": catalog,
-        "landing": LandingFolder(path=str(tmp_path / "landing")),
-    }
-    if isinstance(catalog, PostgresCatalog):
-        catalog.close()
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 def landed(resources, name: str = "btc25.txt", seed: int = 25) -> Path:

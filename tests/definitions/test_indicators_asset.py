@@ -8,11 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.duckdb_store import DuckDBStore
-from resources.landing import LandingFolder
-from resources.postgres_catalog import PostgresCatalog
-from resources.sets_folder import SetsFolder
+from resources.catalog import IndicatorOutputs
 from sensors.indicator_sets import indicator_sets_sensor
 from trading_assets.assets.bars import bars
 from trading_assets.assets.indicators import BARS_OF_THE_DATASET, indicators
@@ -24,30 +20,6 @@ from trading_assets.jobs import add_indicator_set
 from trading_assets.partitions import datasets, indicator_set_key, indicator_sets
 
 ROWS = 3_000
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def resources(request, tmp_path) -> dict[str, object]:
-    (tmp_path / "landing").mkdir()
-    if request.param == "postgres":
-        settings = request.getfixturevalue("pg_settings")
-        catalog = PostgresCatalog(**settings, schema_name=request.getfixturevalue("pg_schema_name"))
-    else:
-        catalog = DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-    yield {
-        "timeseries": DuckDBStore(path=str(tmp_path / "timeseries.duckdb")),
-        "catalog": catalog,
-        "landing": LandingFolder(path=str(tmp_path / "landing")),
-        "sets_folder": SetsFolder(path=str(tmp_path / "sets")),
-    }
-    if isinstance(catalog, PostgresCatalog):
-        catalog.close()
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 @pytest.fixture(scope="module")
@@ -334,10 +306,7 @@ def test_a_set_computed_while_its_bars_were_imported_again_is_still_due(resource
     land(resources, export_lines, ROWS + 1_000)
     ingest(resources, instance)
     # A run that read the old bars finishes after the import and records its outcome last.
-    fields = ("status", "row_count", "first_ts", "last_ts", "bars_sha256", "dataset_version", "state")
-    catalog.record_indicator_output(
-        "btc25", 1, **{f: getattr(before, f) for f in fields}, code_version=before.code_version, message=None
-    )
+    catalog.record_indicator_output("btc25", 1, IndicatorOutputs.of(before))
     assert [r.partition_key for r in evaluate(resources, instance).run_requests] == [
         indicator_set_key("btc25", 1)
     ]

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from resources import duckdb_file
-from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorSetRecord
+from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
 
@@ -93,7 +93,7 @@ def record(catalog: Catalog, name: str = "btc", version: int = 1, **changes: Any
         "code_version": "abc123",
         "message": None,
     }
-    return catalog.record_indicator_output(name, version, **(outputs | changes))
+    return catalog.record_indicator_output(name, version, IndicatorOutputs(**(outputs | changes)))
 
 
 def status_of(catalog: Catalog, name: str, version: int) -> str | None:
