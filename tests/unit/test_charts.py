@@ -6,12 +6,18 @@ import pytest
 from matplotlib.image import imread
 
 from trading_assets.compute.charts import (
+    _ABOVE_COLOR,
     _MAX_POINTS,
     _Buckets,
+    _decile_means,
     _histogram_panels,
+    _top_features,
     close_price_png,
+    feature_importance_png,
+    fold_metrics_png,
     histogram_grid_png,
     indicator_overlay_png,
+    predicted_vs_realised_png,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -247,3 +253,190 @@ def test_grid_with_nan_constant_empty_and_no_columns():
         assert histogram_grid_png(cols, split=split).startswith(PNG_SIGNATURE)
     assert histogram_grid_png({}).startswith(PNG_SIGNATURE)
     assert histogram_grid_png({}, split=0).startswith(PNG_SIGNATURE)
+
+
+# --- walkforward charts: a run of 12 folds and 500k out-of-sample rows stays under this many bytes each
+WALKFORWARD_PNG_BYTES = 150_000
+
+
+def fold_scores(n: int = 12, seed: int = 2) -> tuple[list[int], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return list(range(n)), rng.normal(0.03, 0.04, n), rng.normal(0.51, 0.02, n)
+
+
+def bar_runs(png: bytes, color: str) -> int:
+    """How many separate runs of pixel columns hold the colour `color` (#rrggbb): bars side by side."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    image = imread(io.BytesIO(png), format="png")[..., :3]
+    columns = np.isclose(image, rgb, atol=1 / 255).all(axis=-1).any(axis=0)
+    return int(np.count_nonzero(np.diff(columns.astype(np.int8)) == 1) + columns[0])
+
+
+# --- fold_metrics_png
+
+
+def test_fold_metrics_png_signature_size_and_determinism():
+    folds, ic, hit = fold_scores()
+    png = fold_metrics_png(folds, ic, hit, "run 1")
+    assert png_shape(png) == (450, 800)
+    assert len(png) < WALKFORWARD_PNG_BYTES
+    assert fold_metrics_png(folds, ic, hit, "run 1") == png
+
+
+def test_fold_metrics_draws_one_bar_per_finite_fold_and_a_gap_for_nan():
+    folds = list(range(12))
+    ic = np.full(12, 0.05)
+    assert bar_runs(fold_metrics_png(folds, ic, np.full(12, 0.5), "x"), _ABOVE_COLOR) == 12
+    ic[5] = np.nan
+    assert bar_runs(fold_metrics_png(folds, ic, np.full(12, 0.5), "x"), _ABOVE_COLOR) == 11
+
+
+def test_fold_metrics_labels_and_baseline_change_the_picture():
+    folds, ic, hit = fold_scores()
+    auc = 0.5 + ic
+    default = fold_metrics_png(folds, auc, hit, "x")
+    labelled = fold_metrics_png(folds, auc, hit, "x", ic_label="AUC", hit_label="accuracy")
+    assert labelled != default
+    assert (
+        fold_metrics_png(folds, auc, hit, "x", ic_label="AUC", hit_label="accuracy", ic_baseline=0.5)
+        != labelled
+    )
+
+
+def test_fold_metrics_all_nan_single_empty_and_many_folds():
+    nan = np.full(12, np.nan)
+    assert png_shape(fold_metrics_png(list(range(12)), nan, nan, "x")) == (450, 800)
+    assert png_shape(fold_metrics_png([7], [0.1], [np.nan], "x")) == (450, 800)
+    assert png_shape(fold_metrics_png([], [], [], "x")) == (450, 800)
+    folds, ic, hit = fold_scores(300)
+    assert png_shape(fold_metrics_png(folds, ic, hit, "x")) == (450, 800)
+
+
+def test_fold_metrics_of_lengths_that_differ_are_rejected():
+    with pytest.raises(ValueError, match="differ in length: 3, 2, 3"):
+        fold_metrics_png([0, 1, 2], [0.1, 0.2], [0.5, 0.5, 0.5], "x")
+
+
+# --- decile means (the curve in predicted_vs_realised_png)
+
+
+def test_decile_means_of_100_distinct_predictions_are_ten_groups_of_ten():
+    pred = np.arange(100.0)
+    mean_pred, mean_true = _decile_means(pred[::-1], 2 * pred[::-1])  # order of rows does not matter
+    np.testing.assert_allclose(mean_pred, np.arange(10) * 10 + 4.5)
+    np.testing.assert_allclose(mean_true, np.arange(10) * 20 + 9.0)
+
+
+def test_decile_means_keep_tied_predictions_together():
+    pred = np.repeat([0.0, 1.0], 50)
+    true = np.repeat([1.0, 3.0], 50)
+    mean_pred, mean_true = _decile_means(pred, true)
+    np.testing.assert_array_equal(mean_pred, [0.0, 1.0])
+    np.testing.assert_array_equal(mean_true, [1.0, 3.0])
+    # A few rows below a heavy tie: they form their own decile rather than vanish into it.
+    mean_pred, _ = _decile_means(np.repeat([0.0, 1.0], [5, 95]), np.zeros(100))
+    np.testing.assert_array_equal(mean_pred, [0.0, 1.0])
+
+
+def test_decile_means_of_a_constant_prediction_is_one_point():
+    mean_pred, mean_true = _decile_means(np.full(4, 0.2), np.array([1.0, 2.0, 3.0, 6.0]))
+    np.testing.assert_allclose(mean_pred, [0.2])
+    np.testing.assert_allclose(mean_true, [3.0])
+
+
+def test_decile_means_have_no_empty_decile_under_heavy_ties():
+    rng = np.random.default_rng(3)
+    for levels in (2, 3, 7, 50):
+        mean_pred, mean_true = _decile_means(rng.integers(0, levels, 1000).astype(float), rng.random(1000))
+        assert np.isfinite(mean_true).all()
+        assert np.all(np.diff(mean_pred) > 0)
+
+
+# --- predicted_vs_realised_png
+
+
+def returns(n: int, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted returns and realised ones that follow them a little, with a lot of noise."""
+    rng = np.random.default_rng(seed)
+    pred = rng.standard_normal(n) * 0.001
+    return pred, 0.1 * pred + rng.standard_normal(n) * 0.003
+
+
+def test_predicted_vs_realised_png_of_500k_rows_size_and_determinism():
+    pred, true = returns(500_000)
+    pred[:100] = np.nan
+    true[100:200] = np.inf
+    png = predicted_vs_realised_png(pred, true, "run 1")
+    assert png_shape(png) == (450, 800)
+    assert len(png) < WALKFORWARD_PNG_BYTES
+    assert predicted_vs_realised_png(pred, true, "run 1") == png
+
+
+def test_predicted_vs_realised_empty_all_nan_single_and_constant():
+    pred, true = returns(1000)
+    cases = {
+        "no rows": (np.empty(0), np.empty(0)),
+        "all NaN": (np.full(10, np.nan), np.zeros(10)),
+        "one row": (np.array([0.1]), np.array([0.2])),
+        "constant prediction": (np.full(1000, 0.2), true),
+        "constant both": (np.full(1000, 0.2), np.full(1000, -1.0)),
+        "binary outcome": (np.abs(pred), (true > 0).astype(float)),
+    }
+    for name, (p, t) in cases.items():
+        assert png_shape(predicted_vs_realised_png(p, t, name)) == (450, 800), name
+
+
+def test_predicted_vs_realised_of_shapes_that_differ_are_rejected():
+    with pytest.raises(ValueError, match="y_pred has shape"):
+        predicted_vs_realised_png(np.zeros(3), np.zeros(4), "x")
+
+
+# --- top features (the data behind feature_importance_png)
+
+
+def test_top_features_are_largest_first_with_ties_in_order_and_nan_last():
+    importance = {"a": 1.0, "b": 3.0, "c": 2.0, "d": np.nan, "e": 2.0, "f": -0.5}
+    names, values, left_out = _top_features(importance, 3)
+    assert names == ["b", "c", "e"]
+    np.testing.assert_array_equal(values, [3.0, 2.0, 2.0])
+    assert left_out == 3
+    names, _, left_out = _top_features(importance, 20)
+    assert names == ["b", "c", "e", "a", "f", "d"]
+    assert left_out == 0
+
+
+# --- feature_importance_png
+
+
+def importances(n: int) -> dict[str, float]:
+    rng = np.random.default_rng(5)
+    return {f"feature_{i}": float(v) for i, v in enumerate(rng.exponential(1.0, n))}
+
+
+def test_feature_importance_png_is_800_wide_grows_with_bars_and_is_deterministic():
+    png = feature_importance_png(importances(20), "run 1")
+    height, width = png_shape(png)
+    assert width == 800
+    assert height > png_shape(feature_importance_png(importances(5), "run 1"))[0]
+    assert feature_importance_png(importances(20), "run 1") == png
+
+
+def test_feature_importance_is_cut_to_top_and_says_so():
+    capped = feature_importance_png(importances(500), "x", top=20)
+    assert png_shape(capped) == png_shape(feature_importance_png(importances(20), "x", top=20))
+    assert len(capped) < WALKFORWARD_PNG_BYTES
+    # 21 features cut to 20 differ from the same 20 alone only by the subtitle naming the one left out.
+    twenty = dict(list(importances(21).items())[:20])
+    cut = {**twenty, "least": -1.0}
+    assert feature_importance_png(cut, "x", top=20) != feature_importance_png(twenty, "x", top=20)
+
+
+def test_feature_importance_empty_negative_nan_and_long_names():
+    assert png_shape(feature_importance_png({}, "x"))[1] == 800
+    odd = {"neg": -0.3, "nan": np.nan, "zero": 0.0, "n" * 200: 1.0}
+    assert png_shape(feature_importance_png(odd, "x"))[1] == 800
+
+
+def test_feature_importance_top_below_one_is_rejected():
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        feature_importance_png({"a": 1.0}, "x", top=0)

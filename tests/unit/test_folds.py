@@ -1,11 +1,20 @@
 """Walkforward folds, worked out by hand."""
 
+import re
 from datetime import timedelta
 
 import numpy as np
 import pytest
 
-from trading_assets.compute.folds import Fold, FoldConfig, FoldError, causality_problems, make_folds
+from trading_assets.compute.folds import (
+    Fold,
+    FoldConfig,
+    FoldError,
+    causality_problems,
+    format_length,
+    make_folds,
+    parse_length,
+)
 
 MINUTE = 60_000_000
 
@@ -109,3 +118,49 @@ def test_causality_problems_name_the_fold_and_rows():
         "fold 3: the label of training row 8 reaches row 10, inside the test window starting at 10",
     ]
     assert causality_problems(make_folds(rows(200), FoldConfig(train=50, test=20, horizon=3)), 3, 3) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("500", 500),
+        (500, 500),
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_a_length_is_a_bar_count_or_a_duration_with_a_unit(text, length):
+    assert parse_length(text) == length
+    assert type(parse_length(text)) is type(length)
+
+
+@pytest.mark.parametrize("text", ["", "30 d", "3.5h", "-5", "10y", "d", True, 2.0, None])
+def test_a_length_that_is_neither_is_refused_naming_the_text(text):
+    with pytest.raises(FoldError, match=f"length {re.escape(repr(text))} is neither a bar count"):
+        parse_length(text)
+
+
+@pytest.mark.parametrize(
+    ("length", "text"),
+    [
+        (500, "500"),
+        (timedelta(days=14), "2w"),
+        (timedelta(days=30), "30d"),
+        (timedelta(minutes=90), "90m"),
+        (timedelta(hours=36), "36h"),
+        (timedelta(seconds=61), "61s"),
+    ],
+)
+def test_a_length_is_written_in_its_largest_whole_unit_and_reads_back_the_same(length, text):
+    assert format_length(length) == text
+    assert parse_length(format_length(length)) == length
+
+
+def test_a_duration_below_whole_seconds_cannot_be_written():
+    with pytest.raises(
+        FoldError, match=r"length datetime.timedelta\(microseconds=1500\) must be a bar count"
+    ):
+        format_length(timedelta(milliseconds=1.5))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # no display on workers; must precede pyplot's import
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -269,3 +270,214 @@ def _draw_panel(ax: Axes, panel: _HistPanel) -> None:
     ax.set_xlim(panel.edges[0], panel.edges[-1])
     ax.locator_params(axis="x", nbins=4)
     ax.tick_params(labelsize=6)
+
+
+# Walkforward charts: bars above their baseline are green, below it red; the fold axis names at most this many
+# folds, so that long runs keep readable tick labels.
+_ABOVE_COLOR = _OVERLAY_COLORS[1]
+_BELOW_COLOR = _OVERLAY_COLORS[3]
+_MAX_FOLD_TICKS = 24
+# Feature names longer than this are cut, so that a long name does not squeeze the bars.
+_MAX_NAME_CHARS = 40
+
+
+def _above_legend(ax: Axes) -> None:
+    """The axes' legend above its top right corner, beside a left-aligned title, off the data."""
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncols=2, fontsize=7, frameon=False, borderaxespad=0.2)
+
+
+def _tight_png(fig: Figure) -> bytes:
+    """The figure laid out to fit its labels, as PNG bytes."""
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _note(ax: Axes, text: str) -> None:
+    """A grey note in the middle of empty axes."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="gray")
+
+
+def fold_metrics_png(
+    folds: Sequence[int],
+    ic: Sequence[float],
+    hit_rate: Sequence[float],
+    title: str,
+    ic_label: str = "IC",
+    hit_label: str = "hit rate",
+    ic_baseline: float = 0.0,
+) -> bytes:
+    """An 800x450 PNG of a walkforward run's scores per fold: IC bars above, hit rate below.
+
+    IC bars rise or fall from `ic_baseline` (a solid line), green above it and red below, with the mean
+    over the finite folds as a dashed line; the hit rate is a line over a dotted 0.5 (a coin flip). NaN
+    scores leave gaps. A classification run passes AUC as `ic` and accuracy as `hit_rate`, names them with
+    `ic_label` and `hit_label`, and may set `ic_baseline=0.5` so the bars show the AUC's edge over chance.
+    """
+    ic_values = np.asarray(ic, dtype=np.float64)
+    hit_values = np.asarray(hit_rate, dtype=np.float64)
+    if not len(folds) == ic_values.size == hit_values.size:
+        raise ValueError(
+            f"folds, ic and hit_rate differ in length: {len(folds)}, {ic_values.size}, {hit_values.size}"
+        )
+    x = np.arange(len(folds))
+    fig, (ic_ax, hit_ax) = plt.subplots(
+        2, 1, sharex=True, figsize=(8, 4.5), dpi=100, gridspec_kw={"height_ratios": (3, 2)}
+    )
+    try:
+        ic_ax.set_title(title, fontsize=9, loc="left")
+        ic_ax.set_ylabel(ic_label, fontsize=8)
+        hit_ax.set_ylabel(hit_label, fontsize=8)
+        hit_ax.set_xlabel("fold", fontsize=8)
+        for ax in (ic_ax, hit_ax):
+            ax.tick_params(labelsize=7)
+            ax.grid(axis="y", alpha=0.3)
+        if not x.size:
+            _note(ic_ax, "no folds")
+            return _tight_png(fig)
+        finite = np.isfinite(ic_values)
+        colors = np.where(ic_values[finite] >= ic_baseline, _ABOVE_COLOR, _BELOW_COLOR)
+        ic_ax.bar(x[finite], ic_values[finite] - ic_baseline, bottom=ic_baseline, color=colors, width=0.7)
+        ic_ax.axhline(ic_baseline, color="black", linewidth=0.8)
+        if finite.any():
+            mean = ic_values[finite].mean()
+            ic_ax.axhline(
+                mean, color=_PRICE_LINE, linestyle="--", linewidth=1, label=f"mean {ic_label} {mean:.3g}"
+            )
+            _above_legend(ic_ax)
+        # A line rather than bars: hit rates sit near 0.5, where bars from 0 would all look the same.
+        hit_finite = hit_values[np.isfinite(hit_values)]
+        hit_name = f"{hit_label} (mean {hit_finite.mean():.3g})" if hit_finite.size else hit_label
+        hit_ax.plot(x, hit_values, "o-", color=_PRICE_LINE, markersize=3, linewidth=1, label=hit_name)
+        hit_ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="0.5")
+        _above_legend(hit_ax)
+        shown = x[:: math.ceil(x.size / _MAX_FOLD_TICKS)]
+        hit_ax.set_xticks(shown, labels=[str(folds[i]) for i in shown])
+        hit_ax.set_xlim(-0.6, x.size - 0.4)
+        return _tight_png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _decile_means(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean prediction and mean realised value in each predicted-value decile, lowest first.
+
+    Decile edges are values of `pred` (quantiles rounded up), so no decile is empty; tied predictions
+    share a decile, so heavy ties give fewer than ten points and a constant prediction gives one.
+    """
+    edges = np.unique(np.quantile(pred, np.linspace(0.1, 0.9, 9), method="higher"))
+    # Decile j holds edges[j - 1] <= pred < edges[j]. An edge at the minimum would leave decile 0 empty;
+    # every other edge is a value of pred, which its own decile holds.
+    edges = edges[edges > pred.min()]
+    decile = np.searchsorted(edges, pred, side="right")
+    counts = np.bincount(decile)
+    return np.bincount(decile, weights=pred) / counts, np.bincount(decile, weights=true) / counts
+
+
+def _density_edges(finite: np.ndarray) -> np.ndarray:
+    """_bin_edges for one axis of a density; a constant gets a unit-wide range around it (as np.histogram)."""
+    edges = _bin_edges(finite)
+    if isinstance(edges, str):
+        return np.linspace(finite[0] - 0.5, finite[0] + 0.5, _HIST_BINS + 1)
+    return edges
+
+
+def predicted_vs_realised_png(y_pred: np.ndarray, y_true: np.ndarray, title: str) -> bytes:
+    """An 800x450 PNG of realised against predicted values, for any number of rows.
+
+    Left, the rows as a density (a 40x40 grid over each axis's 0.5%..99.5% quantile range, log colour
+    scale) rather than as points, so millions of rows cost no more than a few, with the realised mean of
+    each predicted-value decile (over all rows) drawn on it. Right, those decile means alone on their own
+    scale: realised values are mostly noise, so on the density's scale a real edge looks flat, and here it
+    shows as a line rising from left to right. Rows with NaN or ±inf in either input are ignored.
+    """
+    pred = np.asarray(y_pred, dtype=np.float64)
+    true = np.asarray(y_true, dtype=np.float64)
+    if pred.shape != true.shape:
+        raise ValueError(f"y_pred has shape {pred.shape}, y_true has {true.shape}")
+    keep = np.isfinite(pred) & np.isfinite(true)
+    pred, true = pred[keep], true[keep]
+    fig, (ax, means_ax) = plt.subplots(1, 2, figsize=(8, 4.5), dpi=100, gridspec_kw={"width_ratios": (3, 2)})
+    try:
+        ignored = keep.size - pred.size
+        subtitle = f"{pred.size:,} rows" + (f", {ignored:,} with NaN ignored" if ignored else "")
+        ax.set_title(f"{title}\n{subtitle}", fontsize=9, loc="left")
+        means_ax.set_title("realised mean per predicted decile", fontsize=8, loc="left")
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("realised", fontsize=8)
+        means_ax.set_xlabel("predicted (decile mean)", fontsize=8)
+        means_ax.set_ylabel("realised (decile mean)", fontsize=8)
+        for each in (ax, means_ax):
+            each.tick_params(labelsize=7)
+            each.grid(alpha=0.3)
+        if not pred.size:
+            _note(ax, "no rows")
+            _note(means_ax, "no rows")
+            return _tight_png(fig)
+        counts, x_edges, y_edges = np.histogram2d(
+            pred, true, bins=(_density_edges(pred), _density_edges(true))
+        )
+        # Empty cells stay white; the log scale keeps sparse tails visible next to a dense centre.
+        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_equal(counts.T, 0), cmap="Blues", norm=LogNorm())
+        colorbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+        colorbar.set_label("rows per cell", fontsize=8)
+        colorbar.ax.tick_params(labelsize=7, which="both")
+        mean_pred, mean_true = _decile_means(pred, true)
+        for each in (ax, means_ax):
+            each.plot(mean_pred, mean_true, "o-", color=_OVERLAY_COLORS[0], markersize=4, linewidth=1.2)
+        means_ax.axhline(true.mean(), color="gray", linestyle=":", linewidth=1, label="mean of all rows")
+        means_ax.legend(loc="upper left", fontsize=7, frameon=False)
+        means_ax.locator_params(axis="x", nbins=4)  # the narrower panel: long tick labels would collide
+        return _tight_png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _top_features(importance: Mapping[str, float], top: int) -> tuple[list[str], np.ndarray, int]:
+    """The `top` most important features, largest first, their importances, and how many are left out.
+
+    NaN importances rank last; equal importances keep the mapping's order.
+    """
+    ranked = sorted(importance.items(), key=lambda item: (math.isnan(item[1]), -item[1]))[:top]
+    return (
+        [name for name, _ in ranked],
+        np.array([v for _, v in ranked], dtype=np.float64),
+        len(importance) - len(ranked),
+    )
+
+
+def feature_importance_png(importance: Mapping[str, float], title: str, top: int = 20) -> bytes:
+    """An 800-pixel-wide PNG of feature importances as horizontal bars, largest at the top.
+
+    At most `top` features are drawn and the title says how many were left out; the figure grows with
+    the number of bars. Negative importances (permutation importance can give them) are red bars to the
+    left of zero. Names over 40 characters are cut.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    names, values, left_out = _top_features(importance, top)
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.22 * max(1, len(names))), dpi=100)
+    try:
+        if left_out:
+            title = f"{title}\ntop {len(names)} of {len(importance)} features, {left_out} left out"
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_xlabel("importance", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if not names:
+            ax.set_yticks([])
+            _note(ax, "no features")
+            return _tight_png(fig)
+        y = np.arange(len(names))
+        bars = ax.barh(y, values, color=np.where(values < 0, _BELOW_COLOR, _PRICE_LINE), height=0.7)
+        ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=2)
+        labels = [
+            name if len(name) <= _MAX_NAME_CHARS else name[: _MAX_NAME_CHARS - 1] + "\u2026" for name in names
+        ]
+        ax.set_yticks(y, labels=labels)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.grid(axis="x", alpha=0.3)
+        # Room beyond the longest bar for its value label.
+        ax.margins(x=0.08)
+        return _tight_png(fig)
+    finally:
+        plt.close(fig)

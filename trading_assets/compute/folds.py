@@ -20,6 +20,7 @@ data count as time); purge and embargo are always bars. Only whole test windows 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -197,3 +198,40 @@ def causality_problems(folds: list[Fold], horizon: int, purge: int) -> list[str]
                 f"fold {fold.number}: training rows overlap the test window starting at {test_start}"
             )
     return problems
+
+
+# Largest first, so `format_length` picks the largest unit that divides a duration exactly.
+_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+}
+_LENGTH = re.compile(r"([0-9]+)([wdhms]?)")
+
+
+def parse_length(text: str | int) -> Length:
+    """A length from its text: bars for a bare count ("500" or 500), else a duration ("30d", "12h", "90m",
+    "45s", "2w")."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = _LENGTH.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise FoldError(
+            f"length {text!r} is neither a bar count (e.g. 500) nor a duration (e.g. 30d, 12h, 90m, 45s, 2w)"
+        )
+    count, unit = int(match[1]), match[2]
+    return count * _UNITS[unit] if unit else count
+
+
+def format_length(value: Length) -> str:
+    """The text `parse_length` reads back as `value`: the bar count, or the duration in its largest whole
+    unit."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, timedelta):
+        for unit, size in _UNITS.items():
+            if value % size == timedelta(0):
+                return f"{value // size}{unit}"
+    raise FoldError(f"length {value!r} must be a bar count or a duration in whole seconds")
