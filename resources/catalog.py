@@ -98,6 +98,120 @@ class IndicatorOutputs:
         return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class FoldWindow:
+    """Where one fold trains and tests, as row positions in the dataset's bars and as timestamps.
+
+    `train_ranges` are half-open row ranges (several when an embargo cuts the training window); the
+    timestamps are those of the first and last row of the training and of the test window (inclusive).
+    """
+
+    fold: int
+    train_ranges: tuple[tuple[int, int], ...]
+    test_start_row: int
+    test_end_row: int  # one past the last test row
+    train_start_ts: datetime
+    train_end_ts: datetime
+    test_start_ts: datetime
+    test_end_ts: datetime
+
+
+@dataclass(frozen=True)
+class WalkforwardRunRecord:
+    """One walkforward run: what it trains on and how, and the predictions table `<dataset>_run<n>`."""
+
+    # naming.run_table(dataset, number): the run's name and its predictions table.
+    name: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the runs were registered.
+    number: int
+    indicator_version: int
+    # The indicator set's table the features come from: naming.indicator_table(dataset, str(version)).
+    measurement: str
+    # Canonical JSON of the whole run config (features, target, folds, hyperparameters, seed, thresholds).
+    config: str
+    config_sha256: str
+    # JSON of the hyperparameters and of the target config, also inside `config`, for queries.
+    hyperparameters: str
+    target: str
+    features: tuple[str, ...]
+    # The dataset's version and the code's version when the run was registered.
+    dataset_version: str
+    code_version: str
+    fold_count: int
+    # registered -> running -> trained -> completed, or failed (a fold's latest attempt failed).
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # What the predictions table holds, once written.
+    prediction_columns: tuple[str, ...] | None = None
+    prediction_rows: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What training one fold produced, as `record_walkforward_fold` stores it."""
+
+    # "succeeded" or "failed" (then `message` says why and the outputs may be None).
+    status: str
+    train_rows: int | None = None
+    validation_rows: int | None = None
+    test_rows: int | None = None
+    # Rows left out and why (warmup, no_target, not_finite), as JSON.
+    dropped: str | None = None
+    model_path: str | None = None
+    model_sha256: str | None = None
+    best_iteration: int | None = None
+    device: str | None = None
+    train_seconds: float | None = None
+    # Test-window metrics: regression fills rmse..hit_rate, classification log_loss..accuracy.
+    rmse: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+    ic: float | None = None
+    rank_ic: float | None = None
+    hit_rate: float | None = None
+    log_loss: float | None = None
+    auc: float | None = None
+    accuracy: float | None = None
+    # JSON {feature: gain}, every feature of the run.
+    feature_importance: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class WalkforwardFoldRecord:
+    """One fold of a run: its window, the latest attempt's state, and what it produced."""
+
+    run: str
+    window: FoldWindow
+    # pending -> running -> succeeded | failed; a retry goes back to running.
+    status: str
+    attempts: int
+    result: FoldResult | None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FoldThresholds:
+    """Long/short entry thresholds of one fold, derived from that fold's train-period predictions only."""
+
+    fold: int
+    long_threshold: float
+    short_threshold: float
+    # How they were derived, as JSON (e.g. {"source": "validation", "long_quantile": 0.8, ...}).
+    rule: str
+    # How many train-period predictions they come from.
+    source_rows: int
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
@@ -151,3 +265,64 @@ class Catalog(Protocol):
 
         CatalogError if there is no such set, a timestamp is naive, or a value breaks a constraint.
         """
+
+    def register_walkforward_run(
+        self,
+        dataset: str,
+        indicator_version: int,
+        config: str,
+        config_sha256: str,
+        hyperparameters: str,
+        target: str,
+        features: Sequence[str],
+        dataset_version: str,
+        code_version: str,
+        windows: Sequence[FoldWindow],
+    ) -> WalkforwardRunRecord:
+        """Register a new run of `dataset` with its folds (status pending), in one transaction.
+
+        The run gets the dataset's next number (1 for the first), name `<dataset>_run<n>` and status
+        "registered". CatalogError if the dataset or its indicator set `indicator_version` is not in the
+        catalog, a feature is not a column of that set (or is repeated), there are no windows, fold numbers
+        are not 0, 1, ... in order, a window's training ranges are not ascending, disjoint row ranges that
+        end by its test window, or a window's timestamp is naive.
+        """
+
+    def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
+        """The run called `name`, or None."""
+
+    def list_walkforward_runs(self, dataset: str | None = None) -> list[WalkforwardRunRecord]:
+        """The runs of `dataset` (of every dataset if None), ordered by dataset, number."""
+
+    def list_walkforward_folds(self, run: str) -> list[WalkforwardFoldRecord]:
+        """The folds of `run`, ordered by fold number (empty if there is no such run)."""
+
+    def start_walkforward_fold(self, run: str, fold: int) -> WalkforwardFoldRecord:
+        """Mark an attempt at `fold` as running (attempts + 1, result cleared) and update the run's status,
+        in one transaction. Any change to a fold also deletes that fold's thresholds (they came from its
+        previous model) and turns a "completed" run back. CatalogError if there is no such fold."""
+
+    def record_walkforward_fold(self, run: str, fold: int, result: FoldResult) -> WalkforwardFoldRecord:
+        """Store the latest attempt's result and update the run's status, in one transaction.
+
+        The run is "failed" while any fold's latest attempt failed, "running" while any is pending or
+        running after one started, "trained" when all succeeded. CatalogError if there is no such fold,
+        it was never started, or `result.status` is neither "succeeded" nor "failed".
+        """
+
+    def record_walkforward_predictions(
+        self, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
+    ) -> WalkforwardRunRecord:
+        """Describe what the run's predictions table holds now; CatalogError if no such run or naive ts."""
+
+    def record_walkforward_thresholds(
+        self, run: str, thresholds: Sequence[FoldThresholds]
+    ) -> WalkforwardRunRecord:
+        """Replace the run's thresholds (one per fold) and mark it "completed", in one transaction.
+
+        CatalogError if a fold has not succeeded, a fold is missing or repeated, a value is not finite,
+        or a long threshold is below its short one.
+        """
+
+    def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
+        """The run's thresholds, ordered by fold."""

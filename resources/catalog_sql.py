@@ -1,17 +1,32 @@
-"""SQL text, row conversion and the indicator-set registration steps that both catalogs share.
+"""SQL text, row conversion and the multi-statement steps (indicator sets, walkforward runs) that both
+catalogs share.
 
 Both backends accept the same statements here; only the parameter placeholder differs (`%s` for
-psycopg, `?` for DuckDB), so each function takes the dialect's placeholder.
+psycopg, `?` for DuckDB), so each function takes the dialect's placeholder. Steps that name the row a
+database refused also take the driver's error classes for refused rows (constraint or data errors).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any, Protocol
 
-from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
+from resources.catalog import (
+    CatalogError,
+    DatasetRecord,
+    FoldResult,
+    FoldThresholds,
+    FoldWindow,
+    IndicatorOutputs,
+    IndicatorSetRecord,
+    WalkforwardFoldRecord,
+    WalkforwardRunRecord,
+)
 from trading_assets import naming
 
 # Columns the caller provides, in DatasetRecord's field order; the catalog sets the two timestamps.
@@ -127,6 +142,8 @@ class Cursor(Protocol):
     """What the registration steps read from `execute`: psycopg's cursor and DuckDB's connection qualify."""
 
     def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
 
 
 class Connection(Protocol):
@@ -246,6 +263,396 @@ def indicator_set_refused(what: str, err: Exception) -> CatalogError:
     return CatalogError(f"{what} refused by the catalog: {err}")
 
 
+# The driver's errors for a row the database refuses: (psycopg|duckdb).IntegrityError and DataError.
+Refusals = tuple[type[Exception], ...]
+
+# WalkforwardRunRecord's fields in order: every SELECT and RETURNING lists them so, for
+# walkforward_run_from_row.
+_RUN_FIELDS = tuple(field.name for field in fields(WalkforwardRunRecord))
+_RUN_OUTPUT = ", ".join(_RUN_FIELDS)
+# What registering writes; the status starts as 'registered' and the outputs stay NULL.
+_RUN_INPUT = (
+    "name",
+    "dataset",
+    "number",
+    "indicator_version",
+    "measurement",
+    "config",
+    "config_sha256",
+    "hyperparameters",
+    "target",
+    "features",
+    "dataset_version",
+    "code_version",
+    "fold_count",
+)
+# A run has ended, for now, in these states; any other clears finished_at.
+_RUN_ENDED = frozenset({"trained", "completed", "failed"})
+_FOLD_STAMPS = ("train_start_ts", "train_end_ts", "test_start_ts", "test_end_ts")
+_FOLD_WINDOW = ("train_ranges", "test_start_row", "test_end_row", *_FOLD_STAMPS)
+# FoldResult's fields but its status, which is the fold's own status column once a result is stored.
+_FOLD_RESULT = tuple(field.name for field in fields(FoldResult) if field.name != "status")
+_FOLD_COLUMNS = (
+    "run",
+    "fold",
+    *_FOLD_WINDOW,
+    "status",
+    "attempts",
+    *_FOLD_RESULT,
+    "started_at",
+    "finished_at",
+    "updated_at",
+)
+_FOLD_OUTPUT = ", ".join(_FOLD_COLUMNS)
+_THRESHOLD_FIELDS = tuple(field.name for field in fields(FoldThresholds))
+
+LIST_WALKFORWARD_RUNS = f"SELECT {_RUN_OUTPUT} FROM walkforward_runs ORDER BY dataset, number"
+
+
+def get_walkforward_run_sql(placeholder: str) -> str:
+    """SELECT one walkforward run by name."""
+    return f"SELECT {_RUN_OUTPUT} FROM walkforward_runs WHERE name = {placeholder}"
+
+
+def list_walkforward_runs_of_sql(placeholder: str) -> str:
+    """SELECT the walkforward runs of one dataset, ordered by number."""
+    return f"SELECT {_RUN_OUTPUT} FROM walkforward_runs WHERE dataset = {placeholder} ORDER BY number"
+
+
+def list_walkforward_folds_sql(placeholder: str) -> str:
+    """SELECT the folds of one run, ordered by fold number."""
+    return f"SELECT {_FOLD_OUTPUT} FROM walkforward_folds WHERE run = {placeholder} ORDER BY fold"
+
+
+def list_walkforward_thresholds_sql(placeholder: str) -> str:
+    """SELECT the thresholds of one run, ordered by fold number."""
+    return (
+        f"SELECT {', '.join(_THRESHOLD_FIELDS)} FROM walkforward_thresholds "
+        f"WHERE run = {placeholder} ORDER BY fold"
+    )
+
+
+def register_walkforward_run(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    dataset: str,
+    indicator_version: int,
+    config: str,
+    config_sha256: str,
+    hyperparameters: str,
+    target: str,
+    features: Sequence[str],
+    dataset_version: str,
+    code_version: str,
+    windows: Sequence[FoldWindow],
+) -> WalkforwardRunRecord:
+    """The steps of `Catalog.register_walkforward_run` on `con`, inside the caller's transaction.
+
+    The caller must serialise registrations for `dataset` until its transaction ends (Postgres: an
+    advisory lock; DuckDB: the exclusive file lock), so the next number read here is still free at the
+    INSERT.
+    """
+    owner = f"walkforward run of dataset {dataset!r}"
+    if not windows:
+        raise CatalogError(f"{owner} has no folds; give at least one window")
+    numbers = [window.fold for window in windows]
+    if numbers != list(range(len(windows))):
+        raise CatalogError(f"{owner}: folds are numbered {numbers}; number them 0, 1, ... in order")
+    fold_params = [_fold_window_params(f"fold {window.fold} of {owner}", window) for window in windows]
+    p = placeholder
+    # Checked here, not left to foreign keys: DuckDB has none, and the message can say what to do.
+    if con.execute(f"SELECT 1 FROM datasets WHERE name = {p}", [dataset]).fetchone() is None:
+        raise CatalogError(
+            f"dataset {dataset!r} is not in the catalog; import its bars before registering walkforward runs"
+        )
+    found = con.execute(
+        f"SELECT measurement, columns FROM indicator_sets WHERE dataset = {p} AND version = {p}",
+        [dataset, indicator_version],
+    ).fetchone()
+    if found is None:
+        raise CatalogError(
+            f"dataset {dataset!r} has no indicator set version {indicator_version}; register it first"
+        )
+    measurement, columns = found
+    if unknown := [feature for feature in features if feature not in columns]:
+        raise CatalogError(
+            f"{owner}: features {unknown} are not columns of indicator set {measurement!r} ({list(columns)})"
+        )
+    if len(set(features)) != len(features):
+        raise CatalogError(f"{owner}: features {list(features)} name a column twice")
+    (number,) = con.execute(
+        f"SELECT coalesce(max(number), 0) + 1 FROM walkforward_runs WHERE dataset = {p}", [dataset]
+    ).fetchone()
+    try:
+        name = naming.run_table(dataset, number)
+    except naming.InvalidNameError as err:
+        raise CatalogError(f"dataset {dataset!r} cannot have walkforward runs: {err}") from err
+    run_values = [
+        name,
+        dataset,
+        number,
+        indicator_version,
+        measurement,
+        config,
+        config_sha256,
+        hyperparameters,
+        target,
+        list(features),  # both drivers bind a list (not a tuple) as an array
+        dataset_version,
+        code_version,
+        len(windows),
+    ]
+    with _refusing(f"walkforward run {name!r}", refusals):
+        row = con.execute(
+            f"INSERT INTO walkforward_runs ({', '.join(_RUN_INPUT)}, status) "
+            f"VALUES ({', '.join([p] * len(_RUN_INPUT))}, 'registered') RETURNING {_RUN_OUTPUT}",
+            run_values,
+        ).fetchone()
+    insert_fold = (
+        f"INSERT INTO walkforward_folds (run, fold, {', '.join(_FOLD_WINDOW)}, status) "
+        f"VALUES ({', '.join([p] * (2 + len(_FOLD_WINDOW)))}, 'pending')"
+    )
+    for fold, params in enumerate(fold_params):
+        with _refusing(f"fold {fold} of walkforward run {name!r}", refusals):
+            con.execute(insert_fold, [name, fold, *params])
+    return walkforward_run_from_row(row)
+
+
+def start_walkforward_fold(con: Connection, placeholder: str, run: str, fold: int) -> WalkforwardFoldRecord:
+    """The steps of `Catalog.start_walkforward_fold` on `con`, inside the caller's transaction."""
+    p = placeholder
+    _lock_run(con, p, run)
+    cleared = ", ".join(f"{column} = NULL" for column in _FOLD_RESULT)
+    row = con.execute(
+        f"UPDATE walkforward_folds SET status = 'running', attempts = attempts + 1, {cleared}, "
+        "started_at = now(), finished_at = NULL, updated_at = now() "
+        f"WHERE run = {p} AND fold = {p} RETURNING {_FOLD_OUTPUT}",
+        [run, fold],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"walkforward run {run!r} has no fold {fold}")
+    _fold_changed(con, p, run, fold)
+    return walkforward_fold_from_row(row)
+
+
+def record_walkforward_fold(
+    con: Connection, placeholder: str, refusals: Refusals, run: str, fold: int, result: FoldResult
+) -> WalkforwardFoldRecord:
+    """The steps of `Catalog.record_walkforward_fold` on `con`, inside the caller's transaction.
+
+    Also refuses a fold that was never started: a result belongs to an attempt, and `attempts` counts them.
+    """
+    owner = f"fold {fold} of walkforward run {run!r}"
+    if result.status not in ("succeeded", "failed"):
+        raise CatalogError(f"{owner}: result status {result.status!r} is neither 'succeeded' nor 'failed'")
+    p = placeholder
+    _lock_run(con, p, run)
+    found = con.execute(
+        f"SELECT status FROM walkforward_folds WHERE run = {p} AND fold = {p}", [run, fold]
+    ).fetchone()
+    if found is None:
+        raise CatalogError(f"walkforward run {run!r} has no fold {fold}")
+    if found[0] == "pending":
+        raise CatalogError(f"{owner} was never started; start it before recording its result")
+    updates = ", ".join(f"{column} = {p}" for column in ("status", *_FOLD_RESULT))
+    with _refusing(owner, refusals):
+        row = con.execute(
+            f"UPDATE walkforward_folds SET {updates}, finished_at = now(), updated_at = now() "
+            f"WHERE run = {p} AND fold = {p} RETURNING {_FOLD_OUTPUT}",
+            [result.status, *(getattr(result, column) for column in _FOLD_RESULT), run, fold],
+        ).fetchone()
+    _fold_changed(con, p, run, fold)
+    return walkforward_fold_from_row(row)
+
+
+def record_walkforward_predictions(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    run: str,
+    columns: Sequence[str],
+    row_count: int,
+    first_ts: datetime,
+    last_ts: datetime,
+) -> WalkforwardRunRecord:
+    """The one statement of `Catalog.record_walkforward_predictions` on `con`."""
+    owner = f"walkforward run {run!r}"
+    _require_time_zone(owner, "first_ts", first_ts)
+    _require_time_zone(owner, "last_ts", last_ts)
+    p = placeholder
+    with _refusing(owner, refusals):
+        row = con.execute(
+            f"UPDATE walkforward_runs SET prediction_columns = {p}, prediction_rows = {p}, first_ts = {p}, "
+            f"last_ts = {p}, updated_at = now() WHERE name = {p} RETURNING {_RUN_OUTPUT}",
+            [list(columns), row_count, first_ts, last_ts, run],
+        ).fetchone()
+    if row is None:
+        raise CatalogError(f"no walkforward run {run!r} in the catalog")
+    return walkforward_run_from_row(row)
+
+
+def record_walkforward_thresholds(
+    con: Connection, placeholder: str, refusals: Refusals, run: str, thresholds: Sequence[FoldThresholds]
+) -> WalkforwardRunRecord:
+    """The steps of `Catalog.record_walkforward_thresholds` on `con`, inside the caller's transaction.
+
+    The values themselves (finite, long >= short, source_rows >= 0) are the tables' constraints.
+    """
+    p = placeholder
+    _lock_run(con, p, run)
+    folds = con.execute(
+        f"SELECT fold, status FROM walkforward_folds WHERE run = {p} ORDER BY fold", [run]
+    ).fetchall()
+    if unfinished := [fold for fold, status in folds if status != "succeeded"]:
+        raise CatalogError(
+            f"walkforward run {run!r}: folds {unfinished} have not succeeded; "
+            "thresholds need every fold trained"
+        )
+    given = sorted(threshold.fold for threshold in thresholds)
+    if given != [fold for fold, _ in folds]:
+        raise CatalogError(
+            f"walkforward run {run!r} has folds 0..{len(folds) - 1} but thresholds were given for folds "
+            f"{given}; give one per fold"
+        )
+    con.execute(f"DELETE FROM walkforward_thresholds WHERE run = {p}", [run])
+    insert = (
+        f"INSERT INTO walkforward_thresholds (run, {', '.join(_THRESHOLD_FIELDS)}) "
+        f"VALUES ({', '.join([p] * (1 + len(_THRESHOLD_FIELDS)))})"
+    )
+    for threshold in sorted(thresholds, key=lambda threshold: threshold.fold):
+        with _refusing(f"thresholds of fold {threshold.fold} of walkforward run {run!r}", refusals):
+            con.execute(insert, [run, *(getattr(threshold, field) for field in _THRESHOLD_FIELDS)])
+    row = con.execute(
+        "UPDATE walkforward_runs SET status = 'completed', message = NULL, finished_at = now(), "
+        f"updated_at = now() WHERE name = {p} RETURNING {_RUN_OUTPUT}",
+        [run],
+    ).fetchone()
+    return walkforward_run_from_row(row)
+
+
+def walkforward_run_from_row(row: Sequence[Any]) -> WalkforwardRunRecord:
+    """A WalkforwardRunRecord from a row in `_RUN_FIELDS` order, every timestamp in UTC."""
+    values = dict(zip(_RUN_FIELDS, row, strict=True))
+    values["features"] = tuple(values["features"])
+    if values["prediction_columns"] is not None:
+        values["prediction_columns"] = tuple(values["prediction_columns"])
+    for field in ("started_at", "finished_at", "first_ts", "last_ts", "created_at", "updated_at"):
+        values[field] = _utc_or_none(values[field])
+    return WalkforwardRunRecord(**values)
+
+
+def walkforward_fold_from_row(row: Sequence[Any]) -> WalkforwardFoldRecord:
+    """A WalkforwardFoldRecord from a row in `_FOLD_COLUMNS` order, every timestamp in UTC."""
+    values = dict(zip(_FOLD_COLUMNS, row, strict=True))
+    window = FoldWindow(
+        fold=values["fold"],
+        train_ranges=tuple((start, end) for start, end in json.loads(values["train_ranges"])),
+        test_start_row=values["test_start_row"],
+        test_end_row=values["test_end_row"],
+        **{field: _utc(values[field]) for field in _FOLD_STAMPS},
+    )
+    status = values["status"]
+    # Pending and running folds have no result: starting an attempt clears the previous one's.
+    result = None
+    if status in ("succeeded", "failed"):
+        result = FoldResult(status, **{column: values[column] for column in _FOLD_RESULT})
+    return WalkforwardFoldRecord(
+        run=values["run"],
+        window=window,
+        status=status,
+        attempts=values["attempts"],
+        result=result,
+        started_at=_utc_or_none(values["started_at"]),
+        finished_at=_utc_or_none(values["finished_at"]),
+        updated_at=_utc_or_none(values["updated_at"]),
+    )
+
+
+def fold_thresholds_from_row(row: Sequence[Any]) -> FoldThresholds:
+    """FoldThresholds from a row in `_THRESHOLD_FIELDS` order."""
+    return FoldThresholds(*row)
+
+
+def _fold_window_params(owner: str, window: FoldWindow) -> list[Any]:
+    """The `_FOLD_WINDOW` values of one fold; refuses naive timestamps and malformed training ranges."""
+    ranges = window.train_ranges
+    # start_0 < end_0 <= start_1 < end_1 <= ... <= test_start_row: training rows come before the test.
+    if not (
+        ranges
+        and ranges[0][0] >= 0
+        and all(start < end for start, end in ranges)
+        and all(before[1] <= after[0] for before, after in pairwise(ranges))
+        and ranges[-1][1] <= window.test_start_row
+    ):
+        raise CatalogError(
+            f"{owner}: train_ranges {[list(r) for r in ranges]} must be ascending, disjoint, non-empty "
+            f"[start, end) row ranges ending by test_start_row {window.test_start_row}"
+        )
+    for field in _FOLD_STAMPS:
+        _require_time_zone(owner, field, getattr(window, field))
+    ranges_json = json.dumps([[start, end] for start, end in ranges])
+    stamps = [getattr(window, field) for field in _FOLD_STAMPS]
+    return [ranges_json, window.test_start_row, window.test_end_row, *stamps]
+
+
+def _lock_run(con: Connection, placeholder: str, run: str) -> None:
+    """Touch the run's row, or refuse an unknown run. On Postgres the row stays locked until the
+    transaction ends, so changes to one run's folds take turns and each derives the run's status from
+    the others' committed folds (DuckDB's exclusive file lock already serialises writers)."""
+    touched = con.execute(
+        f"UPDATE walkforward_runs SET updated_at = now() WHERE name = {placeholder} RETURNING name", [run]
+    ).fetchone()
+    if touched is None:
+        raise CatalogError(f"no walkforward run {run!r} in the catalog")
+
+
+def _fold_changed(con: Connection, placeholder: str, run: str, fold: int) -> None:
+    """After a fold's attempt or result changed: drop its thresholds, which belonged to its previous
+    model, and derive the run's status, message, started_at and finished_at from its folds."""
+    p = placeholder
+    con.execute(f"DELETE FROM walkforward_thresholds WHERE run = {p} AND fold = {p}", [run, fold])
+    folds = con.execute(
+        f"SELECT fold, status, attempts, message FROM walkforward_folds WHERE run = {p} ORDER BY fold", [run]
+    ).fetchall()
+    status, message = _run_progress(folds)
+    con.execute(
+        f"UPDATE walkforward_runs SET status = {p}, message = {p}, "
+        # The first start of any fold, kept once set: a retry's later start does not move it.
+        "started_at = coalesce(started_at, "
+        f"(SELECT min(started_at) FROM walkforward_folds WHERE run = {p})), "
+        f"finished_at = CASE WHEN {p} THEN now() END, updated_at = now() WHERE name = {p}",
+        [status, message, run, status in _RUN_ENDED, run],
+    )
+
+
+def _run_progress(folds: Sequence[tuple[int, str, int, str | None]]) -> tuple[str, str | None]:
+    """A run's (status, message) from its folds' (fold, status, attempts, message), in fold order.
+
+    failed while any fold's latest attempt failed (message: the first such fold's), else trained when
+    every fold succeeded, else running once any fold was started, else registered. Never "completed":
+    only storing thresholds completes a run, and any later change to a fold undoes it.
+    """
+    failed = [(fold, message) for fold, status, _, message in folds if status == "failed"]
+    if failed:
+        fold, message = failed[0]
+        return "failed", f"fold {fold}: {message or 'failed without a message'}"
+    if all(status == "succeeded" for _, status, _, _ in folds):
+        return "trained", None
+    if any(attempts > 0 for _, _, attempts, _ in folds):
+        return "running", None
+    return "registered", None
+
+
+@contextmanager
+def _refusing(owner: str, refusals: Refusals) -> Iterator[None]:
+    """Turn the database refusing a row of `owner` into a CatalogError that names it."""
+    try:
+        yield
+    except refusals as err:
+        raise CatalogError(f"{owner} refused by the catalog: {err}") from err
+
+
 def _require_time_zone(owner: str, field: str, value: datetime) -> None:
     # A naive timestamp would be read in the session's zone, which no caller can be sure of.
     if value.tzinfo is None or value.utcoffset() is None:
@@ -255,3 +662,7 @@ def _require_time_zone(owner: str, field: str, value: datetime) -> None:
 def _utc(value: datetime) -> datetime:
     # Drivers return the session zone's tzinfo (zoneinfo, pytz); one tzinfo keeps records comparable.
     return value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +12,17 @@ import duckdb
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql, duckdb_file
-from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
+from resources.catalog import (
+    CatalogError,
+    DatasetRecord,
+    FoldResult,
+    FoldThresholds,
+    FoldWindow,
+    IndicatorOutputs,
+    IndicatorSetRecord,
+    WalkforwardFoldRecord,
+    WalkforwardRunRecord,
+)
 from resources.migrations import DUCKDB, apply_migrations
 
 _GET = catalog_sql.get_dataset_sql(DUCKDB.placeholder)
@@ -20,6 +31,11 @@ _GET_SET = catalog_sql.get_indicator_set_sql(DUCKDB.placeholder)
 _GET_SET_BY_MEASUREMENT = catalog_sql.get_indicator_set_by_measurement_sql(DUCKDB.placeholder)
 _LIST_SETS_OF = catalog_sql.list_indicator_sets_of_sql(DUCKDB.placeholder)
 _RECORD_OUTPUT = catalog_sql.record_indicator_output_sql(DUCKDB.placeholder)
+_GET_RUN = catalog_sql.get_walkforward_run_sql(DUCKDB.placeholder)
+_LIST_RUNS_OF = catalog_sql.list_walkforward_runs_of_sql(DUCKDB.placeholder)
+_LIST_FOLDS = catalog_sql.list_walkforward_folds_sql(DUCKDB.placeholder)
+_LIST_THRESHOLDS = catalog_sql.list_walkforward_thresholds_sql(DUCKDB.placeholder)
+_REFUSALS = (duckdb.IntegrityError, duckdb.DataError)
 
 
 class DuckDBCatalog(dg.ConfigurableResource):
@@ -123,6 +139,108 @@ class DuckDBCatalog(dg.ConfigurableResource):
         if row is None:
             raise CatalogError(f"no indicator set version {version} of dataset {dataset!r} in the catalog")
         return catalog_sql.indicator_set_from_row(row)
+
+    def register_walkforward_run(
+        self,
+        dataset: str,
+        indicator_version: int,
+        config: str,
+        config_sha256: str,
+        hyperparameters: str,
+        target: str,
+        features: Sequence[str],
+        dataset_version: str,
+        code_version: str,
+        windows: Sequence[FoldWindow],
+    ) -> WalkforwardRunRecord:
+        """Register a new run with its folds; see `Catalog.register_walkforward_run`.
+
+        One transaction under the exclusive file lock, which also serialises the numbering.
+        """
+        with self._transaction() as con:
+            return catalog_sql.register_walkforward_run(
+                con,
+                DUCKDB.placeholder,
+                _REFUSALS,
+                dataset,
+                indicator_version,
+                config,
+                config_sha256,
+                hyperparameters,
+                target,
+                features,
+                dataset_version,
+                code_version,
+                windows,
+            )
+
+    def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
+        """The run called `name`, or None."""
+        with self._connect(write=False) as con:
+            row = con.execute(_GET_RUN, [name]).fetchone()
+        return None if row is None else catalog_sql.walkforward_run_from_row(row)
+
+    def list_walkforward_runs(self, dataset: str | None = None) -> list[WalkforwardRunRecord]:
+        """The runs of `dataset` (of every dataset if None), ordered by dataset, number."""
+        with self._connect(write=False) as con:
+            if dataset is None:
+                rows = con.execute(catalog_sql.LIST_WALKFORWARD_RUNS).fetchall()
+            else:
+                rows = con.execute(_LIST_RUNS_OF, [dataset]).fetchall()
+        return [catalog_sql.walkforward_run_from_row(row) for row in rows]
+
+    def list_walkforward_folds(self, run: str) -> list[WalkforwardFoldRecord]:
+        """The folds of `run`, ordered by fold number (empty if there is no such run)."""
+        with self._connect(write=False) as con:
+            rows = con.execute(_LIST_FOLDS, [run]).fetchall()
+        return [catalog_sql.walkforward_fold_from_row(row) for row in rows]
+
+    def start_walkforward_fold(self, run: str, fold: int) -> WalkforwardFoldRecord:
+        """Start an attempt at `fold` and update the run's status, in one transaction."""
+        with self._transaction() as con:
+            return catalog_sql.start_walkforward_fold(con, DUCKDB.placeholder, run, fold)
+
+    def record_walkforward_fold(self, run: str, fold: int, result: FoldResult) -> WalkforwardFoldRecord:
+        """Store the latest attempt's result and update the run's status, in one transaction."""
+        with self._transaction() as con:
+            return catalog_sql.record_walkforward_fold(con, DUCKDB.placeholder, _REFUSALS, run, fold, result)
+
+    def record_walkforward_predictions(
+        self, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
+    ) -> WalkforwardRunRecord:
+        """Describe what the run's predictions table holds now, in one statement."""
+        with self._connect(write=True) as con:
+            return catalog_sql.record_walkforward_predictions(
+                con, DUCKDB.placeholder, _REFUSALS, run, columns, row_count, first_ts, last_ts
+            )
+
+    def record_walkforward_thresholds(
+        self, run: str, thresholds: Sequence[FoldThresholds]
+    ) -> WalkforwardRunRecord:
+        """Replace the run's thresholds and mark it "completed", in one transaction."""
+        with self._transaction() as con:
+            return catalog_sql.record_walkforward_thresholds(
+                con, DUCKDB.placeholder, _REFUSALS, run, thresholds
+            )
+
+    def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
+        """The run's thresholds, ordered by fold."""
+        with self._connect(write=False) as con:
+            rows = con.execute(_LIST_THRESHOLDS, [run]).fetchall()
+        return [catalog_sql.fold_thresholds_from_row(row) for row in rows]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside one transaction: committed if the block ends normally, else
+        rolled back, so a multi-statement write is all or nothing."""
+        with self._connect(write=True) as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
 
     def _connect(self, *, write: bool) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         if self.auto_migrate and not self._migrated:

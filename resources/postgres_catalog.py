@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import dagster as dg
@@ -15,7 +16,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql
-from resources.catalog import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
+from resources.catalog import (
+    CatalogError,
+    DatasetRecord,
+    FoldResult,
+    FoldThresholds,
+    FoldWindow,
+    IndicatorOutputs,
+    IndicatorSetRecord,
+    WalkforwardFoldRecord,
+    WalkforwardRunRecord,
+)
 from resources.migrations import POSTGRES, apply_migrations
 
 T = TypeVar("T")
@@ -29,11 +40,20 @@ _GET_SET = catalog_sql.get_indicator_set_sql(POSTGRES.placeholder)
 _GET_SET_BY_MEASUREMENT = catalog_sql.get_indicator_set_by_measurement_sql(POSTGRES.placeholder)
 _LIST_SETS_OF = catalog_sql.list_indicator_sets_of_sql(POSTGRES.placeholder)
 _RECORD_OUTPUT = catalog_sql.record_indicator_output_sql(POSTGRES.placeholder)
+_GET_RUN = catalog_sql.get_walkforward_run_sql(POSTGRES.placeholder)
+_LIST_RUNS_OF = catalog_sql.list_walkforward_runs_of_sql(POSTGRES.placeholder)
+_LIST_FOLDS = catalog_sql.list_walkforward_folds_sql(POSTGRES.placeholder)
+_LIST_THRESHOLDS = catalog_sql.list_walkforward_thresholds_sql(POSTGRES.placeholder)
+_REFUSALS = (psycopg.IntegrityError, psycopg.DataError)
 # Held until the registering transaction ends, so concurrent registrations for one dataset take turns
 # and each reads the versions the others committed. Per schema and dataset: other datasets (and other
 # catalogs on the server) do not wait.
 _LOCK_DATASET_SETS = (
     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.indicator_sets.' || %s::text))"
+)
+# The same for numbering a dataset's walkforward runs, under a key of its own.
+_LOCK_DATASET_RUNS = (
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.walkforward_runs.' || %s::text))"
 )
 
 
@@ -43,7 +63,9 @@ class PostgresCatalog(dg.ConfigurableResource):
     Connections come from a `psycopg_pool.ConnectionPool` opened on first use and closed after the
     run (or by `close()`). Every connection works in `schema_name`, created by `migrate()` if missing,
     with TimeZone UTC. Calls that lose their connection are retried with exponential backoff; every
-    call is one statement or a migration run, so repeating it after a failure is safe.
+    call is one statement, one transaction or a migration run, so a retry repeats it whole. (Only
+    when the connection drops after a COMMIT was sent does a retry repeat work that was done: a run
+    registered twice, an attempt counted twice.)
     With `auto_migrate`, the first call applies pending migrations.
     """
 
@@ -190,6 +212,116 @@ class PostgresCatalog(dg.ConfigurableResource):
 
         return self._migrated_call(run)
 
+    def register_walkforward_run(
+        self,
+        dataset: str,
+        indicator_version: int,
+        config: str,
+        config_sha256: str,
+        hyperparameters: str,
+        target: str,
+        features: Sequence[str],
+        dataset_version: str,
+        code_version: str,
+        windows: Sequence[FoldWindow],
+    ) -> WalkforwardRunRecord:
+        """Register a new run with its folds; see `Catalog.register_walkforward_run`.
+
+        One transaction under a per-dataset advisory lock, so concurrent registrations get 1, 2, ...
+        """
+
+        def register(conn: psycopg.Connection) -> WalkforwardRunRecord:
+            conn.execute(_LOCK_DATASET_RUNS, [dataset])
+            return catalog_sql.register_walkforward_run(
+                conn,
+                POSTGRES.placeholder,
+                _REFUSALS,
+                dataset,
+                indicator_version,
+                config,
+                config_sha256,
+                hyperparameters,
+                target,
+                features,
+                dataset_version,
+                code_version,
+                windows,
+            )
+
+        return self._transaction(register)
+
+    def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
+        """The run called `name`, or None."""
+
+        def get(conn: psycopg.Connection) -> WalkforwardRunRecord | None:
+            row = conn.execute(_GET_RUN, [name]).fetchone()
+            return None if row is None else catalog_sql.walkforward_run_from_row(row)
+
+        return self._migrated_call(get)
+
+    def list_walkforward_runs(self, dataset: str | None = None) -> list[WalkforwardRunRecord]:
+        """The runs of `dataset` (of every dataset if None), ordered by dataset, number."""
+
+        def list_runs(conn: psycopg.Connection) -> list[WalkforwardRunRecord]:
+            if dataset is None:
+                rows = conn.execute(catalog_sql.LIST_WALKFORWARD_RUNS).fetchall()
+            else:
+                rows = conn.execute(_LIST_RUNS_OF, [dataset]).fetchall()
+            return [catalog_sql.walkforward_run_from_row(row) for row in rows]
+
+        return self._migrated_call(list_runs)
+
+    def list_walkforward_folds(self, run: str) -> list[WalkforwardFoldRecord]:
+        """The folds of `run`, ordered by fold number (empty if there is no such run)."""
+
+        def list_folds(conn: psycopg.Connection) -> list[WalkforwardFoldRecord]:
+            return [catalog_sql.walkforward_fold_from_row(row) for row in conn.execute(_LIST_FOLDS, [run])]
+
+        return self._migrated_call(list_folds)
+
+    def start_walkforward_fold(self, run: str, fold: int) -> WalkforwardFoldRecord:
+        """Start an attempt at `fold` and update the run's status, in one transaction."""
+        return self._transaction(
+            lambda conn: catalog_sql.start_walkforward_fold(conn, POSTGRES.placeholder, run, fold)
+        )
+
+    def record_walkforward_fold(self, run: str, fold: int, result: FoldResult) -> WalkforwardFoldRecord:
+        """Store the latest attempt's result and update the run's status, in one transaction."""
+        return self._transaction(
+            lambda conn: catalog_sql.record_walkforward_fold(
+                conn, POSTGRES.placeholder, _REFUSALS, run, fold, result
+            )
+        )
+
+    def record_walkforward_predictions(
+        self, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
+    ) -> WalkforwardRunRecord:
+        """Describe what the run's predictions table holds now, in one statement."""
+        return self._migrated_call(
+            lambda conn: catalog_sql.record_walkforward_predictions(
+                conn, POSTGRES.placeholder, _REFUSALS, run, columns, row_count, first_ts, last_ts
+            )
+        )
+
+    def record_walkforward_thresholds(
+        self, run: str, thresholds: Sequence[FoldThresholds]
+    ) -> WalkforwardRunRecord:
+        """Replace the run's thresholds and mark it "completed", in one transaction."""
+        return self._transaction(
+            lambda conn: catalog_sql.record_walkforward_thresholds(
+                conn, POSTGRES.placeholder, _REFUSALS, run, thresholds
+            )
+        )
+
+    def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
+        """The run's thresholds, ordered by fold."""
+
+        def list_thresholds(conn: psycopg.Connection) -> list[FoldThresholds]:
+            rows = conn.execute(_LIST_THRESHOLDS, [run])
+            return [catalog_sql.fold_thresholds_from_row(row) for row in rows]
+
+        return self._migrated_call(list_thresholds)
+
     def close(self) -> None:
         """Close the pool; the next call opens a new one."""
         if self._pool is not None:
@@ -204,6 +336,15 @@ class PostgresCatalog(dg.ConfigurableResource):
         if self.auto_migrate and not self._migrated:
             self.migrate()
         return self._retrying(op)
+
+    def _transaction(self, op: Callable[[psycopg.Connection], T]) -> T:
+        """`_migrated_call` with `op` inside one transaction: it commits all of its writes or none."""
+
+        def transaction(conn: psycopg.Connection) -> T:
+            with conn.transaction():
+                return op(conn)
+
+        return self._migrated_call(transaction)
 
     def _retrying(self, op: Callable[[psycopg.Connection], T]) -> T:
         """Run `op` on a pooled connection, retrying on connection errors with exponential backoff."""

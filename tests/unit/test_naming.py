@@ -37,6 +37,8 @@ HOSTILE = [
     "btc_sim12",
     "btc_2",  # would be version 2 of dataset "btc"
     "indicator_sets",
+    "walkforward_runs",
+    "walkforward_thresholds",
     "btc-25",
     "btc$25",
     "btc*",
