@@ -14,10 +14,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	@touch $@
 
-# The embedded default's Dagster instance: SQLite storage under DAGSTER_HOME (an empty config says so).
+# The embedded default's Dagster instance: SQLite storage under DAGSTER_HOME (Dagster's default), and the
+# step pools: the only one, `gpu`, lets one fold train at a time.
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
-	@echo "# Embedded default: SQLite storage in this folder. Production uses the repo's dagster.yaml." > $@
+	@printf '%s\n' "# Embedded default: SQLite storage in this folder. Production uses the repo's dagster.yaml." \
+		"concurrency:" "  pools:" "    granularity: op" "    default_limit: 1" > $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo

@@ -87,7 +87,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"bar interval   {meta['bar_interval']}, {meta['gap_count']} gaps, largest {meta['largest_gap']}")
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
-    passed = _demo_indicators(defs, instance, settings) and all(c.passed for c in checks)
+    passed = all(c.passed for c in checks) and _demo_indicators(defs, instance, settings)
+    passed = passed and _demo_walkforward(defs, instance)
     print("UI             make dev, then open http://127.0.0.1:3000")
     return 0 if passed else 1
 
@@ -122,6 +123,78 @@ def _demo_indicators(defs: object, instance: object, settings: cfg.Settings) -> 
     )
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
+    return all(c.passed for c in checks)
+
+
+# The demo's walkforward: 12 folds of 14 days, each trained on the 60 days before it, predicting the
+# log return 15 minutes ahead from every column of the default indicator set.
+DEMO_WALKFORWARD = {
+    "dataset": DEMO_DATASET,
+    "indicator_version": 1,
+    "target": {"kind": "regression", "horizon": 15},
+    "folds": {"train": "60d", "test": "14d", "mode": "sliding", "max_folds": 12},
+    "hyperparameters": {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05},
+    "seed": 7,
+}
+
+
+def _demo_walkforward(defs: object, instance: object) -> bool:
+    """Register the demo's walkforward run, train its folds one partition at a time, then assemble its
+    predictions and thresholds: what the walkforward sensor asks for, run here in-process."""
+    from trading_assets.partitions import fold_key
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    started = time.perf_counter()
+    registered = defs.resolve_job_def("start_walkforward").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={**quiet, "ops": {"register_walkforward_run": {"config": DEMO_WALKFORWARD}}},
+    )
+    if not registered.success:
+        print("error: the start_walkforward run failed; see the Dagster UI for its logs", file=sys.stderr)
+        return False
+    run = registered.output_for_node("register_walkforward_run")
+    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
+    folds = catalog.list_walkforward_folds(run)
+    print(f"walkforward    {run}  ({len(folds)} folds, target {DEMO_WALKFORWARD['target']})")
+    for fold in folds:
+        result = defs.resolve_job_def("train_folds").execute_in_process(
+            instance=instance,
+            partition_key=fold_key(run, fold.window.fold),
+            raise_on_error=False,
+            run_config=quiet,
+        )
+        if not result.success:
+            print(
+                f"error: fold {fold.window.fold} of {run} failed; see the Dagster UI for its logs",
+                file=sys.stderr,
+            )
+            return False
+        meta = {
+            k: v.value for k, v in result.asset_materializations_for_node("fold_models")[0].metadata.items()
+        }
+        print(
+            f"fold {fold.window.fold:>2}        test {meta['test_window']}  IC {meta['ic']:+.3f}  "
+            f"hit rate {meta['hit_rate']:.3f}  {meta['fit_rows']} rows, {meta['train_seconds']:.1f}s on "
+            f"{meta['device']}"
+        )
+    result = defs.resolve_job_def("predict_walkforward").execute_in_process(
+        instance=instance, partition_key=run, raise_on_error=False, run_config=quiet
+    )
+    if not result.success:
+        print(f"error: the predict_walkforward run of {run} failed; see the Dagster UI", file=sys.stderr)
+        return False
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("predictions")[0].metadata.items()}
+    print(
+        f"predictions    {meta['dagster/table_name']}  ({meta['dagster/row_count']} rows, IC "
+        f"{meta['overall_ic']:+.3f}, hit rate {meta['overall_hit_rate']:.3f}, "
+        f"{time.perf_counter() - started:.1f}s in all)"
+    )
+    checks = result.get_asset_check_evaluations()
+    for check in checks:
+        print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
+    record = catalog.get_walkforward_run(run)
+    print(f"thresholds     {len(catalog.list_walkforward_thresholds(run))} folds; run {record.status}")
     return all(c.passed for c in checks)
 
 

@@ -8,12 +8,20 @@ import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
 from sensors.landing import INGEST_JOB, landing_sensor
+from sensors.walkforward import walkforward_sensor
 from trading_assets import settings as cfg
 from trading_assets.assets.bars import bars
 from trading_assets.assets.indicators import indicators
+from trading_assets.assets.walkforward import fold_models, predictions, thresholds
 from trading_assets.checks.bars import bars_match_source
 from trading_assets.compute.indicators import load_modules
-from trading_assets.jobs import MATERIALIZE_INDICATORS_JOB, add_indicator_set
+from trading_assets.jobs import (
+    MATERIALIZE_INDICATORS_JOB,
+    add_indicator_set,
+    predict_walkforward_job,
+    start_walkforward,
+    train_folds_job,
+)
 
 ingest_bars_job = dg.define_asset_job(
     INGEST_JOB,
@@ -32,15 +40,23 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
     # Users' own indicators must be registered before a set that uses them is validated or computed.
     load_modules(settings.indicator_modules)
     return dg.Definitions(
-        assets=[bars, indicators],
+        assets=[bars, indicators, fold_models, predictions, thresholds],
         asset_checks=[bars_match_source],
-        jobs=[ingest_bars_job, materialize_indicators_job, add_indicator_set],
-        sensors=[landing_sensor, indicator_sets_sensor],
+        jobs=[
+            ingest_bars_job,
+            materialize_indicators_job,
+            add_indicator_set,
+            start_walkforward,
+            train_folds_job,
+            predict_walkforward_job,
+        ],
+        sensors=[landing_sensor, indicator_sets_sensor, walkforward_sensor],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),
             "landing": cfg.landing(settings),
             "sets_folder": cfg.sets_folder(settings),
+            "compute": cfg.compute(settings),
         },
     )
 

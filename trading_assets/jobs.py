@@ -1,19 +1,34 @@
-"""Jobs a person launches from the UI besides materialising assets: registering an indicator set.
+"""Jobs a person launches from the UI besides materialising assets: registering an indicator set or a
+walkforward run, each with a typed config.
 
-Asset jobs (`ingest_bars`, `materialize_indicators`) are defined with their assets in definitions.py.
+Asset jobs (`ingest_bars`, `materialize_indicators`, `train_folds`, `predict_walkforward`) are defined with
+their assets in definitions.py.
 """
+
+import json
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from resources.catalog import Catalog, CatalogError
+from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
+from trading_assets.compute.folds import FoldConfig, parse_length
 from trading_assets.compute.indicators import SpecError, parse_spec
+from trading_assets.compute.targets import TargetConfig
+from trading_assets.compute.thresholds import ThresholdRule
+from trading_assets.compute.training import Hyperparameters
+from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.indicator_sets import register_set
-from trading_assets.partitions import indicator_versions
+from trading_assets.partitions import fold_numbers, indicator_versions, walkforward_runs
+from trading_assets.walkforward_runs import RunError, register_run
 
 ADD_INDICATOR_SET_JOB = "add_indicator_set"
 MATERIALIZE_INDICATORS_JOB = "materialize_indicators"
+START_WALKFORWARD_JOB = "start_walkforward"
+TRAIN_FOLDS_JOB = "train_folds"
+PREDICT_WALKFORWARD_JOB = "predict_walkforward"
 
 
 class IndicatorEntryConfig(dg.Config):
@@ -94,3 +109,174 @@ def register_indicator_set(
 )
 def add_indicator_set() -> None:
     register_indicator_set()
+
+
+class TargetSettings(dg.Config):
+    """What the models predict."""
+
+    kind: Literal["regression", "classification"] = Field(
+        default="regression",
+        description="regression: forward log return over `horizon` bars; classification: its sign (1 up, "
+        "0 down) beyond the dead zone.",
+    )
+    horizon: int = Field(default=1, description="Bars ahead the target looks (>= 1).")
+    dead_zone: float = Field(
+        default=0.0, description="Classification: |return| at or below this has no label (>= 0)."
+    )
+
+
+class FoldSettings(dg.Config):
+    """How the bars are cut into folds. Lengths are bar counts ("5000") or durations ("90d", "12h")."""
+
+    train: str = Field(description='Training window: bars ("5000") or a duration ("90d").')
+    test: str = Field(description='Test window per fold: bars ("1000") or a duration ("14d").')
+    step: str | None = Field(default=None, description="Between test windows (default: the test length).")
+    mode: Literal["sliding", "expanding"] = Field(
+        default="sliding", description="sliding: the last `train` before each test; expanding: all before."
+    )
+    purge: int | None = Field(
+        default=None, description="Bars between train end and test start (default and minimum: horizon)."
+    )
+    embargo: int = Field(default=0, description="Bars after each test window left out of later training.")
+    max_folds: int | None = Field(default=None, description="Stop after this many folds.")
+
+
+class HyperparameterSettings(dg.Config):
+    """XGBoost hyperparameters (docs/walkforward.md explains each)."""
+
+    n_estimators: int = Field(default=300, description="Most boosting rounds (>= 1).")
+    max_depth: int = Field(default=4, description="Tree depth (1..20).")
+    learning_rate: float = Field(default=0.05, description="Shrinkage per round, in (0, 1].")
+    subsample: float = Field(default=0.8, description="Rows sampled per tree, in (0, 1].")
+    colsample_bytree: float = Field(default=0.8, description="Features sampled per tree, in (0, 1].")
+    min_child_weight: float = Field(default=1.0, description="Least hessian sum in a leaf (>= 0).")
+    reg_lambda: float = Field(default=1.0, description="L2 regularisation (>= 0).")
+    reg_alpha: float = Field(default=0.0, description="L1 regularisation (>= 0).")
+    early_stopping_rounds: int | None = Field(
+        default=30,
+        description="Stop when the held-out tail has not improved for this many rounds; null: off.",
+    )
+    validation_fraction: float = Field(
+        default=0.2,
+        description="Last part of each training window (time order, never shuffled) held out for early "
+        "stopping, in [0, 0.5].",
+    )
+
+
+class ThresholdSettings(dg.Config):
+    """How each fold's entry thresholds come from its own train-period predictions."""
+
+    source: Literal["validation", "train"] = Field(
+        default="validation",
+        description="validation: the held-out tail of the training window (not fitted on); train: the "
+        "fitted rows.",
+    )
+    long_quantile: float = Field(default=0.8, description="Long entry: this quantile of the predictions.")
+    short_quantile: float = Field(default=0.2, description="Short entry: this quantile (< long_quantile).")
+
+
+class WalkforwardConfig(dg.Config):
+    """A walkforward run: one XGBoost model per fold on an indicator set of a dataset. It gets the name
+    <dataset>_run<n>; the walkforward sensor then trains its folds and assembles its predictions."""
+
+    dataset: str = Field(description="Dataset (bars partition), e.g. btc25.")
+    indicator_version: int = Field(description="Indicator set version of the dataset (indicators btc25|1).")
+    features: list[str] = Field(
+        default_factory=list, description="Columns of the set to use as features (default: all)."
+    )
+    target: TargetSettings = Field(default_factory=TargetSettings)
+    folds: FoldSettings
+    hyperparameters: HyperparameterSettings = Field(default_factory=HyperparameterSettings)
+    seed: int = Field(default=0, description="Random seed of the models (row/column subsampling).")
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+
+    def spec(self) -> WalkforwardSpec:
+        """The compute library's spec; ValueError (FoldError, TargetError, ...) says what is wrong."""
+        target = TargetConfig(**self.target.model_dump())
+        settings = self.folds
+        fold_config = FoldConfig(
+            train=parse_length(settings.train),
+            test=parse_length(settings.test),
+            step=None if settings.step is None else parse_length(settings.step),
+            mode=settings.mode,
+            horizon=target.horizon,
+            purge=settings.purge,
+            embargo=settings.embargo,
+            max_folds=settings.max_folds,
+        )
+        spec = WalkforwardSpec(
+            target=target,
+            folds=fold_config,
+            features=tuple(self.features),
+            hyperparameters=Hyperparameters(**self.hyperparameters.model_dump()),
+            seed=self.seed,
+            thresholds=ThresholdRule(**self.thresholds.model_dump()),
+        )
+        spec.validate()
+        return spec
+
+
+@dg.op(
+    description="Validates the run config on the data, computes its folds, registers the run "
+    "<dataset>_run<n> with its folds in the catalog and adds their partitions; the walkforward sensor "
+    "then trains the folds.",
+)
+def register_walkforward_run(
+    context: dg.OpExecutionContext,
+    config: WalkforwardConfig,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+) -> dg.Output[str]:
+    try:
+        dataset = naming.dataset_name(config.dataset)
+        record = register_run(timeseries, catalog, dataset, config.indicator_version, config.spec())
+    except (ValueError, RunError, CatalogError) as err:
+        # A readable message in the UI; retrying the same config cannot succeed.
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    add_run_partitions(context.instance, record.name, record.fold_count)
+    context.log.info(f"{record.name}: registered with {record.fold_count} folds")
+    return dg.Output(
+        record.name,
+        metadata={
+            "run": record.name,
+            "folds": record.fold_count,
+            "features": dg.MetadataValue.json(list(record.features)),
+            "config": dg.MetadataValue.json(json.loads(record.config)),
+        },
+    )
+
+
+def add_run_partitions(instance: dg.DagsterInstance, run: str, fold_count: int) -> None:
+    """Register the run's partition and its fold numbers, where missing."""
+    if not instance.has_dynamic_partition(walkforward_runs.name, run):
+        instance.add_dynamic_partitions(walkforward_runs.name, [run])
+    known = set(instance.get_dynamic_partitions(fold_numbers.name))
+    missing = [str(k) for k in range(fold_count) if str(k) not in known]
+    if missing:
+        instance.add_dynamic_partitions(fold_numbers.name, missing)
+
+
+@dg.job(
+    name=START_WALKFORWARD_JOB,
+    description="Register a walkforward run (typed config); the walkforward sensor trains its folds, then "
+    "assembles predictions and thresholds.",
+    tags={"trading/kind": "walkforward"},
+)
+def start_walkforward() -> None:
+    register_walkforward_run()
+
+
+train_folds_job = dg.define_asset_job(
+    TRAIN_FOLDS_JOB,
+    selection=dg.AssetSelection.assets("fold_models"),
+    description="Train one fold of a walkforward run (partition fold|run).",
+    tags={"trading/kind": "walkforward"},
+)
+
+predict_walkforward_job = dg.define_asset_job(
+    PREDICT_WALKFORWARD_JOB,
+    selection=dg.AssetSelection.assets("predictions", "thresholds"),
+    description="Assemble a walkforward run's predictions from its fold models, check them, and derive its "
+    "thresholds (partition <dataset>_run<n>).",
+    tags={"trading/kind": "walkforward"},
+)

@@ -20,3 +20,19 @@ indicator_sets = dg.MultiPartitionsDefinition({"dataset": datasets, "version": i
 def indicator_set_key(dataset: str, version: int) -> dg.MultiPartitionKey:
     """The `indicators` partition of version `version` of `dataset`."""
     return dg.MultiPartitionKey({"dataset": dataset, "version": str(version)})
+
+
+# One partition per walkforward run (`<dataset>_run<n>`), registered with the run.
+walkforward_runs = dg.DynamicPartitionsDefinition(name="walkforward_runs")
+
+# Fold numbers (0, 1, ...), shared by all runs like indicator versions: a run's folds are the cells of its
+# row in the grid below; the cells of fold numbers it does not have fail fast (docs/dataflow.md).
+fold_numbers = dg.DynamicPartitionsDefinition(name="fold_numbers")
+
+# One partition per fold of a run, so a run's folds are a backfill; keys "3|btc25_run1" (fold|run).
+walkforward_folds = dg.MultiPartitionsDefinition({"fold": fold_numbers, "run": walkforward_runs})
+
+
+def fold_key(run: str, fold: int) -> dg.MultiPartitionKey:
+    """The `fold_models` partition of fold `fold` of walkforward run `run`."""
+    return dg.MultiPartitionKey({"fold": str(fold), "run": run})

@@ -4,6 +4,8 @@ TRADING_DATA_DIR      all local state (default ./data)
 TRADING_LANDING_DIR   where exports land (default $TRADING_DATA_DIR/landing)
 TRADING_SETS_DIR      where indicator-set files are dropped (default $TRADING_DATA_DIR/indicator_sets)
 TRADING_INDICATOR_MODULES  comma-separated Python modules that register users' own indicators
+TRADING_ARTIFACTS_DIR where fold models are saved (default $TRADING_DATA_DIR/artifacts)
+TRADING_DEVICE        auto (default: CUDA when XGBoost and a GPU are there) | cpu | cuda
 DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_home)
 TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
 TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.compute import ComputeResource
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from resources.landing import LandingFolder
@@ -31,10 +34,12 @@ class Settings:
     data_dir: Path
     landing_dir: Path
     sets_dir: Path
+    artifacts_dir: Path
     dagster_home: Path
     timeseries: str
     catalog: str
     indicator_modules: tuple[str, ...] = ()
+    device: str = "auto"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,9 +48,11 @@ class Settings:
             data_dir=data_dir,
             landing_dir=Path(os.environ.get("TRADING_LANDING_DIR", data_dir / "landing")).resolve(),
             sets_dir=Path(os.environ.get("TRADING_SETS_DIR", data_dir / "indicator_sets")).resolve(),
+            artifacts_dir=Path(os.environ.get("TRADING_ARTIFACTS_DIR", data_dir / "artifacts")).resolve(),
             dagster_home=Path(os.environ.get("DAGSTER_HOME", data_dir / "dagster_home")).resolve(),
             timeseries=os.environ.get("TRADING_TIMESERIES", "duckdb"),
             catalog=os.environ.get("TRADING_CATALOG", "duckdb"),
+            device=os.environ.get("TRADING_DEVICE", "auto"),
             indicator_modules=tuple(
                 m.strip() for m in os.environ.get("TRADING_INDICATOR_MODULES", "").split(",") if m.strip()
             ),
@@ -54,6 +61,8 @@ class Settings:
             raise ValueError(f"TRADING_TIMESERIES must be duckdb or questdb, not {settings.timeseries!r}")
         if settings.catalog not in ("duckdb", "postgres"):
             raise ValueError(f"TRADING_CATALOG must be duckdb or postgres, not {settings.catalog!r}")
+        if settings.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"TRADING_DEVICE must be auto, cpu or cuda, not {settings.device!r}")
         return settings
 
 
@@ -93,3 +102,7 @@ def landing(settings: Settings) -> LandingFolder:
 
 def sets_folder(settings: Settings) -> SetsFolder:
     return SetsFolder(path=str(settings.sets_dir))
+
+
+def compute(settings: Settings) -> ComputeResource:
+    return ComputeResource(device=settings.device, artifacts_dir=str(settings.artifacts_dir))  # type: ignore[arg-type]

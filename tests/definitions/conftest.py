@@ -4,6 +4,7 @@ schema), so every asset test runs on both catalogs; and a throwaway Dagster inst
 import dagster as dg
 import pytest
 
+from resources.compute import ComputeResource
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from resources.landing import LandingFolder
@@ -24,6 +25,7 @@ def resources(request, tmp_path) -> dict[str, object]:
         "catalog": catalog,
         "landing": LandingFolder(path=str(tmp_path / "landing")),
         "sets_folder": SetsFolder(path=str(tmp_path / "sets")),
+        "compute": ComputeResource(device="cpu", artifacts_dir=str(tmp_path / "artifacts")),
     }
     if isinstance(catalog, PostgresCatalog):
         catalog.close()

@@ -1,0 +1,361 @@
+"""Walkforward runs as Dagster runs them: registration from the launchpad config, one partition per fold,
+predictions and thresholds with their checks, failure and retry, lineage, the sensor. Real resources:
+DuckDB files, and Postgres in a throwaway schema for the catalog."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sensors.walkforward import walkforward_sensor
+from trading_assets.assets.bars import bars
+from trading_assets.assets.indicators import indicators
+from trading_assets.assets.walkforward import FOLDS_OF_THE_RUN, fold_models, predictions, thresholds
+from trading_assets.checks import walkforward as checks
+from trading_assets.compute import walkforward
+from trading_assets.compute.demo_data import generate_bars, write_export
+from trading_assets.compute.folds import Fold
+from trading_assets.compute.indicators import parse_spec
+from trading_assets.definitions import defs
+from trading_assets.indicator_sets import register_set
+from trading_assets.jobs import start_walkforward
+from trading_assets.partitions import (
+    fold_key,
+    fold_numbers,
+    indicator_set_key,
+    walkforward_folds,
+    walkforward_runs,
+)
+from trading_assets.walkforward_runs import load_run, prediction_schema
+
+ROWS = 4_000
+SET = {
+    "name": "small",
+    "indicators": [
+        {"indicator": "rsi", "params": {"n": 14}},
+        {"indicator": "ema", "params": {"n": 20}},
+        {"indicator": "logret", "params": {"n": 5}},
+        {"indicator": "zscore", "params": {"n": 30}},
+        {"indicator": "atr", "params": {"n": 14}},
+    ],
+}
+CONFIG = {
+    "dataset": "btc25",
+    "indicator_version": 1,
+    "target": {"kind": "regression", "horizon": 3},
+    "folds": {"train": "1500", "test": "500", "embargo": 5, "max_folds": 4},
+    "hyperparameters": {"n_estimators": 25, "max_depth": 3, "early_stopping_rounds": 5},
+    "seed": 11,
+}
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "btc25.txt"
+    write_export(generate_bars(n_rows=ROWS, seed=4), path)
+    return path
+
+
+@pytest.fixture
+def prepared_dataset(resources, instance, export) -> dict[str, object]:
+    """btc25 imported and a small indicator set computed on it, as `btc25_1`."""
+    (Path(resources["landing"].path) / "btc25.txt").write_bytes(export.read_bytes())
+    instance.add_dynamic_partitions("datasets", ["btc25"])
+    assert dg.materialize([bars], partition_key="btc25", resources=resources, instance=instance).success
+    register_set(resources["catalog"], "btc25", parse_spec(SET, source="test"))
+    instance.add_dynamic_partitions("indicator_versions", ["1"])
+    assert dg.materialize(
+        [indicators],
+        partition_key=indicator_set_key("btc25", 1),
+        resources=resources,
+        instance=instance,
+    ).success
+    return resources
+
+
+def start(resources, instance, config: dict | None = None) -> dg.ExecuteInProcessResult:
+    return start_walkforward.execute_in_process(
+        run_config={"ops": {"register_walkforward_run": {"config": config or CONFIG}}},
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def train(resources, instance, run: str, fold: int) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [fold_models],
+        partition_key=fold_key(run, fold),
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def assemble(resources, instance, run: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [predictions, thresholds],
+        partition_key=run,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+def test_definitions_load_the_walkforward_assets_jobs_and_sensor():
+    dg.Definitions.validate_loadable(defs)
+    for job in ("start_walkforward", "train_folds", "predict_walkforward"):
+        assert defs.resolve_job_def(job) is not None
+    assert defs.resolve_sensor_def("walkforward_sensor") is not None
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("fold_models")).parent_entity_keys == {dg.AssetKey("indicators")}
+    assert graph.get(dg.AssetKey("predictions")).parent_entity_keys == {dg.AssetKey("fold_models")}
+    assert graph.get(dg.AssetKey("thresholds")).parent_entity_keys == {
+        dg.AssetKey("predictions"),
+        dg.AssetKey("fold_models"),
+    }
+    # At most one fold trains per GPU: every fold step takes a slot of the `gpu` pool.
+    assert graph.get(dg.AssetKey("fold_models")).pools == {"gpu"}
+
+
+def test_a_runs_predictions_map_to_exactly_its_row_of_fold_cells(instance):
+    instance.add_dynamic_partitions(walkforward_runs.name, ["btc25_run1", "btc25_run2"])
+    instance.add_dynamic_partitions(fold_numbers.name, ["0", "1", "2"])
+    mapped = FOLDS_OF_THE_RUN.get_upstream_mapped_partitions_result_for_partitions(
+        walkforward_runs.subset_with_partition_keys(["btc25_run2"]),
+        walkforward_runs,
+        walkforward_folds,
+        dynamic_partitions_store=instance,
+    )
+    assert set(mapped.partitions_subset.get_partition_keys()) == {fold_key("btc25_run2", k) for k in range(3)}
+
+
+def test_a_run_trains_every_fold_then_stores_predictions_and_thresholds(prepared_dataset, instance):
+    resources, catalog = prepared_dataset, prepared_dataset["catalog"]
+    registered = start(resources, instance)
+    assert registered.success
+    run = registered.output_for_node("register_walkforward_run")
+    assert run == "btc25_run1"
+    assert instance.has_dynamic_partition(walkforward_runs.name, run)
+    record = catalog.get_walkforward_run(run)
+    assert (record.status, record.fold_count, record.measurement) == ("registered", 4, "btc25_1")
+    assert set(record.features) == {"rsi", "ema", "logret", "zscore", "atr"}
+
+    for fold in range(4):
+        result = train(resources, instance, run, fold)
+        assert result.success
+        meta = metadata(result, "fold_models")
+        assert (meta["run"], meta["fold"], meta["device"], meta["indicators_partition"]) == (
+            run,
+            fold,
+            "cpu",
+            "btc25|1",
+        )
+        assert Path(meta["model_path"]).is_file()
+    assert catalog.get_walkforward_run(run).status == "trained"
+    folds = catalog.list_walkforward_folds(run)
+    assert [f.status for f in folds] == ["succeeded"] * 4
+    assert all(f.result.model_sha256 and f.result.ic is not None and f.result.log_loss is None for f in folds)
+
+    result = assemble(resources, instance, run)
+    assert result.success
+    assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()} == {
+        "folds_are_causal": True,
+        "predictions_reproduce": True,
+    }
+    meta = metadata(result, "predictions")
+    table = resources["timeseries"].read(run)
+    assert table.column_names == ["ts", "fold", "y_true", "y_pred"]
+    assert meta["dagster/row_count"] == table.num_rows == sum(f.result.test_rows for f in folds)
+    assert table.column("fold").to_pylist() == sorted(table.column("fold").to_pylist())
+    for key in ("fold_metrics", "predicted_vs_realised", "feature_importance"):
+        assert meta[key].startswith("![")
+    assert len(meta["folds"].records) == 4
+    stored = catalog.get_walkforward_run(run)
+    assert (stored.status, stored.prediction_rows) == ("completed", table.num_rows)
+    limits = catalog.list_walkforward_thresholds(run)
+    assert [t.fold for t in limits] == [0, 1, 2, 3]
+    assert all(t.long_threshold >= t.short_threshold and t.source_rows > 0 for t in limits)
+
+
+def test_the_same_config_and_seed_give_bit_identical_models_and_predictions(prepared_dataset, instance):
+    resources, catalog = prepared_dataset, prepared_dataset["catalog"]
+    config = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
+    tables = []
+    for run in ("btc25_run1", "btc25_run2"):
+        assert start(resources, instance, config).success
+        for fold in range(2):
+            assert train(resources, instance, run, fold).success
+        assert assemble(resources, instance, run).success
+        tables.append(resources["timeseries"].read(run))
+    hashes = [
+        [f.result.model_sha256 for f in catalog.list_walkforward_folds(r)]
+        for r in ("btc25_run1", "btc25_run2")
+    ]
+    assert hashes[0] == hashes[1]
+    assert tables[0].equals(tables[1])
+
+
+def test_a_failed_fold_fails_the_run_and_its_retry_completes_it(prepared_dataset, instance, monkeypatch):
+    resources, catalog = prepared_dataset, prepared_dataset["catalog"]
+    config = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
+    assert start(resources, instance, config).success
+    run = "btc25_run1"
+    assert train(resources, instance, run, 0).success
+    real = walkforward.train_fold
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of device memory")
+
+    monkeypatch.setattr(walkforward, "train_fold", broken)
+    assert not train(resources, instance, run, 1).success
+    record = catalog.get_walkforward_run(run)
+    assert record.status == "failed"
+    assert "fold 1" in record.message and "out of device memory" in record.message
+    # Predictions need every fold: the run stays failed and nothing is written.
+    result = assemble(resources, instance, run)
+    assert not result.success
+    assert run not in resources["timeseries"].list_tables()
+
+    monkeypatch.setattr(walkforward, "train_fold", real)
+    assert train(resources, instance, run, 1).success
+    fold = catalog.list_walkforward_folds(run)[1]
+    assert (fold.status, fold.attempts) == ("succeeded", 2)
+    assert catalog.get_walkforward_run(run).status == "trained"
+    assert assemble(resources, instance, run).success
+    assert catalog.get_walkforward_run(run).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"folds": {"train": "1500", "test": "0"}}, "test"),
+        ({"folds": {"train": "1500", "test": "500", "purge": 1}}, "purge"),
+        ({"features": ["rsi", "macd_line"]}, "macd_line"),
+        ({"indicator_version": 7}, "version 7"),
+        ({"folds": {"train": "100000", "test": "500"}}, "not enough data"),
+        ({"hyperparameters": {"learning_rate": 0}}, "learning_rate"),
+        ({"folds": {"train": "90x", "test": "500"}}, "90x"),
+    ],
+)
+def test_an_invalid_run_config_fails_with_a_readable_message_and_registers_nothing(
+    prepared_dataset, instance, change, message
+):
+    result = start(prepared_dataset, instance, {**CONFIG, **change})
+    assert not result.success
+    text = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert message in text
+    assert prepared_dataset["catalog"].list_walkforward_runs() == []
+
+
+def trained_run(resources, instance, max_folds: int = 2) -> str:
+    assert start(
+        resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": max_folds}}
+    ).success
+    for fold in range(max_folds):
+        assert train(resources, instance, "btc25_run1", fold).success
+    assert assemble(resources, instance, "btc25_run1").success
+    return "btc25_run1"
+
+
+def test_predictions_reproduce_finds_a_tampered_prediction_and_metric(prepared_dataset, instance):
+    resources = prepared_dataset
+    run = trained_run(resources, instance)
+    store = resources["timeseries"]
+    loaded = load_run(store, resources["catalog"], run)
+    assert checks.reproduce_problems(loaded, store)[0] == []
+    table = store.read(run)
+    y_pred = table.column("y_pred").to_numpy().copy()
+    y_pred[table.column("fold").to_numpy() == 1] += 1e-9  # every row of fold 1, a hair off
+    tampered = table.set_column(table.column_names.index("y_pred"), "y_pred", pa.array(y_pred))
+    store.replace(run, tampered, prediction_schema("regression"))
+    problems, _ = checks.reproduce_problems(loaded, store)
+    assert any(p.startswith("fold 1: y_pred") for p in problems)
+    assert any(p.startswith("fold 1: rmse") for p in problems)
+    assert not any(p.startswith("fold 0") for p in problems)
+
+
+def test_predictions_refuse_a_model_file_that_is_not_the_one_catalogued(prepared_dataset, instance):
+    resources = prepared_dataset
+    run = trained_run(resources, instance)
+    folds = resources["catalog"].list_walkforward_folds(run)
+    Path(folds[1].result.model_path).write_bytes(Path(folds[0].result.model_path).read_bytes())
+    result = assemble(resources, instance, run)
+    assert not result.success
+    text = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert "fold 1" in text and folds[1].result.model_sha256 in text
+
+
+def test_folds_are_causal_names_a_fold_whose_training_reaches_its_test_window(prepared_dataset, instance):
+    resources = prepared_dataset
+    run = trained_run(resources, instance)
+    loaded = load_run(resources["timeseries"], resources["catalog"], run)
+    assert checks.causality(loaded) == []
+    first = loaded.prepared.folds[1]
+    leaky = Fold(number=1, train=((first.train[0][0], first.test[0] - 1),), test=first.test)
+    broken = replace(loaded, prepared=replace(loaded.prepared, folds=[loaded.prepared.folds[0], leaky]))
+    problems = checks.causality(broken)
+    assert problems and all(p.startswith("fold 1") for p in problems)
+    assert not checks.folds_are_causal(broken).passed
+
+
+def evaluate(resources, instance) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        return walkforward_sensor(context)
+
+
+def test_the_sensor_trains_every_fold_once_then_assembles_the_run(prepared_dataset, instance):
+    resources = prepared_dataset
+    config = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
+    assert start(resources, instance, config).success
+    requests = evaluate(resources, instance).run_requests
+    assert [(r.job_name, r.partition_key, r.run_key) for r in requests] == [
+        ("train_folds", fold_key("btc25_run1", 0), "btc25_run1:fold:0"),
+        ("train_folds", fold_key("btc25_run1", 1), "btc25_run1:fold:1"),
+    ]
+    for fold in range(2):
+        assert train(resources, instance, "btc25_run1", fold).success
+    requests = evaluate(resources, instance).run_requests
+    assert [(r.job_name, r.partition_key) for r in requests] == [("predict_walkforward", "btc25_run1")]
+    assert assemble(resources, instance, "btc25_run1").success
+    assert evaluate(resources, instance).run_requests == []
+    # A retrained fold gives a new model set: the run is assembled again.
+    assert train(resources, instance, "btc25_run1", 1).success
+    again = evaluate(resources, instance).run_requests
+    assert [r.job_name for r in again] == ["predict_walkforward"]
+
+
+def test_the_sensor_adds_the_partitions_of_a_run_registered_outside_dagster(prepared_dataset, instance):
+    from trading_assets.jobs import WalkforwardConfig
+    from trading_assets.walkforward_runs import register_run
+
+    config = WalkforwardConfig(**{**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}})
+    register_run(prepared_dataset["timeseries"], prepared_dataset["catalog"], "btc25", 1, config.spec())
+    result = evaluate(prepared_dataset, instance)
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["btc25_run1"], ["0", "1", "2"]]
+    assert len(result.run_requests) == 3
+
+
+def test_predictions_of_a_classifier_carry_the_probability(prepared_dataset, instance):
+    resources = prepared_dataset
+    config = {**CONFIG, "target": {"kind": "classification", "horizon": 3, "dead_zone": 0.0005}}
+    config["folds"] = {**CONFIG["folds"], "max_folds": 2}
+    assert start(resources, instance, config).success
+    for fold in range(2):
+        assert train(resources, instance, "btc25_run1", fold).success
+    result = assemble(resources, instance, "btc25_run1")
+    assert result.success
+    table = resources["timeseries"].read("btc25_run1")
+    assert table.column_names == ["ts", "fold", "y_true", "y_pred", "prob"]
+    prob = table.column("prob").to_numpy()
+    assert ((prob > 0) & (prob < 1)).all()
+    assert np.array_equal(table.column("y_pred").to_numpy(), (prob >= 0.5).astype(float))
+    fold = resources["catalog"].list_walkforward_folds("btc25_run1")[0]
+    assert fold.result.auc is not None and fold.result.rmse is None

@@ -1,0 +1,342 @@
+"""Walkforward assets: `fold_models` (one partition per fold of a run), `predictions`, `thresholds`.
+
+Lineage runs bars -> indicators -> fold_models -> predictions -> thresholds. The fold dimension is shared
+by all runs (GUIDE §3), so `predictions` declares its dependency on the run's row of fold cells for
+lineage and reads the run's folds from the catalog; `fold_models` depends on `indicators` as a whole
+(a run's partition key does not name its indicator set), and says exactly which set, dataset version and
+hyperparameters it used in its metadata and in the catalog.
+"""
+
+import base64
+import json
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+import numpy as np
+
+from resources.catalog import Catalog, WalkforwardFoldRecord
+from resources.compute import ComputeResource
+from resources.timeseries import TimeSeriesStore
+from trading_assets.assets.indicators import indicators
+from trading_assets.checks import walkforward as checks
+from trading_assets.compute import fold_metrics
+from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
+from trading_assets.partitions import walkforward_folds, walkforward_runs
+from trading_assets.walkforward_runs import (
+    FoldPredictions,
+    LoadedRun,
+    RunError,
+    derive_thresholds,
+    load_run,
+    predict_run,
+    train_and_record,
+    write_predictions,
+)
+
+FOLD_MODELS_KEY = dg.AssetKey("fold_models")
+PREDICTIONS_KEY = dg.AssetKey("predictions")
+
+# A run's predictions read every fold cell of its row (fold|run): the "run" dimension of fold_models. The
+# mapping is beta in dagster 1.13 (pinned) and the one the GUIDE checked; its warning is silenced here only.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta"
+    )
+    FOLDS_OF_THE_RUN = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="run")
+
+
+def _png_md(alt: str, png: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _loaded(store: TimeSeriesStore, catalog: Catalog, run: str) -> LoadedRun:
+    try:
+        return load_run(store, catalog, run)
+    except (RunError, ValueError) as err:
+        # Retrying cannot help: the run, its data or its config must change first.
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+
+
+def _span(first: datetime, last: datetime) -> str:
+    return f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
+
+
+def _floats(values: dict[str, float]) -> dict[str, dg.MetadataValue]:
+    return {name: dg.MetadataValue.float(float(value)) for name, value in values.items()}
+
+
+@dg.asset(
+    partitions_def=walkforward_folds,
+    deps=[dg.AssetDep(indicators, partition_mapping=dg.AllPartitionMapping())],
+    pool="gpu",
+    group_name="walkforward",
+    kinds={"python", "xgboost"},
+    description="One XGBoost model per fold of a walkforward run (partition fold|run), trained on the "
+    "fold's training window and saved in the artifact folder; path, hash and test metrics go to the "
+    "catalog. Steps share the `gpu` pool, so at most one per GPU trains at once.",
+)
+def fold_models(
+    context: dg.AssetExecutionContext,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+    compute: ComputeResource,
+) -> dg.MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    run_name, number = keys["run"], int(keys["fold"])
+    run = _loaded(timeseries, catalog, run_name)
+    try:
+        run.fold(number)
+        device = compute.resolved_device()
+    except (RunError, ValueError) as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    for note in run.notes:
+        context.log.warning(note)
+    outcome, stored = train_and_record(
+        run, catalog, number, device, compute.nthread, compute.model_path(run_name, number)
+    )
+    result = stored.result
+    assert result is not None
+    window = stored.window
+    context.log.info(
+        f"{run_name} fold {number}: {outcome.model.fit_rows} rows fitted on {device} in "
+        f"{outcome.model.seconds:.2f}s, best iteration {outcome.model.best_iteration}"
+    )
+    importance = sorted(outcome.importance.items(), key=lambda kv: -kv[1])
+    return dg.MaterializeResult(
+        metadata={
+            "run": run_name,
+            "fold": number,
+            "indicators_partition": f"{run.record.dataset}|{run.record.indicator_version}",
+            "measurement": run.record.measurement,
+            "dataset_version": run.record.dataset_version,
+            "hyperparameters": dg.MetadataValue.json(json.loads(run.record.hyperparameters)),
+            "seed": run.spec.seed,
+            "train_window": _span(window.train_start_ts, window.train_end_ts),
+            "test_window": _span(window.test_start_ts, window.test_end_ts),
+            "fit_rows": outcome.model.fit_rows,
+            "validation_rows": outcome.model.validation_rows,
+            "test_rows": int(outcome.test_rows.size),
+            "dropped": dg.MetadataValue.json(outcome.dropped),
+            "best_iteration": outcome.model.best_iteration,
+            "device": device,
+            "train_seconds": dg.MetadataValue.float(round(outcome.model.seconds, 3)),
+            "model_path": dg.MetadataValue.path(str(result.model_path)),
+            "model_sha256": str(result.model_sha256),
+            **_floats(outcome.metrics),
+            "top_features": dg.MetadataValue.md(
+                "\n".join(f"- `{name}` {gain:.3f}" for name, gain in importance[:10])
+            ),
+            "attempt": stored.attempts,
+        },
+        data_version=dg.DataVersion(str(result.model_sha256)[:16]),
+    )
+
+
+def _fold_table(run: LoadedRun) -> dg.MetadataValue:
+    classifier = run.spec.target.kind == "classification"
+    metrics = ("log_loss", "auc", "accuracy") if classifier else ("rmse", "ic", "rank_ic", "hit_rate", "r2")
+    rows = []
+    for fold in run.folds:
+        result, window = fold.result, fold.window
+        assert result is not None
+        rows.append(
+            dg.TableRecord(
+                {
+                    "fold": window.fold,
+                    "train_start": f"{window.train_start_ts:%Y-%m-%d %H:%M}",
+                    "test_start": f"{window.test_start_ts:%Y-%m-%d %H:%M}",
+                    "test_end": f"{window.test_end_ts:%Y-%m-%d %H:%M}",
+                    "train_rows": result.train_rows,
+                    "test_rows": result.test_rows,
+                    "best_iteration": result.best_iteration,
+                    **{m: getattr(result, m) for m in metrics},
+                    "device": result.device,
+                    "seconds": round(result.train_seconds or 0.0, 2),
+                }
+            )
+        )
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("fold", "int"),
+            dg.TableColumn("train_start", "string"),
+            dg.TableColumn("test_start", "string"),
+            dg.TableColumn("test_end", "string"),
+            dg.TableColumn("train_rows", "int"),
+            dg.TableColumn("test_rows", "int"),
+            dg.TableColumn("best_iteration", "int"),
+            *(dg.TableColumn(m, "float") for m in metrics),
+            dg.TableColumn("device", "string"),
+            dg.TableColumn("seconds", "float"),
+        ]
+    )
+    return dg.MetadataValue.table(rows, schema=schema)
+
+
+def _mean_importance(folds: list[WalkforwardFoldRecord]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for fold in folds:
+        assert fold.result is not None and fold.result.feature_importance is not None
+        for name, gain in json.loads(fold.result.feature_importance).items():
+            total[name] = total.get(name, 0.0) + gain / len(folds)
+    return total
+
+
+def predictions_metadata(run: LoadedRun, predictions: list[FoldPredictions], rows: int) -> dict[str, object]:
+    classifier = run.spec.target.kind == "classification"
+    y_true = np.concatenate([p.y_true for p in predictions])
+    signal = np.concatenate([p.prob if classifier else p.y_pred for p in predictions])  # type: ignore[misc]
+    overall = (
+        fold_metrics.classification_metrics(y_true, signal)
+        if classifier
+        else fold_metrics.regression_metrics(y_true, signal)
+    )
+    results = [f.result for f in run.folds]
+    ic_name, hit_name = ("auc", "accuracy") if classifier else ("ic", "hit_rate")
+    ts = run.prepared.ts_us
+    first = int(predictions[0].rows[0])
+    last = int(predictions[-1].rows[-1])
+    return {
+        "dagster/row_count": rows,
+        "dagster/table_name": run.record.name,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn("ts", "timestamp (UTC, us)"),
+                dg.TableColumn("fold", "long", description="the fold whose model predicted the bar"),
+                dg.TableColumn("y_true", "double", description="realised target; null where not known yet"),
+                dg.TableColumn("y_pred", "double", description="prediction (class 0/1 for classifiers)"),
+                *(
+                    [dg.TableColumn("prob", "double", description="probability of an up move")]
+                    if classifier
+                    else []
+                ),
+            ]
+        ),
+        "run": run.record.name,
+        "dataset": run.record.dataset,
+        "indicators_partition": f"{run.record.dataset}|{run.record.indicator_version}",
+        "features": dg.MetadataValue.json(list(run.record.features)),
+        "config": dg.MetadataValue.json(json.loads(run.record.config)),
+        "config_sha256": run.record.config_sha256,
+        "code_version": run.record.code_version,
+        "first_ts": dg.MetadataValue.timestamp(float(ts[first]) / 1e6),
+        "last_ts": dg.MetadataValue.timestamp(float(ts[last]) / 1e6),
+        **{f"overall_{k}": v for k, v in _floats(overall).items()},
+        "folds": _fold_table(run),
+        "fold_metrics": _png_md(
+            "per-fold metrics",
+            fold_metrics_png(
+                [f.window.fold for f in run.folds],
+                [float("nan") if getattr(r, ic_name) is None else getattr(r, ic_name) for r in results],
+                [float("nan") if getattr(r, hit_name) is None else getattr(r, hit_name) for r in results],
+                f"{run.record.name}: per-fold {ic_name} and {hit_name}",
+                ic_label=ic_name if classifier else "IC",
+                hit_label=hit_name.replace("_", " "),
+                # AUC's chance level is 0.5: bars show the edge over it.
+                ic_baseline=0.5 if classifier else 0.0,
+            ),
+        ),
+        "predicted_vs_realised": _png_md(
+            "predicted vs realised",
+            predicted_vs_realised_png(
+                signal, y_true, f"{run.record.name}: predicted vs realised (test rows)"
+            ),
+        ),
+        "feature_importance": _png_md(
+            "feature importance",
+            feature_importance_png(_mean_importance(run.folds), f"{run.record.name}: mean gain over folds"),
+        ),
+    }
+
+
+@dg.asset(
+    partitions_def=walkforward_runs,
+    deps=[dg.AssetDep(fold_models, partition_mapping=FOLDS_OF_THE_RUN)],
+    check_specs=checks.check_specs(PREDICTIONS_KEY),
+    group_name="walkforward",
+    kinds={"python", "xgboost"},
+    description="A walkforward run's out-of-sample predictions (partition <dataset>_run<n>): every fold's "
+    "stored model predicts its test window into the table <dataset>_run<n> (ts, fold, y_true, y_pred, prob "
+    "for classifiers).",
+)
+def predictions(
+    context: dg.AssetExecutionContext,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    run = _loaded(timeseries, catalog, context.partition_key)
+    for note in run.notes:
+        context.log.warning(note)
+    causal = checks.folds_are_causal(run)
+    if not causal.passed:
+        # Nothing is written: a leaking run must not feed simulations. The blocking check fails the step.
+        context.log.error(f"{run.record.name}: {causal.description}")
+        yield dg.MaterializeResult(metadata={"run": run.record.name, "written": False})
+        yield causal
+        return
+    try:
+        folds = predict_run(run)
+    except RunError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    table, _ = write_predictions(timeseries, catalog, run, folds)
+    context.log.info(f"{run.record.name}: {table.num_rows} predictions of {len(folds)} folds written")
+    yield dg.MaterializeResult(
+        metadata=predictions_metadata(run, folds, table.num_rows),
+        data_version=dg.DataVersion(
+            "-".join(str(f.result.model_sha256)[:8] for f in run.folds if f.result is not None)[:64]
+        ),
+    )
+    yield causal
+    yield checks.predictions_reproduce(run, timeseries)
+
+
+@dg.asset(
+    partitions_def=walkforward_runs,
+    deps=[predictions, dg.AssetDep(fold_models, partition_mapping=FOLDS_OF_THE_RUN)],
+    group_name="walkforward",
+    kinds={"python"},
+    description="Long/short entry thresholds per fold of a run, each from that fold's own train-period "
+    "predictions (quantiles), never from test data; stored in the catalog. Marks the run completed.",
+)
+def thresholds(
+    context: dg.AssetExecutionContext,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+) -> dg.MaterializeResult:
+    run = _loaded(timeseries, catalog, context.partition_key)
+    try:
+        derived = derive_thresholds(run)
+    except (RunError, ValueError) as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    record = catalog.record_walkforward_thresholds(run.record.name, derived)
+    context.log.info(f"{run.record.name}: thresholds of {len(derived)} folds stored; run {record.status}")
+    rows = [
+        dg.TableRecord(
+            {
+                "fold": t.fold,
+                "long_threshold": t.long_threshold,
+                "short_threshold": t.short_threshold,
+                "source_rows": t.source_rows,
+            }
+        )
+        for t in derived
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "run": run.record.name,
+            "rule": dg.MetadataValue.json(run.spec.thresholds.to_dict()),
+            "status": record.status,
+            "thresholds": dg.MetadataValue.table(
+                rows,
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("fold", "int"),
+                        dg.TableColumn("long_threshold", "float"),
+                        dg.TableColumn("short_threshold", "float"),
+                        dg.TableColumn("source_rows", "int"),
+                    ]
+                ),
+            ),
+        }
+    )

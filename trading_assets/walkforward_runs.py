@@ -1,0 +1,363 @@
+"""Walkforward runs between compute and storage: register a run, train its folds, assemble predictions.
+
+A run is registered once (`register_run`): its spec, its fold windows computed on the bars as they were
+then, and the name `<dataset>_run<n>`. Every later step loads the run back (`load_run`): the spec from
+the catalog, the bars and indicator columns from the store, and the folds from the catalog's windows, not
+from the spec again, so a longer export does not move or add folds under a running run. A window whose
+timestamps no longer match the bars (the dataset was re-imported with other bars) stops the step.
+
+Each fold then trains (`train_and_record`) and saves its model in the artifact folder, its path and hash
+in the catalog. Predictions and thresholds are derived from the stored models (`predict_run`,
+`derive_thresholds`), so what is in the tables is what the saved models give.
+
+The assets, `trading-assets demo`, the benchmark and tests call these, so every path behaves the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import xgboost
+
+from resources.catalog import (
+    Catalog,
+    FoldResult,
+    FoldThresholds,
+    FoldWindow,
+    WalkforwardFoldRecord,
+    WalkforwardRunRecord,
+)
+from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
+from trading_assets.compute import fold_metrics, folds, targets, thresholds, training, walkforward
+from trading_assets.compute.folds import Fold
+from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
+from trading_assets.indicator_sets import read_bars
+
+_METRIC_FIELDS = ("rmse", "mae", "r2", "ic", "rank_ic", "hit_rate", "log_loss", "auc", "accuracy")
+
+
+class RunError(RuntimeError):
+    """A run that cannot be registered or loaded as asked; the message says which and why."""
+
+
+def code_version() -> str:
+    """A hash of the code that turns a run's inputs into models and predictions, and XGBoost's version."""
+    digest = hashlib.sha256(xgboost.__version__.encode())
+    for module in (folds, targets, training, walkforward, thresholds, fold_metrics):
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+def prediction_schema(kind: str) -> TableSchema:
+    """The predictions table: the fold that predicted each bar, the realised target (null where it is not
+    known yet) and the prediction; classifiers add the probability of an up move."""
+    columns: list[tuple[str, str]] = [("fold", "long"), ("y_true", "double"), ("y_pred", "double")]
+    if kind == "classification":
+        columns.append(("prob", "double"))
+    return TableSchema(columns=tuple(columns), partition_by="MONTH")  # type: ignore[arg-type]
+
+
+def _utc(ts_us: int | np.integer) -> datetime:
+    # Integer microseconds: a float of seconds would round away the last digit of recent timestamps.
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts_us))
+
+
+def _read_inputs(
+    store: TimeSeriesStore, catalog: Catalog, dataset: str, version: int, spec: WalkforwardSpec
+) -> tuple[Prepared, str, str]:
+    """Bars and indicator columns of `dataset` set `version` prepared for `spec`; also the set's table
+    name and the dataset's version."""
+    record = catalog.get_dataset(dataset)
+    if record is None:
+        raise RunError(f"dataset {dataset!r} is not in the catalog; import its bars first")
+    indicator_set = catalog.get_indicator_set(dataset, version)
+    if indicator_set is None:
+        known = [s.version for s in catalog.list_indicator_sets(dataset)]
+        raise RunError(f"dataset {dataset!r} has no indicator set version {version} (it has {known})")
+    if indicator_set.status != "ready":
+        raise RunError(
+            f"indicator set {indicator_set.measurement} is {indicator_set.status}, not ready: materialise "
+            f"indicators partition {dataset}|{version} first"
+        )
+    try:
+        columns = targets.select_features(indicator_set.columns, spec.features)
+    except targets.TargetError as err:
+        raise RunError(f"{indicator_set.measurement}: {err}") from None
+    bars = read_bars(store, record.table_name)
+    values = store.read(indicator_set.measurement, columns=[TIMESTAMP_COLUMN, *columns])
+    ts = values.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
+    if not np.array_equal(ts, bars[TIMESTAMP_COLUMN]):
+        raise RunError(
+            f"{indicator_set.measurement} holds {ts.size} rows but the bars of {dataset!r} hold "
+            f"{bars[TIMESTAMP_COLUMN].size} (or other timestamps): materialise indicators partition "
+            f"{dataset}|{version} so the set covers the bars"
+        )
+    indicators = {
+        name: values.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        for name in columns
+    }
+    lookbacks = dict(zip(indicator_set.columns, indicator_set.lookbacks, strict=True))
+    prepared = walkforward.prepare(ts, bars["close"], indicators, lookbacks, spec)
+    return prepared, indicator_set.measurement, record.version
+
+
+def register_run(
+    store: TimeSeriesStore, catalog: Catalog, dataset: str, indicator_version: int, spec: WalkforwardSpec
+) -> WalkforwardRunRecord:
+    """Validate `spec` on the data, compute its folds and register the run with them in the catalog.
+
+    RunError (or the compute library's ValueError subclasses) says what is wrong; nothing is registered.
+    """
+    spec.validate()
+    prepared, _, dataset_version = _read_inputs(store, catalog, dataset, indicator_version, spec)
+    ts = prepared.ts_us
+    windows = [
+        FoldWindow(
+            fold=fold.number,
+            train_ranges=fold.train,
+            test_start_row=fold.test[0],
+            test_end_row=fold.test[1],
+            train_start_ts=_utc(ts[fold.train[0][0]]),
+            train_end_ts=_utc(ts[fold.train_end - 1]),
+            test_start_ts=_utc(ts[fold.test[0]]),
+            test_end_ts=_utc(ts[fold.test[1] - 1]),
+        )
+        for fold in prepared.folds
+    ]
+    return catalog.register_walkforward_run(
+        dataset=dataset,
+        indicator_version=indicator_version,
+        config=spec.to_json(),
+        config_sha256=spec.sha256(),
+        hyperparameters=json.dumps(spec.hyperparameters.to_dict(), sort_keys=True),
+        target=json.dumps(
+            {"kind": spec.target.kind, "horizon": spec.target.horizon, "dead_zone": spec.target.dead_zone},
+            sort_keys=True,
+        ),
+        features=prepared.columns,
+        dataset_version=dataset_version,
+        code_version=code_version(),
+        windows=windows,
+    )
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A registered run with what its steps need: spec, folds as registered, and the prepared data."""
+
+    record: WalkforwardRunRecord
+    spec: WalkforwardSpec
+    folds: list[WalkforwardFoldRecord]
+    prepared: Prepared
+    # Said in the steps' logs and metadata, e.g. that the dataset was imported again since registration.
+    notes: tuple[str, ...]
+
+    def fold(self, number: int) -> WalkforwardFoldRecord:
+        for fold in self.folds:
+            if fold.window.fold == number:
+                return fold
+        raise RunError(
+            f"run {self.record.name} has folds 0..{len(self.folds) - 1}; fold {number} belongs to another run"
+        )
+
+
+def load_run(store: TimeSeriesStore, catalog: Catalog, name: str) -> LoadedRun:
+    """The run `name` as registered, with its data prepared and its folds at their registered windows."""
+    record = catalog.get_walkforward_run(name)
+    if record is None:
+        raise RunError(f"no walkforward run {name!r} in the catalog")
+    spec = WalkforwardSpec.from_json(record.config)
+    prepared, _, dataset_version = _read_inputs(
+        store, catalog, record.dataset, record.indicator_version, spec
+    )
+    fold_records = catalog.list_walkforward_folds(name)
+    ts = prepared.ts_us
+    for fold in fold_records:
+        window = fold.window
+        if window.test_end_row > ts.size:
+            raise RunError(
+                f"run {name} fold {window.fold} tests rows up to {window.test_end_row} but the bars of "
+                f"{record.dataset!r} now hold {ts.size}: they were re-imported shorter; register a new run"
+            )
+        registered = (window.train_start_ts, window.test_start_ts, window.test_end_ts)
+        now = (
+            _utc(ts[window.train_ranges[0][0]]),
+            _utc(ts[window.test_start_row]),
+            _utc(ts[window.test_end_row - 1]),
+        )
+        if registered != now:
+            raise RunError(
+                f"run {name} fold {window.fold}: the bars of {record.dataset!r} changed since the run was "
+                f"registered (window starts {registered[0]}, tests {registered[1]}..{registered[2]}; those "
+                f"rows are now at {now[0]}, {now[1]}..{now[2]}); register a new run"
+            )
+    run_folds = [
+        Fold(
+            number=f.window.fold,
+            train=f.window.train_ranges,
+            test=(f.window.test_start_row, f.window.test_end_row),
+        )
+        for f in fold_records
+    ]
+    notes = []
+    if dataset_version != record.dataset_version:
+        notes.append(
+            f"the dataset {record.dataset!r} was imported again since the run was registered; its folds keep "
+            "their registered windows"
+        )
+    return LoadedRun(record, spec, fold_records, replace(prepared, folds=run_folds), tuple(notes))
+
+
+def fold_result(outcome: FoldOutcome, model_path: Path, model_sha256: str) -> FoldResult:
+    """The catalog row of a trained fold: sizes, model, metrics (NaN stored as NULL) and importance."""
+    metrics = {
+        name: (None if math.isnan(value) else float(value))
+        for name, value in outcome.metrics.items()
+        if name in _METRIC_FIELDS
+    }
+    return FoldResult(
+        status="succeeded",
+        train_rows=outcome.model.fit_rows,
+        validation_rows=outcome.model.validation_rows,
+        test_rows=int(outcome.test_rows.size),
+        dropped=json.dumps(outcome.dropped, sort_keys=True),
+        model_path=str(model_path),
+        model_sha256=model_sha256,
+        best_iteration=outcome.model.best_iteration,
+        device=outcome.model.device,
+        train_seconds=outcome.model.seconds,
+        feature_importance=json.dumps(outcome.importance),
+        **metrics,
+    )
+
+
+def train_and_record(
+    run: LoadedRun, catalog: Catalog, number: int, device: str, nthread: int, model_path: Path
+) -> tuple[FoldOutcome, WalkforwardFoldRecord]:
+    """Train fold `number`, save its model at `model_path` and record the fold in the catalog.
+
+    The attempt is marked running first; any error marks it failed with the message, then propagates.
+    """
+    run.fold(number)
+    catalog.start_walkforward_fold(run.record.name, number)
+    try:
+        outcome = walkforward.train_fold(run.prepared, run.spec, number, device=device, nthread=nthread)
+        sha256 = training.save_model(outcome.model.booster, model_path)
+        stored = catalog.record_walkforward_fold(
+            run.record.name, number, fold_result(outcome, model_path, sha256)
+        )
+    except BaseException as err:
+        catalog.record_walkforward_fold(
+            run.record.name, number, FoldResult(status="failed", message=f"{type(err).__name__}: {err}")
+        )
+        raise
+    return outcome, stored
+
+
+def _succeeded(run: LoadedRun) -> list[WalkforwardFoldRecord]:
+    """Every fold of the run, each with a stored model; RunError naming the folds that are not ready."""
+    waiting = [
+        f"{f.window.fold} ({f.status})" for f in run.folds if f.status != "succeeded" or f.result is None
+    ]
+    if waiting:
+        raise RunError(
+            f"run {run.record.name}: not every fold has a trained model yet: folds {', '.join(waiting)}"
+        )
+    return run.folds
+
+
+def stored_model(fold: WalkforwardFoldRecord) -> xgboost.Booster:
+    """The fold's saved model, refused when its bytes are not the ones the catalog recorded."""
+    assert fold.result is not None and fold.result.model_path is not None
+    try:
+        return training.load_model(Path(fold.result.model_path), fold.result.model_sha256)
+    except (OSError, training.TrainingError) as err:
+        raise RunError(f"fold {fold.window.fold}: {err}") from None
+
+
+@dataclass(frozen=True)
+class FoldPredictions:
+    """One fold's predictions on its test rows, from its stored model."""
+
+    fold: int
+    rows: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    prob: np.ndarray | None
+
+
+def fold_predictions(
+    run: LoadedRun, fold: WalkforwardFoldRecord, rows: np.ndarray | None = None
+) -> FoldPredictions:
+    """Predictions of the fold's stored model on its test rows (or on `rows`, a subset of them)."""
+    if rows is None:
+        rows = walkforward.fold_rows(run.prepared, run.spec, fold.window.fold)[2]
+    features = run.prepared.matrix[rows]
+    y_pred, prob = training.predict(stored_model(fold), features, run.spec.target.kind)
+    return FoldPredictions(fold.window.fold, rows, run.prepared.target[rows], y_pred, prob)
+
+
+def predictions_table(run: LoadedRun, predictions: list[FoldPredictions]) -> pa.Table:
+    """The rows of `<dataset>_run<n>`: ts, fold, y_true (null where unknown), y_pred[, prob]."""
+    rows = np.concatenate([p.rows for p in predictions])
+    y_true = np.concatenate([p.y_true for p in predictions])
+    columns = {
+        TIMESTAMP_COLUMN: pa.array(run.prepared.ts_us[rows], type=pa.int64()).cast(TS_TYPE),
+        "fold": pa.array(
+            np.concatenate([np.full(p.rows.size, p.fold) for p in predictions]), type=pa.int64()
+        ),
+        "y_true": pa.array(y_true, type=pa.float64(), mask=np.isnan(y_true)),
+        "y_pred": pa.array(np.concatenate([p.y_pred for p in predictions]), type=pa.float64()),
+    }
+    if run.spec.target.kind == "classification":
+        columns["prob"] = pa.array(np.concatenate([p.prob for p in predictions]), type=pa.float64())
+    return pa.table(columns)
+
+
+def predict_run(run: LoadedRun) -> list[FoldPredictions]:
+    """Every fold's test predictions from its stored model, in fold order; RunError if a fold is not
+    trained."""
+    return [fold_predictions(run, fold) for fold in _succeeded(run)]
+
+
+def write_predictions(
+    store: TimeSeriesStore, catalog: Catalog, run: LoadedRun, predictions: list[FoldPredictions]
+) -> tuple[pa.Table, WalkforwardRunRecord]:
+    """Replace the run's predictions table with `predictions` and describe it in the catalog."""
+    table = predictions_table(run, predictions)
+    schema = prediction_schema(run.spec.target.kind)
+    store.replace(run.record.name, table, schema)
+    ts = run.prepared.ts_us[np.concatenate([p.rows for p in predictions])]
+    record = catalog.record_walkforward_predictions(
+        run.record.name, schema.column_names, table.num_rows, _utc(ts.min()), _utc(ts.max())
+    )
+    return table, record
+
+
+def derive_thresholds(run: LoadedRun) -> list[FoldThresholds]:
+    """Each fold's long/short thresholds from its stored model's predictions on its own train period."""
+    rule = run.spec.thresholds
+    out = []
+    for fold in _succeeded(run):
+        signal = walkforward.train_period_predictions(
+            run.prepared, run.spec, fold.window.fold, stored_model(fold)
+        )
+        long, short = thresholds.quantile_thresholds(signal, rule)
+        out.append(
+            FoldThresholds(
+                fold=fold.window.fold,
+                long_threshold=long,
+                short_threshold=short,
+                rule=json.dumps(rule.to_dict(), sort_keys=True),
+                source_rows=int(np.isfinite(signal).sum()),
+            )
+        )
+    return out
