@@ -2,15 +2,13 @@
 
 Each tick it
 1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
-2. asks for one `train_folds` run per fold never attempted, so a run's folds run side by side, each
-   limited by the `gpu` pool, and fail and retry one by one;
+2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
+   run's folds run side by side, each limited by the `gpu` pool, and fail and retry one by one;
 3. asks for a `predict_walkforward` run (predictions, then thresholds) of every run whose folds have all
-   succeeded, once per set of fold models: retraining a fold asks again.
+   succeeded, once per set of fold models and attempts: retraining a fold asks again.
 A failed fold is not retried blindly (a compute error usually repeats): a person re-executes its run or
 materialises its partition from the UI once the cause is fixed. Run keys make each request happen once.
 """
-
-import hashlib
 
 import dagster as dg
 
@@ -22,6 +20,7 @@ from trading_assets.jobs import (
     train_folds_job,
 )
 from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
+from trading_assets.walkforward_runs import models_version
 
 
 @dg.sensor(
@@ -40,21 +39,20 @@ def walkforward_sensor(
     new_folds: set[str] = set()
     requests = []
     for run in catalog.list_walkforward_runs():
-        if run.status not in ("registered", "running", "trained"):
+        if run.status == "completed":
             continue
         if run.name not in known_runs:
             new_runs.append(run.name)
         new_folds.update(str(k) for k in range(run.fold_count) if str(k) not in known_folds)
         folds = catalog.list_walkforward_folds(run.name)
         if run.status == "trained":
-            models = hashlib.sha256(
-                "".join(str(f.result.model_sha256) for f in folds if f.result is not None).encode()
-            ).hexdigest()[:16]
             requests.append(
                 dg.RunRequest(
                     job_name=PREDICT_WALKFORWARD_JOB,
                     partition_key=run.name,
-                    run_key=f"{run.name}:predict:{models}",
+                    # Models and attempts: a fold retrained on CPU has the same bits, and the run still
+                    # needs its predictions and thresholds again (retraining cleared them).
+                    run_key=f"{run.name}:predict:{models_version(folds)}",
                     tags={"trading/walkforward_run": run.name},
                 )
             )

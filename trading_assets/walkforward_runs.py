@@ -157,8 +157,18 @@ class LoadedRun:
     spec: WalkforwardSpec
     folds: list[WalkforwardFoldRecord]
     prepared: Prepared
-    # Said in the steps' logs and metadata, e.g. that the dataset was imported again since registration.
-    notes: tuple[str, ...]
+    # The dataset was imported again since the run was registered (its version differs).
+    dataset_changed: bool
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the steps say in their logs about the data they load."""
+        if not self.dataset_changed:
+            return ()
+        return (
+            f"the dataset {self.record.dataset!r} was imported again since the run was registered; its folds "
+            "keep their registered windows",
+        )
 
     def fold(self, number: int) -> WalkforwardFoldRecord:
         for fold in self.folds:
@@ -207,13 +217,8 @@ def load_run(store: TimeSeriesStore, catalog: Catalog, name: str) -> LoadedRun:
         )
         for f in fold_records
     ]
-    notes = []
-    if dataset_version != record.dataset_version:
-        notes.append(
-            f"the dataset {record.dataset!r} was imported again since the run was registered; its folds keep "
-            "their registered windows"
-        )
-    return LoadedRun(record, spec, fold_records, replace(prepared, folds=run_folds), tuple(notes))
+    changed = dataset_version != record.dataset_version
+    return LoadedRun(record, spec, fold_records, replace(prepared, folds=run_folds), changed)
 
 
 def fold_result(outcome: FoldOutcome, model_path: Path, model_sha256: str) -> FoldResult:
@@ -242,12 +247,9 @@ def fold_result(outcome: FoldOutcome, model_path: Path, model_sha256: str) -> Fo
 def train_and_record(
     run: LoadedRun, catalog: Catalog, number: int, device: str, nthread: int, model_path: Path
 ) -> tuple[FoldOutcome, WalkforwardFoldRecord]:
-    """Train fold `number`, save its model at `model_path` and record the fold in the catalog.
-
-    The attempt is marked running first; any error marks it failed with the message, then propagates.
-    """
-    run.fold(number)
-    catalog.start_walkforward_fold(run.record.name, number)
+    """Train fold `number` (whose attempt the caller has started in the catalog), save its model at
+    `model_path` and record the fold; any error records the attempt as failed with the message, then
+    propagates."""
     try:
         outcome = walkforward.train_fold(run.prepared, run.spec, number, device=device, nthread=nthread)
         sha256 = training.save_model(outcome.model.booster, model_path)
@@ -260,6 +262,12 @@ def train_and_record(
         )
         raise
     return outcome, stored
+
+
+def models_version(folds: list[WalkforwardFoldRecord]) -> str:
+    """A short hash of every fold's model hash and attempt: what a run's predictions are a function of."""
+    parts = [f"{f.window.fold}:{f.attempts}:{f.result.model_sha256 if f.result else ''}" for f in folds]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _succeeded(run: LoadedRun) -> list[WalkforwardFoldRecord]:

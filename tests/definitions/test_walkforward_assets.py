@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from resources.compute import ComputeResource
 from sensors.walkforward import walkforward_sensor
 from trading_assets.assets.bars import bars
 from trading_assets.assets.indicators import indicators
@@ -19,6 +20,7 @@ from trading_assets.compute import walkforward
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.indicators import parse_spec
+from trading_assets.compute.training import cuda_available
 from trading_assets.definitions import defs
 from trading_assets.indicator_sets import register_set
 from trading_assets.jobs import start_walkforward
@@ -53,26 +55,34 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory) -> Path:
+def export_lines(tmp_path_factory) -> list[str]:
+    """An export of ROWS + 200 bars; its first ROWS bars are the export the runs train on."""
     path = tmp_path_factory.mktemp("export") / "btc25.txt"
-    write_export(generate_bars(n_rows=ROWS, seed=4), path)
-    return path
+    write_export(generate_bars(n_rows=ROWS + 200, seed=4), path)
+    return path.read_text().splitlines(keepends=True)
 
 
-@pytest.fixture
-def prepared_dataset(resources, instance, export) -> dict[str, object]:
-    """btc25 imported and a small indicator set computed on it, as `btc25_1`."""
-    (Path(resources["landing"].path) / "btc25.txt").write_bytes(export.read_bytes())
-    instance.add_dynamic_partitions("datasets", ["btc25"])
+def land_and_compute(resources, instance, lines: list[str], rows: int) -> None:
+    """Import the first `rows` bars as btc25 and compute the small indicator set on them (`btc25_1`)."""
+    header = 0 if lines[0][0].isdigit() else 1
+    (Path(resources["landing"].path) / "btc25.txt").write_text("".join(lines[: header + rows]))
+    if not instance.has_dynamic_partition("datasets", "btc25"):
+        instance.add_dynamic_partitions("datasets", ["btc25"])
+        instance.add_dynamic_partitions("indicator_versions", ["1"])
     assert dg.materialize([bars], partition_key="btc25", resources=resources, instance=instance).success
     register_set(resources["catalog"], "btc25", parse_spec(SET, source="test"))
-    instance.add_dynamic_partitions("indicator_versions", ["1"])
     assert dg.materialize(
         [indicators],
         partition_key=indicator_set_key("btc25", 1),
         resources=resources,
         instance=instance,
     ).success
+
+
+@pytest.fixture
+def prepared_dataset(resources, instance, export_lines) -> dict[str, object]:
+    """btc25 imported and a small indicator set computed on it, as `btc25_1`."""
+    land_and_compute(resources, instance, export_lines, ROWS)
     return resources
 
 
@@ -326,10 +336,12 @@ def test_the_sensor_trains_every_fold_once_then_assembles_the_run(prepared_datas
     assert [(r.job_name, r.partition_key) for r in requests] == [("predict_walkforward", "btc25_run1")]
     assert assemble(resources, instance, "btc25_run1").success
     assert evaluate(resources, instance).run_requests == []
-    # A retrained fold gives a new model set: the run is assembled again.
+    # Retraining a fold clears the run's thresholds; on CPU the model has the same bits, and the run is
+    # still asked to be assembled again, under a new run key (the daemon runs a key only once).
     assert train(resources, instance, "btc25_run1", 1).success
     again = evaluate(resources, instance).run_requests
     assert [r.job_name for r in again] == ["predict_walkforward"]
+    assert again[0].run_key != requests[0].run_key
 
 
 def test_the_sensor_adds_the_partitions_of_a_run_registered_outside_dagster(prepared_dataset, instance):
@@ -359,3 +371,67 @@ def test_predictions_of_a_classifier_carry_the_probability(prepared_dataset, ins
     assert np.array_equal(table.column("y_pred").to_numpy(), (prob >= 0.5).astype(float))
     fold = resources["catalog"].list_walkforward_folds("btc25_run1")[0]
     assert fold.result.auc is not None and fold.result.rmse is None
+
+
+def test_a_run_whose_folds_are_not_causal_writes_and_materialises_nothing(
+    prepared_dataset, instance, monkeypatch
+):
+    resources = prepared_dataset
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}).success
+    for fold in range(2):
+        assert train(resources, instance, "btc25_run1", fold).success
+    monkeypatch.setattr(checks, "causality", lambda run: ["fold 1: training row 1999 reaches row 2002"])
+    result = assemble(resources, instance, "btc25_run1")
+    assert not result.success
+    assert result.asset_materializations_for_node("predictions") == []
+    assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()} == {
+        "folds_are_causal": False,
+        "predictions_reproduce": False,
+    }
+    assert "btc25_run1" not in resources["timeseries"].list_tables()
+    assert resources["catalog"].list_walkforward_thresholds("btc25_run1") == []
+
+
+@pytest.mark.skipif(cuda_available()[0], reason="needs a machine without CUDA")
+def test_a_fold_that_cannot_get_its_device_is_recorded_as_failed(prepared_dataset, instance):
+    cuda = ComputeResource(device="cuda", artifacts_dir=prepared_dataset["compute"].artifacts_dir)
+    resources = {**prepared_dataset, "compute": cuda}
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}).success
+    assert not train(resources, instance, "btc25_run1", 0).success
+    fold = resources["catalog"].list_walkforward_folds("btc25_run1")[0]
+    assert (fold.status, fold.attempts) == ("failed", 1)
+    record = resources["catalog"].get_walkforward_run("btc25_run1")
+    assert record.status == "failed" and record.message.startswith("fold 0: TrainingError")
+    # The sensor does not ask for it again: a person retries once the cause is fixed.
+    assert evaluate(resources, instance).run_requests[0].partition_key == fold_key("btc25_run1", 1)
+
+
+def test_a_cell_of_a_fold_the_run_does_not_have_fails_at_once(prepared_dataset, instance):
+    assert start(prepared_dataset, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}).success
+    instance.add_dynamic_partitions(fold_numbers.name, ["7"])
+    result = train(prepared_dataset, instance, "btc25_run1", 7)
+    assert not result.success
+    text = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert "run 'btc25_run1' has folds 0..1; fold 7 is not one of them" in text
+
+
+def test_predictions_still_reproduce_after_bars_are_appended(resources, instance, export_lines):
+    # Test windows of 499 bars end at row 3998 of 4000: the last one's final row has no target yet.
+    land_and_compute(resources, instance, export_lines, ROWS)
+    config = {**CONFIG, "folds": {"train": "1500", "test": "499"}}
+    assert start(resources, instance, config).success
+    folds = resources["catalog"].list_walkforward_folds("btc25_run1")
+    assert folds[-1].window.test_end_row == 3998
+    for fold in folds:
+        assert train(resources, instance, "btc25_run1", fold.window.fold).success
+    assert assemble(resources, instance, "btc25_run1").success
+    before = resources["timeseries"].read("btc25_run1")
+    land_and_compute(resources, instance, export_lines, ROWS + 200)
+    result = assemble(resources, instance, "btc25_run1")
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    after = resources["timeseries"].read("btc25_run1")
+    # The same folds and predictions; the last row's realised target is now known.
+    assert after.num_rows == before.num_rows
+    assert after.column("y_pred").equals(before.column("y_pred"))
+    assert before.column("y_true").null_count == 1 and after.column("y_true").null_count == 0

@@ -121,16 +121,18 @@ def test_early_stopping_is_decided_by_the_last_rows_in_time_order():
     assert fit(features, reversed_tail, "regression", QUICK, seed=0).best_iteration == 0
 
 
-def test_predictions_use_the_trees_up_to_the_best_iteration():
+def test_the_model_keeps_exactly_the_trees_up_to_the_best_iteration():
     features, target = data(600)
-    model = fit(features, target, "regression", QUICK, seed=0)
-    assert model.booster.num_boosted_rounds() == model.best_iteration + 1 + QUICK.early_stopping_rounds
-    values, prob = predict(model.booster, features, "regression")
-    matrix = xgboost.DMatrix(features)
-    kept = model.booster.predict(matrix, iteration_range=(0, model.best_iteration + 1))
-    assert prob is None and values.dtype == np.float64
-    np.testing.assert_array_equal(values, kept)
-    assert not np.array_equal(values, model.booster.predict(matrix))
+    model = fit(features, target, "regression", QUICK, seed=0, columns=COLUMNS)
+    assert model.best_iteration + 1 < QUICK.n_estimators  # early stopping did stop
+    assert model.booster.num_boosted_rounds() == model.best_iteration + 1
+    # The same first trees as a model trained for exactly that many rounds on the same rows.
+    rounds = dataclasses.replace(QUICK, n_estimators=model.best_iteration + 1, early_stopping_rounds=None)
+    alone = fit(features[:480], target[:480], "regression", rounds, seed=0, columns=COLUMNS)
+    np.testing.assert_array_equal(
+        predict(model.booster, features, "regression")[0], predict(alone.booster, features, "regression")[0]
+    )
+    assert feature_importance(model.booster, COLUMNS) == feature_importance(alone.booster, COLUMNS)
 
 
 def test_without_early_stopping_every_tree_is_used():
@@ -210,7 +212,7 @@ def test_a_saved_model_loads_back_with_its_best_iteration_and_predicts_the_same_
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     loaded = load_model(path, expected_sha256=digest)
-    assert int(loaded.attr("best_iteration")) == model.best_iteration < loaded.num_boosted_rounds() - 1
+    assert int(loaded.attr("best_iteration")) == model.best_iteration == loaded.num_boosted_rounds() - 1
     assert loaded.feature_names == list(COLUMNS)
     for mine, theirs in zip(
         predict(model.booster, features, "classification"),

@@ -115,7 +115,10 @@ def test_no_training_label_reaches_into_its_test_window(folds):
         training = np.concatenate([fit_rows, validation_rows])
         assert (training + run.target.horizon < fold.test[0]).all()
         assert (np.diff(training) > 0).all() and not np.isnan(prepared.target[training]).any()
-        assert validation_rows.size == split_validation(training.size, run.hyperparameters) > 0
+        gap = run.folds.purge_bars
+        assert validation_rows.size == split_validation(training.size + gap, run.hyperparameters) > 0
+        # No fitted label looks into the held-out tail that judges early stopping either.
+        assert fit_rows.max() + gap < validation_rows[0]
         assert prepared.usable[test_rows].all() and set(test_rows) <= set(range(*fold.test))
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 import dagster as dg
 import numpy as np
 
-from resources.catalog import Catalog, WalkforwardFoldRecord
+from resources.catalog import Catalog, FoldResult, WalkforwardFoldRecord
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.indicators import indicators
@@ -30,6 +30,7 @@ from trading_assets.walkforward_runs import (
     RunError,
     derive_thresholds,
     load_run,
+    models_version,
     predict_run,
     train_and_record,
     write_predictions,
@@ -85,12 +86,26 @@ def fold_models(
 ) -> dg.MaterializeResult:
     keys = context.partition_key.keys_by_dimension
     run_name, number = keys["run"], int(keys["fold"])
-    run = _loaded(timeseries, catalog, run_name)
+    folds = [f.window.fold for f in catalog.list_walkforward_folds(run_name)]
+    if number not in folds:
+        # A cell of the shared fold dimension that this run does not have (or no such run).
+        have = f"folds 0..{len(folds) - 1}" if folds else "no folds (it is not registered)"
+        raise dg.Failure(
+            description=f"run {run_name!r} has {have}; fold {number} is not one of them", allow_retries=False
+        )
+    # From here on every failure is the fold's latest attempt, recorded with its reason: the run's status
+    # says failed, and the sensor does not ask again.
+    catalog.start_walkforward_fold(run_name, number)
     try:
-        run.fold(number)
+        run = load_run(timeseries, catalog, run_name)
         device = compute.resolved_device()
-    except (RunError, ValueError) as err:
-        raise dg.Failure(description=str(err), allow_retries=False) from None
+    except Exception as err:
+        catalog.record_walkforward_fold(
+            run_name, number, FoldResult(status="failed", message=f"{type(err).__name__}: {err}")
+        )
+        if isinstance(err, RunError | ValueError):
+            raise dg.Failure(description=str(err), allow_retries=False) from None
+        raise
     for note in run.notes:
         context.log.warning(note)
     outcome, stored = train_and_record(
@@ -254,6 +269,8 @@ def predictions_metadata(run: LoadedRun, predictions: list[FoldPredictions], row
     partitions_def=walkforward_runs,
     deps=[dg.AssetDep(fold_models, partition_mapping=FOLDS_OF_THE_RUN)],
     check_specs=checks.check_specs(PREDICTIONS_KEY),
+    # A run whose folds are not causal yields its checks but no materialisation.
+    output_required=False,
     group_name="walkforward",
     kinds={"python", "xgboost"},
     description="A walkforward run's out-of-sample predictions (partition <dataset>_run<n>): every fold's "
@@ -270,10 +287,13 @@ def predictions(
         context.log.warning(note)
     causal = checks.folds_are_causal(run)
     if not causal.passed:
-        # Nothing is written: a leaking run must not feed simulations. The blocking check fails the step.
+        # Nothing is written and nothing materialised: a leaking run must not feed simulations. The
+        # blocking check fails the step.
         context.log.error(f"{run.record.name}: {causal.description}")
-        yield dg.MaterializeResult(metadata={"run": run.record.name, "written": False})
         yield causal
+        yield checks.not_evaluated(
+            checks.PREDICTIONS_REPRODUCE, "nothing was written: folds_are_causal failed"
+        )
         return
     try:
         folds = predict_run(run)
@@ -283,9 +303,7 @@ def predictions(
     context.log.info(f"{run.record.name}: {table.num_rows} predictions of {len(folds)} folds written")
     yield dg.MaterializeResult(
         metadata=predictions_metadata(run, folds, table.num_rows),
-        data_version=dg.DataVersion(
-            "-".join(str(f.result.model_sha256)[:8] for f in run.folds if f.result is not None)[:64]
-        ),
+        data_version=dg.DataVersion(models_version(run.folds)),
     )
     yield causal
     yield checks.predictions_reproduce(run, timeseries)
@@ -305,6 +323,11 @@ def thresholds(
     catalog: dg.ResourceParam[Catalog],
 ) -> dg.MaterializeResult:
     run = _loaded(timeseries, catalog, context.partition_key)
+    if run.record.prediction_rows is None:
+        raise dg.Failure(
+            description=f"run {run.record.name} has no predictions yet: materialise predictions first",
+            allow_retries=False,
+        )
     try:
         derived = derive_thresholds(run)
     except (RunError, ValueError) as err:

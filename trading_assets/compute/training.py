@@ -195,10 +195,14 @@ def fit(
     device: str = "cpu",
     columns: Sequence[str] | None = None,
     nthread: int = 0,
+    held_out: int | None = None,
 ) -> FoldModel:
-    """A model of `target` on `features` (rows in time order), early-stopped on the held-out last rows.
+    """A model of `target` on `features` (rows in time order), early-stopped on the held-out last rows:
+    `held_out` of them (default `split_validation`), never fitted on.
 
-    `nthread` 0 lets XGBoost use every core; the result does not depend on it.
+    `nthread` 0 lets XGBoost use every core; the result does not depend on it. The model keeps only the
+    trees up to the best iteration: the ones early stopping tried after it are neither used to predict
+    nor counted in the feature importance.
     """
     hp.validate()
     features, target = _checked_inputs(features, target, kind, columns)
@@ -206,7 +210,10 @@ def fit(
         raise TrainingError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     _check_int("nthread", nthread, 0)
     n = target.size
-    held_out = split_validation(n, hp)
+    if held_out is None:
+        held_out = split_validation(n, hp)
+    elif isinstance(held_out, bool) or not isinstance(held_out, int) or not 0 <= held_out < n:
+        raise TrainingError(f"held_out must be an integer in 0..{n - 1} rows, got {held_out!r}")
     fit_rows = n - held_out
     if fit_rows < MIN_FIT_ROWS:
         raise TrainingError(
@@ -252,10 +259,12 @@ def fit(
     used = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
     if not used.startswith(resolved):
         raise TrainingError(f"XGBoost fitted on {used!r} although device {resolved!r} was asked for")
+    best = booster.attr("best_iteration")
+    best = booster.num_boosted_rounds() - 1 if best is None else int(best)
+    booster = booster[: best + 1]
+    booster.set_attr(best_iteration=str(best))
     # Predictions then run on the CPU like those of a reloaded model, so both give the same bits.
     booster.set_param({"device": "cpu"})
-    if booster.attr("best_iteration") is None:
-        booster.set_attr(best_iteration=str(booster.num_boosted_rounds() - 1))
     # The trees do not depend on the thread count, but the validation score's parallel sum does (in its
     # last digit, from about 40,000 held-out rows): without it, the saved bytes do not either.
     booster.set_attr(best_score=None)

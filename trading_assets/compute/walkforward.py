@@ -260,8 +260,13 @@ def fold_rows(
     train = fold.train_index()
     train = train[prepared.usable[train] & ~np.isnan(prepared.target[train])]
     fit_count = train.size - split_validation(train.size, spec.hyperparameters)
+    fit, validation = train[:fit_count], train[fit_count:]
+    if validation.size:
+        # The held-out tail judges early stopping (and gives the thresholds): fitted labels must not look
+        # into it, so the same purge separates them as separates training from the test window.
+        fit = fit[fit + spec.folds.purge_bars < validation[0]]
     test = np.arange(*fold.test)
-    return train[:fit_count], train[fit_count:], test[prepared.usable[test]]
+    return fit, validation, test[prepared.usable[test]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,6 +303,7 @@ def train_fold(
             device=device,
             columns=prepared.columns,
             nthread=nthread,
+            held_out=int(validation_rows.size),
         )
     except TrainingError as err:
         raise TrainingError(f"fold {fold_number}: {err}") from err
