@@ -35,6 +35,7 @@ dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/indicators.py
+	$(BIN)/python benchmarks/walkforward.py
 
 # Refresh the pins after changing dependencies in pyproject.toml (commit the result).
 lock: $(VENV)/.installed

@@ -9,8 +9,10 @@ A fold tests on `test` bars (or a duration) and trains on the bars before it, mi
   `expanding`: every fold trains on everything from the first row up to its purge gap.
 - `purge` (bars) must be at least the target `horizon`: a training label at row i looks `horizon` bars
   ahead, so the last one (row train_end - 1) then ends before the test window starts.
-- `embargo` (bars): the rows right after each test window are left out of every later fold's training,
-  so serial correlation with a window that was just tested does not leak into the next model.
+- `embargo` (bars): the rows right after each test window are left out of every later fold's training
+  (López de Prado's embargo; the window keeps its span, so it holds fewer rows). Causality does not
+  depend on it, the purge guards each test window; it keeps rows that are near-duplicates of a tested
+  window (features on long windows) from being learned by later models.
 - `step` (default: the test length, and never less, so test windows never overlap) moves the next test
   window forward.
 
