@@ -1,8 +1,6 @@
 """`indicators`: one indicator set of one dataset, computed from its bars into `<dataset>_<version>`."""
 
-import base64
 import json
-import warnings
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,25 +9,17 @@ import numpy as np
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.bars import bars
+from trading_assets.assets.metadata import png_md
 from trading_assets.checks import indicators as checks
 from trading_assets.compute.charts import histogram_grid_png, indicator_overlay_png
 from trading_assets.compute.column_stats import column_stats
 from trading_assets.indicator_sets import Computed, compute_into_store, record_outcome
-from trading_assets.partitions import indicator_sets
+from trading_assets.partitions import indicator_sets, one_dimension
 
 INDICATORS_KEY = dg.AssetKey("indicators")
 
-# Each set partition dataset|version reads exactly the bars partition of its dataset. The mapping is beta in
-# dagster 1.13 (pinned in requirements.lock) and the one the GUIDE checked; its warning is silenced here only.
-with warnings.catch_warnings():
-    warnings.filterwarnings(
-        "ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta"
-    )
-    BARS_OF_THE_DATASET = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
-
-
-def _png_md(alt: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+# Each set partition dataset|version reads exactly the bars partition of its dataset.
+BARS_OF_THE_DATASET = one_dimension("dataset")
 
 
 def _overlay_columns(computed: Computed) -> dict[str, np.ndarray]:
@@ -106,11 +96,11 @@ def indicators_metadata(computed: Computed) -> dict[str, object]:
     if n:
         meta["first_ts"] = dg.MetadataValue.timestamp(float(ts[0]) / 1e6)
         meta["last_ts"] = dg.MetadataValue.timestamp(float(ts[-1]) / 1e6)
-        meta["price_with_overlays"] = _png_md(
+        meta["price_with_overlays"] = png_md(
             "price with overlays",
             indicator_overlay_png(ts, computed.bars["close"], _overlay_columns(computed), title),
         )
-        meta["histograms"] = _png_md(
+        meta["histograms"] = png_md(
             "histograms, first half vs second half",
             histogram_grid_png(computed.values, split=n // 2),
         )

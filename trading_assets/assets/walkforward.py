@@ -7,9 +7,7 @@ lineage and reads the run's folds from the catalog; `fold_models` depends on `in
 hyperparameters it used in its metadata and in the catalog.
 """
 
-import base64
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -20,10 +18,11 @@ from resources.catalog import Catalog, FoldResult, WalkforwardFoldRecord
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.indicators import indicators
+from trading_assets.assets.metadata import png_md
 from trading_assets.checks import walkforward as checks
 from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
-from trading_assets.partitions import walkforward_folds, walkforward_runs
+from trading_assets.partitions import one_dimension, walkforward_folds, walkforward_runs
 from trading_assets.walkforward_runs import (
     FoldPredictions,
     LoadedRun,
@@ -39,17 +38,8 @@ from trading_assets.walkforward_runs import (
 FOLD_MODELS_KEY = dg.AssetKey("fold_models")
 PREDICTIONS_KEY = dg.AssetKey("predictions")
 
-# A run's predictions read every fold cell of its row (fold|run): the "run" dimension of fold_models. The
-# mapping is beta in dagster 1.13 (pinned) and the one the GUIDE checked; its warning is silenced here only.
-with warnings.catch_warnings():
-    warnings.filterwarnings(
-        "ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta"
-    )
-    FOLDS_OF_THE_RUN = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="run")
-
-
-def _png_md(alt: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+# A run's predictions read every fold cell of its row (fold|run): the "run" dimension of fold_models.
+FOLDS_OF_THE_RUN = one_dimension("run")
 
 
 def _loaded(store: TimeSeriesStore, catalog: Catalog, run: str) -> LoadedRun:
@@ -239,7 +229,7 @@ def predictions_metadata(run: LoadedRun, predictions: list[FoldPredictions], row
         "last_ts": dg.MetadataValue.timestamp(float(ts[last]) / 1e6),
         **{f"overall_{k}": v for k, v in _floats(overall).items()},
         "folds": _fold_table(run),
-        "fold_metrics": _png_md(
+        "fold_metrics": png_md(
             "per-fold metrics",
             fold_metrics_png(
                 [f.window.fold for f in run.folds],
@@ -252,13 +242,13 @@ def predictions_metadata(run: LoadedRun, predictions: list[FoldPredictions], row
                 ic_baseline=0.5 if classifier else 0.0,
             ),
         ),
-        "predicted_vs_realised": _png_md(
+        "predicted_vs_realised": png_md(
             "predicted vs realised",
             predicted_vs_realised_png(
                 signal, y_true, f"{run.record.name}: predicted vs realised (test rows)"
             ),
         ),
-        "feature_importance": _png_md(
+        "feature_importance": png_md(
             "feature importance",
             feature_importance_png(_mean_importance(run.folds), f"{run.record.name}: mean gain over folds"),
         ),
