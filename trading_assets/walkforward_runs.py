@@ -39,7 +39,6 @@ from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSer
 from trading_assets.compute import fold_metrics, folds, targets, thresholds, training, walkforward
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
-from trading_assets.indicator_sets import read_bars
 
 _METRIC_FIELDS = ("rmse", "mae", "r2", "ic", "rank_ic", "hit_rate", "log_loss", "auc", "accuracy")
 
@@ -71,10 +70,18 @@ def _utc(ts_us: int | np.integer) -> datetime:
 
 
 def _read_inputs(
-    store: TimeSeriesStore, catalog: Catalog, dataset: str, version: int, spec: WalkforwardSpec
+    store: TimeSeriesStore,
+    catalog: Catalog,
+    dataset: str,
+    version: int,
+    spec: WalkforwardSpec,
+    window: tuple[int, int] | None = None,
 ) -> tuple[Prepared, str, str]:
     """Bars and indicator columns of `dataset` set `version` prepared for `spec`; also the set's table
-    name and the dataset's version."""
+    name and the dataset's version.
+
+    `window` names the rows [first, end) whose features are read (all by default); every bar's timestamp
+    and close are read regardless (folds and targets need them)."""
     record = catalog.get_dataset(dataset)
     if record is None:
         raise RunError(f"dataset {dataset!r} is not in the catalog; import its bars first")
@@ -91,21 +98,31 @@ def _read_inputs(
         columns = targets.select_features(indicator_set.columns, spec.features)
     except targets.TargetError as err:
         raise RunError(f"{indicator_set.measurement}: {err}") from None
-    bars = read_bars(store, record.table_name)
-    values = store.read(indicator_set.measurement, columns=[TIMESTAMP_COLUMN, *columns])
-    ts = values.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
-    if not np.array_equal(ts, bars[TIMESTAMP_COLUMN]):
-        raise RunError(
-            f"{indicator_set.measurement} holds {ts.size} rows but the bars of {dataset!r} hold "
-            f"{bars[TIMESTAMP_COLUMN].size} (or other timestamps): materialise indicators partition "
-            f"{dataset}|{version} so the set covers the bars"
-        )
+    bars = store.read(record.table_name, columns=[TIMESTAMP_COLUMN, "close"])
+    ts = bars.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
+    close = bars.column("close").to_numpy().astype(np.float64, copy=False)
+    first, end = (0, ts.size) if window is None else window
+    first, end = max(0, first), min(ts.size, end)
+    behind = RunError(
+        f"{indicator_set.measurement} does not hold the bars of {dataset!r} (other rows or timestamps): "
+        f"materialise indicators partition {dataset}|{version} so the set covers the bars"
+    )
+    if indicator_set.row_count != ts.size or first >= end:
+        raise behind
+    values = store.read(
+        indicator_set.measurement,
+        start=_utc(ts[first]),
+        end=_utc(ts[end - 1] + 1),
+        columns=[TIMESTAMP_COLUMN, *columns],
+    )
+    if not np.array_equal(values.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy(), ts[first:end]):
+        raise behind
     indicators = {
         name: values.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         for name in columns
     }
     lookbacks = dict(zip(indicator_set.columns, indicator_set.lookbacks, strict=True))
-    prepared = walkforward.prepare(ts, bars["close"], indicators, lookbacks, spec)
+    prepared = walkforward.prepare(ts, close, indicators, lookbacks, spec, first_row=first)
     return prepared, indicator_set.measurement, record.version
 
 
@@ -179,16 +196,28 @@ class LoadedRun:
         )
 
 
-def load_run(store: TimeSeriesStore, catalog: Catalog, name: str) -> LoadedRun:
-    """The run `name` as registered, with its data prepared and its folds at their registered windows."""
+def load_run(store: TimeSeriesStore, catalog: Catalog, name: str, fold: int | None = None) -> LoadedRun:
+    """The run `name` as registered, with its data prepared and its folds at their registered windows.
+
+    With `fold`, only the features of the rows that fold trains and tests on are read (a fold step needs
+    no more, and on a long dataset that is a fraction); every other row is then unusable."""
     record = catalog.get_walkforward_run(name)
     if record is None:
         raise RunError(f"no walkforward run {name!r} in the catalog")
     spec = WalkforwardSpec.from_json(record.config)
-    prepared, _, dataset_version = _read_inputs(
-        store, catalog, record.dataset, record.indicator_version, spec
-    )
     fold_records = catalog.list_walkforward_folds(name)
+    # A fold the run does not have reads every row, and the step reports it (LoadedRun.fold).
+    window = next(
+        (
+            (f.window.train_ranges[0][0], f.window.test_end_row)
+            for f in fold_records
+            if fold is not None and f.window.fold == fold
+        ),
+        None,
+    )
+    prepared, _, dataset_version = _read_inputs(
+        store, catalog, record.dataset, record.indicator_version, spec, window
+    )
     ts = prepared.ts_us
     for fold in fold_records:
         window = fold.window

@@ -273,3 +273,26 @@ def test_json_that_is_not_a_spec_is_refused_naming_the_part(text, message):
     with pytest.raises(WalkforwardError) as err:
         WalkforwardSpec.from_json(text)
     assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_a_fold_trained_on_only_its_own_rows_is_the_fold_trained_on_all(tmp_path, kind):
+    run = spec(kind, horizon=3, mode="sliding")
+    ts, close, indicators, lookbacks = market()
+    whole = prepare(ts, close, indicators, lookbacks, run)
+    fold = whole.folds[2]
+    first, end = fold.train[0][0], fold.test[1]
+    window = {name: values[first:end] for name, values in indicators.items()}
+    part = prepare(ts, close, window, lookbacks, run, first_row=first)
+    assert [f.number for f in part.folds] == [f.number for f in whole.folds]
+    assert not part.usable[:first].any() and not part.usable[end:].any()
+    a, b = train_fold(whole, run, 2), train_fold(part, run, 2)
+    assert save_model(a.model.booster, tmp_path / "a.ubj") == save_model(b.model.booster, tmp_path / "b.ubj")
+    assert a.y_pred.tobytes() == b.y_pred.tobytes() and a.test_rows.tobytes() == b.test_rows.tobytes()
+    assert a.train_period_pred.tobytes() == b.train_period_pred.tobytes() and a.dropped == b.dropped
+
+
+def test_feature_rows_outside_the_bars_are_refused():
+    ts, close, indicators, lookbacks = market(1500)
+    with pytest.raises(WalkforwardError, match="do not lie within the 1500 timestamps"):
+        prepare(ts, close, {n: v[:1000] for n, v in indicators.items()}, lookbacks, spec(), first_row=600)

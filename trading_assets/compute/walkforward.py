@@ -193,11 +193,15 @@ def prepare(
     indicators: Mapping[str, np.ndarray],
     lookbacks: Mapping[str, int],
     spec: WalkforwardSpec,
+    first_row: int = 0,
 ) -> Prepared:
     """The spec's features (rows x columns), target and folds over the dataset's bars.
 
     A row is usable past the selected columns' longest warm-up when every feature is finite; `dropped`
     counts the rows that cannot train, by the first rule that applies (as `targets.training_rows` does).
+    `indicators` may hold only a window of rows, `first_row` onwards (a fold step reads only the rows its
+    fold uses): rows outside it get NaN features, so they are never usable and count as not finite.
+    Targets and folds always come from every bar's timestamp and close.
     """
     spec.validate()
     ts = np.asarray(ts_us, dtype=np.int64)
@@ -211,13 +215,22 @@ def prepare(
         raise WalkforwardError("features: the indicator set has no columns")
     if close.shape != (n,):
         raise WalkforwardError(f"data: close has shape {close.shape}, expected one value per timestamp ({n})")
-    wrong = {name: np.shape(indicators[name]) for name in columns if np.shape(indicators[name]) != (n,)}
+    window = np.shape(indicators[columns[0]])
+    if len(window) != 1 or not 0 <= first_row <= first_row + window[0] <= n:
+        raise WalkforwardError(
+            f"data: feature rows {first_row}..{first_row}+{window} do not lie within the {n} timestamps"
+        )
+    wrong = {name: np.shape(indicators[name]) for name in columns if np.shape(indicators[name]) != window}
     if wrong:
-        raise WalkforwardError(f"data: feature shapes {wrong} differ from one value per timestamp ({n})")
+        raise WalkforwardError(f"data: feature shapes {wrong} differ from {window}")
     missing = [name for name in columns if name not in lookbacks]
     if missing:
         raise WalkforwardError(f"features: no lookback for {missing}")
-    matrix = np.column_stack([np.asarray(indicators[name], dtype=np.float64) for name in columns])
+    end_row = first_row + window[0]
+    partial = first_row > 0 or end_row < n
+    matrix = np.full((n, len(columns)), np.nan) if partial else np.empty((n, len(columns)))
+    for j, name in enumerate(columns):
+        matrix[first_row:end_row, j] = indicators[name]
     target = make_target(close, spec.target)
     warmup = min(max(lookbacks[name] for name in columns), n)
     usable = np.isfinite(matrix).all(axis=1)
