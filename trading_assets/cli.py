@@ -88,7 +88,8 @@ def _demo(args: argparse.Namespace) -> int:
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
     passed = all(c.passed for c in checks) and _demo_indicators(defs, instance, settings)
-    passed = passed and _demo_walkforward(defs, instance)
+    run = _demo_walkforward(defs, instance) if passed else None
+    passed = run is not None and _demo_simulation(defs, instance, run)
     print("UI             make dev, then open http://127.0.0.1:3000")
     return 0 if passed else 1
 
@@ -138,9 +139,10 @@ DEMO_WALKFORWARD = {
 }
 
 
-def _demo_walkforward(defs: object, instance: object) -> bool:
+def _demo_walkforward(defs: object, instance: object) -> str | None:
     """Register the demo's walkforward run, train its folds one partition at a time, then assemble its
-    predictions and thresholds: what the walkforward sensor asks for, run here in-process."""
+    predictions and thresholds: what the walkforward sensor asks for, run here in-process. The run's name
+    if every step and check passed."""
     from trading_assets.partitions import fold_key
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -152,7 +154,7 @@ def _demo_walkforward(defs: object, instance: object) -> bool:
     )
     if not registered.success:
         print("error: the start_walkforward run failed; see the Dagster UI for its logs", file=sys.stderr)
-        return False
+        return None
     run = registered.output_for_node("register_walkforward_run")
     catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
     folds = catalog.list_walkforward_folds(run)
@@ -169,7 +171,7 @@ def _demo_walkforward(defs: object, instance: object) -> bool:
                 f"error: fold {fold.window.fold} of {run} failed; see the Dagster UI for its logs",
                 file=sys.stderr,
             )
-            return False
+            return None
         meta = {
             k: v.value for k, v in result.asset_materializations_for_node("fold_models")[0].metadata.items()
         }
@@ -183,7 +185,7 @@ def _demo_walkforward(defs: object, instance: object) -> bool:
     )
     if not result.success:
         print(f"error: the predict_walkforward run of {run} failed; see the Dagster UI", file=sys.stderr)
-        return False
+        return None
     meta = {k: v.value for k, v in result.asset_materializations_for_node("predictions")[0].metadata.items()}
     print(
         f"predictions    {meta['dagster/table_name']}  ({meta['dagster/row_count']} rows, IC "
@@ -195,7 +197,64 @@ def _demo_walkforward(defs: object, instance: object) -> bool:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
     record = catalog.get_walkforward_run(run)
     print(f"thresholds     {len(catalog.list_walkforward_thresholds(run))} folds; run {record.status}")
-    return all(c.passed for c in checks)
+    return run if all(c.passed for c in checks) else None
+
+
+# The demo's simulation: the run's per-fold thresholds, all equity in each position, 1 bp fees and 1 bp
+# slippage per fill, filled at the next bar's open.
+DEMO_SIMULATION = {"thresholds": "run", "fee_bps": 1.0, "slippage_bps": 1.0}
+
+
+def _demo_simulation(defs: object, instance: object, run: str) -> bool:
+    """Register a simulation of the demo run and run it, then compare the dataset's simulations: what the
+    simulation sensor asks for, run here in-process."""
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    started = time.perf_counter()
+    registered = defs.resolve_job_def("start_simulation").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={**quiet, "ops": {"register_simulation_op": {"config": {"run": run, **DEMO_SIMULATION}}}},
+    )
+    if not registered.success:
+        print("error: the start_simulation run failed; see the Dagster UI for its logs", file=sys.stderr)
+        return False
+    sim = registered.output_for_node("register_simulation_op")
+    result = defs.resolve_job_def("simulate").execute_in_process(
+        instance=instance, partition_key=sim, raise_on_error=False, run_config=quiet
+    )
+    if not result.success:
+        print(f"error: the simulate run of {sim} failed; see the Dagster UI", file=sys.stderr)
+        return False
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("simulation")[0].metadata.items()}
+    print(
+        f"simulation     {sim}  (run {run}, {meta['dagster/row_count']} bars, "
+        f"{time.perf_counter() - started:.1f}s)"
+    )
+    print(
+        f"metrics        total return {meta['total_return']:+.2%}, CAGR {meta['cagr']:+.2%}, Sharpe "
+        f"{meta['sharpe']:.2f}, Sortino {meta['sortino']:.2f}, max drawdown {meta['max_drawdown']:.2%}"
+    )
+    print(
+        f"               {meta['n_trades']} trades, win rate {meta['win_rate']:.1%}, profit factor "
+        f"{meta['profit_factor']:.2f}, exposure {meta['exposure']:.1%}, SQN {meta['sqn']:.2f}"
+    )
+    checks = result.get_asset_check_evaluations()
+    for check in checks:
+        print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
+    dataset = run.rsplit("_run", 1)[0]
+    compared = defs.resolve_job_def("compare_simulations").execute_in_process(
+        instance=instance, partition_key=dataset, raise_on_error=False, run_config=quiet
+    )
+    if compared.success:
+        meta = {
+            k: v.value
+            for k, v in compared.asset_materializations_for_node("simulation_comparison")[0].metadata.items()
+        }
+        print(
+            f"comparison     {meta['simulations']} simulations of {dataset}; best by Sharpe "
+            f"{meta['best_by_sharpe']}"
+        )
+    return compared.success and all(c.passed for c in checks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,18 +8,24 @@ import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
 from sensors.landing import INGEST_JOB, landing_sensor
+from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
 from trading_assets import settings as cfg
 from trading_assets.assets.bars import bars
 from trading_assets.assets.indicators import indicators
+from trading_assets.assets.simulation import simulation, simulation_comparison, simulation_sweep
 from trading_assets.assets.walkforward import fold_models, predictions, thresholds
 from trading_assets.checks.bars import bars_match_source
 from trading_assets.compute.indicators import load_modules
 from trading_assets.jobs import (
     MATERIALIZE_INDICATORS_JOB,
     add_indicator_set,
+    compare_simulations_job,
     predict_walkforward_job,
+    simulate_job,
+    start_simulation,
     start_walkforward,
+    sweep_job,
     train_folds_job,
 )
 
@@ -40,7 +46,16 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
     # Users' own indicators must be registered before a set that uses them is validated or computed.
     load_modules(settings.indicator_modules)
     return dg.Definitions(
-        assets=[bars, indicators, fold_models, predictions, thresholds],
+        assets=[
+            bars,
+            indicators,
+            fold_models,
+            predictions,
+            thresholds,
+            simulation,
+            simulation_sweep,
+            simulation_comparison,
+        ],
         asset_checks=[bars_match_source],
         jobs=[
             ingest_bars_job,
@@ -49,8 +64,12 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             start_walkforward,
             train_folds_job,
             predict_walkforward_job,
+            start_simulation,
+            simulate_job,
+            sweep_job,
+            compare_simulations_job,
         ],
-        sensors=[landing_sensor, indicator_sets_sensor, walkforward_sensor],
+        sensors=[landing_sensor, indicator_sets_sensor, walkforward_sensor, simulation_sensor],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),

@@ -1,8 +1,7 @@
-"""Jobs a person launches from the UI besides materialising assets: registering an indicator set or a
-walkforward run, each with a typed config.
+"""Jobs a person launches from the UI besides materialising assets: registering an indicator set, a
+walkforward run or a simulation, each with a typed config; and the asset jobs the sensors launch.
 
-Asset jobs (`ingest_bars`, `materialize_indicators`, `train_folds`, `predict_walkforward`) are defined with
-their assets in definitions.py.
+`ingest_bars` and `materialize_indicators` are defined with their assets in definitions.py.
 """
 
 import json
@@ -16,19 +15,25 @@ from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
 from trading_assets.compute.folds import FoldConfig, parse_length
 from trading_assets.compute.indicators import SpecError, parse_spec
+from trading_assets.compute.simulator import SimConfig
 from trading_assets.compute.targets import TargetConfig
 from trading_assets.compute.thresholds import ThresholdRule
 from trading_assets.compute.training import Hyperparameters
 from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.indicator_sets import register_set
-from trading_assets.partitions import fold_numbers, indicator_versions, walkforward_runs
-from trading_assets.walkforward_runs import RunError, register_run
+from trading_assets.partitions import fold_numbers, indicator_versions, simulations, walkforward_runs
+from trading_assets.simulations import SimulationError, SimulationSpec, register_simulation
+from trading_assets.walkforward_runs import RunError, models_version, register_run
 
 ADD_INDICATOR_SET_JOB = "add_indicator_set"
 MATERIALIZE_INDICATORS_JOB = "materialize_indicators"
 START_WALKFORWARD_JOB = "start_walkforward"
 TRAIN_FOLDS_JOB = "train_folds"
 PREDICT_WALKFORWARD_JOB = "predict_walkforward"
+START_SIMULATION_JOB = "start_simulation"
+SIMULATE_JOB = "simulate"
+SWEEP_JOB = "sweep_thresholds"
+COMPARE_SIMULATIONS_JOB = "compare_simulations"
 
 
 class IndicatorEntryConfig(dg.Config):
@@ -279,4 +284,112 @@ predict_walkforward_job = dg.define_asset_job(
     description="Assemble a walkforward run's predictions from its fold models, check them, and derive its "
     "thresholds (partition <dataset>_run<n>).",
     tags={"trading/kind": "walkforward"},
+)
+
+
+class SimulationConfig(dg.Config):
+    """A trading simulation of a walkforward run's predictions. It gets the name <dataset>_sim<n>; the
+    simulation sensor then runs it. Conventions (fills, sizing, stops) are in docs/metrics.md."""
+
+    run: str = Field(description="Walkforward run whose predictions are replayed, e.g. btc25_run1.")
+    thresholds: Literal["run", "given"] = Field(
+        default="run",
+        description="run: each bar takes its fold's thresholds (from the fold's own train period); given: "
+        "long_threshold/short_threshold for every bar.",
+    )
+    long_threshold: float | None = Field(default=None, description="Long at or above (thresholds: given).")
+    short_threshold: float | None = Field(default=None, description="Short at or below (thresholds: given).")
+    dead_zone: Literal["flat", "hold"] = Field(
+        default="flat",
+        description="Between the thresholds: flat, or hold the position until the other threshold.",
+    )
+    fill: Literal["next_open", "close"] = Field(
+        default="next_open",
+        description="next_open: fill at the next bar's open; close: at the signal's close.",
+    )
+    fee_bps: float = Field(default=1.0, description="Fee per side, basis points of traded notional.")
+    slippage_bps: float = Field(default=0.0, description="Slippage against every fill, basis points.")
+    initial_cash: float = Field(default=10_000.0, description="Starting equity.")
+    sizing: Literal["fraction", "notional", "units"] = Field(
+        default="fraction", description="fraction of equity, a fixed notional, or fixed units."
+    )
+    fraction: float = Field(default=1.0, description="Fraction of equity per position (sizing: fraction).")
+    notional: float | None = Field(default=None, description="Notional per position (sizing: notional).")
+    units: float | None = Field(default=None, description="Units per position (sizing: units).")
+    direction: Literal["both", "long", "short"] = Field(default="both", description="Sides traded.")
+    stop_loss_pct: float | None = Field(default=None, description="Stop-loss, fraction of the entry price.")
+    take_profit_pct: float | None = Field(default=None, description="Take-profit, fraction of the entry.")
+    max_bars_held: int | None = Field(default=None, description="Close a trade after this many bars.")
+
+    def spec(self) -> SimulationSpec:
+        """The simulation spec; ValueError (SimConfigError, SimulationError) names the wrong field."""
+        data = self.model_dump()
+        return SimulationSpec(
+            run=data.pop("run"),
+            thresholds=data.pop("thresholds"),
+            long_threshold=data.pop("long_threshold"),
+            short_threshold=data.pop("short_threshold"),
+            dead_zone=data.pop("dead_zone"),
+            sim=SimConfig(**data),
+        )
+
+
+@dg.op(
+    description="Validates the simulation config, registers the simulation <dataset>_sim<n> in the catalog "
+    "(bars per year inferred from the bars) and adds its partition; the simulation sensor then runs it.",
+)
+def register_simulation_op(
+    context: dg.OpExecutionContext,
+    config: SimulationConfig,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+) -> dg.Output[str]:
+    try:
+        spec = config.spec()
+        folds = catalog.list_walkforward_folds(spec.run)
+        record = register_simulation(timeseries, catalog, spec, models_version(folds))
+    except (ValueError, RunError, SimulationError, CatalogError) as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    if not context.instance.has_dynamic_partition(simulations.name, record.name):
+        context.instance.add_dynamic_partitions(simulations.name, [record.name])
+    context.log.info(f"{record.name}: registered, replaying {record.run}")
+    return dg.Output(
+        record.name,
+        metadata={
+            "simulation": record.name,
+            "run": record.run,
+            "config": dg.MetadataValue.json(json.loads(record.config)),
+        },
+    )
+
+
+@dg.job(
+    name=START_SIMULATION_JOB,
+    description="Register a trading simulation of a walkforward run (typed config); the simulation sensor "
+    "runs it and refreshes the dataset's comparison.",
+    tags={"trading/kind": "simulation"},
+)
+def start_simulation() -> None:
+    register_simulation_op()
+
+
+simulate_job = dg.define_asset_job(
+    SIMULATE_JOB,
+    selection=dg.AssetSelection.assets("simulation"),
+    description="Run one simulation (partition <dataset>_sim<n>) and check it.",
+    tags={"trading/kind": "simulation"},
+)
+
+sweep_job = dg.define_asset_job(
+    SWEEP_JOB,
+    selection=dg.AssetSelection.assets("simulation_sweep"),
+    description="Sweep a grid of thresholds (and stops) over a walkforward run's predictions.",
+    tags={"trading/kind": "simulation"},
+)
+
+compare_simulations_job = dg.define_asset_job(
+    COMPARE_SIMULATIONS_JOB,
+    selection=dg.AssetSelection.assets("simulation_comparison"),
+    description="Every simulation of a dataset side by side (partition: dataset).",
+    tags={"trading/kind": "simulation"},
 )

@@ -49,3 +49,7 @@ def one_dimension(dimension: str) -> dg.MultiToSingleDimensionPartitionMapping:
             "ignore", message="Class `MultiToSingleDimensionPartitionMapping` is currently in beta"
         )
         return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=dimension)
+
+
+# One partition per trading simulation (`<dataset>_sim<n>`), registered with the simulation.
+simulations = dg.DynamicPartitionsDefinition(name="simulations")

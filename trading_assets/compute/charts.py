@@ -481,3 +481,86 @@ def feature_importance_png(importance: Mapping[str, float], title: str, top: int
         return _tight_png(fig)
     finally:
         plt.close(fig)
+
+
+def equity_drawdown_png(ts_us: np.ndarray, equity: np.ndarray, drawdown: np.ndarray, title: str) -> bytes:
+    """Equity (bucketed: each bucket's low-high range and last value) with the drawdown under it, in %."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 4.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": (3, 1.3)}
+    )
+    try:
+        return _equity_drawdown(fig, top, bottom, ts_us, equity, drawdown, title)
+    finally:
+        plt.close(fig)
+
+
+def _equity_drawdown(
+    fig: Figure,
+    top: Axes,
+    bottom: Axes,
+    ts_us: np.ndarray,
+    equity: np.ndarray,
+    drawdown: np.ndarray,
+    title: str,
+) -> bytes:
+    buckets, x = _draw_price(top, ts_us, equity)
+    top.set_ylabel("equity", fontsize=8)
+    top.set_title(title, fontsize=9)
+    depth = 100 * np.minimum.reduceat(drawdown, buckets.starts)
+    bottom.fill_between(x, depth, 0, color="#de2d26", linewidth=0, step="post")
+    bottom.set_ylabel("drawdown %", fontsize=8)
+    bottom.set_ylim(min(float(depth.min()) * 1.1, -1e-9), 0)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, linewidth=0.5)
+    fig.autofmt_xdate()
+    return _tight_png(fig)
+
+
+def sweep_heatmap_png(
+    long_thresholds: Sequence[float],
+    short_thresholds: Sequence[float],
+    values: np.ndarray,
+    title: str,
+    label: str = "Sharpe",
+) -> bytes:
+    """A metric over the long x short threshold grid (`values[i, j]` for long i, short j); NaN cells grey,
+    the best cell outlined."""
+    values = np.asarray(values, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    try:
+        return _heatmap(fig, ax, long_thresholds, short_thresholds, values, title, label)
+    finally:
+        plt.close(fig)
+
+
+def _heatmap(
+    fig: Figure,
+    ax: Axes,
+    long_thresholds: Sequence[float],
+    short_thresholds: Sequence[float],
+    values: np.ndarray,
+    title: str,
+    label: str,
+) -> bytes:
+    finite = values[np.isfinite(values)]
+    bound = float(np.abs(finite).max()) if finite.size else 1.0
+    cmap = plt.get_cmap("RdYlGn").copy()
+    cmap.set_bad("#d9d9d9")
+    image = ax.imshow(
+        np.ma.masked_invalid(values), cmap=cmap, vmin=-bound, vmax=bound, origin="lower", aspect="auto"
+    )
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_yticks(range(len(long_thresholds)), [f"{v:.3g}" for v in long_thresholds], fontsize=7)
+    ax.set_xticks(
+        range(len(short_thresholds)), [f"{v:.3g}" for v in short_thresholds], fontsize=7, rotation=45
+    )
+    ax.set_ylabel("long threshold", fontsize=8)
+    ax.set_xlabel("short threshold", fontsize=8)
+    if finite.size:
+        i, j = np.unravel_index(
+            int(np.nanargmax(np.where(np.isfinite(values), values, -np.inf))), values.shape
+        )
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
+    ax.set_title(title, fontsize=9)
+    return _tight_png(fig)

@@ -1,0 +1,58 @@
+"""`simulation_sensor`: runs registered simulations, then refreshes their dataset's comparison.
+
+Each tick it
+1. adds the partitions of sims registered outside the launchpad job (the CLI, a notebook) where missing;
+2. asks for one `simulate` run per sim still "registered" (never attempted);
+3. asks for a `compare_simulations` run of each dataset whose sims changed (a new one, or one that
+   finished), keyed by the sims' names, statuses and end times, so each state is compared once.
+A failed sim is not retried blindly: a person re-materialises its partition once the cause is fixed.
+"""
+
+import hashlib
+
+import dagster as dg
+
+from resources.catalog import Catalog
+from trading_assets.jobs import COMPARE_SIMULATIONS_JOB, SIMULATE_JOB, compare_simulations_job, simulate_job
+from trading_assets.partitions import simulations
+
+
+@dg.sensor(
+    jobs=[simulate_job, compare_simulations_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs registered simulations (one run each), then refreshes each dataset's "
+    "simulation_comparison when its simulations changed.",
+)
+def simulation_sensor(
+    context: dg.SensorEvaluationContext, catalog: dg.ResourceParam[Catalog]
+) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(simulations.name))
+    sims = catalog.list_simulations()
+    requests = []
+    by_dataset: dict[str, list[str]] = {}
+    for sim in sims:
+        by_dataset.setdefault(sim.dataset, []).append(f"{sim.name}:{sim.status}:{sim.finished_at}")
+        if sim.status == "registered":
+            requests.append(
+                dg.RunRequest(
+                    job_name=SIMULATE_JOB,
+                    partition_key=sim.name,
+                    run_key=f"{sim.name}:simulate:{sim.config_sha256[:16]}",
+                    tags={"trading/simulation": sim.name, "trading/walkforward_run": sim.run},
+                )
+            )
+    for dataset, states in by_dataset.items():
+        digest = hashlib.sha256("\n".join(states).encode()).hexdigest()[:16]
+        requests.append(
+            dg.RunRequest(
+                job_name=COMPARE_SIMULATIONS_JOB,
+                partition_key=dataset,
+                run_key=f"{dataset}:compare:{digest}",
+            )
+        )
+    new = [s.name for s in sims if s.name not in known]
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[simulations.build_add_request(new)] if new else [],
+    )
