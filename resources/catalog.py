@@ -7,7 +7,10 @@ its columns and its time range, so a user can find the data from the catalog alo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -212,6 +215,123 @@ class FoldThresholds:
     source_rows: int
 
 
+@dataclass(frozen=True)
+class SimulationRecord:
+    """One trading simulation: a walkforward run's predictions replayed with a config, its outcome, and the
+    time-series table `<dataset>_sim<n>` of its per-bar series. Its trades are `SimulationTrade` rows.
+
+    The registration (name through code_version) never changes; the outputs (metrics through
+    series_columns) are set together when the sim completes and cleared when an attempt starts or fails.
+    """
+
+    # naming.sim_table(dataset, number): the sim's name and its series table.
+    name: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the sims were registered.
+    number: int
+    # The walkforward run (of the same dataset) whose predictions are replayed.
+    run: str
+    # Canonical JSON of the whole simulation config, so the sim can be repeated from the catalog alone.
+    config: str
+    config_sha256: str
+    # JSON of the per-fold long/short thresholds the simulation used.
+    thresholds: str
+    # registered -> running -> completed | failed; a re-run goes back to running.
+    status: str
+    # The dataset's version at registration (the run's too), the caller's identifier of the fold models
+    # (prediction attempts) replayed, and the code's version.
+    dataset_version: str
+    models_version: str
+    code_version: str
+    # JSON {name: number}, see `metrics_json`; None unless completed (`metric_values` decodes it).
+    metrics: str | None = None
+    n_trades: int | None = None
+    # What the series table holds, once completed.
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    series_columns: tuple[str, ...] | None = None
+    # Why the latest attempt failed.
+    message: str | None = None
+    # When the latest attempt started (None if recorded without `start_simulation`) and ended.
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def metric_values(self) -> dict[str, float | int] | None:
+        """The metrics as numbers (NaN and infinities restored), or None unless completed."""
+        return None if self.metrics is None else metrics_from_json(self.metrics)
+
+
+# Why a trade was closed: the entry signal flipped or ended, a stop, a target, the holding limit, or the
+# end of the data.
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "max_bars", "end")
+
+
+@dataclass(frozen=True)
+class SimulationTrade:
+    """One closed trade of a simulation."""
+
+    # 0, 1, ... within the simulation, in the order the trades were closed.
+    trade: int
+    # Bar indices (0-based row positions) into the sim's series table, and those bars' timestamps.
+    entry_idx: int
+    exit_idx: int
+    entry_ts: datetime
+    exit_ts: datetime
+    # +1 long, -1 short.
+    side: int
+    # Units held (> 0), whatever the side.
+    size: float
+    entry_price: float
+    exit_price: float
+    # Net of fees, in quote currency; return_pct is the net return on the entry notional as a fraction
+    # (0.01 = 1 %), as the simulator gives it.
+    pnl: float
+    return_pct: float
+    fees: float
+    bars_held: int
+    # One of EXIT_REASONS.
+    exit_reason: str
+
+
+# How metrics JSON spells the values JSON has no number for.
+_INFINITIES = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def metrics_json(metrics: Mapping[str, float | int]) -> str:
+    """Simulation metrics as JSON with sorted keys: ints stay ints, floats keep every bit (repr), NaN
+    becomes null and infinities the strings "Infinity" and "-Infinity", so the text is standard JSON
+    (Postgres' jsonb takes it) and `metrics_from_json` gives back equal values.
+
+    CatalogError if a name is not a non-empty string or a value is not a real number (bools are refused);
+    numpy's scalars are stored as plain ints and floats.
+    """
+    encoded: dict[str, float | int | str | None] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name:
+            raise CatalogError(f"metric name {name!r} is not a non-empty string")
+        # numbers.Integral and Real take numpy's scalars too, which json cannot write: plain ones are stored.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise CatalogError(f"metric {name!r} is {value!r}; give an int or a float")
+        if isinstance(value, numbers.Integral):
+            encoded[name] = int(value)
+        elif math.isfinite(value := float(value)):
+            encoded[name] = value
+        else:
+            encoded[name] = None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return json.dumps(encoded, sort_keys=True, allow_nan=False)
+
+
+def metrics_from_json(text: str) -> dict[str, float | int]:
+    """The metrics `metrics_json` encoded: null back to NaN, "Infinity"/"-Infinity" to infinities."""
+    return {
+        name: math.nan if value is None else _INFINITIES.get(value, value)
+        for name, value in json.loads(text).items()
+    }
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
@@ -326,3 +446,64 @@ class Catalog(Protocol):
 
     def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
         """The run's thresholds, ordered by fold."""
+
+    def register_simulation(
+        self,
+        dataset: str,
+        run: str,
+        config: str,
+        config_sha256: str,
+        thresholds: str,
+        dataset_version: str,
+        models_version: str,
+        code_version: str,
+    ) -> SimulationRecord:
+        """Register a new simulation of `run`'s predictions, in one transaction.
+
+        The sim gets the dataset's next number (1 for the first), name `<dataset>_sim<n>` and status
+        "registered". CatalogError if the dataset or the run is not in the catalog, the run belongs to
+        another dataset or is not "completed" (its thresholds stored), config or thresholds is not JSON,
+        config_sha256 or dataset_version is not 64 lowercase hex digits, dataset_version is not the
+        dataset's version now or not the run's, or models_version is empty.
+        """
+
+    def get_simulation(self, name: str) -> SimulationRecord | None:
+        """The simulation called `name`, or None."""
+
+    def list_simulations(self, dataset: str | None = None, run: str | None = None) -> list[SimulationRecord]:
+        """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
+
+    def start_simulation(self, name: str) -> SimulationRecord:
+        """Mark an attempt at the sim as running (started_at now) and clear the previous attempt's outputs,
+        message and trades, in one transaction. Optional: recording works without it. CatalogError if there
+        is no such sim."""
+
+    def record_simulation(
+        self,
+        name: str,
+        metrics: Mapping[str, float | int],
+        trades: Sequence[SimulationTrade],
+        series_columns: Sequence[str],
+        row_count: int,
+        first_ts: datetime,
+        last_ts: datetime,
+    ) -> SimulationRecord:
+        """Store a finished attempt in one transaction: replace every trade of the sim with `trades`, set
+        its metrics (see `metrics_json`), n_trades and what its series table holds, and mark it "completed".
+
+        Everything is checked before anything is written: CatalogError, naming the trade and field, if
+        there is no such sim, a timestamp is naive, last_ts is before first_ts, row_count < 1, there are
+        no series_columns, a metric is not a number, trades are not numbered 0, 1, ... in order, or a
+        trade is not within the series (0 <= entry_idx <= exit_idx < row_count, first_ts <= entry_ts <=
+        exit_ts <= last_ts), has a side other than +1/-1, a size, price or fee that is not finite
+        (size and prices > 0, fees >= 0), a pnl or return that is not finite, bars_held < 0, or an exit
+        reason not in EXIT_REASONS. A refused call leaves the sim and its trades as they were.
+        """
+
+    def record_simulation_failure(self, name: str, message: str) -> SimulationRecord:
+        """Mark the sim "failed" with `message`, in one transaction. Its outputs and trades are deleted: the
+        series table may hold part of the failed attempt, so nothing of a previous one is shown as
+        current. CatalogError if there is no such sim."""
+
+    def list_simulation_trades(self, name: str) -> list[SimulationTrade]:
+        """The sim's trades, ordered by trade number (empty if there is no such sim or it has none)."""

@@ -1,5 +1,5 @@
-"""SQL text, row conversion and the multi-statement steps (indicator sets, walkforward runs) that both
-catalogs share.
+"""SQL text, row conversion and the multi-statement steps (indicator sets, walkforward runs, simulations)
+that both catalogs share.
 
 Both backends accept the same statements here; only the parameter placeholder differs (`%s` for
 psycopg, `?` for DuckDB), so each function takes the dialect's placeholder. Steps that name the row a
@@ -9,7 +9,11 @@ database refused also take the driver's error classes for refused rows (constrai
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import math
+import numbers
+import operator
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -17,6 +21,7 @@ from itertools import pairwise
 from typing import Any, Protocol
 
 from resources.catalog import (
+    EXIT_REASONS,
     CatalogError,
     DatasetRecord,
     FoldResult,
@@ -24,8 +29,11 @@ from resources.catalog import (
     FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
+    SimulationRecord,
+    SimulationTrade,
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
+    metrics_json,
 )
 from trading_assets import naming
 
@@ -642,6 +650,310 @@ def _run_progress(folds: Sequence[tuple[int, str, int, str | None]]) -> tuple[st
     if any(attempts > 0 for _, _, attempts, _ in folds):
         return "running", None
     return "registered", None
+
+
+# SimulationRecord's fields in order: every SELECT and RETURNING lists them so, for simulation_from_row.
+_SIM_FIELDS = tuple(field.name for field in fields(SimulationRecord))
+_SIM_OUTPUT = ", ".join(_SIM_FIELDS)
+# What registering writes; the status starts as 'registered' and the outputs stay NULL.
+_SIM_INPUT = (
+    "name",
+    "dataset",
+    "number",
+    "run",
+    "config",
+    "config_sha256",
+    "thresholds",
+    "dataset_version",
+    "models_version",
+    "code_version",
+)
+# What a completed attempt sets, together, and starting or failing an attempt clears.
+_SIM_OUTPUTS = ("metrics", "n_trades", "row_count", "first_ts", "last_ts", "series_columns")
+_TRADE_FIELDS = tuple(field.name for field in fields(SimulationTrade))
+# simulation_trades' columns in table order: the sim's name, then SimulationTrade's fields. The rows
+# handed to a backend's bulk insert (`InsertTrades`) are tuples in this order.
+TRADE_COLUMNS = ("simulation", *_TRADE_FIELDS)
+# A backend's bulk insert of simulation_trades rows, on the connection of the caller's transaction.
+InsertTrades = Callable[[Sequence[tuple[Any, ...]]], None]
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# Float fields of a trade in TRADE_COLUMNS order, with the bound each must meet besides being finite.
+_TRADE_FLOATS = (
+    ("size", "> 0"),
+    ("entry_price", "> 0"),
+    ("exit_price", "> 0"),
+    ("pnl", ""),
+    ("return_pct", ""),
+    ("fees", ">= 0"),
+)
+
+
+def get_simulation_sql(placeholder: str) -> str:
+    """SELECT one simulation by name."""
+    return f"SELECT {_SIM_OUTPUT} FROM simulations WHERE name = {placeholder}"
+
+
+def list_simulation_trades_sql(placeholder: str) -> str:
+    """SELECT the trades of one simulation (TRADE_COLUMNS but the name), ordered by trade number."""
+    return (
+        f"SELECT {', '.join(_TRADE_FIELDS)} FROM simulation_trades "
+        f"WHERE simulation = {placeholder} ORDER BY trade"
+    )
+
+
+def list_simulations(
+    con: Connection, placeholder: str, dataset: str | None, run: str | None
+) -> list[SimulationRecord]:
+    """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
+    filters = [(column, value) for column, value in (("dataset", dataset), ("run", run)) if value is not None]
+    where = " AND ".join(f"{column} = {placeholder}" for column, _ in filters)
+    rows = con.execute(
+        f"SELECT {_SIM_OUTPUT} FROM simulations {'WHERE ' + where if where else ''} ORDER BY dataset, number",
+        [value for _, value in filters],
+    ).fetchall()
+    return [simulation_from_row(row) for row in rows]
+
+
+def register_simulation(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    dataset: str,
+    run: str,
+    config: str,
+    config_sha256: str,
+    thresholds: str,
+    dataset_version: str,
+    models_version: str,
+    code_version: str,
+) -> SimulationRecord:
+    """The steps of `Catalog.register_simulation` on `con`, inside the caller's transaction.
+
+    The caller must serialise registrations for `dataset` until its transaction ends (Postgres: an
+    advisory lock; DuckDB: the exclusive file lock), so the next number read here is still free at the
+    INSERT.
+    """
+    owner = f"simulation of walkforward run {run!r}"
+    for field, text in (("config", config), ("thresholds", thresholds)):
+        try:
+            json.loads(text)
+        except (TypeError, ValueError) as err:
+            raise CatalogError(f"{owner}: {field} is not JSON ({err})") from None
+    for field, value in (("config_sha256", config_sha256), ("dataset_version", dataset_version)):
+        if not (isinstance(value, str) and _HEX64.fullmatch(value)):
+            raise CatalogError(f"{owner}: {field} {value!r} is not 64 lowercase hex digits")
+    if not models_version:
+        raise CatalogError(f"{owner}: models_version is empty; say which fold models were replayed")
+    p = placeholder
+    # Checked here, not left to foreign keys: DuckDB has none, and the message can say what to do.
+    found = con.execute(f"SELECT {_DATASET_OUTPUT} FROM datasets WHERE name = {p}", [dataset]).fetchone()
+    if found is None:
+        raise CatalogError(
+            f"dataset {dataset!r} is not in the catalog; import its bars before registering simulations"
+        )
+    current = dataset_from_row(found).version
+    found = con.execute(
+        f"SELECT dataset, status, dataset_version FROM walkforward_runs WHERE name = {p}", [run]
+    ).fetchone()
+    if found is None:
+        raise CatalogError(f"no walkforward run {run!r} in the catalog")
+    run_dataset, run_status, run_version = found
+    if run_dataset != dataset:
+        raise CatalogError(f"walkforward run {run!r} belongs to dataset {run_dataset!r}, not {dataset!r}")
+    if run_status != "completed":
+        raise CatalogError(
+            f"walkforward run {run!r} is {run_status!r}; simulate a completed run "
+            "(every fold trained, thresholds stored)"
+        )
+    # The replayed predictions, the bars the simulator reads and the sim must all be of one import.
+    if run_version != current:
+        raise CatalogError(
+            f"walkforward run {run!r} predicts version {run_version} of dataset {dataset!r}, which was "
+            f"imported again since (now {current}); simulate a run of the current bars"
+        )
+    if dataset_version != current:
+        raise CatalogError(
+            f"{owner}: dataset_version {dataset_version} is not the version of dataset {dataset!r} "
+            f"now ({current})"
+        )
+    (number,) = con.execute(
+        f"SELECT coalesce(max(number), 0) + 1 FROM simulations WHERE dataset = {p}", [dataset]
+    ).fetchone()
+    try:
+        name = naming.sim_table(dataset, number)
+    except naming.InvalidNameError as err:
+        raise CatalogError(f"dataset {dataset!r} cannot have simulations: {err}") from err
+    values = [
+        name,
+        dataset,
+        number,
+        run,
+        config,
+        config_sha256,
+        thresholds,
+        dataset_version,
+        models_version,
+        code_version,
+    ]
+    with _refusing(f"simulation {name!r}", refusals):
+        row = con.execute(
+            f"INSERT INTO simulations ({', '.join(_SIM_INPUT)}, status) "
+            f"VALUES ({', '.join([p] * len(_SIM_INPUT))}, 'registered') RETURNING {_SIM_OUTPUT}",
+            values,
+        ).fetchone()
+    return simulation_from_row(row)
+
+
+def start_simulation(con: Connection, placeholder: str, name: str) -> SimulationRecord:
+    """The steps of `Catalog.start_simulation` on `con`, inside the caller's transaction."""
+    p = placeholder
+    cleared = ", ".join(f"{column} = NULL" for column in (*_SIM_OUTPUTS, "message", "finished_at"))
+    # First, so that on Postgres the row stays locked and attempts at one sim take turns.
+    row = con.execute(
+        f"UPDATE simulations SET status = 'running', {cleared}, started_at = now(), updated_at = now() "
+        f"WHERE name = {p} RETURNING {_SIM_OUTPUT}",
+        [name],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"no simulation {name!r} in the catalog")
+    con.execute(f"DELETE FROM simulation_trades WHERE simulation = {p}", [name])
+    return simulation_from_row(row)
+
+
+def record_simulation(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    insert_trades: InsertTrades,
+    name: str,
+    metrics: Mapping[str, float | int],
+    trades: Sequence[SimulationTrade],
+    series_columns: Sequence[str],
+    row_count: int,
+    first_ts: datetime,
+    last_ts: datetime,
+) -> SimulationRecord:
+    """The steps of `Catalog.record_simulation` on `con`, inside the caller's transaction.
+
+    Every argument is checked before the first statement; `insert_trades` writes the rows after the
+    previous attempt's trades are deleted.
+    """
+    owner = f"simulation {name!r}"
+    _require_time_zone(owner, "first_ts", first_ts)
+    _require_time_zone(owner, "last_ts", last_ts)
+    if last_ts < first_ts:
+        raise CatalogError(f"{owner}: last_ts {last_ts} is before first_ts {first_ts}")
+    if isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 1:
+        raise CatalogError(f"{owner}: row_count {row_count!r} is not a positive integer")
+    if not series_columns:
+        raise CatalogError(f"{owner}: series_columns is empty; name the series table's columns")
+    try:
+        metrics_text = metrics_json(metrics)
+    except CatalogError as err:
+        raise CatalogError(f"{owner}: {err}") from None
+    rows = [
+        _trade_row(name, number, trade, row_count, first_ts, last_ts) for number, trade in enumerate(trades)
+    ]
+    p = placeholder
+    outputs = [metrics_text, len(rows), row_count, first_ts, last_ts, list(series_columns)]
+    updates = ", ".join(f"{column} = {p}" for column in _SIM_OUTPUTS)
+    # First, so that on Postgres the row stays locked and attempts at one sim take turns.
+    with _refusing(owner, refusals):
+        row = con.execute(
+            f"UPDATE simulations SET status = 'completed', {updates}, message = NULL, finished_at = now(), "
+            f"updated_at = now() WHERE name = {p} RETURNING {_SIM_OUTPUT}",
+            [*outputs, name],
+        ).fetchone()
+    if row is None:
+        raise CatalogError(f"no simulation {name!r} in the catalog")
+    con.execute(f"DELETE FROM simulation_trades WHERE simulation = {p}", [name])
+    if rows:
+        with _refusing(f"trades of {owner}", refusals):
+            insert_trades(rows)
+    return simulation_from_row(row)
+
+
+def record_simulation_failure(con: Connection, placeholder: str, name: str, message: str) -> SimulationRecord:
+    """The steps of `Catalog.record_simulation_failure` on `con`, inside the caller's transaction."""
+    p = placeholder
+    cleared = ", ".join(f"{column} = NULL" for column in _SIM_OUTPUTS)
+    row = con.execute(
+        f"UPDATE simulations SET status = 'failed', {cleared}, message = {p}, finished_at = now(), "
+        f"updated_at = now() WHERE name = {p} RETURNING {_SIM_OUTPUT}",
+        [message, name],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"no simulation {name!r} in the catalog")
+    con.execute(f"DELETE FROM simulation_trades WHERE simulation = {p}", [name])
+    return simulation_from_row(row)
+
+
+def simulation_from_row(row: Sequence[Any]) -> SimulationRecord:
+    """A SimulationRecord from a row in `_SIM_FIELDS` order, every timestamp in UTC."""
+    values = dict(zip(_SIM_FIELDS, row, strict=True))
+    if values["series_columns"] is not None:
+        values["series_columns"] = tuple(values["series_columns"])
+    for field in ("first_ts", "last_ts", "started_at", "finished_at", "created_at", "updated_at"):
+        values[field] = _utc_or_none(values[field])
+    return SimulationRecord(**values)
+
+
+def simulation_trade_from_row(row: Sequence[Any]) -> SimulationTrade:
+    """A SimulationTrade from a row in `_TRADE_FIELDS` order, its timestamps in UTC."""
+    trade, entry_idx, exit_idx, entry_ts, exit_ts, *rest = row
+    return SimulationTrade(trade, entry_idx, exit_idx, _utc(entry_ts), _utc(exit_ts), *rest)
+
+
+def _trade_row(
+    name: str, number: int, trade: SimulationTrade, row_count: int, first_ts: datetime, last_ts: datetime
+) -> tuple[Any, ...]:
+    """Trade `number` of sim `name` as a TRADE_COLUMNS row of plain ints and floats (numpy scalars are
+    converted); CatalogError naming the trade and field if it cannot be right. Runs once per trade of
+    sims with 10^5 of them: the messages are built only for a refusal."""
+
+    def refused(field: str, value: object, rule: str) -> CatalogError:
+        shown = repr(value) if value is None or isinstance(value, str) else value
+        return CatalogError(f"trade {number} of simulation {name!r}: {field} {shown} {rule}")
+
+    integers = []
+    for field in ("trade", "entry_idx", "exit_idx", "side", "bars_held"):
+        value = getattr(trade, field)
+        try:
+            integers.append(operator.index(value))
+        except TypeError:
+            raise refused(field, value, "is not an integer") from None
+    trade_number, entry_idx, exit_idx, side, bars_held = integers
+    if trade_number != number:
+        raise refused("trade", trade_number, "is out of order; number the trades 0, 1, ... as given")
+    if not 0 <= entry_idx < row_count:
+        raise refused("entry_idx", entry_idx, f"is not a bar of the series (0..{row_count - 1})")
+    if not entry_idx <= exit_idx < row_count:
+        raise refused("exit_idx", exit_idx, f"is not a bar from entry_idx {entry_idx} to {row_count - 1}")
+    if side not in (1, -1):
+        raise refused("side", side, "is neither 1 (long) nor -1 (short)")
+    if bars_held < 0:
+        raise refused("bars_held", bars_held, "is negative")
+    entry_ts, exit_ts = trade.entry_ts, trade.exit_ts
+    for field, stamp in (("entry_ts", entry_ts), ("exit_ts", exit_ts)):
+        if stamp.tzinfo is None or stamp.utcoffset() is None:
+            raise refused(field, stamp, "has no time zone; pass UTC")
+    if not first_ts <= entry_ts <= last_ts:
+        raise refused("entry_ts", entry_ts, f"is outside the series ({first_ts} to {last_ts})")
+    if not entry_ts <= exit_ts <= last_ts:
+        raise refused("exit_ts", exit_ts, f"is not from entry_ts {entry_ts} to the series' end {last_ts}")
+    floats = []
+    for field, bound in _TRADE_FLOATS:
+        value = getattr(trade, field)
+        # numbers.Real takes numpy's scalars too; a string, None or a Decimal is a caller's bug.
+        if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise refused(field, value, "is not a number")
+        value = float(value)
+        if not (math.isfinite(value) and (value > 0 if bound == "> 0" else value >= 0 if bound else True)):
+            raise refused(field, value, f"is not a finite number{' ' + bound if bound else ''}")
+        floats.append(value)
+    if trade.exit_reason not in EXIT_REASONS:
+        raise refused("exit_reason", trade.exit_reason, f"is not one of {', '.join(EXIT_REASONS)}")
+    return (name, number, entry_idx, exit_idx, entry_ts, exit_ts, side, *floats, bars_held, trade.exit_reason)
 
 
 @contextmanager

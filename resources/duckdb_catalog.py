@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql, duckdb_file
@@ -20,6 +22,8 @@ from resources.catalog import (
     FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
+    SimulationRecord,
+    SimulationTrade,
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
@@ -35,6 +39,22 @@ _GET_RUN = catalog_sql.get_walkforward_run_sql(DUCKDB.placeholder)
 _LIST_RUNS_OF = catalog_sql.list_walkforward_runs_of_sql(DUCKDB.placeholder)
 _LIST_FOLDS = catalog_sql.list_walkforward_folds_sql(DUCKDB.placeholder)
 _LIST_THRESHOLDS = catalog_sql.list_walkforward_thresholds_sql(DUCKDB.placeholder)
+_GET_SIM = catalog_sql.get_simulation_sql(DUCKDB.placeholder)
+_LIST_TRADES = catalog_sql.list_simulation_trades_sql(DUCKDB.placeholder)
+# simulation_trades' column types, in catalog_sql.TRADE_COLUMNS order, for the Arrow table of a bulk insert.
+_TRADE_SCHEMA = pa.schema(
+    zip(
+        catalog_sql.TRADE_COLUMNS,
+        [pa.string(), pa.int32(), pa.int64(), pa.int64()]
+        + [pa.timestamp("us", tz="UTC")] * 2
+        + [pa.int16()]
+        + [pa.float64()] * 6
+        + [pa.int64(), pa.string()],
+        strict=True,
+    )
+)
+# The name the Arrow table of trades is registered under while it is inserted.
+_TRADES_VIEW = "simulation_trades_input"
 _REFUSALS = (duckdb.IntegrityError, duckdb.DataError)
 
 
@@ -228,6 +248,107 @@ class DuckDBCatalog(dg.ConfigurableResource):
         with self._connect(write=False) as con:
             rows = con.execute(_LIST_THRESHOLDS, [run]).fetchall()
         return [catalog_sql.fold_thresholds_from_row(row) for row in rows]
+
+    def register_simulation(
+        self,
+        dataset: str,
+        run: str,
+        config: str,
+        config_sha256: str,
+        thresholds: str,
+        dataset_version: str,
+        models_version: str,
+        code_version: str,
+    ) -> SimulationRecord:
+        """Register a new simulation of `run`; see `Catalog.register_simulation`.
+
+        One transaction under the exclusive file lock, which also serialises the numbering.
+        """
+        with self._transaction() as con:
+            return catalog_sql.register_simulation(
+                con,
+                DUCKDB.placeholder,
+                _REFUSALS,
+                dataset,
+                run,
+                config,
+                config_sha256,
+                thresholds,
+                dataset_version,
+                models_version,
+                code_version,
+            )
+
+    def get_simulation(self, name: str) -> SimulationRecord | None:
+        """The simulation called `name`, or None."""
+        with self._connect(write=False) as con:
+            row = con.execute(_GET_SIM, [name]).fetchone()
+        return None if row is None else catalog_sql.simulation_from_row(row)
+
+    def list_simulations(self, dataset: str | None = None, run: str | None = None) -> list[SimulationRecord]:
+        """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
+        with self._connect(write=False) as con:
+            return catalog_sql.list_simulations(con, DUCKDB.placeholder, dataset, run)
+
+    def start_simulation(self, name: str) -> SimulationRecord:
+        """Start an attempt at the sim, clearing the previous one's outputs and trades, in one transaction."""
+        with self._transaction() as con:
+            return catalog_sql.start_simulation(con, DUCKDB.placeholder, name)
+
+    def record_simulation(
+        self,
+        name: str,
+        metrics: Mapping[str, float | int],
+        trades: Sequence[SimulationTrade],
+        series_columns: Sequence[str],
+        row_count: int,
+        first_ts: datetime,
+        last_ts: datetime,
+    ) -> SimulationRecord:
+        """Store a finished attempt, its trades replacing the previous ones, in one transaction; see
+        `Catalog.record_simulation`. The trades go in with one INSERT from an Arrow table."""
+        with self._transaction() as con:
+
+            def insert_trades(rows: Sequence[tuple[Any, ...]]) -> None:
+                # Arrow converts aware datetimes to UTC instants and keeps every float's bits.
+                columns = zip(*rows, strict=True)
+                table = pa.Table.from_arrays(
+                    [
+                        pa.array(values, field.type)
+                        for values, field in zip(columns, _TRADE_SCHEMA, strict=True)
+                    ],
+                    schema=_TRADE_SCHEMA,
+                )
+                con.register(_TRADES_VIEW, table)
+                try:
+                    con.execute(f"INSERT INTO simulation_trades SELECT * FROM {_TRADES_VIEW}")
+                finally:
+                    con.unregister(_TRADES_VIEW)
+
+            return catalog_sql.record_simulation(
+                con,
+                DUCKDB.placeholder,
+                _REFUSALS,
+                insert_trades,
+                name,
+                metrics,
+                trades,
+                series_columns,
+                row_count,
+                first_ts,
+                last_ts,
+            )
+
+    def record_simulation_failure(self, name: str, message: str) -> SimulationRecord:
+        """Mark the sim "failed", deleting its outputs and trades, in one transaction."""
+        with self._transaction() as con:
+            return catalog_sql.record_simulation_failure(con, DUCKDB.placeholder, name, message)
+
+    def list_simulation_trades(self, name: str) -> list[SimulationTrade]:
+        """The sim's trades, ordered by trade number."""
+        with self._connect(write=False) as con:
+            rows = con.execute(_LIST_TRADES, [name]).fetchall()
+        return [catalog_sql.simulation_trade_from_row(row) for row in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

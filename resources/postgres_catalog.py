@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 import psycopg
@@ -24,6 +24,8 @@ from resources.catalog import (
     FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
+    SimulationRecord,
+    SimulationTrade,
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
@@ -44,6 +46,23 @@ _GET_RUN = catalog_sql.get_walkforward_run_sql(POSTGRES.placeholder)
 _LIST_RUNS_OF = catalog_sql.list_walkforward_runs_of_sql(POSTGRES.placeholder)
 _LIST_FOLDS = catalog_sql.list_walkforward_folds_sql(POSTGRES.placeholder)
 _LIST_THRESHOLDS = catalog_sql.list_walkforward_thresholds_sql(POSTGRES.placeholder)
+_GET_SIM = catalog_sql.get_simulation_sql(POSTGRES.placeholder)
+_LIST_TRADES = catalog_sql.list_simulation_trades_sql(POSTGRES.placeholder)
+# Binary COPY: the fastest bulk path, and floats travel as their 8 bytes, so they round-trip exactly.
+_COPY_TRADES = f"COPY simulation_trades ({', '.join(catalog_sql.TRADE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+# The Postgres types of catalog_sql.TRADE_COLUMNS, in order.
+_TRADE_TYPES = [
+    "text",  # simulation
+    "int4",  # trade
+    "int8",  # entry_idx
+    "int8",  # exit_idx
+    "timestamptz",  # entry_ts
+    "timestamptz",  # exit_ts
+    "int2",  # side
+    *["float8"] * 6,  # size, entry_price, exit_price, pnl, return_pct, fees
+    "int8",  # bars_held
+    "text",  # exit_reason
+]
 _REFUSALS = (psycopg.IntegrityError, psycopg.DataError)
 # Held until the registering transaction ends, so concurrent registrations for one dataset take turns
 # and each reads the versions the others committed. Per schema and dataset: other datasets (and other
@@ -55,6 +74,8 @@ _LOCK_DATASET_SETS = (
 _LOCK_DATASET_RUNS = (
     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.walkforward_runs.' || %s::text))"
 )
+# The same for numbering a dataset's simulations.
+_LOCK_DATASET_SIMS = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.simulations.' || %s::text))"
 
 
 class PostgresCatalog(dg.ConfigurableResource):
@@ -321,6 +342,110 @@ class PostgresCatalog(dg.ConfigurableResource):
             return [catalog_sql.fold_thresholds_from_row(row) for row in rows]
 
         return self._migrated_call(list_thresholds)
+
+    def register_simulation(
+        self,
+        dataset: str,
+        run: str,
+        config: str,
+        config_sha256: str,
+        thresholds: str,
+        dataset_version: str,
+        models_version: str,
+        code_version: str,
+    ) -> SimulationRecord:
+        """Register a new simulation of `run`; see `Catalog.register_simulation`.
+
+        One transaction under a per-dataset advisory lock, so concurrent registrations get 1, 2, ...
+        """
+
+        def register(conn: psycopg.Connection) -> SimulationRecord:
+            conn.execute(_LOCK_DATASET_SIMS, [dataset])
+            return catalog_sql.register_simulation(
+                conn,
+                POSTGRES.placeholder,
+                _REFUSALS,
+                dataset,
+                run,
+                config,
+                config_sha256,
+                thresholds,
+                dataset_version,
+                models_version,
+                code_version,
+            )
+
+        return self._transaction(register)
+
+    def get_simulation(self, name: str) -> SimulationRecord | None:
+        """The simulation called `name`, or None."""
+
+        def get(conn: psycopg.Connection) -> SimulationRecord | None:
+            row = conn.execute(_GET_SIM, [name]).fetchone()
+            return None if row is None else catalog_sql.simulation_from_row(row)
+
+        return self._migrated_call(get)
+
+    def list_simulations(self, dataset: str | None = None, run: str | None = None) -> list[SimulationRecord]:
+        """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
+        return self._migrated_call(
+            lambda conn: catalog_sql.list_simulations(conn, POSTGRES.placeholder, dataset, run)
+        )
+
+    def start_simulation(self, name: str) -> SimulationRecord:
+        """Start an attempt at the sim, clearing the previous one's outputs and trades, in one transaction."""
+        return self._transaction(lambda conn: catalog_sql.start_simulation(conn, POSTGRES.placeholder, name))
+
+    def record_simulation(
+        self,
+        name: str,
+        metrics: Mapping[str, float | int],
+        trades: Sequence[SimulationTrade],
+        series_columns: Sequence[str],
+        row_count: int,
+        first_ts: datetime,
+        last_ts: datetime,
+    ) -> SimulationRecord:
+        """Store a finished attempt, its trades replacing the previous ones, in one transaction; see
+        `Catalog.record_simulation`. The trades go in with one binary COPY."""
+
+        def record(conn: psycopg.Connection) -> SimulationRecord:
+            def copy_trades(rows: Sequence[tuple[Any, ...]]) -> None:
+                with conn.cursor() as cursor, cursor.copy(_COPY_TRADES) as copy:
+                    copy.set_types(_TRADE_TYPES)
+                    for row in rows:
+                        copy.write_row(row)
+
+            return catalog_sql.record_simulation(
+                conn,
+                POSTGRES.placeholder,
+                _REFUSALS,
+                copy_trades,
+                name,
+                metrics,
+                trades,
+                series_columns,
+                row_count,
+                first_ts,
+                last_ts,
+            )
+
+        return self._transaction(record)
+
+    def record_simulation_failure(self, name: str, message: str) -> SimulationRecord:
+        """Mark the sim "failed", deleting its outputs and trades, in one transaction."""
+        return self._transaction(
+            lambda conn: catalog_sql.record_simulation_failure(conn, POSTGRES.placeholder, name, message)
+        )
+
+    def list_simulation_trades(self, name: str) -> list[SimulationTrade]:
+        """The sim's trades, ordered by trade number."""
+
+        def list_trades(conn: psycopg.Connection) -> list[SimulationTrade]:
+            rows = conn.execute(_LIST_TRADES, [name]).fetchall()
+            return [catalog_sql.simulation_trade_from_row(row) for row in rows]
+
+        return self._migrated_call(list_trades)
 
     def close(self) -> None:
         """Close the pool; the next call opens a new one."""

@@ -40,8 +40,8 @@ RESERVED_WORDS = frozenset(
     partition pivot placing primary qualify references returning right sample select session_user
     similar some symmetric table tablesample then timestamp to trailing true truncate union unique
     unpivot update user using variadic verbose when where window with
-    datasets indicator_sets walkforward_runs walkforward_folds walkforward_thresholds schema_migrations
-    information_schema pg_catalog main public temp
+    datasets indicator_sets walkforward_runs walkforward_folds walkforward_thresholds simulations
+    simulation_trades schema_migrations information_schema pg_catalog main public temp
     """.split()  # noqa: SIM905
 )
 
