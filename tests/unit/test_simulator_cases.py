@@ -314,3 +314,20 @@ def test_the_config_round_trips_exactly_through_json():
     assert SimConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(SimConfigError, match=r"unknown SimConfig fields \['fees'\]"):
         SimConfig.from_dict({"fees": 1.0})
+
+
+def test_slippage_does_not_move_the_stop_so_it_cannot_make_the_trade_better():
+    # Entry at bar 1's open, 100; stop 5 % below it, at 95. Bar 1 dips to 95.5, bar 2 gaps to 80. With 1 %
+    # slippage the entry costs 101, but the stop stays at 95 (not 95.95, which bar 1 would touch): both
+    # runs are stopped by bar 2's gap, and the slipped one loses more.
+    rows = [FLAT, (100, 100.5, 95.5, 96), (80, 81, 79, 80), (80, 80, 80, 80)]
+    free = trade(run(rows, [1, 1, 1, 1], sizing="units", units=1.0, stop_loss_pct=0.05))
+    slipped = trade(run(rows, [1, 1, 1, 1], sizing="units", units=1.0, stop_loss_pct=0.05, slippage_bps=100))
+    assert (free["exit_idx"], free["exit_price"], free["exit_reason"]) == (2, 80.0, "stop_loss")
+    assert (slipped["entry_price"], slipped["exit_idx"], slipped["exit_price"]) == (101.0, 2, 80.0 * 0.99)
+    assert slipped["pnl"] < free["pnl"] == -20.0
+
+
+def test_a_run_without_drawdown_reports_zero_not_minus_zero():
+    result = run([FLAT, (100, 102, 100, 101), (101, 103, 101, 102)], [1, 1, 1], **TEN_UNITS)
+    assert math.copysign(1.0, result.metrics["max_drawdown"]) == 1.0

@@ -68,10 +68,10 @@ def test_the_trades_account_for_the_whole_equity_change(config, seed, n):
     n=lengths,
 )
 def test_fees_and_slippage_never_make_a_trade_better(config, fee_bps, slippage_bps, seed, n):
-    # Unit and notional sizes do not depend on the costs, and stops (measured from the entry price, which
-    # slippage moves) are off, so both runs make the same trades.
+    # Unit and notional sizes do not depend on the costs, nor do stop levels (measured from the entry
+    # price before slippage), so both runs make the same trades.
     o, h, low, c, target = random_bars(seed, n)
-    free = replace(config, fee_bps=0.0, slippage_bps=0.0, stop_loss_pct=None, take_profit_pct=None)
+    free = replace(config, fee_bps=0.0, slippage_bps=0.0)
     costly = replace(free, fee_bps=fee_bps, slippage_bps=slippage_bps)
     without = simulate(o, h, low, c, target, free).trades
     with_costs = simulate(o, h, low, c, target, costly).trades

@@ -42,6 +42,8 @@ def reference_simulate(o, h, low, c, target, cfg: SimConfig):
         leg = "in" if (qty > 0) == (trade["side"] > 0) else "out"
         trade[leg + "_units"] += abs(qty)
         trade[leg + "_value"] += abs(qty) * paid
+        if leg == "in":
+            trade["in_raw"] += abs(qty) * price
 
     def close_trade(i, reason):
         pnl = trade["side"] * (trade["out_value"] - trade["in_value"]) - trade["fees"]
@@ -76,7 +78,7 @@ def reference_simulate(o, h, low, c, target, cfg: SimConfig):
         if want != 0:
             if trade is None:
                 trade = {"side": 1 if want > 0 else -1, "entry_idx": i, "fees": 0.0}
-                trade.update(in_units=0.0, in_value=0.0, out_units=0.0, out_value=0.0)
+                trade.update(in_units=0.0, in_value=0.0, in_raw=0.0, out_units=0.0, out_value=0.0)
             execute(want - have, price)
             book["units"] = want
 
@@ -85,7 +87,7 @@ def reference_simulate(o, h, low, c, target, cfg: SimConfig):
             go_to(i, o[i], *pending)
             pending = None
         if trade is not None:
-            entry = trade["in_value"] / trade["in_units"]
+            entry = trade["in_raw"] / trade["in_units"]  # before slippage
             stop = take = None
             if trade["side"] > 0:
                 if cfg.stop_loss_pct is not None:

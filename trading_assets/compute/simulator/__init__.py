@@ -22,7 +22,8 @@ docs/metrics.md, "Simulator conventions"):
   - entry_idx, where the indices are the bars whose prices filled.
 - A flip (long to short or back) is one fill price: the old trade closes with exit_reason "signal" and
   the new one opens in the same bar.
-- Stops are fractions of the trade's entry price (the weighted mean above): a long's stop-loss at
+- Stops are fractions of the trade's entry price before slippage (the unit-weighted mean of its entry
+  fills' raw prices, so costs never move the levels): a long's stop-loss at
   entry * (1 - stop_loss_pct), take-profit at entry * (1 + take_profit_pct), mirrored for shorts. A level
   the open gapped through fills at the open; touched inside the bar it fills at the level; if both are
   touched inside one bar the stop counts. A trade filled at an open can be stopped in that same bar.

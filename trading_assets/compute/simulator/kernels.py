@@ -45,7 +45,10 @@ S_EQUITY, S_RUINED, S_N_BARS, S_RET_SUM, S_RET_SQ, S_DOWNSIDE_SQ, S_MAX_DRAWDOWN
     24, 25, 26, 27, 28, 29, 30, 31,
 )  # fmt: skip
 S_EXPOSED = 32
-N_STATE = 33
+# The open trade's entry fills at their prices before slippage: stop levels are measured from these, so
+# costs never change which trades happen.
+S_ENTRY_RAW = 33
+N_STATE = 34
 
 SERIES = ("equity", "cash", "position", "drawdown")
 TRADE_COLUMNS = (
@@ -157,6 +160,7 @@ def _fill(state: np.ndarray, params: np.ndarray, price: float, units: float) -> 
     if units * state[S_SIDE] > 0:
         state[S_ENTRY_UNITS] += abs(units)
         state[S_ENTRY_NOTIONAL] += notional
+        state[S_ENTRY_RAW] += abs(units) * price
     else:
         state[S_EXIT_UNITS] += abs(units)
         state[S_EXIT_NOTIONAL] += notional
@@ -230,6 +234,7 @@ def _order(
             state[S_ENTRY_IDX] = i
             state[S_ENTRY_UNITS] = 0.0
             state[S_ENTRY_NOTIONAL] = 0.0
+            state[S_ENTRY_RAW] = 0.0
             state[S_EXIT_UNITS] = 0.0
             state[S_EXIT_NOTIONAL] = 0.0
             state[S_TRADE_FEES] = 0.0
@@ -280,7 +285,8 @@ def metrics_nb(state: np.ndarray, params: np.ndarray) -> np.ndarray:
         downside = math.sqrt(state[S_DOWNSIDE_SQ] / n)
         if downside > 0.0:
             out[M_SORTINO] = mean / downside * math.sqrt(bars_per_year)
-    max_drawdown = -state[S_MAX_DRAWDOWN]
+    # 0.0 - x, not -x: no drawdown is 0.0, never -0.0.
+    max_drawdown = 0.0 - state[S_MAX_DRAWDOWN]
     out[M_MAX_DRAWDOWN] = max_drawdown
     if max_drawdown > 0.0:
         out[M_CALMAR] = out[M_CAGR] / max_drawdown
@@ -349,7 +355,7 @@ def run_nb(
             state[S_PENDING_TARGET] = np.nan
         if state[S_POSITION] != 0.0:
             price, reason = exit_inside_bar_nb(
-                state[S_SIDE], state[S_ENTRY_NOTIONAL] / state[S_ENTRY_UNITS], stop_loss, take_profit,
+                state[S_SIDE], state[S_ENTRY_RAW] / state[S_ENTRY_UNITS], stop_loss, take_profit,
                 open_[i], high[i], low[i],
             )  # fmt: skip
             if not math.isnan(price):
