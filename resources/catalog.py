@@ -185,6 +185,11 @@ class FoldResult:
     # JSON {feature: gain}, every feature of the run.
     feature_importance: str | None = None
     message: str | None = None
+    # The fold's long/short entry thresholds from its own train-period predictions, taken at training,
+    # and how many predictions they were taken on; None where they could not be taken.
+    long_threshold: float | None = None
+    short_threshold: float | None = None
+    threshold_rows: int | None = None
 
 
 @dataclass(frozen=True)

@@ -250,8 +250,21 @@ def load_run(store: TimeSeriesStore, catalog: Catalog, name: str, fold: int | No
     return LoadedRun(record, spec, fold_records, replace(prepared, folds=run_folds), changed)
 
 
-def fold_result(outcome: FoldOutcome, model_path: Path, model_sha256: str) -> FoldResult:
-    """The catalog row of a trained fold: sizes, model, metrics (NaN stored as NULL) and importance."""
+def fold_result(
+    outcome: FoldOutcome, model_path: Path, model_sha256: str, rule: thresholds.ThresholdRule
+) -> FoldResult:
+    """The catalog row of a trained fold: sizes, model, metrics (NaN stored as NULL), importance, and its
+    thresholds under `rule` from its own train-period predictions (None where they cannot be taken: the
+    `thresholds` asset then says why)."""
+    try:
+        long, short = thresholds.quantile_thresholds(outcome.train_period_pred, rule)
+        taken = {
+            "long_threshold": long,
+            "short_threshold": short,
+            "threshold_rows": int(np.isfinite(outcome.train_period_pred).sum()),
+        }
+    except thresholds.ThresholdError:
+        taken = {}
     metrics = {
         name: (None if math.isnan(value) else float(value))
         for name, value in outcome.metrics.items()
@@ -270,6 +283,7 @@ def fold_result(outcome: FoldOutcome, model_path: Path, model_sha256: str) -> Fo
         train_seconds=outcome.model.seconds,
         feature_importance=json.dumps(outcome.importance),
         **metrics,
+        **taken,
     )
 
 
@@ -283,7 +297,7 @@ def train_and_record(
         outcome = walkforward.train_fold(run.prepared, run.spec, number, device=device, nthread=nthread)
         sha256 = training.save_model(outcome.model.booster, model_path)
         stored = catalog.record_walkforward_fold(
-            run.record.name, number, fold_result(outcome, model_path, sha256)
+            run.record.name, number, fold_result(outcome, model_path, sha256, run.spec.thresholds)
         )
     except BaseException as err:
         catalog.record_walkforward_fold(
@@ -377,6 +391,29 @@ def write_predictions(
         run.record.name, schema.column_names, table.num_rows, _utc(ts.min()), _utc(ts.max())
     )
     return table, record
+
+
+def kept_thresholds(
+    record: WalkforwardRunRecord, folds: list[WalkforwardFoldRecord]
+) -> list[FoldThresholds] | None:
+    """Each fold's thresholds as its step kept them, from the catalog alone; None if a fold has none (it
+    was trained before folds kept them, or they could not be taken): `derive_thresholds` then."""
+    rule = WalkforwardSpec.from_json(record.config).thresholds
+    out = []
+    for fold in folds:
+        result = fold.result
+        if fold.status != "succeeded" or result is None or result.long_threshold is None:
+            return None
+        out.append(
+            FoldThresholds(
+                fold=fold.window.fold,
+                long_threshold=result.long_threshold,
+                short_threshold=result.short_threshold,  # type: ignore[arg-type]
+                rule=json.dumps(rule.to_dict(), sort_keys=True),
+                source_rows=result.threshold_rows,  # type: ignore[arg-type]
+            )
+        )
+    return out
 
 
 def derive_thresholds(run: LoadedRun) -> list[FoldThresholds]:

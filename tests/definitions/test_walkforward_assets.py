@@ -31,7 +31,7 @@ from trading_assets.partitions import (
     walkforward_folds,
     walkforward_runs,
 )
-from trading_assets.walkforward_runs import load_run, prediction_schema
+from trading_assets.walkforward_runs import derive_thresholds, kept_thresholds, load_run, prediction_schema
 
 ROWS = 4_000
 SET = {
@@ -193,6 +193,27 @@ def test_a_run_trains_every_fold_then_stores_predictions_and_thresholds(prepared
     limits = catalog.list_walkforward_thresholds(run)
     assert [t.fold for t in limits] == [0, 1, 2, 3]
     assert all(t.long_threshold >= t.short_threshold and t.source_rows > 0 for t in limits)
+    # The fold steps kept them; what the stored models predict on the train periods gives the same.
+    assert metadata(result, "thresholds")["source"] == "kept by the fold steps"
+    assert derive_thresholds(load_run(resources["timeseries"], catalog, run)) == limits
+
+
+def test_folds_trained_without_kept_thresholds_get_them_from_their_stored_models(prepared_dataset, instance):
+    resources, catalog = prepared_dataset, prepared_dataset["catalog"]
+    run = start(resources, instance).output_for_node("register_walkforward_run")
+    for fold in range(4):
+        assert train(resources, instance, run, fold).success
+    expected = kept_thresholds(catalog.get_walkforward_run(run), catalog.list_walkforward_folds(run))
+    # Fold 2 as a fold trained before folds kept thresholds (migration 0006) stores it.
+    stored = catalog.list_walkforward_folds(run)[2].result
+    catalog.start_walkforward_fold(run, 2)
+    catalog.record_walkforward_fold(
+        run, 2, replace(stored, long_threshold=None, short_threshold=None, threshold_rows=None)
+    )
+    result = assemble(resources, instance, run)
+    assert result.success
+    assert metadata(result, "thresholds")["source"] == "derived from the stored models"
+    assert catalog.list_walkforward_thresholds(run) == expected
 
 
 def test_the_same_config_and_seed_give_bit_identical_models_and_predictions(prepared_dataset, instance):

@@ -22,12 +22,14 @@ from trading_assets.assets.metadata import png_md
 from trading_assets.checks import walkforward as checks
 from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
+from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.partitions import one_dimension, walkforward_folds, walkforward_runs
 from trading_assets.walkforward_runs import (
     FoldPredictions,
     LoadedRun,
     RunError,
     derive_thresholds,
+    kept_thresholds,
     load_run,
     models_version,
     predict_run,
@@ -313,18 +315,26 @@ def thresholds(
     timeseries: dg.ResourceParam[TimeSeriesStore],
     catalog: dg.ResourceParam[Catalog],
 ) -> dg.MaterializeResult:
-    run = _loaded(timeseries, catalog, context.partition_key)
-    if run.record.prediction_rows is None:
+    name = context.partition_key
+    found = catalog.get_walkforward_run(name)
+    if found is None or found.prediction_rows is None:
         raise dg.Failure(
-            description=f"run {run.record.name} has no predictions yet: materialise predictions first",
+            description=f"run {name} has no predictions yet: materialise predictions first",
             allow_retries=False,
         )
-    try:
-        derived = derive_thresholds(run)
-    except (RunError, ValueError) as err:
-        raise dg.Failure(description=str(err), allow_retries=False) from None
-    record = catalog.record_walkforward_thresholds(run.record.name, derived)
-    context.log.info(f"{run.record.name}: thresholds of {len(derived)} folds stored; run {record.status}")
+    # Each fold step kept its thresholds; folds trained before they did get them from their stored
+    # models' predictions on their train periods (the data is loaded only then).
+    derived = kept_thresholds(found, catalog.list_walkforward_folds(name))
+    source = "kept by the fold steps"
+    if derived is None:
+        source = "derived from the stored models"
+        try:
+            derived = derive_thresholds(_loaded(timeseries, catalog, name))
+        except (RunError, ValueError) as err:
+            raise dg.Failure(description=str(err), allow_retries=False) from None
+    record = catalog.record_walkforward_thresholds(name, derived)
+    context.log.info(f"{name}: thresholds of {len(derived)} folds ({source}) stored; run {record.status}")
+    rule = WalkforwardSpec.from_json(record.config).thresholds
     rows = [
         dg.TableRecord(
             {
@@ -338,8 +348,9 @@ def thresholds(
     ]
     return dg.MaterializeResult(
         metadata={
-            "run": run.record.name,
-            "rule": dg.MetadataValue.json(run.spec.thresholds.to_dict()),
+            "run": name,
+            "rule": dg.MetadataValue.json(rule.to_dict()),
+            "source": source,
             "status": record.status,
             "thresholds": dg.MetadataValue.table(
                 rows,
