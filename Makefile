@@ -36,6 +36,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/indicators.py
 	$(BIN)/python benchmarks/walkforward.py
+	$(BIN)/python benchmarks/simulate.py
 
 # Refresh the pins after changing dependencies in pyproject.toml (commit the result).
 lock: $(VENV)/.installed
