@@ -3,8 +3,8 @@
 Each tick it
 1. adds the partitions of sims registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `simulate` run per sim still "registered" (never attempted);
-3. asks for a `compare_simulations` run of each dataset whose sims changed (a new one, or one that
-   finished), keyed by the sims' names, statuses and end times, so each state is compared once.
+3. asks for a `compare_simulations` run of each dataset whose finished sims changed (one completed or
+   failed), keyed by their names, statuses and end times, so each state is compared once.
 A failed sim is not retried blindly: a person re-materialises its partition once the cause is fixed.
 """
 
@@ -32,13 +32,16 @@ def simulation_sensor(
     requests = []
     by_dataset: dict[str, list[str]] = {}
     for sim in sims:
-        by_dataset.setdefault(sim.dataset, []).append(f"{sim.name}:{sim.status}:{sim.finished_at}")
+        if sim.status in ("completed", "failed"):
+            by_dataset.setdefault(sim.dataset, []).append(f"{sim.name}:{sim.status}:{sim.finished_at}")
         if sim.status == "registered":
+            # The registration time too: a catalog reset under a kept Dagster instance numbers sims again.
+            registered = sim.created_at.isoformat() if sim.created_at else ""
             requests.append(
                 dg.RunRequest(
                     job_name=SIMULATE_JOB,
                     partition_key=sim.name,
-                    run_key=f"{sim.name}:simulate:{sim.config_sha256[:16]}",
+                    run_key=f"{sim.name}:simulate:{sim.config_sha256[:16]}:{registered}",
                     tags={"trading/simulation": sim.name, "trading/walkforward_run": sim.run},
                 )
             )

@@ -322,7 +322,7 @@ class SimulationConfig(dg.Config):
     max_bars_held: int | None = Field(default=None, description="Close a trade after this many bars.")
 
     def spec(self) -> SimulationSpec:
-        """The simulation spec; ValueError (SimConfigError, SimulationError) names the wrong field."""
+        """The simulation spec; SimConfigError (a ValueError) or SimulationError names the wrong field."""
         data = self.model_dump()
         return SimulationSpec(
             run=data.pop("run"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from resources.catalog import Catalog, SimulationRecord, SimulationTrade
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
 from trading_assets.compute import simulator
 from trading_assets.compute.simulator import SimConfig, SimResult, signals_from_predictions, simulate
+from trading_assets.walkforward_runs import models_version
 
 # Average Gregorian year, for bars_per_year.
 YEAR_US = 365.2425 * 86400 * 1e6
@@ -55,7 +57,7 @@ def code_version() -> str:
     digest = hashlib.sha256()
     for module in (simulator.config, simulator.engine, simulator.kernels, simulator.signals):
         digest.update(inspect.getsource(module).encode())
-    digest.update(inspect.getsource(load_inputs).encode())
+    digest.update(inspect.getsource(sys.modules[__name__]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -183,10 +185,11 @@ def load_inputs(
     store: TimeSeriesStore,
     catalog: Catalog,
     spec: SimulationSpec,
-    fold_thresholds: dict[int, tuple[float, float]],
+    fold_thresholds: dict[int, tuple[float, float]] | None,
 ) -> SimInputs:
     """What `spec` replays, read from the stores: the predictions table of its run, the bars from its
-    first to its last prediction, and `fold_thresholds` (or the given ones) spread over each fold's bars."""
+    first to its last prediction, and `fold_thresholds` (or the given ones) spread over each fold's bars;
+    with `fold_thresholds` None, the thresholds are left NaN (a sweep sets its own)."""
     run = catalog.get_walkforward_run(spec.run)
     dataset = None if run is None else catalog.get_dataset(run.dataset)
     if run is None or dataset is None:
@@ -203,6 +206,10 @@ def load_inputs(
         columns=[TIMESTAMP_COLUMN, "open", "high", "low", "close"],
     )
     ts = bars.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
+    if ts.size == 0:
+        raise SimulationError(
+            f"{run.name}: {dataset.table_name} holds no bars from {_utc(pred_ts[0])} to {_utc(pred_ts[-1])}"
+        )
     at = np.searchsorted(ts, pred_ts)
     missing = (at >= ts.size) | (ts[np.minimum(at, ts.size - 1)] != pred_ts)
     if missing.any():
@@ -215,9 +222,9 @@ def load_inputs(
     fold = np.full(ts.size, -1, dtype=np.int64)
     fold[at] = predictions.column("fold").to_numpy()
     long_at, short_at = np.full(ts.size, np.nan), np.full(ts.size, np.nan)
-    if spec.thresholds == "given":
+    if fold_thresholds is not None and spec.thresholds == "given":
         long_at[at], short_at[at] = spec.long_threshold, spec.short_threshold
-    else:
+    elif fold_thresholds is not None:
         for number in np.unique(fold[at]):
             if int(number) not in fold_thresholds:
                 raise SimulationError(f"{run.name}: fold {number} has no thresholds")
@@ -310,7 +317,23 @@ def write_simulation(
 def replay(
     store: TimeSeriesStore, catalog: Catalog, record: SimulationRecord
 ) -> tuple[SimulationSpec, SimInputs, np.ndarray, SimResult]:
-    """Run the registered sim `record` again from the catalog and the stores alone."""
+    """Run the registered sim `record` again from the catalog and the stores alone.
+
+    SimulationError if its inputs changed since it was registered: a fold of its run retrained (other
+    predictions than the thresholds were taken for) or its bars imported again; register a new sim."""
+    folds = catalog.list_walkforward_folds(record.run)
+    if models_version(folds) != record.models_version:
+        raise SimulationError(
+            f"{record.name}: the folds of {record.run} were trained again since the sim was registered "
+            f"(models {models_version(folds)}, registered with {record.models_version}); register a new "
+            "simulation of the run"
+        )
+    dataset = catalog.get_dataset(record.dataset)
+    if dataset is None or dataset.version != record.dataset_version:
+        raise SimulationError(
+            f"{record.name}: the bars of {record.dataset!r} were imported again since the sim was "
+            "registered; register a new simulation"
+        )
     spec = SimulationSpec.from_json(record.config)
     stored = {int(k): (float(v[0]), float(v[1])) for k, v in json.loads(record.thresholds).items()}
     inputs = load_inputs(store, catalog, spec, stored)

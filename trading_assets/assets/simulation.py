@@ -8,6 +8,7 @@ names the exact partitions it read in its metadata and in the catalog (run, data
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,16 +25,16 @@ from trading_assets.assets.metadata import png_md
 from trading_assets.assets.walkforward import predictions, thresholds
 from trading_assets.checks import simulation as checks
 from trading_assets.compute.charts import equity_drawdown_png, sweep_heatmap_png
-from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, best_cell, sweep
+from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, SimResult, sweep
 from trading_assets.partitions import datasets, simulations, walkforward_runs
 from trading_assets.simulations import (
+    SimInputs,
     SimulationError,
     SimulationSpec,
     bars_per_year,
     load_inputs,
     monthly_returns,
     replay,
-    run_thresholds,
     write_simulation,
 )
 
@@ -103,6 +104,41 @@ def _monthly_table(months: dict[str, dict[int, float]]) -> dg.MetadataValue:
     return dg.MetadataValue.table(rows, schema=schema)
 
 
+def _simulation_metadata(
+    catalog: Catalog, record: SimulationRecord, spec: SimulationSpec, inputs: SimInputs, result: SimResult
+) -> dict[str, object]:
+    """What a person reads about a finished sim: lineage, config, every metric, the equity and drawdown
+    chart, the first and the worst trades, monthly returns."""
+    name = record.name
+    trades = catalog.list_simulation_trades(name)
+    worst = sorted(trades, key=lambda t: t.pnl)[:10]
+    return {
+        "dagster/row_count": record.row_count or 0,
+        "dagster/table_name": name,
+        "run": record.run,
+        "predictions_partition": record.run,
+        "thresholds_partition": record.run,
+        "bars_partition": record.dataset,
+        "dataset_version": record.dataset_version,
+        "models_version": record.models_version,
+        "code_version": record.code_version,
+        "config": dg.MetadataValue.json(json.loads(record.config)),
+        "thresholds": dg.MetadataValue.json(json.loads(record.thresholds)),
+        "first_ts": dg.MetadataValue.timestamp(float(inputs.ts_us[0]) / 1e6),
+        "last_ts": dg.MetadataValue.timestamp(float(inputs.ts_us[-1]) / 1e6),
+        **{m: _float(result.metrics[m]) for m in METRIC_NAMES},
+        "equity": png_md(
+            "equity and drawdown",
+            equity_drawdown_png(inputs.ts_us, result.equity, result.drawdown, f"{name}: equity, drawdown"),
+        ),
+        "first_trades": dg.MetadataValue.table(_trade_rows(trades[:10]), schema=_TRADE_SCHEMA),
+        "worst_trades": dg.MetadataValue.table(_trade_rows(worst), schema=_TRADE_SCHEMA),
+        "monthly_returns": _monthly_table(
+            monthly_returns(inputs.ts_us, result.equity, spec.sim.initial_cash)
+        ),
+    }
+
+
 @dg.asset(
     partitions_def=simulations,
     deps=[
@@ -130,48 +166,19 @@ def simulation(
     try:
         spec, inputs, target, result = replay(timeseries, catalog, record)
         stored = write_simulation(timeseries, catalog, record, inputs, target, result)
+        # Inside the try: a sim whose materialisation cannot be shown is not reported completed.
+        metadata = _simulation_metadata(catalog, stored, spec, inputs, result)
     except Exception as err:
         catalog.record_simulation_failure(name, f"{type(err).__name__}: {err}")
         if isinstance(err, SimulationError | ValueError):
             raise dg.Failure(description=str(err), allow_retries=False) from None
         raise
-    trades = catalog.list_simulation_trades(name)
-    worst = sorted(trades, key=lambda t: t.pnl)[:10]
     metrics = result.metrics
     context.log.info(
         f"{name}: {metrics['n_trades']} trades, total return {metrics['total_return']:.4%}, "
         f"Sharpe {metrics['sharpe']:.3f}, max drawdown {metrics['max_drawdown']:.4%}"
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": stored.row_count or 0,
-            "dagster/table_name": name,
-            "run": record.run,
-            "predictions_partition": record.run,
-            "thresholds_partition": record.run,
-            "bars_partition": record.dataset,
-            "dataset_version": record.dataset_version,
-            "models_version": record.models_version,
-            "code_version": record.code_version,
-            "config": dg.MetadataValue.json(json.loads(record.config)),
-            "thresholds": dg.MetadataValue.json(json.loads(record.thresholds)),
-            "first_ts": dg.MetadataValue.timestamp(float(inputs.ts_us[0]) / 1e6),
-            "last_ts": dg.MetadataValue.timestamp(float(inputs.ts_us[-1]) / 1e6),
-            **{m: _float(metrics[m]) for m in METRIC_NAMES},
-            "equity": png_md(
-                "equity and drawdown",
-                equity_drawdown_png(
-                    inputs.ts_us, result.equity, result.drawdown, f"{name}: equity, drawdown"
-                ),
-            ),
-            "first_trades": dg.MetadataValue.table(_trade_rows(trades[:10]), schema=_TRADE_SCHEMA),
-            "worst_trades": dg.MetadataValue.table(_trade_rows(worst), schema=_TRADE_SCHEMA),
-            "monthly_returns": _monthly_table(
-                monthly_returns(inputs.ts_us, result.equity, spec.sim.initial_cash)
-            ),
-        },
-        data_version=dg.DataVersion(stored.config_sha256[:16]),
-    )
+    yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(stored.config_sha256[:16]))
     yield checks.simulation_reproduces(timeseries, catalog, stored)
     yield checks.accounting_balances(timeseries, catalog, stored)
 
@@ -225,16 +232,19 @@ def simulation_sweep(
             fill=config.fill,  # type: ignore[arg-type]
             direction=config.direction,  # type: ignore[arg-type]
         )
-        spec = SimulationSpec(run=run, sim=base)
-        inputs = load_inputs(timeseries, catalog, spec, run_thresholds(catalog, run))
+        # The grid sets its own thresholds: the run's are not read.
+        inputs = load_inputs(timeseries, catalog, SimulationSpec(run=run, sim=base), None)
         sim = SimConfig(**{**base.to_dict(), "bars_per_year": bars_per_year(inputs.ts_us)})
         finite = inputs.signal[np.isfinite(inputs.signal)]
-        longs = [float(np.quantile(finite, q)) for q in config.long_quantiles]
-        shorts = [float(np.quantile(finite, q)) for q in config.short_quantiles]
+        if finite.size == 0:
+            raise SimulationError(f"{run}: no finite prediction to take quantiles of")
+        # Quantiles that land on the same value would be the same cell counted twice as a trial.
+        longs = list(dict.fromkeys(float(np.quantile(finite, q)) for q in config.long_quantiles))
+        shorts = list(dict.fromkeys(float(np.quantile(finite, q)) for q in config.short_quantiles))
         stops = [(sl, None) for sl in config.stop_loss_pcts] + [(None, tp) for tp in config.take_profit_pcts]
         prices = (inputs.open, inputs.high, inputs.low, inputs.close)
         table = sweep(*prices, inputs.signal, longs, shorts, sim, stops=stops or None)
-        best = best_cell(table, *prices, inputs.signal, sim)
+        best = table.attrs["best"]
     except (SimulationError, ValueError) as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
     path = Path(compute.artifacts_dir) / run / "sweep.parquet"
@@ -295,6 +305,12 @@ def comparison_rows(sims: list[SimulationRecord]) -> list[dg.TableRecord]:
     return rows
 
 
+def _sharpe(sim: SimulationRecord) -> float:
+    """The sim's Sharpe ratio, -inf where it has none (no trades, NaN), so it never ranks first."""
+    value = (sim.metric_values() or {}).get("sharpe", math.nan)
+    return value if math.isfinite(value) else -math.inf
+
+
 @dg.asset(
     partitions_def=datasets,
     deps=[dg.AssetDep(simulation, partition_mapping=dg.AllPartitionMapping())],
@@ -308,7 +324,7 @@ def simulation_comparison(
 ) -> dg.MaterializeResult:
     sims = catalog.list_simulations(dataset=context.partition_key)
     completed = [s for s in sims if s.status == "completed"]
-    best = max(completed, key=lambda s: (s.metric_values() or {}).get("sharpe", float("-inf")), default=None)
+    best = max(completed, key=_sharpe, default=None)
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn("simulation", "string"),

@@ -545,8 +545,7 @@ def _heatmap(
 ) -> bytes:
     finite = values[np.isfinite(values)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#d9d9d9")
     image = ax.imshow(
         np.ma.masked_invalid(values), cmap=cmap, vmin=-bound, vmax=bound, origin="lower", aspect="auto"
     )
