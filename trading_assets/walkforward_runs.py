@@ -351,7 +351,7 @@ def fold_predictions(
     """Predictions of the fold's stored model on its test rows (or on `rows`, a subset of them)."""
     if rows is None:
         rows = walkforward.fold_rows(run.prepared, run.spec, fold.window.fold)[2]
-    features = run.prepared.matrix[rows]
+    features = run.prepared.features(rows)
     y_pred, prob = training.predict(stored_model(fold), features, run.spec.target.kind)
     return FoldPredictions(fold.window.fold, rows, run.prepared.target[rows], y_pred, prob)
 

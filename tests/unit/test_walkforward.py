@@ -286,6 +286,9 @@ def test_a_fold_trained_on_only_its_own_rows_is_the_fold_trained_on_all(tmp_path
     part = prepare(ts, close, window, lookbacks, run, first_row=first)
     assert [f.number for f in part.folds] == [f.number for f in whole.folds]
     assert not part.usable[:first].any() and not part.usable[end:].any()
+    assert part.matrix.shape == (end - first, 2)
+    with pytest.raises(WalkforwardError, match=f"rows {first - 1}..{first - 1} were not loaded"):
+        part.features(np.array([first - 1]))
     a, b = train_fold(whole, run, 2), train_fold(part, run, 2)
     assert save_model(a.model.booster, tmp_path / "a.ubj") == save_model(b.model.booster, tmp_path / "b.ubj")
     assert a.y_pred.tobytes() == b.y_pred.tobytes() and a.test_rows.tobytes() == b.test_rows.tobytes()

@@ -179,12 +179,25 @@ class Prepared:
 
     ts_us: np.ndarray
     columns: tuple[str, ...]
+    # The feature rows loaded: dataset rows first_row .. first_row + len(matrix) - 1 (read with `features`).
     matrix: np.ndarray
     target: np.ndarray
     usable: np.ndarray
     folds: list[Fold]
     dropped: dict[str, int]
     warmup: int
+    first_row: int = 0
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        """The feature rows at dataset row positions `rows`; WalkforwardError for a row not loaded."""
+        local = np.asarray(rows) - self.first_row
+        if local.size and (local.min() < 0 or local.max() >= self.matrix.shape[0]):
+            last = self.first_row + self.matrix.shape[0] - 1
+            raise WalkforwardError(
+                f"data: rows {int(np.min(rows))}..{int(np.max(rows))} were not loaded "
+                f"(rows {self.first_row}..{last} were)"
+            )
+        return self.matrix[local]
 
 
 def prepare(
@@ -200,7 +213,7 @@ def prepare(
     A row is usable past the selected columns' longest warm-up when every feature is finite; `dropped`
     counts the rows that cannot train, by the first rule that applies (as `targets.training_rows` does).
     `indicators` may hold only a window of rows, `first_row` onwards (a fold step reads only the rows its
-    fold uses): rows outside it get NaN features, so they are never usable and count as not finite.
+    fold uses): rows outside it have no features, so they are never usable and count as not finite.
     Targets and folds always come from every bar's timestamp and close.
     """
     spec.validate()
@@ -226,14 +239,11 @@ def prepare(
     missing = [name for name in columns if name not in lookbacks]
     if missing:
         raise WalkforwardError(f"features: no lookback for {missing}")
-    end_row = first_row + window[0]
-    partial = first_row > 0 or end_row < n
-    matrix = np.full((n, len(columns)), np.nan) if partial else np.empty((n, len(columns)))
-    for j, name in enumerate(columns):
-        matrix[first_row:end_row, j] = indicators[name]
+    matrix = np.column_stack([np.asarray(indicators[name], dtype=np.float64) for name in columns])
     target = make_target(close, spec.target)
     warmup = min(max(lookbacks[name] for name in columns), n)
-    usable = np.isfinite(matrix).all(axis=1)
+    usable = np.zeros(n, dtype=bool)
+    usable[first_row : first_row + window[0]] = np.isfinite(matrix).all(axis=1)
     usable[:warmup] = False
     try:
         folds = make_folds(ts, spec.folds)
@@ -248,6 +258,7 @@ def prepare(
         folds=folds,
         dropped=_dropped(np.arange(n), warmup, target, usable),
         warmup=warmup,
+        first_row=first_row,
     )
 
 
@@ -308,7 +319,7 @@ def train_fold(
     kind = spec.target.kind
     try:
         model = fit(
-            prepared.matrix[train],
+            prepared.features(train),
             prepared.target[train],
             kind,
             spec.hyperparameters,
@@ -320,7 +331,7 @@ def train_fold(
         )
     except TrainingError as err:
         raise TrainingError(f"fold {fold_number}: {err}") from err
-    y_pred, prob = predict(model.booster, prepared.matrix[test_rows], kind)
+    y_pred, prob = predict(model.booster, prepared.features(test_rows), kind)
     y_true = prepared.target[test_rows]
     metrics = (
         regression_metrics(y_true, y_pred) if kind == "regression" else classification_metrics(y_true, prob)
@@ -346,7 +357,7 @@ def train_period_predictions(
     fitted rows): the probability of class 1 for classification, the predicted value for regression."""
     fit_rows, validation_rows, _ = fold_rows(prepared, spec, fold_number)
     rows = validation_rows if spec.thresholds.source == "validation" else fit_rows
-    values, prob = predict(booster, prepared.matrix[rows], spec.target.kind)
+    values, prob = predict(booster, prepared.features(rows), spec.target.kind)
     return values if prob is None else prob
 
 
