@@ -33,22 +33,22 @@ P_FILL, P_FEE, P_SLIPPAGE, P_SIZING, P_SIZE, P_DIRECTION = 0, 1, 2, 3, 4, 5
 P_STOP_LOSS, P_TAKE_PROFIT, P_MAX_BARS, P_INITIAL_CASH, P_BARS_PER_YEAR = 6, 7, 8, 9, 10
 N_PARAMS = 11
 
-# Ledger, order waiting for the next open (NaN = none), the open trade's running sums, closed-trade
-# statistics (Welford mean and M2 of pnl), and the bar statistics `run_nb` keeps in locals until the end.
-S_CASH, S_POSITION, S_LAST_TARGET, S_PENDING_TARGET, S_PENDING_REASON = 0, 1, 2, 3, 4
+# Ledger, the open trade's running sums, closed-trade statistics (Welford mean and M2 of pnl), and the
+# bar statistics `run_nb` keeps in locals until the end.
+S_CASH, S_POSITION = 0, 1
 S_SIDE, S_ENTRY_IDX, S_ENTRY_UNITS, S_ENTRY_NOTIONAL, S_EXIT_UNITS, S_EXIT_NOTIONAL, S_TRADE_FEES = (
-    5, 6, 7, 8, 9, 10, 11,
+    2, 3, 4, 5, 6, 7, 8,
 )  # fmt: skip
-S_N_TRADES, S_WINS, S_LOSSES, S_GROSS_WIN, S_GROSS_LOSS = 12, 13, 14, 15, 16
-S_SUM_RETURN, S_WIN_RETURN, S_LOSS_RETURN, S_BEST, S_WORST, S_PNL_MEAN, S_PNL_M2 = 17, 18, 19, 20, 21, 22, 23
+S_N_TRADES, S_WINS, S_LOSSES, S_GROSS_WIN, S_GROSS_LOSS = 9, 10, 11, 12, 13
+S_SUM_RETURN, S_WIN_RETURN, S_LOSS_RETURN, S_BEST, S_WORST, S_PNL_MEAN, S_PNL_M2 = 14, 15, 16, 17, 18, 19, 20
 S_EQUITY, S_RUINED, S_N_BARS, S_RET_SUM, S_RET_SQ, S_DOWNSIDE_SQ, S_MAX_DRAWDOWN, S_MAX_UNDERWATER = (
-    24, 25, 26, 27, 28, 29, 30, 31,
+    21, 22, 23, 24, 25, 26, 27, 28,
 )  # fmt: skip
-S_EXPOSED = 32
+S_EXPOSED = 29
 # The open trade's entry fills at their prices before slippage: stop levels are measured from these, so
 # costs never change which trades happen.
-S_ENTRY_RAW = 33
-N_STATE = 34
+S_ENTRY_RAW = 30
+N_STATE = 31
 
 SERIES = ("equity", "cash", "position", "drawdown")
 TRADE_COLUMNS = (
@@ -125,10 +125,9 @@ def signals_nb(
 
 @njit(cache=True, error_model="numpy")
 def initial_state_nb(params: np.ndarray) -> np.ndarray:
-    """State before the first bar: all cash, flat, target 0, no order waiting."""
+    """State before the first bar: all cash, flat, no trade."""
     state = np.zeros(N_STATE)
     state[S_CASH] = params[P_INITIAL_CASH]
-    state[S_PENDING_TARGET] = np.nan
     state[S_BEST] = -np.inf
     state[S_WORST] = np.inf
     return state
@@ -331,11 +330,14 @@ def run_nb(
     SERIES rows of `series` get each bar's close values; `simulate_nb` and `sweep_nb` both run this."""
     n = close.shape[0]
     state = initial_state_nb(params)
-    # Bar statistics stay in locals: in the state array every bar would wait on its own last store.
+    # What every bar reads stays in locals (the state array is read back only after an order changed
+    # it): kept in the array, every bar would wait on its own last store.
     previous = peak = params[P_INITIAL_CASH]
     ret_sum = ret_sq = downside_sq = max_drawdown = underwater = max_underwater = exposed = 0.0
     ruined = False
-    target = 0.0
+    target = last_target = 0.0
+    pending_target, pending_reason = np.nan, EXIT_SIGNAL
+    cash, position = state[S_CASH], 0.0
     next_open = params[P_FILL] == FILL_NEXT_OPEN
     direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
     stop_loss, take_profit = params[P_STOP_LOSS], params[P_TAKE_PROFIT]
@@ -348,45 +350,45 @@ def run_nb(
         # In time order: the order waiting for this open fills there, then stop-loss/take-profit
         # inside the bar, then at the close the target is decided (filled at once with fill="close"),
         # and the last bar closes what is open.
-        if next_open and not math.isnan(state[S_PENDING_TARGET]):
-            _order(
-                state, params, i, open_[i], state[S_PENDING_TARGET], state[S_PENDING_REASON], trades, store
-            )
-            state[S_PENDING_TARGET] = np.nan
-        if state[S_POSITION] != 0.0:
+        if next_open and not math.isnan(pending_target):
+            _order(state, params, i, open_[i], pending_target, pending_reason, trades, store)
+            pending_target = np.nan
+            cash, position = state[S_CASH], state[S_POSITION]
+        if position != 0.0:
             price, reason = exit_inside_bar_nb(
                 state[S_SIDE], state[S_ENTRY_RAW] / state[S_ENTRY_UNITS], stop_loss, take_profit,
                 open_[i], high[i], low[i],
             )  # fmt: skip
             if not math.isnan(price):
                 _order(state, params, i, price, 0.0, reason, trades, store)
+                cash, position = state[S_CASH], state[S_POSITION]
         if direction == DIRECTION_LONG:
             target = max(target, 0.0)
         elif direction == DIRECTION_SHORT:
             target = min(target, 0.0)
         order_target, reason = np.nan, EXIT_SIGNAL
-        if target != state[S_LAST_TARGET]:
-            order_target = state[S_LAST_TARGET] = target
+        if target != last_target:
+            order_target = last_target = target
         fill_bar = i + 1 if next_open else i
         # Time is up unless this very order closes the trade anyway (flat or the other side).
         if (
-            state[S_POSITION] != 0.0
+            position != 0.0
             and max_bars > 0
             and fill_bar - state[S_ENTRY_IDX] >= max_bars
             and (math.isnan(order_target) or order_target * state[S_SIDE] > 0.0)
         ):
             order_target, reason = 0.0, EXIT_MAX_BARS
         if i == n - 1:
-            if state[S_POSITION] != 0.0:
+            if position != 0.0:
                 _order(state, params, i, c, 0.0, EXIT_END, trades, store)
+                cash, position = state[S_CASH], state[S_POSITION]
         elif not math.isnan(order_target):
             if next_open:
-                state[S_PENDING_TARGET] = order_target
-                state[S_PENDING_REASON] = reason
+                pending_target, pending_reason = order_target, reason
             else:
                 _order(state, params, i, c, order_target, reason, trades, store)
-        position = state[S_POSITION]
-        equity = state[S_CASH] + position * c
+                cash, position = state[S_CASH], state[S_POSITION]
+        equity = cash + position * c
         # Returns measured from a non-positive equity mean nothing; the metrics then leave them out.
         ruined = ruined or previous <= 0.0
         ret = equity / previous - 1.0
@@ -403,7 +405,7 @@ def run_nb(
             exposed += 1.0
         if store:
             series[0, i] = equity
-            series[1, i] = state[S_CASH]
+            series[1, i] = cash
             series[2, i] = position
             series[3, i] = drawdown
         previous = equity
