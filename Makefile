@@ -24,9 +24,10 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo
 
+# Test files run side by side on every core, each file on one worker (its module fixtures are built once).
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
