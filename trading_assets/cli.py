@@ -2,6 +2,8 @@
 
 trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT]
 trading-assets demo [--rows N]
+trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
+trading-assets catalog [--dataset NAME]
 """
 
 from __future__ import annotations
@@ -9,8 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 from trading_assets import settings as cfg
 
@@ -257,6 +263,182 @@ def _demo_simulation(defs: object, instance: object, run: str) -> bool:
     return compared.success and all(c.passed for c in checks)
 
 
+def _timestamp(text: str | None, flag: str) -> datetime | None:
+    """An ISO 8601 bound: a date alone is 00:00 UTC; a date-time needs 'Z' or an offset, since the stores
+    hold UTC and guessing a zone would shift the window without a word."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} is not an ISO 8601 date or timestamp") from None
+    if value.tzinfo is None:
+        if len(text) > 10:
+            raise ValueError(f"{flag} {text!r} has no time zone; add 'Z' for UTC or an offset like +01:00")
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _export_columns(text: str | None) -> list[str] | None:
+    """The --columns list, with `ts` first unless named: every exported row keeps its timestamp."""
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise ValueError("--columns names no column")
+    return names if "ts" in names else ["ts", *names]
+
+
+def _write_batches(fmt: str, sink: str | IO[bytes], schema: Any, batches: Iterable[Any]) -> int:
+    """Stream `batches` into one Parquet or CSV file; only one batch is in memory at a time."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pcsv.CSVWriter(sink, schema)
+    rows = 0
+    with writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _write_file(fmt: str, out: Path, schema: Any, batches: Iterable[Any]) -> int:
+    """Write to a temporary file beside `out`, then rename it: a failed export leaves no partial file."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export gets the usual permissions
+        rows = _write_batches(fmt, tmp, schema, batches)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _export(args: argparse.Namespace) -> int:
+    from resources.timeseries import StoreError
+    from trading_assets import naming
+
+    # A refusal (bad name, bound, column, unknown table) exits 2 before any file is opened; a failure
+    # while writing exits 1 and leaves no file behind.
+    try:
+        table = naming.table_name(args.table)
+        start, end = _timestamp(args.start, "--start"), _timestamp(args.end, "--end")
+        if start is not None and end is not None and start >= end:
+            raise ValueError(f"--start {args.start} is not before --end {args.end}")
+        columns = _export_columns(args.columns)
+        if args.batch_rows < 1:
+            raise ValueError("--batch-rows must be at least 1")
+        out = args.out or f"{table}.{args.format}"
+        if out == "-" and args.format != "csv":
+            raise ValueError("--out - (stdout) needs --format csv")
+        store = cfg.timeseries_store(cfg.Settings.from_env()).process_config_and_initialize()
+        started = time.perf_counter()
+        batches = iter(store.iter_batches(table, start, end, columns, batch_rows=args.batch_rows))
+        first = next(batches, None)  # the store checks the table and the columns here
+        if first is None:  # nothing in the window: an empty file with the table's columns
+            schema, rest = store.read(table, start, end, columns).schema, []
+        else:
+            schema, rest = first.schema, _chain(first, batches)
+    except (ValueError, StoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        if out == "-":
+            rows = _write_batches(args.format, sys.stdout.buffer, schema, rest)
+            sys.stdout.buffer.flush()
+        else:
+            rows = _write_file(args.format, Path(out), schema, rest)
+    except (OSError, RuntimeError, ValueError) as err:
+        print(f"error: {err} (no file written)", file=sys.stderr)
+        return 1
+    where = "stdout" if out == "-" else out
+    print(f"{table}: {rows} rows -> {where} ({time.perf_counter() - started:.2f}s)", file=sys.stderr)
+    return 0
+
+
+def _chain(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
+    yield first
+    yield from rest
+
+
+def _print_table(title: str, header: Sequence[str], rows: list[Sequence[object]]) -> None:
+    """An aligned plain-text table, or a line saying there is none."""
+    print(f"{title} ({len(rows)})")
+    if not rows:
+        print()
+        return
+    cells = [list(header)] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for row in cells:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print()
+
+
+def _when(ts: datetime | None) -> str:
+    return "-" if ts is None else f"{ts:%Y-%m-%d %H:%M}"
+
+
+def _span(first: datetime | None, last: datetime | None) -> str:
+    return "-" if first is None else f"{_when(first)} .. {_when(last)}"
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from trading_assets import naming
+
+    dataset = naming.dataset_name(args.dataset) if args.dataset else None
+    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
+    try:
+        datasets = [d for d in catalog.list_datasets() if dataset is None or d.name == dataset]
+        sets = catalog.list_indicator_sets(dataset)
+        runs = catalog.list_walkforward_runs(dataset)
+        sims = catalog.list_simulations(dataset)
+    except (RuntimeError, OSError) as err:  # CatalogError, a lock timeout, no server
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    _print_table(
+        "datasets",
+        ("name", "rows", "range (UTC)", "interval", "table"),
+        [
+            (d.name, d.row_count, _span(d.first_ts, d.last_ts), f"{d.bar_interval_s}s", d.table_name)
+            for d in datasets
+        ],
+    )
+    _print_table(
+        "indicator sets",
+        ("measurement", "label", "status", "rows", "range (UTC)", "columns"),
+        [
+            (s.measurement, s.label, s.status, s.row_count, _span(s.first_ts, s.last_ts), len(s.columns))
+            for s in sets
+        ],
+    )
+    _print_table(
+        "walkforward runs",
+        ("name", "status", "folds", "prediction rows", "range (UTC)"),
+        [(r.name, r.status, r.fold_count, r.prediction_rows, _span(r.first_ts, r.last_ts)) for r in runs],
+    )
+    sim_rows = []
+    for sim in sims:
+        metrics = sim.metric_values() or {}
+        ret, sharpe = metrics.get("total_return"), metrics.get("sharpe")
+        sim_rows.append(
+            (
+                sim.name,
+                sim.run,
+                sim.status,
+                sim.n_trades,
+                None if ret is None else f"{ret:+.2%}",
+                None if sharpe is None else f"{sharpe:.2f}",
+            )
+        )
+    _print_table("simulations", ("name", "run", "status", "trades", "total return", "sharpe"), sim_rows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trading-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +453,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=_demo)
+    export = sub.add_parser(
+        "export", help="stream a time-series table (or a window and columns of it) to Parquet or CSV"
+    )
+    export.add_argument("table")
+    export.add_argument("--start", help="first timestamp, inclusive: 2025-01-01 (UTC) or 2025-01-01T09:30Z")
+    export.add_argument("--end", help="end timestamp, exclusive; a date-time needs 'Z' or an offset")
+    export.add_argument("--columns", help="comma-separated columns (ts is always included); default all")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", help="output file (default TABLE.FORMAT here); '-' is stdout, csv only")
+    export.add_argument("--batch-rows", type=int, default=1_000_000, help="rows per streamed batch")
+    export.set_defaults(run=_export)
+    listing = sub.add_parser(
+        "catalog", help="list datasets, indicator sets, walkforward runs and simulations"
+    )
+    listing.add_argument("--dataset", help="only this dataset's entries")
+    listing.set_defaults(run=_catalog)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
