@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,9 @@ import pyarrow as pa
 from resources.duckdb_file import connect
 from resources.timeseries import TIMESTAMP_COLUMN, StoreError, TableSchema, time_window
 from trading_assets import naming
+
+# Memory DuckDB may use while streaming a table in ts order (iter_batches); the rest of a sort spills to disk.
+STREAM_MEMORY_LIMIT = "256MB"
 
 _SQL_TYPES = {
     "double": "DOUBLE",
@@ -74,7 +78,14 @@ class DuckDBStore(dg.ConfigurableResource):
         batch_rows: int = 1_000_000,
     ) -> Iterator[pa.RecordBatch]:
         # The shared lock is held while the caller consumes the batches; writers wait until it is done.
-        with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:
+        with (
+            connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con,
+            tempfile.TemporaryDirectory(prefix="duckdb-spill-", dir=self._file().parent) as spill,
+        ):
+            # ORDER BY ts sorts the whole selection before the first batch: bounded memory makes DuckDB
+            # spill the sort to disk instead, so a stream's memory does not grow with the table.
+            con.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
+            con.execute("SET temp_directory = $dir", {"dir": spill})
             reader = self._select(con, name, start, end, columns).to_arrow_reader(batch_rows)
             yield from reader
 
