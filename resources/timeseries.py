@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -104,6 +104,15 @@ class TableSchema:
                     count = pc.sum(bad).as_py()
                     raise StoreError(f"{table}: column {name!r} has NaN/inf at row {row} ({count} rows)")
         return out
+
+
+def utc_datetime(ts_us: int | np.integer) -> datetime:
+    """The tz-aware UTC datetime of a `ts` value in microseconds. Integer arithmetic: a float of seconds
+    would round away the last digit of recent timestamps."""
+    return _EPOCH + timedelta(microseconds=int(ts_us))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def time_window(data: pa.Table) -> tuple[datetime, datetime] | None:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
 from resources.catalog import Catalog, CatalogError, IndicatorOutputs, IndicatorSetRecord
-from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
+from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute.indicators import (
     BAR_INPUTS,
     REGISTRY,
@@ -230,8 +229,8 @@ def record_outcome(catalog: Catalog, computed: Computed, failed: list[str]) -> I
         outputs = IndicatorOutputs(
             status="failed" if failed else "ready",
             row_count=int(ts.size),
-            first_ts=_utc(ts[0]) if ts.size else None,
-            last_ts=_utc(ts[-1]) if ts.size else None,
+            first_ts=utc_datetime(ts[0]) if ts.size else None,
+            last_ts=utc_datetime(ts[-1]) if ts.size else None,
             bars_sha256=computed.bars_sha256,
             dataset_version=computed.dataset_version,
             state=computed.state.to_json(),
@@ -239,11 +238,3 @@ def record_outcome(catalog: Catalog, computed: Computed, failed: list[str]) -> I
             message=message,
         )
     return catalog.record_indicator_output(record.dataset, record.version, outputs)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc(ts_us: np.int64) -> datetime:
-    # Integer microseconds: a float of seconds would round away the last digit of recent timestamps.
-    return _EPOCH + timedelta(microseconds=int(ts_us))

@@ -22,14 +22,13 @@ import inspect
 import json
 import sys
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from resources.catalog import Catalog, SimulationRecord, SimulationTrade
-from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
+from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import simulator
 from trading_assets.compute.simulator import SimConfig, SimResult, signals_from_predictions, simulate
 from trading_assets.walkforward_runs import models_version
@@ -116,10 +115,6 @@ class SimulationSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
 
-def _utc(ts_us: int | np.integer) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts_us))
-
-
 def bars_per_year(ts_us: np.ndarray) -> float:
     """Bars per year as the bars are really spaced (sessions, weekends and gaps included): the number of
     bar intervals over the years they span."""
@@ -201,20 +196,21 @@ def load_inputs(
     pred_ts = predictions.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
     bars = store.read(
         dataset.table_name,
-        start=_utc(pred_ts[0]),
-        end=_utc(pred_ts[-1] + 1),
+        start=utc_datetime(pred_ts[0]),
+        end=utc_datetime(pred_ts[-1] + 1),
         columns=[TIMESTAMP_COLUMN, "open", "high", "low", "close"],
     )
     ts = bars.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy()
     if ts.size == 0:
         raise SimulationError(
-            f"{run.name}: {dataset.table_name} holds no bars from {_utc(pred_ts[0])} to {_utc(pred_ts[-1])}"
+            f"{run.name}: {dataset.table_name} holds no bars from {utc_datetime(pred_ts[0])} to "
+            f"{utc_datetime(pred_ts[-1])}"
         )
     at = np.searchsorted(ts, pred_ts)
     missing = (at >= ts.size) | (ts[np.minimum(at, ts.size - 1)] != pred_ts)
     if missing.any():
         raise SimulationError(
-            f"{run.name}: the prediction at {_utc(pred_ts[np.argmax(missing)])} has no bar in "
+            f"{run.name}: the prediction at {utc_datetime(pred_ts[np.argmax(missing)])} has no bar in "
             f"{dataset.table_name}: the bars changed since the run; register a new run"
         )
     signal = np.full(ts.size, np.nan)
@@ -260,8 +256,8 @@ def catalog_trades(inputs: SimInputs, result: SimResult) -> list[SimulationTrade
             trade=number,
             entry_idx=int(row.entry_idx),
             exit_idx=int(row.exit_idx),
-            entry_ts=_utc(ts[row.entry_idx]),
-            exit_ts=_utc(ts[row.exit_idx]),
+            entry_ts=utc_datetime(ts[row.entry_idx]),
+            exit_ts=utc_datetime(ts[row.exit_idx]),
             side=int(row.side),
             size=float(row.size),
             entry_price=float(row.entry_price),
@@ -309,8 +305,8 @@ def write_simulation(
         trades=catalog_trades(inputs, result),
         series_columns=SERIES_SCHEMA.column_names,
         row_count=table.num_rows,
-        first_ts=_utc(inputs.ts_us[0]),
-        last_ts=_utc(inputs.ts_us[-1]),
+        first_ts=utc_datetime(inputs.ts_us[0]),
+        last_ts=utc_datetime(inputs.ts_us[-1]),
     )
 
 

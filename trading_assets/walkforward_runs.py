@@ -20,7 +20,6 @@ import inspect
 import json
 import math
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from resources.catalog import (
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
-from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore
+from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import fold_metrics, folds, targets, thresholds, training, walkforward
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
@@ -62,11 +61,6 @@ def prediction_schema(kind: str) -> TableSchema:
     if kind == "classification":
         columns.append(("prob", "double"))
     return TableSchema(columns=tuple(columns), partition_by="MONTH")  # type: ignore[arg-type]
-
-
-def _utc(ts_us: int | np.integer) -> datetime:
-    # Integer microseconds: a float of seconds would round away the last digit of recent timestamps.
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts_us))
 
 
 def _read_inputs(
@@ -111,8 +105,8 @@ def _read_inputs(
         raise behind
     values = store.read(
         indicator_set.measurement,
-        start=_utc(ts[first]),
-        end=_utc(ts[end - 1] + 1),
+        start=utc_datetime(ts[first]),
+        end=utc_datetime(ts[end - 1] + 1),
         columns=[TIMESTAMP_COLUMN, *columns],
     )
     if not np.array_equal(values.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy(), ts[first:end]):
@@ -142,10 +136,10 @@ def register_run(
             train_ranges=fold.train,
             test_start_row=fold.test[0],
             test_end_row=fold.test[1],
-            train_start_ts=_utc(ts[fold.train[0][0]]),
-            train_end_ts=_utc(ts[fold.train_end - 1]),
-            test_start_ts=_utc(ts[fold.test[0]]),
-            test_end_ts=_utc(ts[fold.test[1] - 1]),
+            train_start_ts=utc_datetime(ts[fold.train[0][0]]),
+            train_end_ts=utc_datetime(ts[fold.train_end - 1]),
+            test_start_ts=utc_datetime(ts[fold.test[0]]),
+            test_end_ts=utc_datetime(ts[fold.test[1] - 1]),
         )
         for fold in prepared.folds
     ]
@@ -228,9 +222,9 @@ def load_run(store: TimeSeriesStore, catalog: Catalog, name: str, fold: int | No
             )
         registered = (window.train_start_ts, window.test_start_ts, window.test_end_ts)
         now = (
-            _utc(ts[window.train_ranges[0][0]]),
-            _utc(ts[window.test_start_row]),
-            _utc(ts[window.test_end_row - 1]),
+            utc_datetime(ts[window.train_ranges[0][0]]),
+            utc_datetime(ts[window.test_start_row]),
+            utc_datetime(ts[window.test_end_row - 1]),
         )
         if registered != now:
             raise RunError(
@@ -388,7 +382,7 @@ def write_predictions(
     store.replace(run.record.name, table, schema)
     ts = run.prepared.ts_us[np.concatenate([p.rows for p in predictions])]
     record = catalog.record_walkforward_predictions(
-        run.record.name, schema.column_names, table.num_rows, _utc(ts.min()), _utc(ts.max())
+        run.record.name, schema.column_names, table.num_rows, utc_datetime(ts.min()), utc_datetime(ts.max())
     )
     return table, record
 

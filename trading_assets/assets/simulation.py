@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import numpy as np
@@ -199,8 +200,8 @@ class SweepConfig(dg.Config):
     take_profit_pcts: list[float] = Field(default=[], description="Take-profit levels to try (fractions).")
     fee_bps: float = Field(default=1.0, description="Fee per side, basis points of traded notional.")
     slippage_bps: float = Field(default=0.0, description="Slippage per fill, basis points.")
-    fill: str = Field(default="next_open", description="next_open or close.")
-    direction: str = Field(default="both", description="both, long or short.")
+    fill: Literal["next_open", "close"] = Field(default="next_open", description="next_open or close.")
+    direction: Literal["both", "long", "short"] = Field(default="both", description="both, long or short.")
 
 
 def _sha256(path: Path) -> str:
@@ -229,8 +230,8 @@ def simulation_sweep(
         base = SimConfig(
             fee_bps=config.fee_bps,
             slippage_bps=config.slippage_bps,
-            fill=config.fill,  # type: ignore[arg-type]
-            direction=config.direction,  # type: ignore[arg-type]
+            fill=config.fill,
+            direction=config.direction,
         )
         # The grid sets its own thresholds: the run's are not read.
         inputs = load_inputs(timeseries, catalog, SimulationSpec(run=run, sim=base), None)
