@@ -180,6 +180,40 @@ class ThresholdSettings(dg.Config):
     short_quantile: float = Field(default=0.2, description="Short entry: this quantile (< long_quantile).")
 
 
+class SimulationSettings(dg.Config):
+    """How a walkforward run's predictions are traded (every simulation setting but the run).
+    Conventions (fills, sizing, stops) are in docs/metrics.md."""
+
+    thresholds: Literal["run", "given"] = Field(
+        default="run",
+        description="run: each bar takes its fold's thresholds (from the fold's own train period); given: "
+        "long_threshold/short_threshold for every bar.",
+    )
+    long_threshold: float | None = Field(default=None, description="Long at or above (thresholds: given).")
+    short_threshold: float | None = Field(default=None, description="Short at or below (thresholds: given).")
+    dead_zone: Literal["flat", "hold"] = Field(
+        default="flat",
+        description="Between the thresholds: flat, or hold the position until the other threshold.",
+    )
+    fill: Literal["next_open", "close"] = Field(
+        default="next_open",
+        description="next_open: fill at the next bar's open; close: at the signal's close.",
+    )
+    fee_bps: float = Field(default=1.0, description="Fee per side, basis points of traded notional.")
+    slippage_bps: float = Field(default=0.0, description="Slippage against every fill, basis points.")
+    initial_cash: float = Field(default=10_000.0, description="Starting equity.")
+    sizing: Literal["fraction", "notional", "units"] = Field(
+        default="fraction", description="fraction of equity, a fixed notional, or fixed units."
+    )
+    fraction: float = Field(default=1.0, description="Fraction of equity per position (sizing: fraction).")
+    notional: float | None = Field(default=None, description="Notional per position (sizing: notional).")
+    units: float | None = Field(default=None, description="Units per position (sizing: units).")
+    direction: Literal["both", "long", "short"] = Field(default="both", description="Sides traded.")
+    stop_loss_pct: float | None = Field(default=None, description="Stop-loss, fraction of the entry price.")
+    take_profit_pct: float | None = Field(default=None, description="Take-profit, fraction of the entry.")
+    max_bars_held: int | None = Field(default=None, description="Close a trade after this many bars.")
+
+
 class WalkforwardConfig(dg.Config):
     """A walkforward run: one XGBoost model per fold on an indicator set of a dataset. It gets the name
     <dataset>_run<n>; the walkforward sensor then trains its folds and assembles its predictions."""
@@ -194,6 +228,17 @@ class WalkforwardConfig(dg.Config):
     hyperparameters: HyperparameterSettings = Field(default_factory=HyperparameterSettings)
     seed: int = Field(default=0, description="Random seed of the models (row/column subsampling).")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    rolling: bool = Field(
+        default=False,
+        description="Extend the run with the next fold whenever the dataset has gained enough bars for "
+        "another test window (the rolling_walkforward schedule), then refresh its predictions, thresholds "
+        "and simulations.",
+    )
+    simulate: SimulationSettings | None = Field(
+        default=None,
+        description="Simulate the run's predictions with these settings once the run has completed "
+        "(a simulation request chained to this one); null: no simulation.",
+    )
 
     def spec(self) -> WalkforwardSpec:
         """The compute library's spec; ValueError (FoldError, TargetError, ...) says what is wrong."""
@@ -287,39 +332,11 @@ predict_walkforward_job = dg.define_asset_job(
 )
 
 
-class SimulationConfig(dg.Config):
+class SimulationConfig(SimulationSettings):
     """A trading simulation of a walkforward run's predictions. It gets the name <dataset>_sim<n>; the
     simulation sensor then runs it. Conventions (fills, sizing, stops) are in docs/metrics.md."""
 
     run: str = Field(description="Walkforward run whose predictions are replayed, e.g. btc25_run1.")
-    thresholds: Literal["run", "given"] = Field(
-        default="run",
-        description="run: each bar takes its fold's thresholds (from the fold's own train period); given: "
-        "long_threshold/short_threshold for every bar.",
-    )
-    long_threshold: float | None = Field(default=None, description="Long at or above (thresholds: given).")
-    short_threshold: float | None = Field(default=None, description="Short at or below (thresholds: given).")
-    dead_zone: Literal["flat", "hold"] = Field(
-        default="flat",
-        description="Between the thresholds: flat, or hold the position until the other threshold.",
-    )
-    fill: Literal["next_open", "close"] = Field(
-        default="next_open",
-        description="next_open: fill at the next bar's open; close: at the signal's close.",
-    )
-    fee_bps: float = Field(default=1.0, description="Fee per side, basis points of traded notional.")
-    slippage_bps: float = Field(default=0.0, description="Slippage against every fill, basis points.")
-    initial_cash: float = Field(default=10_000.0, description="Starting equity.")
-    sizing: Literal["fraction", "notional", "units"] = Field(
-        default="fraction", description="fraction of equity, a fixed notional, or fixed units."
-    )
-    fraction: float = Field(default=1.0, description="Fraction of equity per position (sizing: fraction).")
-    notional: float | None = Field(default=None, description="Notional per position (sizing: notional).")
-    units: float | None = Field(default=None, description="Units per position (sizing: units).")
-    direction: Literal["both", "long", "short"] = Field(default="both", description="Sides traded.")
-    stop_loss_pct: float | None = Field(default=None, description="Stop-loss, fraction of the entry price.")
-    take_profit_pct: float | None = Field(default=None, description="Take-profit, fraction of the entry.")
-    max_bars_held: int | None = Field(default=None, description="Close a trade after this many bars.")
 
     def spec(self) -> SimulationSpec:
         """The simulation spec; SimConfigError (a ValueError) or SimulationError names the wrong field."""
