@@ -144,6 +144,12 @@ class WalkforwardRunRecord:
     fold_count: int
     # registered -> running -> trained -> completed, or failed (a fold's latest attempt failed).
     status: str
+    # Extended with the next folds by the rolling_walkforward schedule as the dataset gains bars.
+    rolling: bool = False
+    # SHA-256 of the bars (timestamps, OHLCV) and feature values of rows 0 up to the end of the last test
+    # window, when the folds were computed: an extension refuses bars whose history differs. None for runs
+    # registered before migration 0008.
+    history_sha256: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     # What the predictions table holds, once written.
@@ -198,6 +204,9 @@ class WalkforwardFoldRecord:
 
     run: str
     window: FoldWindow
+    # The dataset's version the window was computed on: the run's at registration, a newer one for folds
+    # added when a rolling run was extended.
+    dataset_version: str
     # pending -> running -> succeeded | failed; a retry goes back to running.
     status: str
     attempts: int
@@ -225,7 +234,8 @@ class SimulationRecord:
     """One trading simulation: a walkforward run's predictions replayed with a config, its outcome, and the
     time-series table `<dataset>_sim<n>` of its per-bar series. Its trades are `SimulationTrade` rows.
 
-    The registration (name through code_version) never changes; the outputs (metrics through
+    The registration (name through code_version) changes only when a rolling run's sim is refreshed
+    (`refresh_simulation`: thresholds and versions, never the config); the outputs (metrics through
     series_columns) are set together when the sim completes and cleared when an attempt starts or fails.
     """
 
@@ -337,6 +347,45 @@ def metrics_from_json(text: str) -> dict[str, float | int]:
     }
 
 
+JOB_KINDS = ("walkforward", "simulation")
+JOB_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "REJECTED")
+JOB_RUN_STATUSES = ("STARTED", "SUCCESS", "FAILURE", "CANCELED")
+
+
+@dataclass(frozen=True)
+class JobRequestRecord:
+    """A submitted walkforward run or simulation and where it stands (migrations/*/0007_job_requests.sql)."""
+
+    id: int
+    kind: str
+    config: str  # JSON text, as submitted
+    requested_by: str
+    status: str
+    message: str | None
+    target: str | None  # the run or sim registered for it
+    parent_id: int | None  # a chained simulation's walkforward request
+    intake_attempts: int
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobRunRecord:
+    """One Dagster run of a job request, as the run-status sensors last saw it."""
+
+    request_id: int
+    run_id: str
+    job_name: str
+    partition: str | None
+    status: str  # one of JOB_RUN_STATUSES
+    message: str | None
+    url: str  # the run's page in the Dagster UI
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
@@ -403,6 +452,9 @@ class Catalog(Protocol):
         dataset_version: str,
         code_version: str,
         windows: Sequence[FoldWindow],
+        request_id: int | None = None,
+        rolling: bool = False,
+        history_sha256: str | None = None,
     ) -> WalkforwardRunRecord:
         """Register a new run of `dataset` with its folds (status pending), in one transaction.
 
@@ -410,7 +462,10 @@ class Catalog(Protocol):
         "registered". CatalogError if the dataset or its indicator set `indicator_version` is not in the
         catalog, a feature is not a column of that set (or is repeated), there are no windows, fold numbers
         are not 0, 1, ... in order, a window's training ranges are not ascending, disjoint row ranges that
-        end by its test window, or a window's timestamp is naive.
+        end by its test window, or a window's timestamp is naive. With `request_id`, the job request
+        (walkforward, queued, not yet taken) gets the run as its target in the same transaction.
+        `rolling` marks a run the rolling_walkforward schedule may extend; it needs `history_sha256`
+        (64 lowercase hex digits, as any given one must be), the hash of the history its folds cover.
         """
 
     def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
@@ -452,6 +507,33 @@ class Catalog(Protocol):
     def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
         """The run's thresholds, ordered by fold."""
 
+    def extend_walkforward_run(
+        self, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
+    ) -> WalkforwardRunRecord:
+        """Add the folds `windows` to a completed rolling run whose dataset gained bars, in one transaction.
+
+        The new folds are pending, computed on `dataset_version`; the run gets its new fold count,
+        dataset_version and history_sha256 and goes back to "running" (its other folds keep their models
+        and thresholds, and its predictions row describes the table until it is written again), so the
+        walkforward sensor trains the new folds and assembles the run again. CatalogError if there is no
+        such run, it is not rolling or not "completed", there are no windows, they are not numbered on
+        from the run's last fold, the first does not test after the run's last test window, a window is
+        malformed (as at registration), dataset_version is not the dataset's version now, or a hash is not
+        64 lowercase hex digits.
+        """
+
+    def refresh_simulation(
+        self, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
+    ) -> SimulationRecord:
+        """Point the sim at its run as the run is now and mark it "registered" again, in one transaction:
+        its thresholds, dataset, models and code versions are replaced (its config is kept), its outputs,
+        message, start and end are cleared and its trades deleted, so the simulation sensor runs it again.
+
+        For a rolling run's sims once the extended run has completed. CatalogError if there is no such
+        sim, an attempt at it is running, its run is not "completed" or not of the dataset's version now,
+        dataset_version is not that version, thresholds is not JSON, or models_version is empty.
+        """
+
     def register_simulation(
         self,
         dataset: str,
@@ -462,6 +544,7 @@ class Catalog(Protocol):
         dataset_version: str,
         models_version: str,
         code_version: str,
+        request_id: int | None = None,
     ) -> SimulationRecord:
         """Register a new simulation of `run`'s predictions, in one transaction.
 
@@ -469,7 +552,8 @@ class Catalog(Protocol):
         "registered". CatalogError if the dataset or the run is not in the catalog, the run belongs to
         another dataset or is not "completed" (its thresholds stored), config or thresholds is not JSON,
         config_sha256 or dataset_version is not 64 lowercase hex digits, dataset_version is not the
-        dataset's version now or not the run's, or models_version is empty.
+        dataset's version now or not the run's, or models_version is empty. With `request_id`, the job
+        request (simulation, queued, not yet taken) gets the sim as its target in the same transaction.
         """
 
     def get_simulation(self, name: str) -> SimulationRecord | None:
@@ -512,3 +596,35 @@ class Catalog(Protocol):
 
     def list_simulation_trades(self, name: str) -> list[SimulationTrade]:
         """The sim's trades, ordered by trade number (empty if there is no such sim or it has none)."""
+
+    def submit_job_request(
+        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+    ) -> JobRequestRecord:
+        """Queue a request (status QUEUED). CatalogError if kind is not in JOB_KINDS, config is not a JSON
+        object or requested_by is empty. With `parent_id` (a chained simulation), the parent's existing
+        chained request is returned if there is one, so chaining twice adds nothing."""
+
+    def get_job_request(self, request_id: int) -> JobRequestRecord | None:
+        """The request with this id, or None."""
+
+    def list_job_requests(
+        self, statuses: Sequence[str] | None = None, kind: str | None = None
+    ) -> list[JobRequestRecord]:
+        """Requests in `statuses` and of `kind` (each filter only if given), oldest first."""
+
+    def list_job_runs(self, request_id: int) -> list[JobRunRecord]:
+        """The request's Dagster runs, in the order they started."""
+
+    def begin_job_intake(self, request_id: int) -> JobRequestRecord | None:
+        """Count an intake attempt of a QUEUED request that has no target yet; None if it is not one."""
+
+    def refuse_job_request(self, request_id: int, status: str, message: str) -> JobRequestRecord:
+        """End a QUEUED request that has no target as REJECTED (its config is invalid) or FAILED (intake gave
+        up), with `message`. CatalogError if it is not such a request or message is empty."""
+
+    def record_job_run(self, run: JobRunRecord, target_completed: bool) -> JobRequestRecord:
+        """Record the state of one of a request's runs and settle the request's status in one transaction
+        (resources/job_requests_sql.lifecycle): a run's start recorded after its end keeps the end."""
+
+    def settle_job_request(self, request_id: int, target_completed: bool) -> JobRequestRecord:
+        """Settle the request's status from its recorded runs and whether its target completed."""

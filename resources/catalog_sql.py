@@ -293,6 +293,8 @@ _RUN_INPUT = (
     "dataset_version",
     "code_version",
     "fold_count",
+    "rolling",
+    "history_sha256",
 )
 # A run has ended, for now, in these states; any other clears finished_at.
 _RUN_ENDED = frozenset({"trained", "completed", "failed"})
@@ -304,6 +306,7 @@ _FOLD_COLUMNS = (
     "run",
     "fold",
     *_FOLD_WINDOW,
+    "dataset_version",
     "status",
     "attempts",
     *_FOLD_RESULT,
@@ -354,6 +357,9 @@ def register_walkforward_run(
     dataset_version: str,
     code_version: str,
     windows: Sequence[FoldWindow],
+    request_id: int | None = None,
+    rolling: bool = False,
+    history_sha256: str | None = None,
 ) -> WalkforwardRunRecord:
     """The steps of `Catalog.register_walkforward_run` on `con`, inside the caller's transaction.
 
@@ -368,6 +374,7 @@ def register_walkforward_run(
     if numbers != list(range(len(windows))):
         raise CatalogError(f"{owner}: folds are numbered {numbers}; number them 0, 1, ... in order")
     fold_params = [_fold_window_params(f"fold {window.fold} of {owner}", window) for window in windows]
+    _require_history(owner, rolling, history_sha256)
     p = placeholder
     # Checked here, not left to foreign keys: DuckDB has none, and the message can say what to do.
     if con.execute(f"SELECT 1 FROM datasets WHERE name = {p}", [dataset]).fetchone() is None:
@@ -410,6 +417,8 @@ def register_walkforward_run(
         dataset_version,
         code_version,
         len(windows),
+        rolling,
+        history_sha256,
     ]
     with _refusing(f"walkforward run {name!r}", refusals):
         row = con.execute(
@@ -417,14 +426,40 @@ def register_walkforward_run(
             f"VALUES ({', '.join([p] * len(_RUN_INPUT))}, 'registered') RETURNING {_RUN_OUTPUT}",
             run_values,
         ).fetchone()
-    insert_fold = (
-        f"INSERT INTO walkforward_folds (run, fold, {', '.join(_FOLD_WINDOW)}, status) "
-        f"VALUES ({', '.join([p] * (2 + len(_FOLD_WINDOW)))}, 'pending')"
-    )
-    for fold, params in enumerate(fold_params):
-        with _refusing(f"fold {fold} of walkforward run {name!r}", refusals):
-            con.execute(insert_fold, [name, fold, *params])
+    _insert_folds(con, p, refusals, name, dataset_version, windows, fold_params)
+    if request_id is not None:
+        take_job_request(con, p, request_id, "walkforward", name)
     return walkforward_run_from_row(row)
+
+
+def _insert_folds(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    run: str,
+    dataset_version: str,
+    windows: Sequence[FoldWindow],
+    fold_params: Sequence[list[Any]],
+) -> None:
+    """Insert the folds `windows` of `run` (their `_fold_window_params`), pending, computed on
+    `dataset_version`."""
+    p = placeholder
+    insert_fold = (
+        f"INSERT INTO walkforward_folds (run, fold, {', '.join(_FOLD_WINDOW)}, dataset_version, status) "
+        f"VALUES ({', '.join([p] * (3 + len(_FOLD_WINDOW)))}, 'pending')"
+    )
+    for window, params in zip(windows, fold_params, strict=True):
+        with _refusing(f"fold {window.fold} of walkforward run {run!r}", refusals):
+            con.execute(insert_fold, [run, window.fold, *params, dataset_version])
+
+
+def _require_history(owner: str, rolling: bool, history_sha256: str | None) -> None:
+    """A rolling run needs the hash of the history its folds cover, and any hash is 64 hex digits (DuckDB
+    cannot add these checks to its table: migration 0008)."""
+    if rolling and history_sha256 is None:
+        raise CatalogError(f"{owner} is rolling but has no history_sha256; give the hash of its history")
+    if history_sha256 is not None and not _HEX64.fullmatch(history_sha256):
+        raise CatalogError(f"{owner}: history_sha256 {history_sha256!r} is not 64 lowercase hex digits")
 
 
 def start_walkforward_fold(con: Connection, placeholder: str, run: str, fold: int) -> WalkforwardFoldRecord:
@@ -539,6 +574,134 @@ def record_walkforward_thresholds(
     return walkforward_run_from_row(row)
 
 
+def extend_walkforward_run(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    run: str,
+    dataset_version: str,
+    history_sha256: str,
+    windows: Sequence[FoldWindow],
+) -> WalkforwardRunRecord:
+    """The steps of `Catalog.extend_walkforward_run` on `con`, inside the caller's transaction.
+
+    That the existing folds' windows and history are unchanged is the caller's to establish (it has the
+    bars); the run's row lock (Postgres) or the file lock (DuckDB) makes a second extension computed on
+    the same state fail on the fold numbers instead of adding the folds twice.
+    """
+    owner = f"walkforward run {run!r}"
+    p = placeholder
+    _lock_run(con, p, run)
+    record = walkforward_run_from_row(
+        con.execute(f"SELECT {_RUN_OUTPUT} FROM walkforward_runs WHERE name = {p}", [run]).fetchone()
+    )
+    if not record.rolling:
+        raise CatalogError(f"{owner} is not rolling: its folds stay as they were registered")
+    if record.status != "completed":
+        raise CatalogError(
+            f"{owner} is {record.status!r}; extend a completed run (every fold trained, thresholds stored)"
+        )
+    if not windows:
+        raise CatalogError(f"{owner}: no folds to add; give at least one window")
+    numbers = [window.fold for window in windows]
+    expected = list(range(record.fold_count, record.fold_count + len(windows)))
+    if numbers != expected:
+        raise CatalogError(
+            f"{owner} has folds 0..{record.fold_count - 1}; the new folds are numbered {numbers}, "
+            f"not {expected}"
+        )
+    fold_params = [_fold_window_params(f"fold {window.fold} of {owner}", window) for window in windows]
+    _require_history(owner, True, history_sha256)
+    found = con.execute(
+        f"SELECT {_DATASET_OUTPUT} FROM datasets WHERE name = {p}", [record.dataset]
+    ).fetchone()
+    current = None if found is None else dataset_from_row(found).version
+    if dataset_version != current:
+        raise CatalogError(
+            f"{owner}: dataset_version {dataset_version} is not the version of dataset {record.dataset!r} "
+            f"now ({current}); compute the new folds on the bars as they are"
+        )
+    (last_end,) = con.execute(
+        f"SELECT max(test_end_row) FROM walkforward_folds WHERE run = {p}", [run]
+    ).fetchone()
+    if windows[0].test_start_row < last_end:
+        raise CatalogError(
+            f"{owner}: fold {windows[0].fold} tests from row {windows[0].test_start_row}, inside the run's "
+            f"last test window (which ends at row {last_end}); test windows never overlap"
+        )
+    _insert_folds(con, p, refusals, run, dataset_version, windows, fold_params)
+    folds = con.execute(
+        f"SELECT fold, status, attempts, message FROM walkforward_folds WHERE run = {p} ORDER BY fold", [run]
+    ).fetchall()
+    status, message = _run_progress(folds)
+    row = con.execute(
+        f"UPDATE walkforward_runs SET fold_count = {p}, dataset_version = {p}, history_sha256 = {p}, "
+        f"status = {p}, message = {p}, finished_at = CASE WHEN {p} THEN now() END, updated_at = now() "
+        f"WHERE name = {p} RETURNING {_RUN_OUTPUT}",
+        [len(folds), dataset_version, history_sha256, status, message, status in _RUN_ENDED, run],
+    ).fetchone()
+    return walkforward_run_from_row(row)
+
+
+def refresh_simulation(
+    con: Connection,
+    placeholder: str,
+    refusals: Refusals,
+    name: str,
+    thresholds: str,
+    dataset_version: str,
+    models_version: str,
+    code_version: str,
+) -> SimulationRecord:
+    """The steps of `Catalog.refresh_simulation` on `con`, inside the caller's transaction."""
+    owner = f"simulation {name!r}"
+    try:
+        json.loads(thresholds)
+    except (TypeError, ValueError) as err:
+        raise CatalogError(f"{owner}: thresholds is not JSON ({err})") from None
+    if not models_version:
+        raise CatalogError(f"{owner}: models_version is empty; say which fold models are replayed")
+    p = placeholder
+    # First, so that on Postgres the row stays locked while it is checked and changed.
+    found = con.execute(
+        f"UPDATE simulations SET updated_at = now() WHERE name = {p} RETURNING status, dataset, run", [name]
+    ).fetchone()
+    if found is None:
+        raise CatalogError(f"no simulation {name!r} in the catalog")
+    status, dataset, run = found
+    if status == "running":
+        raise CatalogError(f"{owner}: an attempt is running; refresh it once it has ended")
+    run_status, run_version = con.execute(
+        f"SELECT status, dataset_version FROM walkforward_runs WHERE name = {p}", [run]
+    ).fetchone()
+    if run_status != "completed":
+        raise CatalogError(f"{owner}: its walkforward run {run!r} is {run_status!r}, not completed")
+    found = con.execute(f"SELECT {_DATASET_OUTPUT} FROM datasets WHERE name = {p}", [dataset]).fetchone()
+    current = None if found is None else dataset_from_row(found).version
+    if run_version != current:
+        raise CatalogError(
+            f"{owner}: its walkforward run {run!r} predicts version {run_version} of dataset {dataset!r}, "
+            f"which is now {current}"
+        )
+    if dataset_version != current:
+        raise CatalogError(
+            f"{owner}: dataset_version {dataset_version} is not the version of dataset {dataset!r} now "
+            f"({current})"
+        )
+    cleared = ", ".join(
+        f"{column} = NULL" for column in (*_SIM_OUTPUTS, "message", "started_at", "finished_at")
+    )
+    with _refusing(owner, refusals):
+        row = con.execute(
+            f"UPDATE simulations SET thresholds = {p}, dataset_version = {p}, models_version = {p}, "
+            f"code_version = {p}, status = 'registered', {cleared}, updated_at = now() "
+            f"WHERE name = {p} RETURNING {_SIM_OUTPUT}",
+            [thresholds, dataset_version, models_version, code_version, name],
+        ).fetchone()
+    con.execute(f"DELETE FROM simulation_trades WHERE simulation = {p}", [name])
+    return simulation_from_row(row)
+
+
 def walkforward_run_from_row(row: Sequence[Any]) -> WalkforwardRunRecord:
     """A WalkforwardRunRecord from a row in `_RUN_FIELDS` order, every timestamp in UTC."""
     values = dict(zip(_RUN_FIELDS, row, strict=True))
@@ -568,6 +731,7 @@ def walkforward_fold_from_row(row: Sequence[Any]) -> WalkforwardFoldRecord:
     return WalkforwardFoldRecord(
         run=values["run"],
         window=window,
+        dataset_version=values["dataset_version"],
         status=status,
         attempts=values["attempts"],
         result=result,
@@ -726,6 +890,7 @@ def register_simulation(
     dataset_version: str,
     models_version: str,
     code_version: str,
+    request_id: int | None = None,
 ) -> SimulationRecord:
     """The steps of `Catalog.register_simulation` on `con`, inside the caller's transaction.
 
@@ -801,7 +966,25 @@ def register_simulation(
             f"VALUES ({', '.join([p] * len(_SIM_INPUT))}, 'registered') RETURNING {_SIM_OUTPUT}",
             values,
         ).fetchone()
+    if request_id is not None:
+        take_job_request(con, p, request_id, "simulation", name)
     return simulation_from_row(row)
+
+
+def take_job_request(con: Connection, p: str, request_id: int, kind: str, target: str) -> None:
+    """Give a QUEUED job request not yet taken its registered target; CatalogError (rolling the
+    registration back) if it is not one, so a request never gets two runs or sims."""
+    row = con.execute(
+        f"UPDATE job_requests SET target = {p}, updated_at = now() "
+        f"WHERE id = {p} AND kind = {p} AND status = 'QUEUED' AND target IS NULL RETURNING id",
+        [target, request_id, kind],
+    ).fetchone()
+    if row is None:
+        found = con.execute(
+            f"SELECT kind, status, target FROM job_requests WHERE id = {p}", [request_id]
+        ).fetchone()
+        state = "does not exist" if found is None else "is {}, {}, target {}".format(*found)
+        raise CatalogError(f"job request {request_id} cannot take {kind} {target!r}: it {state}")
 
 
 def start_simulation(con: Connection, placeholder: str, name: str) -> SimulationRecord:

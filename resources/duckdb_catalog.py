@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
-from resources import catalog_sql, duckdb_file
+from resources import catalog_sql, duckdb_file, job_requests_sql
 from resources.catalog import (
     CatalogError,
     DatasetRecord,
@@ -22,6 +22,8 @@ from resources.catalog import (
     FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
+    JobRequestRecord,
+    JobRunRecord,
     SimulationRecord,
     SimulationTrade,
     WalkforwardFoldRecord,
@@ -172,6 +174,9 @@ class DuckDBCatalog(dg.ConfigurableResource):
         dataset_version: str,
         code_version: str,
         windows: Sequence[FoldWindow],
+        request_id: int | None = None,
+        rolling: bool = False,
+        history_sha256: str | None = None,
     ) -> WalkforwardRunRecord:
         """Register a new run with its folds; see `Catalog.register_walkforward_run`.
 
@@ -192,6 +197,9 @@ class DuckDBCatalog(dg.ConfigurableResource):
                 dataset_version,
                 code_version,
                 windows,
+                request_id,
+                rolling,
+                history_sha256,
             )
 
     def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
@@ -249,6 +257,32 @@ class DuckDBCatalog(dg.ConfigurableResource):
             rows = con.execute(_LIST_THRESHOLDS, [run]).fetchall()
         return [catalog_sql.fold_thresholds_from_row(row) for row in rows]
 
+    def extend_walkforward_run(
+        self, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
+    ) -> WalkforwardRunRecord:
+        """Add folds to a completed rolling run, in one transaction; see `Catalog.extend_walkforward_run`."""
+        with self._transaction() as con:
+            return catalog_sql.extend_walkforward_run(
+                con, DUCKDB.placeholder, _REFUSALS, run, dataset_version, history_sha256, windows
+            )
+
+    def refresh_simulation(
+        self, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
+    ) -> SimulationRecord:
+        """Point the sim at its run as it is now and mark it registered, in one transaction; see
+        `Catalog.refresh_simulation`."""
+        with self._transaction() as con:
+            return catalog_sql.refresh_simulation(
+                con,
+                DUCKDB.placeholder,
+                _REFUSALS,
+                name,
+                thresholds,
+                dataset_version,
+                models_version,
+                code_version,
+            )
+
     def register_simulation(
         self,
         dataset: str,
@@ -259,6 +293,7 @@ class DuckDBCatalog(dg.ConfigurableResource):
         dataset_version: str,
         models_version: str,
         code_version: str,
+        request_id: int | None = None,
     ) -> SimulationRecord:
         """Register a new simulation of `run`; see `Catalog.register_simulation`.
 
@@ -277,6 +312,7 @@ class DuckDBCatalog(dg.ConfigurableResource):
                 dataset_version,
                 models_version,
                 code_version,
+                request_id,
             )
 
     def get_simulation(self, name: str) -> SimulationRecord | None:
@@ -349,6 +385,52 @@ class DuckDBCatalog(dg.ConfigurableResource):
         with self._connect(write=False) as con:
             rows = con.execute(_LIST_TRADES, [name]).fetchall()
         return [catalog_sql.simulation_trade_from_row(row) for row in rows]
+
+    def submit_job_request(
+        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+    ) -> JobRequestRecord:
+        """Queue a request; see `Catalog.submit_job_request`."""
+        with self._transaction() as con:
+            return job_requests_sql.submit(
+                con, DUCKDB.placeholder, _REFUSALS, kind, config, requested_by, parent_id
+            )
+
+    def get_job_request(self, request_id: int) -> JobRequestRecord | None:
+        """The request with this id, or None."""
+        with self._connect(write=False) as con:
+            return job_requests_sql.get(con, DUCKDB.placeholder, request_id)
+
+    def list_job_requests(
+        self, statuses: Sequence[str] | None = None, kind: str | None = None
+    ) -> list[JobRequestRecord]:
+        """Requests in `statuses` and of `kind` (each filter only if given), oldest first."""
+        with self._connect(write=False) as con:
+            return job_requests_sql.list_requests(con, DUCKDB.placeholder, statuses, kind)
+
+    def list_job_runs(self, request_id: int) -> list[JobRunRecord]:
+        """The request's Dagster runs, in the order they started."""
+        with self._connect(write=False) as con:
+            return job_requests_sql.list_runs(con, DUCKDB.placeholder, request_id)
+
+    def begin_job_intake(self, request_id: int) -> JobRequestRecord | None:
+        """Count an intake attempt; see `Catalog.begin_job_intake`."""
+        with self._transaction() as con:
+            return job_requests_sql.begin_intake(con, DUCKDB.placeholder, request_id)
+
+    def refuse_job_request(self, request_id: int, status: str, message: str) -> JobRequestRecord:
+        """End a request not taken as REJECTED or FAILED; see `Catalog.refuse_job_request`."""
+        with self._transaction() as con:
+            return job_requests_sql.refuse(con, DUCKDB.placeholder, request_id, status, message)
+
+    def record_job_run(self, run: JobRunRecord, target_completed: bool) -> JobRequestRecord:
+        """Record a run and settle its request, in one transaction; see `Catalog.record_job_run`."""
+        with self._transaction() as con:
+            return job_requests_sql.record_run(con, DUCKDB.placeholder, _REFUSALS, run, target_completed)
+
+    def settle_job_request(self, request_id: int, target_completed: bool) -> JobRequestRecord:
+        """Settle the request's status; see `Catalog.settle_job_request`."""
+        with self._transaction() as con:
+            return job_requests_sql.settle(con, DUCKDB.placeholder, request_id, target_completed)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import Field, PrivateAttr
 
-from resources import catalog_sql
+from resources import catalog_sql, job_requests_sql
 from resources.catalog import (
     CatalogError,
     DatasetRecord,
@@ -24,6 +24,8 @@ from resources.catalog import (
     FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
+    JobRequestRecord,
+    JobRunRecord,
     SimulationRecord,
     SimulationTrade,
     WalkforwardFoldRecord,
@@ -245,6 +247,9 @@ class PostgresCatalog(dg.ConfigurableResource):
         dataset_version: str,
         code_version: str,
         windows: Sequence[FoldWindow],
+        request_id: int | None = None,
+        rolling: bool = False,
+        history_sha256: str | None = None,
     ) -> WalkforwardRunRecord:
         """Register a new run with its folds; see `Catalog.register_walkforward_run`.
 
@@ -267,6 +272,9 @@ class PostgresCatalog(dg.ConfigurableResource):
                 dataset_version,
                 code_version,
                 windows,
+                request_id,
+                rolling,
+                history_sha256,
             )
 
         return self._transaction(register)
@@ -343,6 +351,34 @@ class PostgresCatalog(dg.ConfigurableResource):
 
         return self._migrated_call(list_thresholds)
 
+    def extend_walkforward_run(
+        self, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
+    ) -> WalkforwardRunRecord:
+        """Add folds to a completed rolling run, in one transaction; see `Catalog.extend_walkforward_run`."""
+        return self._transaction(
+            lambda conn: catalog_sql.extend_walkforward_run(
+                conn, POSTGRES.placeholder, _REFUSALS, run, dataset_version, history_sha256, windows
+            )
+        )
+
+    def refresh_simulation(
+        self, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
+    ) -> SimulationRecord:
+        """Point the sim at its run as it is now and mark it registered, in one transaction; see
+        `Catalog.refresh_simulation`."""
+        return self._transaction(
+            lambda conn: catalog_sql.refresh_simulation(
+                conn,
+                POSTGRES.placeholder,
+                _REFUSALS,
+                name,
+                thresholds,
+                dataset_version,
+                models_version,
+                code_version,
+            )
+        )
+
     def register_simulation(
         self,
         dataset: str,
@@ -353,6 +389,7 @@ class PostgresCatalog(dg.ConfigurableResource):
         dataset_version: str,
         models_version: str,
         code_version: str,
+        request_id: int | None = None,
     ) -> SimulationRecord:
         """Register a new simulation of `run`; see `Catalog.register_simulation`.
 
@@ -373,6 +410,7 @@ class PostgresCatalog(dg.ConfigurableResource):
                 dataset_version,
                 models_version,
                 code_version,
+                request_id,
             )
 
         return self._transaction(register)
@@ -446,6 +484,60 @@ class PostgresCatalog(dg.ConfigurableResource):
             return [catalog_sql.simulation_trade_from_row(row) for row in rows]
 
         return self._migrated_call(list_trades)
+
+    def submit_job_request(
+        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+    ) -> JobRequestRecord:
+        """Queue a request; see `Catalog.submit_job_request`."""
+        return self._transaction(
+            lambda conn: job_requests_sql.submit(
+                conn, POSTGRES.placeholder, _REFUSALS, kind, config, requested_by, parent_id
+            )
+        )
+
+    def get_job_request(self, request_id: int) -> JobRequestRecord | None:
+        """The request with this id, or None."""
+        return self._migrated_call(lambda conn: job_requests_sql.get(conn, POSTGRES.placeholder, request_id))
+
+    def list_job_requests(
+        self, statuses: Sequence[str] | None = None, kind: str | None = None
+    ) -> list[JobRequestRecord]:
+        """Requests in `statuses` and of `kind` (each filter only if given), oldest first."""
+        return self._migrated_call(
+            lambda conn: job_requests_sql.list_requests(conn, POSTGRES.placeholder, statuses, kind)
+        )
+
+    def list_job_runs(self, request_id: int) -> list[JobRunRecord]:
+        """The request's Dagster runs, in the order they started."""
+        return self._migrated_call(
+            lambda conn: job_requests_sql.list_runs(conn, POSTGRES.placeholder, request_id)
+        )
+
+    def begin_job_intake(self, request_id: int) -> JobRequestRecord | None:
+        """Count an intake attempt; see `Catalog.begin_job_intake`."""
+        return self._transaction(
+            lambda conn: job_requests_sql.begin_intake(conn, POSTGRES.placeholder, request_id)
+        )
+
+    def refuse_job_request(self, request_id: int, status: str, message: str) -> JobRequestRecord:
+        """End a request not taken as REJECTED or FAILED; see `Catalog.refuse_job_request`."""
+        return self._transaction(
+            lambda conn: job_requests_sql.refuse(conn, POSTGRES.placeholder, request_id, status, message)
+        )
+
+    def record_job_run(self, run: JobRunRecord, target_completed: bool) -> JobRequestRecord:
+        """Record a run and settle its request, in one transaction; see `Catalog.record_job_run`."""
+        return self._transaction(
+            lambda conn: job_requests_sql.record_run(
+                conn, POSTGRES.placeholder, _REFUSALS, run, target_completed
+            )
+        )
+
+    def settle_job_request(self, request_id: int, target_completed: bool) -> JobRequestRecord:
+        """Settle the request's status; see `Catalog.settle_job_request`."""
+        return self._transaction(
+            lambda conn: job_requests_sql.settle(conn, POSTGRES.placeholder, request_id, target_completed)
+        )
 
     def close(self) -> None:
         """Close the pool; the next call opens a new one."""

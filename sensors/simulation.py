@@ -1,6 +1,8 @@
 """`simulation_sensor`: runs registered simulations, then refreshes their dataset's comparison.
 
 Each tick it
+0. takes the simulation job requests queued in the catalog (a row, `trading-assets submit`, a walkforward
+   request's chained `simulate`): validates and registers each, or REJECTS it with the message;
 1. adds the partitions of sims registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `simulate` run per sim still "registered" (never attempted);
 3. asks for a `compare_simulations` run of each dataset whose finished sims changed (one completed or
@@ -13,6 +15,8 @@ import hashlib
 import dagster as dg
 
 from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
+from trading_assets.job_requests import request_tags, settle_completed, take_queued
 from trading_assets.jobs import COMPARE_SIMULATIONS_JOB, SIMULATE_JOB, compare_simulations_job, simulate_job
 from trading_assets.partitions import simulations
 
@@ -21,12 +25,17 @@ from trading_assets.partitions import simulations
     jobs=[simulate_job, compare_simulations_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs registered simulations (one run each), then refreshes each dataset's "
-    "simulation_comparison when its simulations changed.",
+    description="Takes queued simulation job requests, runs registered simulations (one run each), then "
+    "refreshes each dataset's simulation_comparison when its simulations changed.",
 )
 def simulation_sensor(
-    context: dg.SensorEvaluationContext, catalog: dg.ResourceParam[Catalog]
+    context: dg.SensorEvaluationContext,
+    catalog: dg.ResourceParam[Catalog],
+    timeseries: dg.ResourceParam[TimeSeriesStore],
 ) -> dg.SensorResult:
+    take_queued("simulation", timeseries, catalog, context.instance, context.log)
+    settle_completed("simulation", catalog, context.log)
+    tags_of = request_tags(catalog, "simulation")
     known = set(context.instance.get_dynamic_partitions(simulations.name))
     sims = catalog.list_simulations()
     requests = []
@@ -35,14 +44,19 @@ def simulation_sensor(
         if sim.status in ("completed", "failed"):
             by_dataset.setdefault(sim.dataset, []).append(f"{sim.name}:{sim.status}:{sim.finished_at}")
         if sim.status == "registered":
-            # The registration time too: a catalog reset under a kept Dagster instance numbers sims again.
+            # The registration time too: a catalog reset under a kept Dagster instance numbers sims again;
+            # and the models: a rolling run's refreshed sim (`refresh_simulation`) replays new ones.
             registered = sim.created_at.isoformat() if sim.created_at else ""
             requests.append(
                 dg.RunRequest(
                     job_name=SIMULATE_JOB,
                     partition_key=sim.name,
-                    run_key=f"{sim.name}:simulate:{sim.config_sha256[:16]}:{registered}",
-                    tags={"trading/simulation": sim.name, "trading/walkforward_run": sim.run},
+                    run_key=f"{sim.name}:simulate:{sim.config_sha256[:16]}:{registered}:{sim.models_version}",
+                    tags={
+                        "trading/simulation": sim.name,
+                        "trading/walkforward_run": sim.run,
+                        **tags_of.get(sim.name, {}),
+                    },
                 )
             )
     for dataset, states in by_dataset.items():

@@ -1,6 +1,9 @@
 """`walkforward_sensor`: trains the folds of registered walkforward runs, then assembles their outputs.
 
 Each tick it
+0. takes the walkforward job requests queued in the catalog (a row a program inserted, `trading-assets
+   submit`): validates each with the launchpad's typed config and registers its run, or REJECTS it with
+   the validation message (trading_assets.job_requests);
 1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
    run's folds run side by side, each limited by the `gpu` pool, and fail and retry one by one;
@@ -13,6 +16,8 @@ materialises its partition from the UI once the cause is fixed. Run keys make ea
 import dagster as dg
 
 from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
+from trading_assets.job_requests import request_tags, settle_completed, take_queued
 from trading_assets.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
@@ -27,12 +32,18 @@ from trading_assets.walkforward_runs import models_version
     jobs=[train_folds_job, predict_walkforward_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Trains the folds of registered walkforward runs (one run per fold), then assembles each "
-    "run's predictions and thresholds when all its folds have succeeded.",
+    description="Takes queued walkforward job requests, trains the folds of registered walkforward runs "
+    "(one run per fold), then assembles each run's predictions and thresholds when all its folds have "
+    "succeeded.",
 )
 def walkforward_sensor(
-    context: dg.SensorEvaluationContext, catalog: dg.ResourceParam[Catalog]
+    context: dg.SensorEvaluationContext,
+    catalog: dg.ResourceParam[Catalog],
+    timeseries: dg.ResourceParam[TimeSeriesStore],
 ) -> dg.SensorResult:
+    take_queued("walkforward", timeseries, catalog, context.instance, context.log)
+    settle_completed("walkforward", catalog, context.log)
+    tags_of = request_tags(catalog, "walkforward")
     known_runs = set(context.instance.get_dynamic_partitions(walkforward_runs.name))
     known_folds = set(context.instance.get_dynamic_partitions(fold_numbers.name))
     new_runs: list[str] = []
@@ -53,7 +64,7 @@ def walkforward_sensor(
                     # Models and attempts: a fold retrained on CPU has the same bits, and the run still
                     # needs its predictions and thresholds again (retraining cleared them).
                     run_key=f"{run.name}:predict:{models_version(folds)}",
-                    tags={"trading/walkforward_run": run.name},
+                    tags={"trading/walkforward_run": run.name, **tags_of.get(run.name, {})},
                 )
             )
             continue
@@ -65,7 +76,7 @@ def walkforward_sensor(
                         job_name=TRAIN_FOLDS_JOB,
                         partition_key=fold_key(run.name, number),
                         run_key=f"{run.name}:fold:{number}",
-                        tags={"trading/walkforward_run": run.name},
+                        tags={"trading/walkforward_run": run.name, **tags_of.get(run.name, {})},
                     )
                 )
     partition_requests = []

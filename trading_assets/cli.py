@@ -4,11 +4,14 @@ trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT]
 trading-assets demo [--rows N]
 trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
 trading-assets catalog [--dataset NAME]
+trading-assets submit walkforward|simulation FILE.yaml [--requested-by NAME]
+trading-assets requests [--status S] [--id N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -439,6 +442,89 @@ def _catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    import getpass
+
+    import yaml
+
+    from trading_assets.job_requests import RequestInvalid, config_from_data
+
+    path = Path(args.file)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: {path}: {err}", file=sys.stderr)
+        return 2
+    try:
+        # The launchpad's typed config checks every field now; what depends on the data (the dataset, its
+        # bars, a completed run) is checked by the sensor, which REJECTS the request with the message.
+        config = config_from_data(args.kind, data, source=str(path))
+    except RequestInvalid as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    requested_by = args.requested_by or getpass.getuser()
+    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
+    try:
+        request = catalog.submit_job_request(
+            args.kind, json.dumps(config.model_dump(exclude_unset=True), sort_keys=True), requested_by
+        )
+    except (RuntimeError, OSError) as err:  # CatalogError, a lock timeout, no server
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"job request {request.id}: {request.kind} by {request.requested_by}, {request.status}")
+    return 0
+
+
+def _requests(args: argparse.Namespace) -> int:
+    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
+    try:
+        if args.id is not None:
+            found = catalog.get_job_request(args.id)
+            requests = [] if found is None else [found]
+        else:
+            requests = catalog.list_job_requests([args.status] if args.status else None)
+        runs = {request.id: catalog.list_job_runs(request.id) for request in requests}
+    except (RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    _print_table(
+        "job requests",
+        ("id", "kind", "by", "status", "target", "runs", "created (UTC)", "finished (UTC)", "message"),
+        [
+            (
+                r.id,
+                r.kind,
+                r.requested_by,
+                r.status,
+                r.target,
+                len(runs[r.id]),
+                _when(r.created_at),
+                _when(r.finished_at),
+                r.message,
+            )
+            for r in requests
+        ],
+    )
+    if args.id is not None:
+        _print_table(
+            "runs",
+            ("run", "job", "partition", "status", "started (UTC)", "finished (UTC)", "link"),
+            [
+                (
+                    j.run_id,
+                    j.job_name,
+                    j.partition,
+                    j.status,
+                    _when(j.started_at),
+                    _when(j.finished_at),
+                    j.url,
+                )
+                for j in runs.get(args.id, [])
+            ],
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trading-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -469,6 +555,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing.add_argument("--dataset", help="only this dataset's entries")
     listing.set_defaults(run=_catalog)
+    submit = sub.add_parser(
+        "submit", help="queue a walkforward run or simulation (a YAML file of the launchpad's config)"
+    )
+    submit.add_argument("kind", choices=("walkforward", "simulation"))
+    submit.add_argument("file", help="YAML with the config's fields, as in the launchpad")
+    submit.add_argument("--requested-by", help="who asks (default: the login name)")
+    submit.set_defaults(run=_submit)
+    requests = sub.add_parser("requests", help="list job requests and where they stand")
+    requests.add_argument("--status", choices=("QUEUED", "RUNNING", "COMPLETED", "FAILED", "REJECTED"))
+    requests.add_argument("--id", type=int, help="one request, with its runs and their links")
+    requests.set_defaults(run=_requests)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

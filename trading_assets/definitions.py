@@ -7,7 +7,9 @@ TRADING_DATA_DIR by default, Postgres and QuestDB when switched on.
 import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
+from sensors.job_requests import LIFECYCLE_SENSORS
 from sensors.landing import INGEST_JOB, landing_sensor
+from sensors.schedules import landing_rescan_schedule, rolling_walkforward_schedule
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
 from trading_assets import settings as cfg
@@ -69,7 +71,14 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             sweep_job,
             compare_simulations_job,
         ],
-        sensors=[landing_sensor, indicator_sets_sensor, walkforward_sensor, simulation_sensor],
+        sensors=[
+            landing_sensor,
+            indicator_sets_sensor,
+            walkforward_sensor,
+            simulation_sensor,
+            *LIFECYCLE_SENSORS,
+        ],
+        schedules=[rolling_walkforward_schedule, landing_rescan_schedule],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),
@@ -77,6 +86,7 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             "sets_folder": cfg.sets_folder(settings),
             "compute": cfg.compute(settings),
         },
+        executor=cfg.executor(settings),
     )
 
 

@@ -10,6 +10,7 @@ DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_ho
 TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
 TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
                       TRADING_CATALOG_SCHEMA
+TRADING_EXECUTOR      multiprocess (default) | celery: TRADING_CELERY_BROKER, TRADING_CELERY_BACKEND
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
 from resources.sets_folder import SetsFolder
 
+# The celery executor's broker and result backend URLs; the same variables configure the workers
+# (deploy/celery.yaml).
+CELERY_ENV = ("TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -40,6 +45,7 @@ class Settings:
     catalog: str
     indicator_modules: tuple[str, ...] = ()
     device: str = "auto"
+    executor: str = "multiprocess"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +59,7 @@ class Settings:
             timeseries=os.environ.get("TRADING_TIMESERIES", "duckdb"),
             catalog=os.environ.get("TRADING_CATALOG", "duckdb"),
             device=os.environ.get("TRADING_DEVICE", "auto"),
+            executor=os.environ.get("TRADING_EXECUTOR", "multiprocess"),
             indicator_modules=tuple(
                 m.strip() for m in os.environ.get("TRADING_INDICATOR_MODULES", "").split(",") if m.strip()
             ),
@@ -63,6 +70,13 @@ class Settings:
             raise ValueError(f"TRADING_CATALOG must be duckdb or postgres, not {settings.catalog!r}")
         if settings.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"TRADING_DEVICE must be auto, cpu or cuda, not {settings.device!r}")
+        if settings.executor not in ("multiprocess", "celery"):
+            raise ValueError(f"TRADING_EXECUTOR must be multiprocess or celery, not {settings.executor!r}")
+        if settings.executor == "celery":
+            # Checked at load: an unset variable would otherwise only fail the first run that starts.
+            missing = [name for name in CELERY_ENV if not os.environ.get(name)]
+            if missing:
+                raise ValueError(f"TRADING_EXECUTOR=celery needs {' and '.join(missing)}")
         return settings
 
 
@@ -106,3 +120,16 @@ def sets_folder(settings: Settings) -> SetsFolder:
 
 def compute(settings: Settings) -> ComputeResource:
     return ComputeResource(device=settings.device, artifacts_dir=str(settings.artifacts_dir))  # type: ignore[arg-type]
+
+
+def executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """None keeps Dagster's default, the multiprocess executor (in-process for `execute_in_process`)."""
+    if settings.executor != "celery":
+        return None
+    # Imported only when chosen: celery is not loaded by the embedded default.
+    from dagster_celery import celery_executor
+
+    # Env references, resolved when a run starts: a broker URL may hold a password, which so stays out of
+    # the code and of every run's config.
+    broker, backend = CELERY_ENV
+    return celery_executor.configured({"broker": {"env": broker}, "backend": {"env": backend}}, name="celery")

@@ -132,11 +132,22 @@ def run_thresholds(catalog: Catalog, run: str) -> dict[int, tuple[float, float]]
     return {t.fold: (t.long_threshold, t.short_threshold) for t in stored}
 
 
+def thresholds_json(used: dict[int, tuple[float, float]]) -> str:
+    """The thresholds a sim uses as its catalog row stores them: {"<fold>": [long, short]} in fold order."""
+    return json.dumps({str(k): list(v) for k, v in sorted(used.items())})
+
+
 def register_simulation(
-    store: TimeSeriesStore, catalog: Catalog, spec: SimulationSpec, models_version: str
+    store: TimeSeriesStore,
+    catalog: Catalog,
+    spec: SimulationSpec,
+    models_version: str,
+    *,
+    request_id: int | None = None,
 ) -> SimulationRecord:
-    """Register a sim of `spec.run` as `<dataset>_sim<n>`; its bars_per_year is inferred from the bars it
-    will replay (whatever `spec.sim` says) and stored with the config. Nothing is registered on error."""
+    """Register a sim of `spec.run` as `<dataset>_sim<n>` (with `request_id`, as that job request's
+    target, in the same transaction); its bars_per_year is inferred from the bars it will replay (whatever
+    `spec.sim` says) and stored with the config. Nothing is registered on error."""
     run = catalog.get_walkforward_run(spec.run)
     if run is None:
         raise SimulationError(f"no walkforward run {spec.run!r} in the catalog")
@@ -150,10 +161,11 @@ def register_simulation(
         run=run.name,
         config=spec.to_json(),
         config_sha256=spec.sha256(),
-        thresholds=json.dumps({str(k): list(v) for k, v in sorted(used.items())}),
+        thresholds=thresholds_json(used),
         dataset_version=run.dataset_version,
         models_version=models_version,
         code_version=code_version(),
+        request_id=request_id,
     )
 
 

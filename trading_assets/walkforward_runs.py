@@ -37,7 +37,9 @@ from resources.catalog import (
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import fold_metrics, folds, targets, thresholds, training, walkforward
 from trading_assets.compute.folds import Fold
+from trading_assets.compute.indicators import bars_sha256
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
+from trading_assets.indicator_sets import read_bars
 
 _METRIC_FIELDS = ("rmse", "mae", "r2", "ic", "rank_ic", "hit_rate", "log_loss", "auc", "accuracy")
 
@@ -120,17 +122,10 @@ def _read_inputs(
     return prepared, indicator_set.measurement, record.version
 
 
-def register_run(
-    store: TimeSeriesStore, catalog: Catalog, dataset: str, indicator_version: int, spec: WalkforwardSpec
-) -> WalkforwardRunRecord:
-    """Validate `spec` on the data, compute its folds and register the run with them in the catalog.
-
-    RunError (or the compute library's ValueError subclasses) says what is wrong; nothing is registered.
-    """
-    spec.validate()
-    prepared, _, dataset_version = _read_inputs(store, catalog, dataset, indicator_version, spec)
+def fold_windows(prepared: Prepared, folds: list[Fold]) -> list[FoldWindow]:
+    """The catalog windows of `folds`: their row ranges and the timestamps of their first and last rows."""
     ts = prepared.ts_us
-    windows = [
+    return [
         FoldWindow(
             fold=fold.number,
             train_ranges=fold.train,
@@ -141,8 +136,52 @@ def register_run(
             test_start_ts=utc_datetime(ts[fold.test[0]]),
             test_end_ts=utc_datetime(ts[fold.test[1] - 1]),
         )
-        for fold in prepared.folds
+        for fold in folds
     ]
+
+
+def history_sha256(
+    store: TimeSeriesStore, catalog: Catalog, dataset: str, prepared: Prepared, rows: int
+) -> str:
+    """SHA-256 of what folds ending by row `rows` are a function of: the first `rows` bars (timestamps and
+    OHLCV, as the indicators read them) and the run's feature values on them. Bars or features that
+    differ there (another export's history, indicators recomputed by other code) give another hash.
+
+    `prepared` must hold every row's features (read without a window); RunError if the bars are not the
+    ones it was prepared from."""
+    record = catalog.get_dataset(dataset)
+    bars = None if record is None else read_bars(store, record.table_name)
+    if bars is None or not np.array_equal(bars[TIMESTAMP_COLUMN], prepared.ts_us):
+        raise RunError(f"the bars of {dataset!r} changed while they were read; try again")
+    if prepared.first_row != 0 or prepared.matrix.shape[0] < rows:
+        raise RunError(f"the features of rows 0..{rows - 1} were not all loaded")
+    digest = hashlib.sha256(bars_sha256(bars, rows).encode())
+    digest.update(json.dumps(prepared.columns).encode())
+    digest.update(np.ascontiguousarray(prepared.matrix[:rows]).view(np.uint8))
+    return digest.hexdigest()
+
+
+def register_run(
+    store: TimeSeriesStore,
+    catalog: Catalog,
+    dataset: str,
+    indicator_version: int,
+    spec: WalkforwardSpec,
+    *,
+    request_id: int | None = None,
+    rolling: bool = False,
+) -> WalkforwardRunRecord:
+    """Validate `spec` on the data, compute its folds and register the run with them in the catalog
+    (with `request_id`, as that job request's target, in the same transaction). A `rolling` run is
+    extended as the dataset gains bars (`trading_assets.rolling`); that is not part of the spec (it
+    changes neither the config's hash nor the models).
+
+    RunError (or the compute library's ValueError subclasses) says what is wrong; nothing is registered.
+    """
+    spec.validate()
+    prepared, _, dataset_version = _read_inputs(store, catalog, dataset, indicator_version, spec)
+    windows = fold_windows(prepared, prepared.folds)
+    history = history_sha256(store, catalog, dataset, prepared, windows[-1].test_end_row)
     return catalog.register_walkforward_run(
         dataset=dataset,
         indicator_version=indicator_version,
@@ -157,7 +196,21 @@ def register_run(
         dataset_version=dataset_version,
         code_version=code_version(),
         windows=windows,
+        request_id=request_id,
+        rolling=rolling,
+        history_sha256=history,
     )
+
+
+def prepare_again(
+    store: TimeSeriesStore, catalog: Catalog, record: WalkforwardRunRecord
+) -> tuple[Prepared, str]:
+    """The registered run's spec applied to its dataset and indicator set as they are now: every row's
+    features, and the folds the spec gives on the bars now (not the run's); and the dataset's version.
+    RunError or ValueError if the spec no longer fits the data."""
+    spec = WalkforwardSpec.from_json(record.config)
+    prepared, _, version = _read_inputs(store, catalog, record.dataset, record.indicator_version, spec)
+    return prepared, version
 
 
 @dataclass(frozen=True)

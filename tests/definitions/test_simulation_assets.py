@@ -35,8 +35,9 @@ from trading_assets.assets.simulation import simulation, simulation_comparison, 
 from trading_assets.checks import simulation as checks
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, signals_from_predictions, simulate
+from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.definitions import defs
-from trading_assets.jobs import SimulationConfig, WalkforwardConfig, start_simulation
+from trading_assets.jobs import start_simulation
 from trading_assets.partitions import simulations
 from trading_assets.simulations import (
     SERIES_SCHEMA,
@@ -565,7 +566,8 @@ def test_the_sensor_runs_a_registered_simulation_once_then_compares_the_dataset_
     first = requests(tick)
     waiting = {s.name for s in world.catalog.list_simulations() if s.status == "registered"}
     assert {key for key, _ in first["simulate"]} == waiting and name in waiting
-    key = f"{name}:simulate:{record.config_sha256[:16]}:{record.created_at.isoformat()}"
+    registered_at = record.created_at.isoformat()
+    key = f"{name}:simulate:{record.config_sha256[:16]}:{registered_at}:{record.models_version}"
     assert (name, key) in first["simulate"]
     # Only finished sims are compared: the new one asks for no comparison until it ends.
     before = first.get("compare_simulations", [])

@@ -366,7 +366,7 @@ def test_the_sensor_trains_every_fold_once_then_assembles_the_run(prepared_datas
 
 
 def test_the_sensor_adds_the_partitions_of_a_run_registered_outside_dagster(prepared_dataset, instance):
-    from trading_assets.jobs import WalkforwardConfig
+    from trading_assets.configs import WalkforwardConfig
     from trading_assets.walkforward_runs import register_run
 
     config = WalkforwardConfig(**{**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}})

@@ -43,6 +43,11 @@ PREDICTIONS_KEY = dg.AssetKey("predictions")
 # A run's predictions read every fold cell of its row (fold|run): the "run" dimension of fold_models.
 FOLDS_OF_THE_RUN = one_dimension("run")
 
+# Under the celery executor this tag sends fold steps to the `gpu` queue, which only GPU machines' workers
+# consume (docs/deploy.md); every other step goes to dagster-celery's default queue, `dagster`.
+GPU_QUEUE = "gpu"
+GPU_STEP_TAGS = {"dagster-celery/queue": GPU_QUEUE}
+
 
 def _loaded(store: TimeSeriesStore, catalog: Catalog, run: str) -> LoadedRun:
     try:
@@ -64,6 +69,7 @@ def _floats(values: dict[str, float]) -> dict[str, dg.MetadataValue]:
     partitions_def=walkforward_folds,
     deps=[dg.AssetDep(indicators, partition_mapping=dg.AllPartitionMapping())],
     pool="gpu",
+    op_tags=GPU_STEP_TAGS,
     group_name="walkforward",
     kinds={"python", "xgboost"},
     description="One XGBoost model per fold of a walkforward run (partition fold|run), trained on the "

@@ -141,7 +141,9 @@ def reproduce_problems(run: LoadedRun, store: TimeSeriesStore) -> tuple[list[str
                     f"{_column(stored, name)[row]!r}, the model gives {values[diff[0]]!r} ({diff.size} of "
                     f"{pick.size} sampled rows differ)"
                 )
-        if run.dataset_changed:
+        # Likewise per fold: the folds a rolling run had before it was extended were scored on the
+        # shorter bars of its earlier dataset version.
+        if run.dataset_changed or fold.dataset_version != run.record.dataset_version:
             continue
         y_true, signal = (
             _column(stored, "y_true")[mine],

@@ -1,0 +1,277 @@
+"""SQL and the lifecycle rule of job requests (migrations/*/0007_job_requests.sql), shared by both catalogs.
+
+Each function runs on the caller's connection inside the caller's transaction and takes the dialect's
+placeholder (`%s` for psycopg, `?` for DuckDB), like catalog_sql.
+
+`catalog_sql` gives a request its target inside the registration's transaction (`take_job_request`).
+A request's status is derived, never pushed: from the request's runs as the run-status sensors recorded
+them and whether its target (run or simulation) has completed. Recording the same run twice, or its start
+after its end, gives the same status, so a sensor that is stopped and restarted (and sees events again or
+late) cannot lose or reorder a transition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from resources.catalog import (
+    JOB_KINDS,
+    JOB_RUN_STATUSES,
+    CatalogError,
+    JobRequestRecord,
+    JobRunRecord,
+)
+from resources.catalog_sql import Connection, Refusals, _refusing, _utc_or_none
+
+_REQUEST_COLUMNS = (
+    "id, kind, config, requested_by, status, message, target, parent_id, intake_attempts, "
+    "created_at, started_at, finished_at, updated_at"
+)
+_RUN_COLUMNS = "request_id, run_id, job_name, partition, status, message, url, started_at, finished_at"
+# Ends: a request in one of these never changes again (FAILED does: a re-executed run resumes it).
+FINAL = ("COMPLETED", "REJECTED")
+# Run statuses that end a run: recording its start afterwards (a sensor seeing events late) keeps the end.
+_RUN_ENDS = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    status: str
+    message: str | None
+    started_at: datetime | None
+
+
+def lifecycle(request: JobRequestRecord, runs: Sequence[JobRunRecord], target_completed: bool) -> Lifecycle:
+    """The status a request has given its runs and its target.
+
+    COMPLETED and REJECTED are final. Otherwise COMPLETED once the target completed; FAILED if the
+    latest run of some step (job and partition) failed or was canceled, naming it; RUNNING once any run
+    started; QUEUED before. A re-executed step's newer run supersedes its failed one.
+    """
+    started = min((r.started_at for r in runs if r.started_at is not None), default=request.started_at)
+    if request.status in FINAL:
+        return Lifecycle(request.status, request.message, request.started_at)
+    if target_completed:
+        return Lifecycle("COMPLETED", None, started)
+    latest: dict[tuple[str, str | None], JobRunRecord] = {}
+    for run in sorted(runs, key=lambda r: (r.started_at or datetime.min.replace(tzinfo=UTC), r.run_id)):
+        latest[(run.job_name, run.partition)] = run
+    failed = [run for run in latest.values() if run.status in ("FAILURE", "CANCELED")]
+    if failed:
+        first = min(failed, key=lambda r: (r.finished_at or datetime.max.replace(tzinfo=UTC), r.run_id))
+        where = first.job_name + (f" {first.partition}" if first.partition else "")
+        verb = "was canceled" if first.status == "CANCELED" else "failed"
+        detail = f": {first.message}" if first.message else ""
+        return Lifecycle("FAILED", f"{where} {verb} (run {first.run_id}){detail}", started)
+    if runs:
+        return Lifecycle("RUNNING", None, started)
+    if request.status == "FAILED":
+        return Lifecycle("FAILED", request.message, started)  # intake gave up: no run to resume it
+    return Lifecycle("QUEUED", None, started)
+
+
+def submit(
+    con: Connection,
+    p: str,
+    refusals: Refusals,
+    kind: str,
+    config: str,
+    requested_by: str,
+    parent_id: int | None,
+) -> JobRequestRecord:
+    """Insert a QUEUED request; with `parent_id`, the parent's one chained request (an existing one is
+    returned as it is, so chaining twice adds nothing)."""
+    if kind not in JOB_KINDS:
+        raise CatalogError(f"job request kind {kind!r} is not one of {', '.join(JOB_KINDS)}")
+    try:
+        if not isinstance(json.loads(config), dict):
+            raise CatalogError(f"job request config is not a JSON object: {config[:200]!r}")
+    except (TypeError, ValueError) as err:
+        raise CatalogError(f"job request config is not JSON ({err})") from None
+    if not requested_by.strip():
+        raise CatalogError("job request requested_by is empty; say who asks")
+    if parent_id is not None:
+        parent = get(con, p, parent_id)
+        if parent is None:
+            raise CatalogError(f"no job request {parent_id} to chain to")
+        existing = con.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = {p}", [parent_id]
+        ).fetchone()
+        if existing is not None:
+            return request_from_row(existing)
+    try:
+        row = con.execute(
+            f"INSERT INTO job_requests (kind, config, requested_by, parent_id) VALUES ({p}, {p}, {p}, {p}) "
+            f"RETURNING {_REQUEST_COLUMNS}",
+            [kind, config, requested_by, parent_id],
+        ).fetchone()
+    except refusals as err:
+        owner = f"job request ({kind}, by {requested_by!r})"
+        raise CatalogError(f"{owner} refused by the catalog: {err}") from err
+    return request_from_row(row)
+
+
+def get(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
+    row = con.execute(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE id = {p}", [request_id]).fetchone()
+    return None if row is None else request_from_row(row)
+
+
+def list_requests(
+    con: Connection, p: str, statuses: Sequence[str] | None, kind: str | None
+) -> list[JobRequestRecord]:
+    where, params = [], []
+    if statuses is not None:
+        if not statuses:
+            return []
+        where.append(f"status IN ({', '.join([p] * len(statuses))})")
+        params.extend(statuses)
+    if kind is not None:
+        where.append(f"kind = {p}")
+        params.append(kind)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = con.execute(f"SELECT {_REQUEST_COLUMNS} FROM job_requests{clause} ORDER BY id", params).fetchall()
+    return [request_from_row(row) for row in rows]
+
+
+def list_runs(con: Connection, p: str, request_id: int) -> list[JobRunRecord]:
+    rows = con.execute(
+        f"SELECT {_RUN_COLUMNS} FROM job_request_runs WHERE request_id = {p} ORDER BY started_at, run_id",
+        [request_id],
+    ).fetchall()
+    return [run_from_row(row) for row in rows]
+
+
+def begin_intake(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
+    """Count an intake attempt of a QUEUED request not yet taken; None if it is not one."""
+    row = con.execute(
+        f"UPDATE job_requests SET intake_attempts = intake_attempts + 1, updated_at = now() "
+        f"WHERE id = {p} AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
+        [request_id],
+    ).fetchone()
+    return None if row is None else request_from_row(row)
+
+
+def refuse(con: Connection, p: str, request_id: int, status: str, message: str) -> JobRequestRecord:
+    """End a QUEUED request not yet taken as REJECTED (invalid config) or FAILED (intake gave up)."""
+    if status not in ("REJECTED", "FAILED"):
+        raise CatalogError(f"a request is refused as REJECTED or FAILED, not {status!r}")
+    if not message:
+        raise CatalogError(f"job request {request_id}: say why it is {status}")
+    row = con.execute(
+        f"UPDATE job_requests SET status = {p}, message = {p}, finished_at = now(), updated_at = now() "
+        f"WHERE id = {p} AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
+        [status, message, request_id],
+    ).fetchone()
+    if row is None:
+        found = get(con, p, request_id)
+        state = "does not exist" if found is None else f"is {found.status}, target {found.target}"
+        raise CatalogError(f"job request {request_id} cannot be {status}: it {state}")
+    return request_from_row(row)
+
+
+def record_run(
+    con: Connection,
+    p: str,
+    refusals: Refusals,
+    run: JobRunRecord,
+    target_completed: bool,
+) -> JobRequestRecord:
+    """Upsert the run's row (an ended run keeps its end) and settle the request's status."""
+    if run.status not in JOB_RUN_STATUSES:
+        raise CatalogError(f"run {run.run_id}: status {run.status!r} is not one of {JOB_RUN_STATUSES}")
+    for field in ("started_at", "finished_at"):
+        value = getattr(run, field)
+        if value is not None and value.utcoffset() is None:
+            raise CatalogError(f"run {run.run_id}: {field} {value} has no time zone; pass UTC")
+    if _lock(con, p, run.request_id) is None:
+        raise CatalogError(f"no job request {run.request_id} for run {run.run_id}")
+    found = con.execute(
+        f"SELECT status FROM job_request_runs WHERE request_id = {p} AND run_id = {p}",
+        [run.request_id, run.run_id],
+    ).fetchone()
+    values = [run.job_name, run.partition, run.status, run.message, run.url, run.started_at, run.finished_at]
+    with _refusing(f"run {run.run_id} of job request {run.request_id}", refusals):
+        if found is None:
+            con.execute(
+                f"INSERT INTO job_request_runs ({_RUN_COLUMNS}) VALUES ({', '.join([p] * 9)})",
+                [run.request_id, run.run_id, *values],
+            )
+        elif not (found[0] in _RUN_ENDS and run.status == "STARTED"):
+            con.execute(
+                f"UPDATE job_request_runs SET job_name = {p}, partition = {p}, status = {p}, message = {p}, "
+                f"url = {p}, started_at = coalesce({p}, started_at), finished_at = {p}, updated_at = now() "
+                f"WHERE request_id = {p} AND run_id = {p}",
+                [*values, run.request_id, run.run_id],
+            )
+    return settle(con, p, run.request_id, target_completed)
+
+
+def settle(con: Connection, p: str, request_id: int, target_completed: bool) -> JobRequestRecord:
+    """Set the request's status from its runs and target (see `lifecycle`); unchanged rows stay as
+    they are, so settling again is a no-op."""
+    request = _lock(con, p, request_id)
+    if request is None:
+        raise CatalogError(f"no job request {request_id}")
+    if target_completed and request.target is None:
+        raise CatalogError(f"job request {request_id} has no target that could have completed")
+    state = lifecycle(request, list_runs(con, p, request_id), target_completed)
+    if state == Lifecycle(request.status, request.message, request.started_at):
+        return request
+    ended = state.status in ("COMPLETED", "FAILED", "REJECTED")
+    row = con.execute(
+        f"UPDATE job_requests SET status = {p}, message = {p}, started_at = {p}, "
+        f"finished_at = CASE WHEN {p} THEN coalesce(finished_at, now()) END, updated_at = now() "
+        f"WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
+        [state.status, state.message, state.started_at, ended, request_id],
+    ).fetchone()
+    return request_from_row(row)
+
+
+def _lock(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
+    # Postgres: the UPDATE holds the row until the transaction ends, so two sensors settling one request
+    # take turns; DuckDB: every writer already holds the file's exclusive lock.
+    row = con.execute(
+        f"UPDATE job_requests SET updated_at = updated_at WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
+        [request_id],
+    ).fetchone()
+    return None if row is None else request_from_row(row)
+
+
+def request_from_row(row: Sequence[Any]) -> JobRequestRecord:
+    rid, kind, config, by, status, message, target, parent, attempts, created, started, finished, updated = (
+        row
+    )
+    return JobRequestRecord(
+        id=int(rid),
+        kind=kind,
+        config=config,
+        requested_by=by,
+        status=status,
+        message=message,
+        target=target,
+        parent_id=None if parent is None else int(parent),
+        intake_attempts=int(attempts),
+        created_at=_utc_or_none(created),
+        started_at=_utc_or_none(started),
+        finished_at=_utc_or_none(finished),
+        updated_at=_utc_or_none(updated),
+    )
+
+
+def run_from_row(row: Sequence[Any]) -> JobRunRecord:
+    request_id, run_id, job_name, partition, status, message, url, started, finished = row
+    return JobRunRecord(
+        request_id=int(request_id),
+        run_id=run_id,
+        job_name=job_name,
+        partition=partition,
+        status=status,
+        message=message,
+        url=url,
+        started_at=_utc_or_none(started),
+        finished_at=_utc_or_none(finished),
+    )

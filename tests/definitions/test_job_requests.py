@@ -1,0 +1,304 @@
+"""Job requests end to end, as the daemon runs them: a row in the catalog's job_requests table taken by the
+sensors, the runs they launch executed in-process with the tags the sensors gave them, and the run-status
+sensors evaluated against the instance's event log with their cursors, stopped and restarted. Real
+resources: DuckDB files, and Postgres in a throwaway schema for the catalog."""
+
+import json
+
+import dagster as dg
+import pytest
+from test_walkforward_assets import CONFIG, ROWS, land_and_compute, start
+
+from resources.catalog import Catalog
+from sensors.job_requests import LIFECYCLE_SENSORS, job_request_failed, job_request_started
+from sensors.simulation import simulation_sensor
+from sensors.walkforward import walkforward_sensor
+from trading_assets import job_requests
+from trading_assets.assets.simulation import simulation
+from trading_assets.assets.walkforward import fold_models, predictions, thresholds
+from trading_assets.compute import walkforward
+from trading_assets.definitions import defs
+from trading_assets.jobs import start_simulation
+from trading_assets.partitions import fold_key
+
+TWO_FOLDS = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
+ASSETS_OF_JOB = {
+    "train_folds": [fold_models],
+    "predict_walkforward": [predictions, thresholds],
+    "simulate": [simulation],
+}
+
+
+@pytest.fixture(scope="module")
+def export_lines(tmp_path_factory) -> list[str]:
+    from trading_assets.compute.demo_data import generate_bars, write_export
+
+    path = tmp_path_factory.mktemp("export") / "btc25.txt"
+    write_export(generate_bars(n_rows=ROWS, seed=4), path)
+    return path.read_text().splitlines(keepends=True)
+
+
+@pytest.fixture
+def world(resources, instance, export_lines) -> "World":
+    land_and_compute(resources, instance, export_lines, ROWS)
+    return World(resources, instance)
+
+
+class World:
+    """The resources, the instance, and the lifecycle sensors' cursors as the daemon keeps them."""
+
+    def __init__(self, resources: dict, instance: dg.DagsterInstance) -> None:
+        self.resources, self.instance = resources, instance
+        self.catalog: Catalog = resources["catalog"]
+        self.cursors: dict[str, str | None] = {}
+        # A daemon starting the sensors: each sets its cursor to the events that exist now.
+        self.tick_lifecycle()
+
+    def submit(self, kind: str, config: dict) -> int:
+        return self.catalog.submit_job_request(kind, json.dumps(config), "ana").id
+
+    def sensor(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+        with dg.build_sensor_context(instance=self.instance, resources=self.resources) as context:
+            return sensor(context).run_requests
+
+    def tick(self, sensor: dg.SensorDefinition, cursor: str | None) -> str | None:
+        """One evaluation of a run-status sensor from `cursor`; the cursor it leaves."""
+        with dg.build_sensor_context(
+            instance=self.instance, resources=self.resources, cursor=cursor
+        ) as context:
+            return sensor.evaluate_tick(context).cursor
+
+    def tick_lifecycle(self) -> None:
+        for sensor in LIFECYCLE_SENSORS:
+            self.cursors[sensor.name] = self.tick(sensor, self.cursors.get(sensor.name))
+
+    def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """What the daemon does with a run request: run its job's assets with its partition and tags."""
+        return dg.materialize(
+            ASSETS_OF_JOB[request.job_name],
+            partition_key=request.partition_key,
+            tags=request.tags,
+            resources=self.resources,
+            instance=self.instance,
+            raise_on_error=False,
+        )
+
+    def request(self, request_id: int):
+        return self.catalog.get_job_request(request_id)
+
+
+# Intake
+
+
+def test_the_sensor_takes_a_queued_row_registers_its_run_and_tags_its_fold_runs(world):
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    requests = world.sensor(walkforward_sensor)
+    assert [(r.job_name, r.partition_key) for r in requests] == [
+        ("train_folds", fold_key("btc25_run1", 0)),
+        ("train_folds", fold_key("btc25_run1", 1)),
+    ]
+    assert all(r.tags[job_requests.REQUEST_TAG] == str(request_id) for r in requests)
+    request = world.request(request_id)
+    assert (request.status, request.target, request.intake_attempts) == ("QUEUED", "btc25_run1", 1)
+    assert world.instance.has_dynamic_partition("walkforward_runs", "btc25_run1")
+    # A second tick takes nothing again and registers no second run.
+    world.sensor(walkforward_sensor)
+    assert [r.name for r in world.catalog.list_walkforward_runs()] == ["btc25_run1"]
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({**TWO_FOLDS, "folds": {"train": "1500"}}, "folds.test: field required"),
+        ({**TWO_FOLDS, "hyperparamters": {"max_depth": 3}}, "hyperparamters: unknown field"),
+        ({**TWO_FOLDS, "dataset": "eth"}, "dataset 'eth'"),
+        ({**TWO_FOLDS, "folds": {"train": "100000", "test": "500"}}, "not enough data"),
+    ],
+)
+def test_an_invalid_request_is_rejected_with_the_message_once(world, config, says):
+    request_id = world.submit("walkforward", config)
+    assert world.sensor(walkforward_sensor) == []
+    request = world.request(request_id)
+    assert request.status == "REJECTED" and says in request.message
+    assert world.catalog.list_walkforward_runs() == []
+    world.sensor(walkforward_sensor)
+    assert world.request(request_id).intake_attempts == 1  # never retried
+
+
+def test_a_request_that_keeps_erring_fails_after_a_few_attempts(world, monkeypatch):
+    def unreadable(*args, **kwargs):
+        raise OSError("disk unreadable")
+
+    monkeypatch.setattr(job_requests, "register_run", unreadable)
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    for attempt in range(1, job_requests.MAX_INTAKE_ATTEMPTS):
+        world.sensor(walkforward_sensor)
+        assert (world.request(request_id).status, world.request(request_id).intake_attempts) == (
+            "QUEUED",
+            attempt,
+        )
+    world.sensor(walkforward_sensor)
+    request = world.request(request_id)
+    assert request.status == "FAILED" and "disk unreadable" in request.message
+    world.sensor(walkforward_sensor)
+    assert world.request(request_id).intake_attempts == job_requests.MAX_INTAKE_ATTEMPTS
+
+
+def test_the_launchpad_records_its_own_request_and_tags_its_run(world):
+    result = start(world.resources, world.instance, TWO_FOLDS)
+    assert result.success
+    (request,) = world.catalog.list_job_requests()
+    assert (request.kind, request.requested_by, request.target) == ("walkforward", "launchpad", "btc25_run1")
+    assert world.instance.get_run_by_id(result.run_id).tags[job_requests.REQUEST_TAG] == str(request.id)
+    assert json.loads(request.config)["folds"]["max_folds"] == 2
+
+
+def test_an_invalid_launchpad_config_is_a_rejected_request(world):
+    assert not start(world.resources, world.instance, {**TWO_FOLDS, "indicator_version": 7}).success
+    (request,) = world.catalog.list_job_requests()
+    assert request.status == "REJECTED" and "version 7" in request.message
+
+
+# Lifecycle
+
+
+def test_a_request_runs_then_completes_only_when_every_fold_and_the_assembly_succeeded(world):
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    first, second = world.sensor(walkforward_sensor)
+    assert world.execute(first).success
+    world.tick_lifecycle()
+    request = world.request(request_id)
+    assert (request.status, request.finished_at) == ("RUNNING", None)
+    assert request.started_at is not None
+    assert world.execute(second).success
+    world.tick_lifecycle()
+    assert world.request(request_id).status == "RUNNING"  # trained, not yet assembled
+    (assemble,) = world.sensor(walkforward_sensor)
+    assert assemble.tags[job_requests.REQUEST_TAG] == str(request_id)
+    result = world.execute(assemble)
+    world.tick_lifecycle()
+    request = world.request(request_id)
+    assert request.status == "COMPLETED" and request.finished_at is not None
+    runs = world.catalog.list_job_runs(request_id)
+    assert {(r.partition, r.status) for r in runs} == {
+        (fold_key("btc25_run1", 0), "SUCCESS"),
+        (fold_key("btc25_run1", 1), "SUCCESS"),
+        ("btc25_run1", "SUCCESS"),
+    }
+    assert all(r.url.endswith(f"/runs/{r.run_id}") and r.finished_at >= r.started_at for r in runs)
+    assert result.run_id in {r.run_id for r in runs}
+
+
+def test_a_failed_fold_fails_the_request_and_its_re_execution_resumes_it(world, monkeypatch):
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    first, _ = world.sensor(walkforward_sensor)
+    real = walkforward.train_fold
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of device memory")
+
+    monkeypatch.setattr(walkforward, "train_fold", broken)
+    failed = world.execute(first)
+    world.tick_lifecycle()
+    request = world.request(request_id)
+    assert request.status == "FAILED"
+    assert f"{fold_key('btc25_run1', 0)} failed (run {failed.run_id})" in request.message
+    assert "out of device memory" in request.message
+    monkeypatch.setattr(walkforward, "train_fold", real)
+    assert world.execute(first).success  # a person re-executes the fold (same tags)
+    world.tick_lifecycle()
+    assert world.request(request_id).status == "RUNNING"
+
+
+def test_a_stopped_and_restarted_daemon_loses_no_transition(world, monkeypatch):
+    """Events that happen while the sensors are stopped are mirrored when they start again from their
+    cursors; a restart that evaluates from an older cursor (the tick died before saving it) changes
+    nothing."""
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    first, second = world.sensor(walkforward_sensor)
+    saved = dict(world.cursors)  # the daemon stops here
+    assert world.execute(first).success
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of device memory")
+
+    monkeypatch.setattr(walkforward, "train_fold", broken)
+    assert not world.execute(second).success
+    assert world.request(request_id).status == "QUEUED"  # nobody mirrored anything yet
+    # The daemon restarts: the failure sensor happens to run before the start sensor.
+    world.cursors[job_request_failed.name] = world.tick(job_request_failed, saved[job_request_failed.name])
+    assert world.request(request_id).status == "FAILED"
+    world.cursors[job_request_started.name] = world.tick(job_request_started, saved[job_request_started.name])
+    world.tick_lifecycle()
+    after = world.request(request_id)
+    assert after.status == "FAILED" and fold_key("btc25_run1", 1) in after.message
+    statuses = {r.partition: r.status for r in world.catalog.list_job_runs(request_id)}
+    assert statuses == {fold_key("btc25_run1", 0): "SUCCESS", fold_key("btc25_run1", 1): "FAILURE"}
+    # A tick that died before its cursor was saved runs again from the old one: same state.
+    for sensor in LIFECYCLE_SENSORS:
+        world.tick(sensor, saved[sensor.name])
+    assert world.request(request_id) == after
+
+
+# Chaining
+
+
+def test_a_walkforward_submitted_with_simulate_gets_its_simulation_when_it_completes(world):
+    request_id = world.submit("walkforward", {**TWO_FOLDS, "simulate": {"fee_bps": 2.0}})
+    for request in world.sensor(walkforward_sensor):
+        assert world.execute(request).success
+    (assemble,) = world.sensor(walkforward_sensor)
+    assert world.execute(assemble).success
+    assert world.catalog.list_job_requests(kind="simulation") == []
+    world.tick_lifecycle()
+    (chained,) = world.catalog.list_job_requests(kind="simulation")
+    assert (chained.parent_id, chained.status, chained.requested_by) == (request_id, "QUEUED", "ana")
+    assert json.loads(chained.config) == {"fee_bps": 2.0, "run": "btc25_run1"}
+    world.tick_lifecycle()  # seeing the completion again chains nothing more
+    assert len(world.catalog.list_job_requests(kind="simulation")) == 1
+
+    simulate = [r for r in world.sensor(simulation_sensor) if r.job_name == "simulate"]
+    assert [(r.partition_key, r.tags[job_requests.REQUEST_TAG]) for r in simulate] == [
+        ("btc25_sim1", str(chained.id))
+    ]
+    result = world.execute(simulate[0])
+    assert result.success
+    world.tick_lifecycle()
+    assert world.request(chained.id).status == "COMPLETED"
+    # Lineage: the sim replays the requested run, and its materialisation names that run's partitions.
+    sim = world.catalog.get_simulation("btc25_sim1")
+    assert (sim.run, json.loads(sim.config)["sim"]["fee_bps"]) == ("btc25_run1", 2.0)
+    (materialization,) = result.asset_materializations_for_node("simulation")
+    assert "btc25_run1" in str(materialization.metadata)
+
+
+def test_a_target_completed_by_untagged_runs_still_completes_its_request_and_chains(world):
+    """Someone materialises the folds and the assembly by hand from the UI (no request tag): the next
+    walkforward_sensor tick sees the run completed."""
+    request_id = world.submit("walkforward", {**TWO_FOLDS, "simulate": {}})
+    for request in world.sensor(walkforward_sensor):
+        assert world.execute(
+            dg.RunRequest(partition_key=request.partition_key, job_name="train_folds")
+        ).success
+    world.tick_lifecycle()
+    assert world.request(request_id).status == "QUEUED"
+    assert world.execute(dg.RunRequest(partition_key="btc25_run1", job_name="predict_walkforward")).success
+    world.sensor(walkforward_sensor)
+    assert world.request(request_id).status == "COMPLETED"
+    (chained,) = world.catalog.list_job_requests(kind="simulation")
+    assert chained.parent_id == request_id
+
+
+def test_a_simulation_request_of_a_run_that_is_not_completed_is_rejected(world):
+    assert start(world.resources, world.instance, TWO_FOLDS).success
+    request_id = world.submit("simulation", {"run": "btc25_run1"})
+    assert [r for r in world.sensor(simulation_sensor) if r.job_name == "simulate"] == []
+    request = world.request(request_id)
+    assert request.status == "REJECTED" and "predictions" in request.message
+
+
+def test_the_lifecycle_sensors_and_launchpad_jobs_are_defined(world):
+    dg.Definitions.validate_loadable(defs)
+    for sensor in LIFECYCLE_SENSORS:
+        assert defs.resolve_sensor_def(sensor.name) is not None
+    assert start_simulation.name == "start_simulation"
