@@ -390,6 +390,10 @@ class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
 
+class CatalogUnavailable(CatalogError):
+    """The catalog could not be reached (no connection, a lock not granted): the call may pass later."""
+
+
 @runtime_checkable
 class Catalog(Protocol):
     """What assets need from the catalog. Implemented by PostgresCatalog and DuckDBCatalog."""
@@ -598,11 +602,20 @@ class Catalog(Protocol):
         """The sim's trades, ordered by trade number (empty if there is no such sim or it has none)."""
 
     def submit_job_request(
-        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+        self,
+        kind: str,
+        config: str,
+        requested_by: str,
+        parent_id: int | None = None,
+        *,
+        target: str | None = None,
+        rejected: str | None = None,
     ) -> JobRequestRecord:
         """Queue a request (status QUEUED). CatalogError if kind is not in JOB_KINDS, config is not a JSON
         object or requested_by is empty. With `parent_id` (a chained simulation), the parent's existing
-        chained request is returned if there is one, so chaining twice adds nothing."""
+        chained request is returned if there is one, so chaining twice adds nothing. With `target`, the
+        request is recorded with its run or sim already registered (the sensors do not take it again);
+        with `rejected`, it is recorded as REJECTED with that message (the launchpad's door)."""
 
     def get_job_request(self, request_id: int) -> JobRequestRecord | None:
         """The request with this id, or None."""

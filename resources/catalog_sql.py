@@ -420,7 +420,7 @@ def register_walkforward_run(
         rolling,
         history_sha256,
     ]
-    with _refusing(f"walkforward run {name!r}", refusals):
+    with refusing(f"walkforward run {name!r}", refusals):
         row = con.execute(
             f"INSERT INTO walkforward_runs ({', '.join(_RUN_INPUT)}, status) "
             f"VALUES ({', '.join([p] * len(_RUN_INPUT))}, 'registered') RETURNING {_RUN_OUTPUT}",
@@ -449,7 +449,7 @@ def _insert_folds(
         f"VALUES ({', '.join([p] * (3 + len(_FOLD_WINDOW)))}, 'pending')"
     )
     for window, params in zip(windows, fold_params, strict=True):
-        with _refusing(f"fold {window.fold} of walkforward run {run!r}", refusals):
+        with refusing(f"fold {window.fold} of walkforward run {run!r}", refusals):
             con.execute(insert_fold, [run, window.fold, *params, dataset_version])
 
 
@@ -499,7 +499,7 @@ def record_walkforward_fold(
     if found[0] == "pending":
         raise CatalogError(f"{owner} was never started; start it before recording its result")
     updates = ", ".join(f"{column} = {p}" for column in ("status", *_FOLD_RESULT))
-    with _refusing(owner, refusals):
+    with refusing(owner, refusals):
         row = con.execute(
             f"UPDATE walkforward_folds SET {updates}, finished_at = now(), updated_at = now() "
             f"WHERE run = {p} AND fold = {p} RETURNING {_FOLD_OUTPUT}",
@@ -524,7 +524,7 @@ def record_walkforward_predictions(
     _require_time_zone(owner, "first_ts", first_ts)
     _require_time_zone(owner, "last_ts", last_ts)
     p = placeholder
-    with _refusing(owner, refusals):
+    with refusing(owner, refusals):
         row = con.execute(
             f"UPDATE walkforward_runs SET prediction_columns = {p}, prediction_rows = {p}, first_ts = {p}, "
             f"last_ts = {p}, updated_at = now() WHERE name = {p} RETURNING {_RUN_OUTPUT}",
@@ -564,7 +564,7 @@ def record_walkforward_thresholds(
         f"VALUES ({', '.join([p] * (1 + len(_THRESHOLD_FIELDS)))})"
     )
     for threshold in sorted(thresholds, key=lambda threshold: threshold.fold):
-        with _refusing(f"thresholds of fold {threshold.fold} of walkforward run {run!r}", refusals):
+        with refusing(f"thresholds of fold {threshold.fold} of walkforward run {run!r}", refusals):
             con.execute(insert, [run, *(getattr(threshold, field) for field in _THRESHOLD_FIELDS)])
     row = con.execute(
         "UPDATE walkforward_runs SET status = 'completed', message = NULL, finished_at = now(), "
@@ -691,7 +691,7 @@ def refresh_simulation(
     cleared = ", ".join(
         f"{column} = NULL" for column in (*_SIM_OUTPUTS, "message", "started_at", "finished_at")
     )
-    with _refusing(owner, refusals):
+    with refusing(owner, refusals):
         row = con.execute(
             f"UPDATE simulations SET thresholds = {p}, dataset_version = {p}, models_version = {p}, "
             f"code_version = {p}, status = 'registered', {cleared}, updated_at = now() "
@@ -709,7 +709,7 @@ def walkforward_run_from_row(row: Sequence[Any]) -> WalkforwardRunRecord:
     if values["prediction_columns"] is not None:
         values["prediction_columns"] = tuple(values["prediction_columns"])
     for field in ("started_at", "finished_at", "first_ts", "last_ts", "created_at", "updated_at"):
-        values[field] = _utc_or_none(values[field])
+        values[field] = utc_or_none(values[field])
     return WalkforwardRunRecord(**values)
 
 
@@ -735,9 +735,9 @@ def walkforward_fold_from_row(row: Sequence[Any]) -> WalkforwardFoldRecord:
         status=status,
         attempts=values["attempts"],
         result=result,
-        started_at=_utc_or_none(values["started_at"]),
-        finished_at=_utc_or_none(values["finished_at"]),
-        updated_at=_utc_or_none(values["updated_at"]),
+        started_at=utc_or_none(values["started_at"]),
+        finished_at=utc_or_none(values["finished_at"]),
+        updated_at=utc_or_none(values["updated_at"]),
     )
 
 
@@ -960,7 +960,7 @@ def register_simulation(
         models_version,
         code_version,
     ]
-    with _refusing(f"simulation {name!r}", refusals):
+    with refusing(f"simulation {name!r}", refusals):
         row = con.execute(
             f"INSERT INTO simulations ({', '.join(_SIM_INPUT)}, status) "
             f"VALUES ({', '.join([p] * len(_SIM_INPUT))}, 'registered') RETURNING {_SIM_OUTPUT}",
@@ -1041,7 +1041,7 @@ def record_simulation(
     outputs = [metrics_text, len(rows), row_count, first_ts, last_ts, list(series_columns)]
     updates = ", ".join(f"{column} = {p}" for column in _SIM_OUTPUTS)
     # First, so that on Postgres the row stays locked and attempts at one sim take turns.
-    with _refusing(owner, refusals):
+    with refusing(owner, refusals):
         row = con.execute(
             f"UPDATE simulations SET status = 'completed', {updates}, message = NULL, finished_at = now(), "
             f"updated_at = now() WHERE name = {p} RETURNING {_SIM_OUTPUT}",
@@ -1051,7 +1051,7 @@ def record_simulation(
         raise CatalogError(f"no simulation {name!r} in the catalog")
     con.execute(f"DELETE FROM simulation_trades WHERE simulation = {p}", [name])
     if rows:
-        with _refusing(f"trades of {owner}", refusals):
+        with refusing(f"trades of {owner}", refusals):
             insert_trades(rows)
     return simulation_from_row(row)
 
@@ -1077,7 +1077,7 @@ def simulation_from_row(row: Sequence[Any]) -> SimulationRecord:
     if values["series_columns"] is not None:
         values["series_columns"] = tuple(values["series_columns"])
     for field in ("first_ts", "last_ts", "started_at", "finished_at", "created_at", "updated_at"):
-        values[field] = _utc_or_none(values[field])
+        values[field] = utc_or_none(values[field])
     return SimulationRecord(**values)
 
 
@@ -1140,7 +1140,7 @@ def _trade_row(
 
 
 @contextmanager
-def _refusing(owner: str, refusals: Refusals) -> Iterator[None]:
+def refusing(owner: str, refusals: Refusals) -> Iterator[None]:
     """Turn the database refusing a row of `owner` into a CatalogError that names it."""
     try:
         yield
@@ -1159,5 +1159,5 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _utc_or_none(value: datetime | None) -> datetime | None:
+def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)

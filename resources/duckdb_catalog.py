@@ -387,12 +387,19 @@ class DuckDBCatalog(dg.ConfigurableResource):
         return [catalog_sql.simulation_trade_from_row(row) for row in rows]
 
     def submit_job_request(
-        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+        self,
+        kind: str,
+        config: str,
+        requested_by: str,
+        parent_id: int | None = None,
+        *,
+        target: str | None = None,
+        rejected: str | None = None,
     ) -> JobRequestRecord:
         """Queue a request; see `Catalog.submit_job_request`."""
         with self._transaction() as con:
             return job_requests_sql.submit(
-                con, DUCKDB.placeholder, _REFUSALS, kind, config, requested_by, parent_id
+                con, DUCKDB.placeholder, _REFUSALS, kind, config, requested_by, parent_id, target, rejected
             )
 
     def get_job_request(self, request_id: int) -> JobRequestRecord | None:

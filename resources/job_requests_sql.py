@@ -25,7 +25,7 @@ from resources.catalog import (
     JobRequestRecord,
     JobRunRecord,
 )
-from resources.catalog_sql import Connection, Refusals, _refusing, _utc_or_none
+from resources.catalog_sql import Connection, Refusals, refusing, utc_or_none
 
 _REQUEST_COLUMNS = (
     "id, kind, config, requested_by, status, message, target, parent_id, intake_attempts, "
@@ -82,9 +82,12 @@ def submit(
     config: str,
     requested_by: str,
     parent_id: int | None,
+    target: str | None = None,
+    rejected: str | None = None,
 ) -> JobRequestRecord:
-    """Insert a QUEUED request; with `parent_id`, the parent's one chained request (an existing one is
-    returned as it is, so chaining twice adds nothing)."""
+    """Insert a request: QUEUED, with `target` already registered (the launchpad's door), or REJECTED with
+    the message `rejected`. With `parent_id`, the parent's one chained request: an existing one is
+    returned as it is, so chaining twice (or two sensors at once) adds nothing."""
     if kind not in JOB_KINDS:
         raise CatalogError(f"job request kind {kind!r} is not one of {', '.join(JOB_KINDS)}")
     try:
@@ -94,24 +97,29 @@ def submit(
         raise CatalogError(f"job request config is not JSON ({err})") from None
     if not requested_by.strip():
         raise CatalogError("job request requested_by is empty; say who asks")
-    if parent_id is not None:
-        parent = get(con, p, parent_id)
-        if parent is None:
-            raise CatalogError(f"no job request {parent_id} to chain to")
-        existing = con.execute(
-            f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = {p}", [parent_id]
-        ).fetchone()
-        if existing is not None:
-            return request_from_row(existing)
+    if target is not None and rejected is not None:
+        raise CatalogError("a rejected job request has no target")
+    if rejected is not None and not rejected:
+        raise CatalogError("job request: say why it is REJECTED")
+    if parent_id is not None and get(con, p, parent_id) is None:
+        raise CatalogError(f"no job request {parent_id} to chain to")
+    # The unique parent_id lets a second chaining insert nothing instead of failing.
+    on_conflict = " ON CONFLICT (parent_id) DO NOTHING" if parent_id is not None else ""
+    status, ended = ("REJECTED", True) if rejected is not None else ("QUEUED", False)
     try:
         row = con.execute(
-            f"INSERT INTO job_requests (kind, config, requested_by, parent_id) VALUES ({p}, {p}, {p}, {p}) "
-            f"RETURNING {_REQUEST_COLUMNS}",
-            [kind, config, requested_by, parent_id],
+            "INSERT INTO job_requests (kind, config, requested_by, parent_id, target, status, message, "
+            f"finished_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, CASE WHEN {p} THEN now() END)"
+            f"{on_conflict} RETURNING {_REQUEST_COLUMNS}",
+            [kind, config, requested_by, parent_id, target, status, rejected, ended],
         ).fetchone()
     except refusals as err:
         owner = f"job request ({kind}, by {requested_by!r})"
         raise CatalogError(f"{owner} refused by the catalog: {err}") from err
+    if row is None:
+        row = con.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = {p}", [parent_id]
+        ).fetchone()
     return request_from_row(row)
 
 
@@ -194,7 +202,7 @@ def record_run(
         [run.request_id, run.run_id],
     ).fetchone()
     values = [run.job_name, run.partition, run.status, run.message, run.url, run.started_at, run.finished_at]
-    with _refusing(f"run {run.run_id} of job request {run.request_id}", refusals):
+    with refusing(f"run {run.run_id} of job request {run.request_id}", refusals):
         if found is None:
             con.execute(
                 f"INSERT INTO job_request_runs ({_RUN_COLUMNS}) VALUES ({', '.join([p] * 9)})",
@@ -222,11 +230,13 @@ def settle(con: Connection, p: str, request_id: int, target_completed: bool) -> 
     if state == Lifecycle(request.status, request.message, request.started_at):
         return request
     ended = state.status in ("COMPLETED", "FAILED", "REJECTED")
+    # An end keeps its time while the status stays (a message refined); a new end (FAILED, then COMPLETED
+    # once the step was re-run) is timed now.
     row = con.execute(
-        f"UPDATE job_requests SET status = {p}, message = {p}, started_at = {p}, "
-        f"finished_at = CASE WHEN {p} THEN coalesce(finished_at, now()) END, updated_at = now() "
-        f"WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
-        [state.status, state.message, state.started_at, ended, request_id],
+        f"UPDATE job_requests SET finished_at = CASE WHEN {p} THEN CASE WHEN status = {p} "
+        f"THEN coalesce(finished_at, now()) ELSE now() END END, status = {p}, message = {p}, "
+        f"started_at = {p}, updated_at = now() WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
+        [ended, state.status, state.status, state.message, state.started_at, request_id],
     ).fetchone()
     return request_from_row(row)
 
@@ -255,10 +265,10 @@ def request_from_row(row: Sequence[Any]) -> JobRequestRecord:
         target=target,
         parent_id=None if parent is None else int(parent),
         intake_attempts=int(attempts),
-        created_at=_utc_or_none(created),
-        started_at=_utc_or_none(started),
-        finished_at=_utc_or_none(finished),
-        updated_at=_utc_or_none(updated),
+        created_at=utc_or_none(created),
+        started_at=utc_or_none(started),
+        finished_at=utc_or_none(finished),
+        updated_at=utc_or_none(updated),
     )
 
 
@@ -272,6 +282,6 @@ def run_from_row(row: Sequence[Any]) -> JobRunRecord:
         status=status,
         message=message,
         url=url,
-        started_at=_utc_or_none(started),
-        finished_at=_utc_or_none(finished),
+        started_at=utc_or_none(started),
+        finished_at=utc_or_none(finished),
     )

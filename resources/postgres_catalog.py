@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 from resources import catalog_sql, job_requests_sql
 from resources.catalog import (
     CatalogError,
+    CatalogUnavailable,
     DatasetRecord,
     FoldResult,
     FoldThresholds,
@@ -486,12 +487,19 @@ class PostgresCatalog(dg.ConfigurableResource):
         return self._migrated_call(list_trades)
 
     def submit_job_request(
-        self, kind: str, config: str, requested_by: str, parent_id: int | None = None
+        self,
+        kind: str,
+        config: str,
+        requested_by: str,
+        parent_id: int | None = None,
+        *,
+        target: str | None = None,
+        rejected: str | None = None,
     ) -> JobRequestRecord:
         """Queue a request; see `Catalog.submit_job_request`."""
         return self._transaction(
             lambda conn: job_requests_sql.submit(
-                conn, POSTGRES.placeholder, _REFUSALS, kind, config, requested_by, parent_id
+                conn, POSTGRES.placeholder, _REFUSALS, kind, config, requested_by, parent_id, target, rejected
             )
         )
 
@@ -575,10 +583,12 @@ class PostgresCatalog(dg.ConfigurableResource):
                     return op(conn)
             except PoolTimeout as err:
                 # The pool has already been reconnecting for pool_timeout_s; waiting more will not help.
-                raise CatalogError(f"no Postgres connection within {self.pool_timeout_s}s: {err}") from err
+                raise CatalogUnavailable(
+                    f"no Postgres connection within {self.pool_timeout_s}s: {err}"
+                ) from err
             except psycopg.OperationalError as err:
                 last_error = err
-        raise CatalogError(
+        raise CatalogUnavailable(
             f"Postgres catalog failed after {self.retry_attempts} attempts: {last_error}"
         ) from last_error
 

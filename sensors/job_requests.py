@@ -8,51 +8,24 @@ COMPLETED once its target completed (a walkforward run: every fold succeeded and
 stored). A completed walkforward request submitted with `simulate` settings then gets its chained
 simulation request, which the simulation sensor takes.
 
-Restart safety: each sensor keeps a cursor over Dagster's run-status events and only moves it past an
-event once the event is recorded, so events that happen while the daemon is down are recorded when it
-comes back; recording is idempotent and order-independent (resources/job_requests_sql.py), so an event
-seen twice, or a start seen after its end, changes nothing.
+Restart safety: each sensor keeps a cursor over Dagster's run-status events, so events that happen while
+the daemon is down are recorded when it comes back; recording is idempotent and order-independent
+(resources/job_requests_sql.py), so an event seen twice, or a start seen after its end, changes nothing.
+Dagster moves the cursor past an event even when recording it failed (the catalog briefly unreachable):
+the walkforward and simulation sensors reconcile every open request with its runs each tick
+(trading_assets.job_requests.reconcile), so such an event is not lost either.
 """
-
-from datetime import UTC, datetime
 
 import dagster as dg
 
-from resources.catalog import Catalog, JobRunRecord
-from trading_assets.job_requests import REQUEST_TAG, chain, run_url, target_completed
-
-# Longest error message kept per run: the first lines say what failed; the run's page has the rest.
-MESSAGE_CHARS = 2000
-
-
-def _when(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
-
-
-def _failure_message(context: dg.RunStatusSensorContext) -> str | None:
-    """What failed: the failed steps' errors, else the run's own failure event."""
-    steps = context.instance.all_logs(context.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    messages = []
-    for entry in steps:
-        event = entry.dagster_event
-        data = event.step_failure_data if event is not None else None
-        if data is None:
-            continue
-        description = data.user_failure_data.description if data.user_failure_data else None
-        error = data.error
-        # Dagster wraps the step's own exception: its innermost cause says what went wrong.
-        while error is not None and error.cause is not None:
-            error = error.cause
-        text = error.message.strip() if error is not None else None
-        messages.append(f"{event.step_key}: {description or text}")
-    if not messages and context.dagster_event is not None:
-        messages.append(context.dagster_event.message or "")
-    text = "; ".join(m for m in messages if m)
-    return text[:MESSAGE_CHARS] or None
+from resources.catalog import Catalog
+from trading_assets.job_requests import REQUEST_TAG, chain, job_run, target_completed
 
 
 def mirror_run(context: dg.RunStatusSensorContext, catalog: Catalog, status: str) -> None:
-    """Record the run of `context` in its request (if it serves one) and chain what its completion asks."""
+    """Record the run of `context` in its request (if it serves one) as `status`, the status of the event
+    this sensor saw (the run may have moved on since: the sensor of its next status records that, and a
+    run's end is kept over its start), and chain what the request's completion asks."""
     run = context.dagster_run
     tag = run.tags.get(REQUEST_TAG)
     if tag is None:
@@ -62,19 +35,10 @@ def mirror_run(context: dg.RunStatusSensorContext, catalog: Catalog, status: str
         context.log.warning(f"run {run.run_id} names job request {tag}, which the catalog does not hold")
         return
     record = context.instance.get_run_record_by_id(run.run_id)
+    if record is None:
+        return  # deleted from the instance since
     settled = catalog.record_job_run(
-        JobRunRecord(
-            request_id=request.id,
-            run_id=run.run_id,
-            job_name=run.job_name,
-            partition=run.tags.get("dagster/partition"),
-            status=status,
-            message=_failure_message(context) if status in ("FAILURE", "CANCELED") else None,
-            url=run_url(run.run_id),
-            started_at=_when(record.start_time) if record else None,
-            finished_at=_when(record.end_time) if record and status != "STARTED" else None,
-        ),
-        target_completed=target_completed(catalog, request),
+        job_run(context.instance, request.id, record, status), target_completed(catalog, request)
     )
     context.log.info(f"job request {request.id}: run {run.run_id} {status.lower()} -> {settled.status}")
     chained = chain(catalog, settled)

@@ -15,7 +15,7 @@ def _cursor(raw: str | None) -> dict[str, dict[str, object]]:
     return json.loads(raw) if raw else {}
 
 
-def _already_imported(record: DatasetRecord | None, data_sha: str, found: LandingFile) -> bool:
+def already_imported(record: DatasetRecord | None, data_sha: str, found: LandingFile) -> bool:
     """The catalog holds this exact content, read with the options the landing folder now gives."""
     if record is None or record.source_sha256 != data_sha:
         return False
@@ -56,7 +56,7 @@ def landing_sensor(
             continue
         record = catalog.get_dataset(found.dataset)
         data_sha = str(fingerprint).split(":", 1)[0]
-        if not previous and _already_imported(record, data_sha, found):
+        if not previous and already_imported(record, data_sha, found):
             continue  # imported before this cursor existed (e.g. by the CLI or `make demo`)
         requests.append(
             dg.RunRequest(

@@ -18,7 +18,7 @@ import dagster as dg
 from resources.catalog import Catalog, DatasetRecord
 from resources.landing import LandingFile, LandingFolder
 from resources.timeseries import TimeSeriesStore
-from sensors.landing import INGEST_JOB, _already_imported
+from sensors.landing import INGEST_JOB, already_imported
 from trading_assets.job_requests import add_run_partitions
 from trading_assets.jobs import TRAIN_FOLDS_JOB
 from trading_assets.partitions import datasets
@@ -55,8 +55,7 @@ def rolling_walkforward_schedule(
             continue
         extension = extend_run(timeseries, catalog, run)
         said.append(extension.message)
-        if extension.outcome == "extended":
-            assert extension.record is not None
+        if extension.record is not None:  # extended
             add_run_partitions(context.instance, run.name, extension.record.fold_count)
             context.log.info(extension.message)
             continue
@@ -77,7 +76,7 @@ def _missed(
     if now.timestamp() - changed < RESCAN_AFTER_S:
         return None
     data_sha = found.fingerprint().split(":", 1)[0]
-    if _already_imported(record, data_sha, found):
+    if already_imported(record, data_sha, found):
         return None
     partition = {"dagster/partition": found.dataset}
     if instance.get_runs(dg.RunsFilter(job_name=INGEST_JOB, tags=partition, statuses=_IN_FLIGHT), limit=1):

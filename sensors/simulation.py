@@ -16,7 +16,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.job_requests import request_tags, settle_completed, take_queued
+from trading_assets.job_requests import reconcile, request_tags, take_queued
 from trading_assets.jobs import COMPARE_SIMULATIONS_JOB, SIMULATE_JOB, compare_simulations_job, simulate_job
 from trading_assets.partitions import simulations
 
@@ -34,7 +34,7 @@ def simulation_sensor(
     timeseries: dg.ResourceParam[TimeSeriesStore],
 ) -> dg.SensorResult:
     take_queued("simulation", timeseries, catalog, context.instance, context.log)
-    settle_completed("simulation", catalog, context.log)
+    reconcile("simulation", catalog, context.instance, context.log)
     tags_of = request_tags(catalog, "simulation")
     known = set(context.instance.get_dynamic_partitions(simulations.name))
     sims = catalog.list_simulations()

@@ -17,7 +17,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.job_requests import request_tags, settle_completed, take_queued
+from trading_assets.job_requests import reconcile, request_tags, take_queued
 from trading_assets.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
@@ -42,7 +42,7 @@ def walkforward_sensor(
     timeseries: dg.ResourceParam[TimeSeriesStore],
 ) -> dg.SensorResult:
     take_queued("walkforward", timeseries, catalog, context.instance, context.log)
-    settle_completed("walkforward", catalog, context.log)
+    reconcile("walkforward", catalog, context.instance, context.log)
     tags_of = request_tags(catalog, "walkforward")
     known_runs = set(context.instance.get_dynamic_partitions(walkforward_runs.name))
     known_folds = set(context.instance.get_dynamic_partitions(fold_numbers.name))

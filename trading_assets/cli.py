@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from resources.catalog import JOB_KINDS, JOB_STATUSES
 from trading_assets import settings as cfg
 
 DEMO_DATASET = "btc25"
@@ -558,12 +559,12 @@ def main(argv: list[str] | None = None) -> int:
     submit = sub.add_parser(
         "submit", help="queue a walkforward run or simulation (a YAML file of the launchpad's config)"
     )
-    submit.add_argument("kind", choices=("walkforward", "simulation"))
+    submit.add_argument("kind", choices=JOB_KINDS)
     submit.add_argument("file", help="YAML with the config's fields, as in the launchpad")
     submit.add_argument("--requested-by", help="who asks (default: the login name)")
     submit.set_defaults(run=_submit)
     requests = sub.add_parser("requests", help="list job requests and where they stand")
-    requests.add_argument("--status", choices=("QUEUED", "RUNNING", "COMPLETED", "FAILED", "REJECTED"))
+    requests.add_argument("--status", choices=JOB_STATUSES)
     requests.add_argument("--id", type=int, help="one request, with its runs and their links")
     requests.set_defaults(run=_requests)
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ run-status sensors (sensors/job_requests.py) mirror the runs into the request's 
 import json
 import os
 import typing
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -19,7 +20,9 @@ from pydantic import ValidationError
 from resources.catalog import (
     Catalog,
     CatalogError,
+    CatalogUnavailable,
     JobRequestRecord,
+    JobRunRecord,
     SimulationRecord,
     WalkforwardRunRecord,
 )
@@ -28,12 +31,17 @@ from trading_assets import naming
 from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.partitions import fold_numbers, simulations, walkforward_runs
 from trading_assets.simulations import SimulationError, register_simulation
-from trading_assets.walkforward_runs import RunError, models_version, register_run
+from trading_assets.walkforward_runs import RunError, RunNotReady, models_version, register_run
 
 REQUEST_TAG = "trading/job_request"
-# Intake attempts that end in an error other than an invalid config (a store that cannot be read, say)
-# before the request is FAILED: a request is never retried forever.
+# On the launchpad run that submitted a request: not REQUEST_TAG, as registering is not part of the
+# request's work (and a re-execution of that run, which copies its tags, would be taken for it).
+SUBMITTED_TAG = "trading/submitted_job_request"
+# A request whose intake keeps ending in an error other than an invalid config (its indicator set still
+# computing, the catalog unreachable, a store that cannot be read) is retried on later ticks until it has
+# had this many attempts and waited this long, then FAILED: never retried forever.
 MAX_INTAKE_ATTEMPTS = 3
+MAX_INTAKE_WAIT_S = 3600.0
 # Where the Dagster UI is, for the links to runs kept with each request.
 DAGSTER_URL_ENV = "TRADING_DAGSTER_URL"
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
@@ -97,18 +105,23 @@ def _is_config(annotation: Any) -> bool:
 
 def register(
     config: WalkforwardConfig | SimulationConfig,
-    request_id: int,
+    request_id: int | None,
     timeseries: TimeSeriesStore,
     catalog: Catalog,
     instance: dg.DagsterInstance,
 ) -> WalkforwardRunRecord | SimulationRecord:
-    """Register the config's run or simulation as the request's target and add its partitions.
+    """Register the config's run or simulation (with `request_id`, as that request's target) and add its
+    partitions.
 
     RequestInvalid if it does not fit the data or the catalog (no such dataset, too few bars, a run that
-    is not completed, ...): the same checks and messages as the launchpad.
+    is not completed, chained `simulate` settings that cannot work, ...): the same checks and messages as
+    the launchpad. What is only not ready yet (RunNotReady, CatalogUnavailable) passes through as is.
     """
     try:
         if isinstance(config, WalkforwardConfig):
+            if config.simulate is not None:
+                # Checked now, not hours later when the run completes and the simulation is chained.
+                SimulationConfig(run="chained", **config.simulate.model_dump()).spec()
             dataset = naming.dataset_name(config.dataset)
             run = register_run(
                 timeseries,
@@ -124,6 +137,8 @@ def register(
         spec = config.spec()
         folds = catalog.list_walkforward_folds(spec.run)
         sim = register_simulation(timeseries, catalog, spec, models_version(folds), request_id=request_id)
+    except (RunNotReady, CatalogUnavailable):
+        raise
     except (ValueError, RunError, SimulationError, CatalogError) as err:
         raise RequestInvalid(str(err)) from None
     if not instance.has_dynamic_partition(simulations.name, sim.name):
@@ -147,15 +162,16 @@ def take_queued(
     catalog: Catalog,
     instance: dg.DagsterInstance,
     log: Any,
-) -> list[JobRequestRecord]:
+) -> None:
     """Take every QUEUED request of `kind` with no target yet: register it, or end it as REJECTED (an
-    invalid config, with the validation message) or, after MAX_INTAKE_ATTEMPTS other errors, FAILED.
-    Returns the requests as they are afterwards."""
-    taken = []
+    invalid config, with the validation message) or, once it has had MAX_INTAKE_ATTEMPTS attempts over
+    MAX_INTAKE_WAIT_S, FAILED with the last error."""
     for request in catalog.list_job_requests(["QUEUED"], kind=kind):
-        if request.target is not None or catalog.begin_job_intake(request.id) is None:
+        if request.target is not None:
             continue
-        attempts = request.intake_attempts + 1
+        started = catalog.begin_job_intake(request.id)
+        if started is None:
+            continue
         try:
             config = parse_config(kind, request.config)
             target = register(config, request.id, timeseries, catalog, instance)
@@ -163,28 +179,96 @@ def take_queued(
         except RequestInvalid as err:
             log.warning(f"job request {request.id} rejected: {err}")
             catalog.refuse_job_request(request.id, "REJECTED", str(err))
-        except Exception as err:  # anything else may pass on a later tick, but not forever
-            if attempts < MAX_INTAKE_ATTEMPTS:
-                log.warning(f"job request {request.id}: intake attempt {attempts} failed: {err!r}")
-            else:
-                log.error(f"job request {request.id}: intake failed {attempts} times: {err!r}")
-                catalog.refuse_job_request(
-                    request.id, "FAILED", f"intake failed {attempts} times; last error: {err!r}"
-                )
-        taken.append(catalog.get_job_request(request.id))
-    return [request for request in taken if request is not None]
+        except Exception as err:  # it may pass on a later tick, but not forever
+            now = catalog.get_job_request(request.id)
+            if now is None or now.target is not None:
+                continue  # registered before the error (its partitions are added by the sensors)
+            waited = (datetime.now(UTC) - now.created_at).total_seconds() if now.created_at else 0.0
+            if started.intake_attempts < MAX_INTAKE_ATTEMPTS or waited < MAX_INTAKE_WAIT_S:
+                log.warning(f"job request {request.id}: intake attempt {started.intake_attempts}: {err!r}")
+                continue
+            log.error(f"job request {request.id}: intake gave up after {started.intake_attempts} attempts")
+            message = f"intake gave up after {started.intake_attempts} attempts in {waited:.0f} s: {err!r}"
+            catalog.refuse_job_request(request.id, "FAILED", message)
 
 
-def settle_completed(kind: str, catalog: Catalog, log: Any) -> None:
-    """Complete (and chain) open requests of `kind` whose target completed: the run-status sensors do this
-    when a tagged run succeeds; this catches a target completed by an untagged run (materialised by hand
-    from the UI, say)."""
+def reconcile(kind: str, catalog: Catalog, instance: dg.DagsterInstance, log: Any) -> None:
+    """Bring every open request of `kind` up to date with its Dagster runs and target, and chain what
+    completed walkforward requests ask for.
+
+    The run-status sensors do this as runs change; this is the safety net under them. Dagster moves a
+    run-status sensor's cursor past an event even when recording it failed (a catalog that was briefly
+    unreachable), a target may be completed by runs without the request's tag (materialised by hand), and
+    a chaining may have failed after its parent was marked COMPLETED. Recording is idempotent, so going
+    over the same runs every tick changes nothing that is already right."""
     for request in catalog.list_job_requests(OPEN, kind=kind):
-        if request.target is None or not target_completed(catalog, request):
+        if request.target is None:
             continue
-        settled = catalog.settle_job_request(request.id, target_completed=True)
-        log.info(f"job request {request.id}: {request.target} completed -> {settled.status}")
-        chain(catalog, settled)
+        for record in instance.get_run_records(dg.RunsFilter(tags={REQUEST_TAG: str(request.id)})):
+            status = MIRRORED_STATUS.get(record.dagster_run.status)
+            if status is not None:
+                catalog.record_job_run(job_run(instance, request.id, record, status), False)
+        settled = catalog.settle_job_request(request.id, target_completed(catalog, request))
+        if settled.status != request.status:
+            log.info(f"job request {request.id}: {request.status} -> {settled.status}")
+    if kind == "walkforward":
+        chained = {r.parent_id for r in catalog.list_job_requests(kind="simulation") if r.parent_id}
+        for request in catalog.list_job_requests(["COMPLETED"], kind=kind):
+            if request.id not in chained and (child := chain(catalog, request)) is not None:
+                log.info(f"job request {request.id}: chained simulation request {child.id}")
+
+
+# Dagster's run statuses as a request's run records them; a run not started yet is not recorded.
+MIRRORED_STATUS = {
+    dg.DagsterRunStatus.STARTED: "STARTED",
+    dg.DagsterRunStatus.CANCELING: "STARTED",
+    dg.DagsterRunStatus.SUCCESS: "SUCCESS",
+    dg.DagsterRunStatus.FAILURE: "FAILURE",
+    dg.DagsterRunStatus.CANCELED: "CANCELED",
+}
+# Longest error message kept per run: the first lines say what failed; the run's page has the rest.
+MESSAGE_CHARS = 2000
+
+
+def job_run(instance: dg.DagsterInstance, request_id: int, record: Any, status: str) -> JobRunRecord:
+    """The catalog's record of one run of a request (`record`: Dagster's RunRecord of it)."""
+    run = record.dagster_run
+    # A run that failed to launch never started: its creation time orders it among the step's runs.
+    started = record.start_time if record.start_time is not None else record.create_timestamp.timestamp()
+    ended = None if status == "STARTED" or record.end_time is None else record.end_time
+    return JobRunRecord(
+        request_id=request_id,
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partition=run.tags.get("dagster/partition"),
+        status=status,
+        message=failure_message(instance, run.run_id) if status in ("FAILURE", "CANCELED") else None,
+        url=run_url(run.run_id),
+        started_at=datetime.fromtimestamp(started, UTC),
+        finished_at=None if ended is None else datetime.fromtimestamp(ended, UTC),
+    )
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """What failed in the run: its failed steps' errors (the innermost cause: Dagster wraps the step's own
+    exception), else the run's own failure or cancellation event."""
+    messages = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        data = event.step_failure_data if event is not None else None
+        if data is None:
+            continue
+        description = data.user_failure_data.description if data.user_failure_data else None
+        error = data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = error.message.strip() if error is not None else None
+        messages.append(f"{event.step_key}: {description or text}")
+    if not messages:
+        ends = {dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+        messages = [entry.message for entry in instance.all_logs(run_id, of_type=ends) if entry.message]
+    text = "; ".join(m for m in messages if m)
+    return text[:MESSAGE_CHARS] or None
 
 
 def request_tags(catalog: Catalog, kind: str) -> dict[str, dict[str, str]]:
@@ -232,15 +316,18 @@ def submit_from_launchpad(
     timeseries: TimeSeriesStore,
     catalog: Catalog,
 ) -> tuple[int, WalkforwardRunRecord | SimulationRecord]:
-    """The launchpad's door: record the config as a request of this run's user, tag this run with it and
-    register it now; the request's id and the registered run or sim. dg.Failure (no retry: the same
-    config cannot pass) if it is invalid, which REJECTS the request with the same message."""
+    """The launchpad's door: register the config now and record it as a request of this run's user, with
+    its target (so no sensor takes it again), then tag this run with it (SUBMITTED_TAG); the request's id
+    and the run or sim. An invalid config is recorded as a REJECTED request and fails the run with the
+    same message (dg.Failure, no retry: the same config cannot pass)."""
     kind = "walkforward" if isinstance(config, WalkforwardConfig) else "simulation"
     requested_by = context.run.tags.get("dagster/user") or "launchpad"
-    request = catalog.submit_job_request(kind, json.dumps(config.model_dump(), sort_keys=True), requested_by)
-    context.instance.add_run_tags(context.run_id, {REQUEST_TAG: str(request.id)})
+    text = json.dumps(config.model_dump(), sort_keys=True)
     try:
-        return request.id, register(config, request.id, timeseries, catalog, context.instance)
-    except RequestInvalid as err:
-        catalog.refuse_job_request(request.id, "REJECTED", str(err))
+        record = register(config, None, timeseries, catalog, context.instance)
+    except (RequestInvalid, RunNotReady) as err:
+        catalog.submit_job_request(kind, text, requested_by, rejected=str(err))
         raise dg.Failure(description=str(err), allow_retries=False) from None
+    request = catalog.submit_job_request(kind, text, requested_by, target=record.name)
+    context.instance.add_run_tags(context.run_id, {SUBMITTED_TAG: str(request.id)})
+    return request.id, record

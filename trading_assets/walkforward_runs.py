@@ -48,6 +48,11 @@ class RunError(RuntimeError):
     """A run that cannot be registered or loaded as asked; the message says which and why."""
 
 
+class RunNotReady(RunError):
+    """What the run needs is not ready yet (its indicator set is being computed, the bars are being
+    re-imported): asking again later may pass."""
+
+
 def code_version() -> str:
     """A hash of the code that turns a run's inputs into models and predictions, and XGBoost's version."""
     digest = hashlib.sha256(xgboost.__version__.encode())
@@ -86,7 +91,9 @@ def _read_inputs(
         known = [s.version for s in catalog.list_indicator_sets(dataset)]
         raise RunError(f"dataset {dataset!r} has no indicator set version {version} (it has {known})")
     if indicator_set.status != "ready":
-        raise RunError(
+        # A failed set stays failed until a person acts; a registered one is on its way.
+        error = RunError if indicator_set.status == "failed" else RunNotReady
+        raise error(
             f"indicator set {indicator_set.measurement} is {indicator_set.status}, not ready: materialise "
             f"indicators partition {dataset}|{version} first"
         )
@@ -152,7 +159,7 @@ def history_sha256(
     record = catalog.get_dataset(dataset)
     bars = None if record is None else read_bars(store, record.table_name)
     if bars is None or not np.array_equal(bars[TIMESTAMP_COLUMN], prepared.ts_us):
-        raise RunError(f"the bars of {dataset!r} changed while they were read; try again")
+        raise RunNotReady(f"the bars of {dataset!r} changed while they were read; try again")
     if prepared.first_row != 0 or prepared.matrix.shape[0] < rows:
         raise RunError(f"the features of rows 0..{rows - 1} were not all loaded")
     digest = hashlib.sha256(bars_sha256(bars, rows).encode())

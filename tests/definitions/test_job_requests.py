@@ -130,6 +130,7 @@ def test_a_request_that_keeps_erring_fails_after_a_few_attempts(world, monkeypat
         raise OSError("disk unreadable")
 
     monkeypatch.setattr(job_requests, "register_run", unreadable)
+    monkeypatch.setattr(job_requests, "MAX_INTAKE_WAIT_S", 0.0)
     request_id = world.submit("walkforward", TWO_FOLDS)
     for attempt in range(1, job_requests.MAX_INTAKE_ATTEMPTS):
         world.sensor(walkforward_sensor)
@@ -144,13 +145,49 @@ def test_a_request_that_keeps_erring_fails_after_a_few_attempts(world, monkeypat
     assert world.request(request_id).intake_attempts == job_requests.MAX_INTAKE_ATTEMPTS
 
 
-def test_the_launchpad_records_its_own_request_and_tags_its_run(world):
+def test_a_request_waits_while_its_indicator_set_is_not_ready_instead_of_being_rejected(world, monkeypatch):
+    monkeypatch.setattr(job_requests, "MAX_INTAKE_WAIT_S", 3600.0)
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    real = world.catalog.get_indicator_set
+
+    def computing(dataset, version):
+        from dataclasses import replace
+
+        return replace(real(dataset, version), status="registered")
+
+    monkeypatch.setattr(type(world.catalog), "get_indicator_set", lambda self, d, v: computing(d, v))
+    for _ in range(job_requests.MAX_INTAKE_ATTEMPTS + 1):
+        assert world.sensor(walkforward_sensor) == []
+    assert world.request(request_id).status == "QUEUED"  # still within MAX_INTAKE_WAIT_S
+    monkeypatch.undo()
+    assert len(world.sensor(walkforward_sensor)) == 2
+    assert world.request(request_id).target == "btc25_run1"
+
+
+def test_unworkable_simulate_settings_are_rejected_at_intake_not_after_training(world):
+    config = {**TWO_FOLDS, "simulate": {"sizing": "notional"}}
+    request_id = world.submit("walkforward", config)
+    assert world.sensor(walkforward_sensor) == []
+    request = world.request(request_id)
+    assert request.status == "REJECTED" and "notional" in request.message
+    assert world.catalog.list_walkforward_runs() == []
+
+
+def test_the_launchpad_records_its_own_request_taken_and_the_sensor_launches_it(world):
     result = start(world.resources, world.instance, TWO_FOLDS)
     assert result.success
     (request,) = world.catalog.list_job_requests()
     assert (request.kind, request.requested_by, request.target) == ("walkforward", "launchpad", "btc25_run1")
-    assert world.instance.get_run_by_id(result.run_id).tags[job_requests.REQUEST_TAG] == str(request.id)
+    assert (request.status, request.intake_attempts) == ("QUEUED", 0)
+    tags = world.instance.get_run_by_id(result.run_id).tags
+    assert tags[job_requests.SUBMITTED_TAG] == str(request.id) and job_requests.REQUEST_TAG not in tags
     assert json.loads(request.config)["folds"]["max_folds"] == 2
+    # The registering run is not part of the request's work: its end is not mirrored.
+    world.tick_lifecycle()
+    assert world.catalog.list_job_runs(request.id) == []
+    folds = world.sensor(walkforward_sensor)
+    assert [r.tags[job_requests.REQUEST_TAG] for r in folds] == [str(request.id)] * 2
+    assert world.request(request.id).intake_attempts == 0  # not taken a second time
 
 
 def test_an_invalid_launchpad_config_is_a_rejected_request(world):
@@ -240,6 +277,28 @@ def test_a_stopped_and_restarted_daemon_loses_no_transition(world, monkeypatch):
     assert world.request(request_id) == after
 
 
+def test_an_event_whose_recording_failed_is_recovered_by_the_next_sensor_tick(world, monkeypatch):
+    """Dagster moves a run-status sensor's cursor past an event even when the sensor raised: the
+    walkforward sensor's reconciliation records it on its next tick."""
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    first, _ = world.sensor(walkforward_sensor)
+    assert world.execute(first).success
+    real = type(world.catalog).record_job_run
+
+    def unreachable(self, run, target_completed):
+        raise OSError("catalog unreachable")
+
+    monkeypatch.setattr(type(world.catalog), "record_job_run", unreachable)
+    world.tick_lifecycle()  # the ticks fail; their cursors move on anyway
+    monkeypatch.setattr(type(world.catalog), "record_job_run", real)
+    world.tick_lifecycle()
+    assert world.request(request_id).status == "QUEUED"  # the run-status sensors lost the events
+    world.sensor(walkforward_sensor)
+    request = world.request(request_id)
+    assert request.status == "RUNNING"
+    assert [r.status for r in world.catalog.list_job_runs(request_id)] == ["SUCCESS"]
+
+
 # Chaining
 
 
@@ -253,8 +312,10 @@ def test_a_walkforward_submitted_with_simulate_gets_its_simulation_when_it_compl
     world.tick_lifecycle()
     (chained,) = world.catalog.list_job_requests(kind="simulation")
     assert (chained.parent_id, chained.status, chained.requested_by) == (request_id, "QUEUED", "ana")
-    assert json.loads(chained.config) == {"fee_bps": 2.0, "run": "btc25_run1"}
+    assert json.loads(chained.config)["fee_bps"] == 2.0
+    assert json.loads(chained.config)["run"] == "btc25_run1"
     world.tick_lifecycle()  # seeing the completion again chains nothing more
+    world.sensor(walkforward_sensor)
     assert len(world.catalog.list_job_requests(kind="simulation")) == 1
 
     simulate = [r for r in world.sensor(simulation_sensor) if r.job_name == "simulate"]

@@ -259,3 +259,28 @@ def test_a_naive_run_time_is_refused(catalog: Catalog, taken: int) -> None:
     with pytest.raises(CatalogError, match="has no time zone"):
         catalog.record_job_run(naive, False)
     assert catalog.list_job_runs(taken) == []
+
+
+def test_a_request_recorded_with_its_target_is_not_taken_again(catalog: Catalog) -> None:
+    name = register_run(catalog, None)
+    request = catalog.submit_job_request("walkforward", CONFIG, "launchpad", target=name)
+    assert (request.status, request.target) == ("QUEUED", "btc_run1")
+    assert catalog.begin_job_intake(request.id) is None
+    with pytest.raises(CatalogError, match="refused by the catalog"):
+        catalog.submit_job_request("walkforward", CONFIG, "launchpad", target=name)
+
+
+def test_a_request_recorded_as_rejected_says_why(catalog: Catalog) -> None:
+    request = catalog.submit_job_request("walkforward", CONFIG, "launchpad", rejected="no dataset 'eth'")
+    assert (request.status, request.message) == ("REJECTED", "no dataset 'eth'")
+    assert request.finished_at is not None
+    with pytest.raises(CatalogError, match="say why"):
+        catalog.submit_job_request("walkforward", CONFIG, "launchpad", rejected="")
+    with pytest.raises(CatalogError, match="has no target"):
+        catalog.submit_job_request("walkforward", CONFIG, "launchpad", target="x", rejected="why")
+
+
+def test_a_failed_request_completed_later_is_timed_at_its_completion(catalog: Catalog, taken: int) -> None:
+    failed = catalog.record_job_run(run(taken, "r1", "FAILURE", end=1, message="boom"), False)
+    done = catalog.settle_job_request(taken, True)
+    assert done.status == "COMPLETED" and done.finished_at > failed.finished_at

@@ -378,8 +378,3 @@ def test_a_sim_of_a_run_whose_bars_were_imported_again_since_is_not_refreshed(
 
     with pytest.raises(CatalogError, match="predicts version"):
         catalog.refresh_simulation(name, "{}", version, "new", "sim2")
-
-
-def test_both_catalogs_implement_the_new_methods(catalog: Catalog) -> None:
-    assert isinstance(catalog, Catalog)
-    assert callable(catalog.extend_walkforward_run) and callable(catalog.refresh_simulation)
