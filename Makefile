@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRADING_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(TRADING_DATA_DIR)/dagster_home
 
-.PHONY: demo test dev lint bench lock clean
+.PHONY: demo test dev lint bench lock clean walkthrough
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(VENV)/.installed
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Screenshots of the UI on the demo's state (docs/qa/walkthrough.md), through Debian's headless Chromium.
+walkthrough: $(VENV)/.installed
+	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
+	$(BIN)/python scripts/walkthrough.py --out docs/img
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/ingest.py

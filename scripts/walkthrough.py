@@ -1,0 +1,333 @@
+"""Walk through the Dagster UI in a real browser and save a screenshot of each stop.
+
+    .venv/bin/python scripts/walkthrough.py [--data-dir data] [--dagster-home data/dagster_home] \
+        [--out docs/img] [--simulation btc25_sim1] [--chromium /usr/bin/chromium]
+
+Starts `dagster-webserver` on a free port against the given data folder and Dagster instance (what
+`make demo` leaves behind), drives Debian's headless Chromium through Playwright, and stops the server
+again, also on error. The stops are the ones docs/qa/walkthrough.md describes to a person:
+
+1. the global asset lineage with every group expanded (`lineage.png`);
+2. the `fold_models` partitions: the fold x run grid of a walkforward run (`fold_partitions.png`);
+3. a simulation's materialisation: its metric rows (`simulation_metrics.png`) and the equity and
+   drawdown chart, opened from the `equity` metadata entry (`simulation_equity.png`).
+
+The webserver's GraphQL API only says which partitions were materialised last; everything reported is
+read from the rendered pages. tests/browser/test_walkthrough.py asserts on that report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, sync_playwright
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+# One size for every screenshot: wide enough for the lineage graph, the size of a laptop screen.
+VIEWPORT = {"width": 1440, "height": 900}
+# The UI answers in a second or two; a cold code location (numba, xgboost imports) takes longer.
+SERVER_START_S = 120.0
+PAGE_TIMEOUT_MS = 30_000
+# The partition lists draw each key's state as a dot in these colours (the UI's assetPartitionStatusToColor);
+# a key whose partitions differ gets stripes of two, reported as their raw CSS.
+DOT_STATES = {
+    "var(--color-accent-green)": "materialized",
+    "var(--color-accent-red)": "failed",
+    "var(--color-accent-blue)": "materializing",
+    "var(--color-accent-gray)": "missing",
+}
+# The community sign-up dialog the UI shows on localhost would cover the first screenshot. Its "Skip"
+# button sets this flag in the browser (and tells the instance); setting only the flag leaves the
+# instance as `make demo` left it.
+DISMISS_NUX = "window.localStorage.setItem('communityNux', '1')"
+
+
+@dataclass
+class Report:
+    """What the walkthrough saw on the pages, and where it saved them."""
+
+    lineage_nodes: list[str] = field(default_factory=list)  # asset names drawn as graph nodes
+    fold_partition: str = ""  # the fold_models partition selected in the grid
+    fold_counts: dict[str, int] = field(default_factory=dict)  # "Materialized" -> 12, "Missing" -> 0, ...
+    fold_states: dict[str, str] = field(default_factory=dict)  # fold key -> state of its dot
+    run_states: dict[str, str] = field(default_factory=dict)  # run key -> state of its dot
+    fold_metadata: dict[str, str] = field(default_factory=dict)  # selected fold's metadata rows
+    simulation: str = ""
+    simulation_metadata: dict[str, str] = field(default_factory=dict)  # metadata key -> value text
+    equity_chart: dict[str, Any] = field(default_factory=dict)  # alt text and decoded size of the <img>
+    screenshots: list[Path] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(base_url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base_url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL error: {body['errors']}")
+    return body["data"]
+
+
+_LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def _location_loaded(base_url: str) -> bool:
+    """True once the code location is loaded; a location that failed to load is an error, not a wait."""
+    try:
+        data = graphql(base_url, _LOCATIONS)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+    entries = data["workspaceOrError"].get("locationEntries") or []
+    for entry in entries:
+        loaded = entry["locationOrLoadError"]
+        if loaded and loaded["__typename"] == "PythonError":
+            raise RuntimeError(f"code location {entry['name']} failed to load: {loaded['message']}")
+    return bool(entries) and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+@contextmanager
+def webserver(
+    data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Run `dagster-webserver` on the repo's workspace against `data_dir` and `dagster_home`, in `env`
+    (default: this process's environment); yields its base URL once the code location is loaded, and
+    stops it (and its code server) on the way out."""
+    port = port or free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    # Both are set explicitly: the code location reads its stores from TRADING_DATA_DIR, the webserver
+    # its instance from DAGSTER_HOME.
+    env = {**(os.environ if env is None else env), "TRADING_DATA_DIR": str(data_dir)}
+    env["DAGSTER_HOME"] = str(dagster_home)
+    command = [sys.executable, "-m", "dagster_webserver", "-w", str(REPO / "workspace.yaml")]
+    with tempfile.TemporaryDirectory(prefix="walkthrough-") as tmp:
+        log = Path(tmp) / "webserver.log"
+        with log.open("wb") as out:
+            # A session of its own, so stopping the group also stops the code server it spawns.
+            server = subprocess.Popen(
+                [*command, "-h", "127.0.0.1", "-p", str(port)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + SERVER_START_S
+            while not _location_loaded(base_url):
+                if server.poll() is not None:
+                    raise RuntimeError(f"dagster-webserver exited with {server.returncode}:\n{_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"dagster-webserver not ready after {SERVER_START_S}s:\n{_tail(log)}")
+                time.sleep(0.5)
+            yield base_url
+        finally:
+            _stop(server)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    # SIGTERM stops the webserver and its code server; whatever of the group ignored it goes now.
+    with suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+_LATEST = """query Latest($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
+  ... on Asset { assetMaterializations(limit: 1) { partition } } } }"""
+
+
+def latest_partition(base_url: str, asset: str) -> str:
+    """The partition of `asset`'s latest materialisation."""
+    data = graphql(base_url, _LATEST, {"key": {"path": [asset]}})["assetOrError"]
+    events = data.get("assetMaterializations") or []
+    if not events or not events[0]["partition"]:
+        raise RuntimeError(f"asset {asset} has no partitioned materialisation: run `make demo` first")
+    return events[0]["partition"]
+
+
+def _shoot(page: Page, out: Path, name: str, report: Report) -> None:
+    path = out / name
+    page.screenshot(path=path)
+    report.screenshots.append(path)
+
+
+def _metadata_rows(page: Page) -> dict[str, str]:
+    """The metadata table on the page, key -> value text (the first two cells of each row). Rows of
+    tables inside a value (trades, monthly returns) are part of that value, not entries."""
+    rows = page.locator("table tr").evaluate_all(
+        """rows => rows.filter(r => !r.parentElement.closest('td'))
+                       .map(r => Array.from(r.cells).map(c => c.innerText.trim()))"""
+    )
+    return {cells[0]: cells[1] for cells in rows if len(cells) >= 2 and cells[0]}
+
+
+def visit_lineage(page: Page, base_url: str, out: Path, report: Report) -> None:
+    """Stop 1: Lineage in the left bar. Groups start collapsed; Alt+E (or the graph's settings menu,
+    "Expand all groups") opens them so every asset is a node. The group list beside the graph is
+    hidden to give the graph the width."""
+    page.goto(f"{base_url}/asset-groups")
+    nodes = page.locator('svg [class*="AssetNode_assetName"]')
+    # Wait for the collapsed group boxes first: pressing Alt+E before the graph is drawn does nothing.
+    page.locator("svg foreignObject.group").first.wait_for()
+    page.get_by_role("button", name="panel_show_right", exact=True).click()
+    page.keyboard.press("Alt+e")
+    nodes.filter(has_text="fold_models").first.wait_for()
+    page.wait_for_timeout(1500)  # the graph animates its zoom to fit the expanded groups
+    report.lineage_nodes = sorted(n.strip() for n in nodes.all_inner_texts())
+    _shoot(page, out, "lineage.png", report)
+
+
+def _dot_states(page: Page, placeholder: str) -> dict[str, str]:
+    """Key -> state of each row of the partition list under the filter box `placeholder`."""
+    states = page.get_by_placeholder(placeholder).evaluate(
+        """input => {
+             const row = '[class*="AssetEventList_assetListRow"]';
+             let column = input.parentElement;
+             while (column && !column.querySelector(row)) column = column.parentElement;
+             return Array.from(column ? column.querySelectorAll(row) : []).map(r => {
+               const key = r.querySelector('[title]');
+               const dot = Array.from(r.querySelectorAll('div')).find(d => d.style.borderRadius === '100%');
+               return [key ? key.title : '', dot ? dot.style.background : ''];
+             });
+           }"""
+    )
+    return {key: DOT_STATES.get(color, color) for key, color in states if key}
+
+
+def visit_fold_grid(page: Page, base_url: str, out: Path, report: Report) -> None:
+    """Stop 2: Catalog -> fold_models -> Partitions. One list per dimension (fold, run): each key's dot
+    is green when its partitions are materialised; selecting a fold and a run opens that cell."""
+    report.fold_partition = latest_partition(base_url, "fold_models")
+    partition = urllib.parse.quote(report.fold_partition)
+    page.goto(f"{base_url}/assets/fold_models?view=partitions&partition={partition}")
+    page.get_by_text("Latest materialization").wait_for()
+    page.locator("table tr", has_text="test_window").first.wait_for()
+    for label in ("Failed", "Materialized", "Materializing", "Missing"):
+        text = page.get_by_text(f"{label} (").first.inner_text()
+        report.fold_counts[label] = int(text.split("(")[1].rstrip(")"))
+    report.fold_states = _dot_states(page, "Filter by fold…")
+    report.run_states = _dot_states(page, "Filter by run…")
+    report.fold_metadata = _metadata_rows(page)
+    _shoot(page, out, "fold_partitions.png", report)
+
+
+def visit_simulation(page: Page, base_url: str, sim: str, out: Path, report: Report) -> None:
+    """Stop 3: Catalog -> simulation -> Partitions -> the sim. The metadata lists every metric; the
+    `equity` entry's [Show Markdown] opens the equity and drawdown chart."""
+    report.simulation = sim
+    page.goto(f"{base_url}/assets/simulation?view=partitions&partition={urllib.parse.quote(sim)}")
+    page.locator("table tr", has_text="max_drawdown").first.wait_for()
+    report.simulation_metadata = _metadata_rows(page)
+    # Scroll the metadata panel so the first metric rows are at the top of the screenshot.
+    page.locator("tr").filter(has=page.get_by_text("first_ts", exact=True)).evaluate(
+        "row => row.scrollIntoView({block: 'start'})"
+    )
+    _shoot(page, out, "simulation_metrics.png", report)
+
+    equity = page.locator("tr").filter(has=page.get_by_text("equity", exact=True))
+    equity.get_by_text("[Show Markdown]").click()
+    chart = page.get_by_role("dialog").locator("img").first
+    chart.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    report.equity_chart = {
+        "alt": chart.get_attribute("alt"),
+        "src_prefix": (chart.get_attribute("src") or "")[:22],
+        **chart.evaluate("img => ({width: img.naturalWidth, height: img.naturalHeight})"),
+    }
+    _shoot(page, out, "simulation_equity.png", report)
+
+
+def walk(
+    data_dir: Path,
+    dagster_home: Path,
+    out: Path,
+    simulation: str | None = None,
+    chromium: str = CHROMIUM,
+    env: Mapping[str, str] | None = None,
+) -> Report:
+    """Start the UI, visit every stop, save the screenshots under `out`; what the pages showed."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    with webserver(data_dir, dagster_home, env) as base_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            context.add_init_script(DISMISS_NUX)
+            context.set_default_timeout(PAGE_TIMEOUT_MS)
+            page = context.new_page()
+            visit_lineage(page, base_url, out, report)
+            visit_fold_grid(page, base_url, out, report)
+            visit_simulation(
+                page, base_url, simulation or latest_partition(base_url, "simulation"), out, report
+            )
+        finally:
+            browser.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    data_default = Path(os.environ.get("TRADING_DATA_DIR", REPO / "data"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=data_default, help="TRADING_DATA_DIR (default ./data)"
+    )
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        default=None,
+        help="DAGSTER_HOME (default $DAGSTER_HOME, else DATA_DIR/dagster_home as `make demo` uses)",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="screenshot folder")
+    parser.add_argument("--simulation", help="simulation partition to open (default: the latest)")
+    parser.add_argument("--chromium", default=CHROMIUM, help="Chromium executable")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir.resolve()
+    home = args.dagster_home or Path(os.environ.get("DAGSTER_HOME", data_dir / "dagster_home"))
+    report = walk(data_dir, home.resolve(), args.out.resolve(), args.simulation, args.chromium)
+    metrics = {k: report.simulation_metadata.get(k) for k in ("total_return", "sharpe", "max_drawdown")}
+    print(f"lineage       {len(report.lineage_nodes)} nodes: {', '.join(report.lineage_nodes)}")
+    print(f"fold grid     {report.fold_counts}; selected {report.fold_partition}")
+    print(f"simulation    {report.simulation}: {metrics}; chart {report.equity_chart}")
+    for path in report.screenshots:
+        print(f"screenshot    {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
