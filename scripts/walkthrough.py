@@ -9,11 +9,18 @@ again, also on error. The stops are the ones docs/qa/walkthrough.md describes to
 
 1. the global asset lineage with every group expanded (`lineage.png`);
 2. the `fold_models` partitions: the fold x run grid of a walkforward run (`fold_partitions.png`);
-3. a simulation's materialisation: its metric rows (`simulation_metrics.png`) and the equity and
+3. a backfill of that run's folds, launched from the same page (Materialize... -> the run, all folds ->
+   Launch backfill) and executed by `dagster-daemon`, which the script runs beside the webserver: the
+   backfill's page, its status per asset (`backfill.png`) and its run per fold partition
+   (`backfill_runs.png`);
+4. a simulation's materialisation: its metric rows (`simulation_metrics.png`) and the equity and
    drawdown chart, opened from the `equity` metadata entry (`simulation_equity.png`).
 
-The webserver's GraphQL API only says which partitions were materialised last; everything reported is
-read from the rendered pages. tests/browser/test_walkthrough.py asserts on that report.
+The webserver's GraphQL API only says which partitions were materialised last, when the backfill has
+finished and when the daemon has nothing left to do; everything reported is read from the rendered pages.
+The daemon's sensors run too: retraining the folds makes `walkforward_sensor` assemble the run's
+predictions again, which the script waits for before it stops the daemon (the simulation is not re-run).
+tests/browser/test_walkthrough.py asserts on that report.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,6 +53,12 @@ VIEWPORT = {"width": 1440, "height": 900}
 # The UI answers in a second or two; a cold code location (numba, xgboost imports) takes longer.
 SERVER_START_S = 120.0
 PAGE_TIMEOUT_MS = 30_000
+# A demo fold trains in seconds on CPU, one at a time (the `gpu` pool); 12 folds and the daemon's start.
+BACKFILL_S = 900.0
+# The daemon is quiet once no run is queued or in progress and every running sensor has ticked since
+# (the sensors tick every 30 s); the follow-up runs (predictions of the retrained run) take a minute.
+SETTLE_S = 600.0
+ACTIVE_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 # The partition lists draw each key's state as a dot in these colours (the UI's assetPartitionStatusToColor);
 # a key whose partitions differ gets stripes of two, reported as their raw CSS.
 DOT_STATES = {
@@ -69,6 +83,13 @@ class Report:
     fold_states: dict[str, str] = field(default_factory=dict)  # fold key -> state of its dot
     run_states: dict[str, str] = field(default_factory=dict)  # run key -> state of its dot
     fold_metadata: dict[str, str] = field(default_factory=dict)  # selected fold's metadata rows
+    backfill_id: str = ""
+    backfill_dialog_count: str = ""  # the launch dialog's "12 partitions"
+    backfill_status: str = ""  # the status tag of the backfill's page: "Succeeded"
+    # its "Partition selection": a tag per key, or "12 partitions" where there are too many to list
+    backfill_partitions: list[str] = field(default_factory=list)
+    backfill_assets: dict[str, dict[str, str]] = field(default_factory=dict)  # asset -> column -> cell
+    backfill_runs: dict[str, str] = field(default_factory=dict)  # partition -> status of its run
     simulation: str = ""
     simulation_metadata: dict[str, str] = field(default_factory=dict)  # metadata key -> value text
     equity_chart: dict[str, Any] = field(default_factory=dict)  # alt text and decoded size of the <img>
@@ -168,6 +189,27 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
+@contextmanager
+def daemon(data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None = None) -> Iterator[Path]:
+    """Run `dagster-daemon` (sensors, the run queue, backfills) on the repo's workspace in the same
+    environment as the webserver; yields its log file and stops it, with the runs it launched, on the
+    way out."""
+    env = {**(os.environ if env is None else env), "TRADING_DATA_DIR": str(data_dir)}
+    env["DAGSTER_HOME"] = str(dagster_home)
+    # `python -m dagster._daemon` is the `dagster-daemon` command of this interpreter's environment.
+    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")]
+    with tempfile.TemporaryDirectory(prefix="walkthrough-daemon-") as tmp:
+        log = Path(tmp) / "daemon.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            yield log
+        finally:
+            _stop(process)
+
+
 _LATEST = """query Latest($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
   ... on Asset { assetMaterializations(limit: 1) { partition } } } }"""
 
@@ -247,8 +289,145 @@ def visit_fold_grid(page: Page, base_url: str, out: Path, report: Report) -> Non
     _shoot(page, out, "fold_partitions.png", report)
 
 
+_BACKFILL = """query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+_ACTIVE_RUNS = """query Active($statuses: [RunStatus!]) { runsOrError(filter: {statuses: $statuses}) {
+  ... on Runs { results { runId jobName } } } }"""
+_SENSOR_TICKS = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
+  ... on RepositoryLocation { repositories { sensors { name sensorState { status
+    ticks(limit: 1) { timestamp status } } } } } } } } } }"""
+
+
+def wait_for_backfill(base_url: str, backfill_id: str, log: Path, timeout: float = BACKFILL_S) -> str:
+    """Poll the backfill until the daemon has finished it; its final status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = graphql(base_url, _BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
+        if data["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill {backfill_id}: {data}")
+        if data["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+            return data["status"]
+        if time.monotonic() > deadline:
+            status = data["status"]
+            raise TimeoutError(f"backfill {backfill_id} still {status} after {timeout}s:\n{_tail(log)}")
+        time.sleep(2)
+
+
+def _sensor_ticks(base_url: str) -> list[tuple[float, str]]:
+    """(time, status) of the latest tick of every running sensor."""
+    ticks = []
+    for entry in graphql(base_url, _SENSOR_TICKS)["workspaceOrError"]["locationEntries"]:
+        for repository in (entry["locationOrLoadError"] or {}).get("repositories", []):
+            for sensor in repository["sensors"]:
+                state = sensor["sensorState"]
+                if state["status"] == "RUNNING":
+                    tick = (state["ticks"] or [{"timestamp": 0.0, "status": "NONE"}])[0]
+                    ticks.append((tick["timestamp"], tick["status"]))
+    return ticks
+
+
+def settle(base_url: str, log: Path, timeout: float = SETTLE_S) -> None:
+    """Wait until the daemon has nothing left to do: no run queued or in progress, and every running
+    sensor has finished a tick since the last run ended (a tick that asks for a run queues it before it
+    ends, so the ticks are read first). Stopping the daemon then leaves no run half done."""
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    while True:
+        ticks = _sensor_ticks(base_url)
+        runs = graphql(base_url, _ACTIVE_RUNS, {"statuses": ACTIVE_RUN_STATUSES})["runsOrError"]["results"]
+        if runs:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.time()
+        elif all(at > idle_since and status != "STARTED" for at, status in ticks):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the daemon is still busy after {timeout}s ({runs}):\n{_tail(log)}")
+        time.sleep(2)
+
+
+def _run_rows(page: Page) -> list[dict[str, str]]:
+    """The rows of the run list drawn on the page (a virtualised grid of divs), column -> cell text."""
+    header = page.locator('[class*="VirtualizedTable_headerCell"]').all_inner_texts()
+    cells = page.locator('[class*="RunsFeedRow_rowGrid"]').evaluate_all(
+        "rows => rows.map(r => Array.from(r.children).map(c => c.innerText.trim()))"
+    )
+    return [dict(zip([h.strip() for h in header], row, strict=False)) for row in cells]
+
+
+BACKFILL_COLUMNS = ("Partitions targeted", "In progress", "Succeeded", "Failed")
+
+
+def _backfill_assets(page: Page) -> dict[str, dict[str, str]]:
+    """The backfill page's status table (a grid of divs, not a <table>), asset -> column -> number:
+    after the headers, each asset is its name, its "N% completed" bar and one number per column."""
+    lines = [line.strip() for line in page.locator("body").inner_text().splitlines() if line.strip()]
+    start = lines.index("Asset name") + 1 + len(BACKFILL_COLUMNS)
+    assets: dict[str, dict[str, str]] = {}
+    name = ""
+    for i, line in enumerate(lines[start:], start):
+        if line.endswith("% completed"):
+            values = lines[i + 1 : i + 1 + len(BACKFILL_COLUMNS)]
+            assets[name] = {"completed": line, **dict(zip(BACKFILL_COLUMNS, values, strict=True))}
+        elif not line.isdigit():
+            name = line
+    return assets
+
+
+def _summary(page: Page, label: str) -> list[str]:
+    """The values under `label` in the backfill page's summary (Created, Duration, Partition
+    selection, Status), one per line."""
+    block = page.get_by_text(label, exact=True).locator("xpath=..")
+    return [line.strip() for line in block.inner_text().splitlines()[1:] if line.strip()]
+
+
+def visit_backfill(page: Page, base_url: str, run: str, log: Path, out: Path, report: Report) -> None:
+    """Stop 3: on fold_models' Partitions tab, Materialize... opens the launch dialog: the run `run`
+    in the run list, All folds, Launch backfill. The daemon runs one fold_models run per partition;
+    once it is done, the backfill's page (Runs -> Backfills, /runs/b/<id>) shows its status per asset
+    (Overview) and the run of each partition (Runs)."""
+    page.goto(f"{base_url}/assets/fold_models?view=partitions")
+    page.get_by_text("Materialized (").first.wait_for()
+    page.get_by_role("button", name="Materialize").first.click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize fold_models")
+    dialog.get_by_text("Partition selection", exact=True).wait_for()
+    # Each dimension has a selector (a popover with a filter box and a checkbox per key) and an All
+    # button; the run first, while both selectors still show their placeholder.
+    dialog.locator('[aria-haspopup="dialog"]').nth(1).click()
+    popover = page.locator("[data-radix-popper-content-wrapper]").last
+    popover.get_by_placeholder("Filter partitions").fill(run)
+    popover.get_by_role("menuitem").filter(has=page.locator(f'[title="{run}"]')).click()
+    dialog.get_by_text("Launch runs to materialize fold_models").click()  # closes the popover
+    popover.wait_for(state="hidden")
+    dialog.get_by_role("button", name="All", exact=True).first.click()
+    report.backfill_dialog_count = dialog.get_by_text(re.compile(r"^[1-9]\d* partitions?$")).inner_text()
+    dialog.get_by_role("button", name="Launch backfill").click()
+    # The toast "Created backfill <id>" links to the backfill's page.
+    link = page.locator("a[href*='/runs/b/']").first
+    report.backfill_id = (link.get_attribute("href") or "").rstrip("/").split("/")[-1].split("?")[0]
+    wait_for_backfill(base_url, report.backfill_id, log)
+
+    page.goto(f"{base_url}/runs/b/{report.backfill_id}")
+    page.get_by_text("% completed").first.wait_for()
+    report.backfill_status = " ".join(_summary(page, "Status"))
+    report.backfill_partitions = _summary(page, "Partition selection")
+    report.backfill_assets = _backfill_assets(page)
+    _shoot(page, out, "backfill.png", report)
+
+    page.goto(f"{base_url}/runs/b/{report.backfill_id}?tab=runs")
+    # The run list is virtualised (only the rows on screen are drawn): read it in a tall window.
+    count = int(report.backfill_dialog_count.split()[0])
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 300 + 120 * count})
+    page.locator('[class*="RunsFeedRow_rowGrid"]').nth(count - 1).wait_for()
+    for row in _run_rows(page):
+        tags = [line for line in row.get("ID", "").splitlines() if line.startswith("partition:")]
+        report.backfill_runs[tags[0].split(":", 1)[1].strip() if tags else ""] = row.get("Status", "")
+    page.set_viewport_size(VIEWPORT)
+    _shoot(page, out, "backfill_runs.png", report)
+
+
 def visit_simulation(page: Page, base_url: str, sim: str, out: Path, report: Report) -> None:
-    """Stop 3: Catalog -> simulation -> Partitions -> the sim. The metadata lists every metric; the
+    """Stop 4: Catalog -> simulation -> Partitions -> the sim. The metadata lists every metric; the
     `equity` entry's [Show Markdown] opens the equity and drawdown chart."""
     report.simulation = sim
     page.goto(f"{base_url}/assets/simulation?view=partitions&partition={urllib.parse.quote(sim)}")
@@ -293,9 +472,13 @@ def walk(
             page = context.new_page()
             visit_lineage(page, base_url, out, report)
             visit_fold_grid(page, base_url, out, report)
-            visit_simulation(
-                page, base_url, simulation or latest_partition(base_url, "simulation"), out, report
-            )
+            sim = simulation or latest_partition(base_url, "simulation")
+            # The daemon only from here: the first two pages show the demo as it was left.
+            with daemon(data_dir, dagster_home, env) as log:
+                run = report.fold_partition.split("|")[1]
+                visit_backfill(page, base_url, run, log, out, report)
+                visit_simulation(page, base_url, sim, out, report)
+                settle(base_url, log)
         finally:
             browser.close()
     return report
@@ -323,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {k: report.simulation_metadata.get(k) for k in ("total_return", "sharpe", "max_drawdown")}
     print(f"lineage       {len(report.lineage_nodes)} nodes: {', '.join(report.lineage_nodes)}")
     print(f"fold grid     {report.fold_counts}; selected {report.fold_partition}")
+    print(
+        f"backfill      {report.backfill_id} ({report.backfill_dialog_count}): {report.backfill_status}; "
+        f"{report.backfill_assets}; runs {report.backfill_runs}"
+    )
     print(f"simulation    {report.simulation}: {metrics}; chart {report.equity_chart}")
     for path in report.screenshots:
         print(f"screenshot    {path}")

@@ -92,6 +92,30 @@ def test_fold_grid_shows_every_fold_of_the_run_materialised(walked: Walked, cata
     assert (report.fold_metadata["run"], report.fold_metadata["fold"]) == (RUN, folds[-1])
 
 
+def test_fold_backfill_page_shows_every_fold_of_the_run_succeeded(
+    walked: Walked, catalog: DuckDBCatalog
+) -> None:
+    keys = [f"{f.window.fold}|{RUN}" for f in catalog.list_walkforward_folds(RUN)]
+    report = walked.report
+    # Launched from the dialog (the run, All folds), executed by the daemon, read from the backfill's page.
+    assert report.backfill_id
+    assert report.backfill_dialog_count == f"{len(keys)} partitions"
+    assert report.backfill_status == "Succeeded"
+    assert sorted(report.backfill_partitions) == sorted(keys)
+    n = str(len(keys))
+    assert report.backfill_assets == {
+        "fold_models": {
+            "completed": "100% completed",
+            "Partitions targeted": n,
+            "In progress": "0",
+            "Succeeded": n,
+            "Failed": "0",
+        }
+    }
+    # One run per fold partition, each a success.
+    assert report.backfill_runs == dict.fromkeys(keys, "Success")
+
+
 def test_simulation_page_shows_the_metrics_the_catalog_stored(walked: Walked, catalog: DuckDBCatalog) -> None:
     stored = catalog.get_simulation(SIMULATION).metric_values()
     shown = walked.report.simulation_metadata
@@ -110,7 +134,14 @@ def test_simulation_equity_chart_is_a_decoded_inline_png(walked: Walked) -> None
 
 
 def test_each_stop_is_saved_as_a_screenshot(walked: Walked) -> None:
-    names = ["lineage.png", "fold_partitions.png", "simulation_metrics.png", "simulation_equity.png"]
+    names = [
+        "lineage.png",
+        "fold_partitions.png",
+        "backfill.png",
+        "backfill_runs.png",
+        "simulation_metrics.png",
+        "simulation_equity.png",
+    ]
     assert walked.report.screenshots == [walked.out / n for n in names]
     for path in walked.report.screenshots:
         header = path.read_bytes()[:24]
