@@ -136,6 +136,10 @@ def instance(settings: cfg.Settings) -> Iterator[dg.DagsterInstance]:
     """The instance in DAGSTER_HOME, its SQLite storage created before any worker opens it (two processes
     creating it at once collide)."""
     with dg.DagsterInstance.get() as instance:
+        # The pool's slot set up front, as `dagster instance concurrency set gpu 1` does (docs/deploy.md):
+        # left to `default_limit`, the pool is created by the first claim, and two runs claiming at once
+        # both got a slot here (seen once in CI: both folds trained side by side).
+        instance.event_log_storage.set_concurrency_slots("gpu", 1)
         yield instance
 
 
