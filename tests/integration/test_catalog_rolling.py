@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_catalog_simulations import T0, minute, window
 
 from resources.catalog import (
     Catalog,
@@ -18,35 +19,14 @@ from resources.catalog import (
     DatasetRecord,
     FoldResult,
     FoldThresholds,
-    FoldWindow,
     SimulationTrade,
     WalkforwardRunRecord,
 )
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 HISTORY = "aa" * 32
 LONGER = "bb" * 32
-
-
-def minute(row: int) -> datetime:
-    return T0 + timedelta(minutes=row)
-
-
-def window(fold: int) -> FoldWindow:
-    """Fold `fold`: 100 training rows, a 5-row purge, 20 test rows, 20 rows per step."""
-    train_start, test_start = 20 * fold, 105 + 20 * fold
-    return FoldWindow(
-        fold,
-        ((train_start, train_start + 100),),
-        test_start,
-        test_start + 20,
-        minute(train_start),
-        minute(train_start + 99),
-        minute(test_start),
-        minute(test_start + 19),
-    )
 
 
 def bars(source_sha256: str = "ab" * 32, rows: int = 1440) -> DatasetRecord:
