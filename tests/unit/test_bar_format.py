@@ -294,3 +294,50 @@ def test_decimal_comma_is_detected_when_the_last_line_has_only_whole_numbers(tmp
         "20250102 093000;5900,25;5901,5;5899;5900,75;1200\n20250102 093100;5900;5901;5899;5900;1\n",
     )
     assert rows(path)[0][1:] == (5900.25, 5901.5, 5899.0, 5900.75, 1200.0)
+
+
+def pandas_export(tmp_path, name: str, index) -> tuple:
+    """What a Python user exports: `DataFrame.to_csv()` of a time-indexed frame (first header cell empty)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "open": [1.0, 2.0],
+            "high": [2.0, 3.0],
+            "low": [0.5, 1.5],
+            "close": [1.5, 2.5],
+            "volume": [7.0, 8.0],
+        },
+        index=index,
+    )
+    path = tmp_path / name
+    frame.to_csv(path)
+    return path, [
+        (int(t.value // 1000), *row)
+        for t, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        ["2025-01-02", "2025-01-03"],  # daily dates
+        ["2025-01-02 09:30:00", "2025-01-02 09:31:00"],  # intraday date-times
+        ["2025-01-02 09:30:00+00:00", "2025-01-02 09:31:00+00:00"],  # a tz-aware index
+    ],
+)
+def test_pandas_to_csv_of_a_time_indexed_frame_imports_without_a_sidecar(tmp_path, index):
+    import pandas as pd
+
+    path, expected = pandas_export(tmp_path, "spy.csv", pd.DatetimeIndex(index))
+    assert path.read_text().startswith(",open,high,low,close,volume\n")
+    assert rows(path) == expected
+    fmt = read_bars(path).format
+    assert reference_rows(path, fmt, {0, 1}) == {i: (t, tuple(v)) for i, (t, *v) in enumerate(expected)}
+
+
+def test_a_bad_date_in_a_pandas_export_names_the_index_column(tmp_path):
+    text = ",open,high,low,close,volume\n2025-01-02,1,2,0.5,1.5,7\n2025-01-3x,1,2,0.5,1.5,7\n"
+    path = write(tmp_path, "spy.csv", text)
+    with pytest.raises(BarFileError, match=r"spy\.csv line 3, field 'timestamp \(column 1\)'"):
+        read_bars(path)

@@ -183,7 +183,7 @@ class BarFormat:
 
     def label(self, positions: tuple[int, ...], role: str) -> str:
         """How an error names a field: its header name, or its role and position without a header."""
-        if self.has_header:
+        if self.has_header and all(self.names[p] for p in positions):
             return "/".join(self.names[p] for p in positions)
         cols = "-".join(str(p + 1) for p in positions)
         return f"{role} (column{'s' if len(positions) > 1 else ''} {cols})"
@@ -340,6 +340,8 @@ def _roles_from_header(names: list[str], mapping: ColumnMapping, file: str) -> d
             if alias in normal and normal.index(alias) not in roles.values():
                 roles[role] = normal.index(alias)
                 break
+    if not roles.keys() & {"timestamp", "date", "time"} and names and not names[0].strip():
+        roles["timestamp"] = 0  # pandas' DataFrame.to_csv() writes the time index under an empty name
     if "date" in roles and "time" not in roles and "timestamp" not in roles:
         roles["timestamp"] = roles.pop("date")
     if "timestamp" not in roles and "time" in roles and "date" not in roles:
