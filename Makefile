@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRADING_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(TRADING_DATA_DIR)/dagster_home
 
-.PHONY: demo test dev lint bench lock clean walkthrough
+.PHONY: demo test dev lint bench lock clean walkthrough services services-down
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo
 
+# Postgres, Redis and QuestDB on loopback, installed and started if missing (reused when they answer).
+services:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+# The tests bring the services up themselves and require them (a server that does not answer fails).
 # Test files run side by side on every core, each file on one worker (its module fixtures are built once).
-test: $(VENV)/.installed
+test: $(VENV)/.installed services
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n auto --dist loadfile
+	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/pytest -n auto --dist loadfile
 
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
@@ -49,4 +57,5 @@ lock: $(VENV)/.installed
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^trading-assets' > requirements.lock
 
 clean:
+	scripts/services.sh down
 	rm -rf $(VENV) $(TRADING_DATA_DIR)

@@ -1,4 +1,5 @@
-"""QuestDB as the time-series store: explicit DDL and reads over the HTTP REST API, writes over ILP/HTTP.
+"""QuestDB as the time-series store: explicit DDL over the HTTP REST API, writes over ILP/HTTP, reads as
+Parquet from `/exp`.
 
 Every table is created by `create_table_sql` before the first row is sent, so QuestDB never invents a
 schema from ILP (auto-create would guess types and skip the dedup keys). SQL text is built by the small
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import time
 import urllib.error
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from questdb import QuestDBError, Sender
 
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, ColumnType, StoreError, TableSchema
@@ -81,15 +81,24 @@ def select_sql(
     start: datetime | None = None,
     end: datetime | None = None,
     limit: tuple[int, int] | None = None,
+    as_string: Sequence[str] = (),
 ) -> str:
-    """Rows with start <= ts < end, ordered by ts; `limit=(lo, hi)` keeps rows lo+1..hi (QuestDB's LIMIT)."""
+    """Rows with start <= ts < end, ordered by ts; `limit=(lo, hi)` keeps rows lo+1..hi (QuestDB's LIMIT).
+
+    Columns named in `as_string` are selected as `STRING`: QuestDB 9.3's Parquet export writes VARCHAR
+    columns as all nulls, while the same values cast to STRING come through intact.
+    """
     ts = naming.quote(TIMESTAMP_COLUMN)
+    selected = ", ".join(
+        f"{naming.quote(c)}::STRING {naming.quote(c)}" if c in as_string else naming.quote(c)
+        for c in (naming.column_name(n) for n in columns)
+    )
     bounds = [f"{ts} >= {sql_timestamp(start)}"] if start is not None else []
     bounds += [f"{ts} < {sql_timestamp(end)}"] if end is not None else []
     where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
     page = f" LIMIT {int(limit[0])}, {int(limit[1])}" if limit is not None else ""
     table = naming.quote(naming.table_name(name))
-    return f"SELECT {_column_list(columns)} FROM {table}{where} ORDER BY {ts}{page};"
+    return f"SELECT {selected} FROM {table}{where} ORDER BY {ts}{page};"
 
 
 def drop_table_sql(name: str) -> str:
@@ -100,6 +109,15 @@ def drop_table_sql(name: str) -> str:
 def rename_table_sql(old: str, new: str) -> str:
     """`RENAME TABLE old TO new` for validated names."""
     return f"RENAME TABLE {naming.quote(_table_or_staging(old))} TO {naming.quote(naming.table_name(new))};"
+
+
+def insert_select_sql(target: str, source: str, columns: Sequence[str]) -> str:
+    """Copy every row of `source` into `target` in one statement, hence one WAL transaction."""
+    cols = _column_list(columns)
+    return (
+        f"INSERT INTO {naming.quote(naming.table_name(target))} ({cols}) "
+        f"SELECT {cols} FROM {naming.quote(_table_or_staging(source))};"
+    )
 
 
 def table_columns_sql(name: str) -> str:
@@ -119,51 +137,47 @@ def _table_or_staging(name: str) -> str:
     return naming.staging_table(base) if base != name else naming.table_name(name)
 
 
-def parse_export_csv(body: bytes, schema: pa.Schema) -> pa.Table:
-    """Parse a QuestDB `/exp` CSV body into a table of exactly `schema`.
-
-    QuestDB quotes strings and timestamps and leaves nulls empty, so an unquoted empty field is null
-    and a quoted one ("") is an empty string.
-    """
-    header = body.split(b"\n", 1)[0].strip().decode()
-    names = [n.strip('"') for n in header.split(",")] if header else []
-    if names != schema.names:
-        raise StoreError(f"QuestDB export has columns {names}, expected {schema.names}")
-    convert = pacsv.ConvertOptions(
-        column_types=schema,
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
+def parse_export_parquet(body: bytes, schema: pa.Schema) -> pa.Table:
+    """Read a QuestDB `/exp?fmt=parquet` body into a table of exactly `schema`."""
     try:
-        table = pacsv.read_csv(io.BytesIO(body), convert_options=convert)
-    except pa.ArrowInvalid as err:
-        raise StoreError(f"cannot parse QuestDB export: {err}") from None
-    return table.cast(schema)
+        table = pq.read_table(pa.BufferReader(body))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise StoreError(f"cannot read QuestDB's Parquet export: {err}") from None
+    if table.schema.names != schema.names:
+        raise StoreError(f"QuestDB export has columns {table.schema.names}, expected {schema.names}")
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise StoreError(f"QuestDB export does not cast to {schema}: {err}") from None
 
 
 class QuestDBStore(dg.ConfigurableResource):
     """Time-series tables in QuestDB (one server, reached over HTTP on `http_port`).
 
-    DDL and reads use the REST API (`/exec`, `/exp`); rows go over ILP/HTTP with the official `questdb`
-    client, `batch_rows` rows per request. Each ILP request is one QuestDB transaction, and tables carry
-    `DEDUP UPSERT KEYS(ts, ...)`, so a chunk sent twice (a retry, a re-run) is stored once.
+    DDL uses the REST API (`/exec`); rows go over ILP/HTTP with the official `questdb` client (protocol
+    version 2: doubles travel as binary, so they are stored bit for bit); reads fetch Parquet from
+    `/exp?fmt=parquet`, the fastest of the server's read paths (see docs/configuration.md). Tables carry
+    `DEDUP UPSERT KEYS(ts, ...)`, so rows sent twice (a retry, a re-run) are stored once.
 
-    QuestDB cannot DELETE rows, so `write` upserts by the dedup keys: re-writing a range with the same
-    timestamps (and keys) replaces those rows and never duplicates them, but a row whose keys are absent
-    from the new data stays. `replace` rebuilds the whole table when rows must disappear.
+    Readers never see half a write. One ILP/HTTP request is one QuestDB transaction, so a write that fits
+    in one request (`max_request_bytes`) goes straight to the table; a larger one is sent to a staging
+    table first and copied in by one `INSERT ... SELECT`, a single transaction. QuestDB cannot DELETE
+    rows, so `write` upserts by the dedup keys: rows whose keys are absent from the new data stay.
+    `replace` rebuilds the whole table when rows must disappear.
 
     Writes return once QuestDB has applied them to the table (WAL apply is asynchronous), so a read right
     after a write sees its rows, and a table that QuestDB suspended fails the write instead of losing it.
+    A server that refuses connections (restarting) is retried for `retry_timeout_s`, then the call fails.
 
     Attributes:
         host: QuestDB host name or address.
         http_port: QuestDB's HTTP port (REST API and ILP/HTTP).
         username: HTTP basic-auth user, or None for an open server.
         password: HTTP basic-auth password; in production `dg.EnvVar("QUESTDB_PASSWORD")`.
-        batch_rows: rows per ILP request (one QuestDB transaction each) and per export page.
+        batch_rows: rows per export page when reading.
+        max_request_bytes: ILP bytes per request (one QuestDB transaction each).
         request_timeout_s: timeout of one HTTP request.
-        retry_timeout_s: how long the ILP client retries a request that failed for a retriable reason.
+        retry_timeout_s: how long a request that could not reach the server is retried.
         wal_apply_timeout_s: how long a write waits for QuestDB to apply it to the table.
     """
 
@@ -171,7 +185,8 @@ class QuestDBStore(dg.ConfigurableResource):
     http_port: int = 9000
     username: str | None = None
     password: str | None = None
-    batch_rows: int = 100_000
+    batch_rows: int = 1_000_000
+    max_request_bytes: int = 64_000_000
     request_timeout_s: float = 60.0
     retry_timeout_s: float = 10.0
     wal_apply_timeout_s: float = 60.0
@@ -189,16 +204,30 @@ class QuestDBStore(dg.ConfigurableResource):
             raise StoreError(f"{name}: table exists with columns {actual}, expected {expected}")
 
     def write(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        """Upsert `data` into the table by (ts, *dedup_keys); return rows written.
+        """Upsert `data` into the table by (ts, *dedup_keys) in one transaction; return rows written.
 
-        Everything is validated before the first request, so invalid data leaves the server untouched.
-        A failure part-way leaves the chunks already sent in the table; sending the same data again
-        completes it without duplicates.
+        Everything is validated before the first request, so invalid data leaves the server untouched,
+        and a failure at any point leaves the table as it was.
         """
         name = naming.table_name(name)
         rows = self._conform(data, schema, name)
         self.ensure_table(name, schema)
-        self._send(name, rows, schema)
+        with self._sender() as sender:
+            requests = self._requests(sender, name, rows, schema)
+            if len(requests) <= 1:
+                self._send(sender, name, requests, schema)
+                return rows.num_rows
+            staging = naming.staging_table(name)
+            self._exec(drop_table_sql(staging))
+            self._exec(create_table_sql(staging, schema))
+            try:
+                self._send(sender, staging, requests, schema)
+                columns = [TIMESTAMP_COLUMN, *(col for col, _ in schema.columns)]
+                self._exec(insert_select_sql(name, staging, columns))
+                self._await_applied(name)
+            finally:
+                with contextlib.suppress(StoreError):
+                    self._exec(drop_table_sql(staging))
         return rows.num_rows
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
@@ -209,22 +238,38 @@ class QuestDBStore(dg.ConfigurableResource):
         milliseconds apart) a concurrent reader finds no table; a failure exactly there leaves the data
         in `<name>__staging`, from where a rerun of `replace` starts afresh.
         """
+        rows = self.stage(name, data, schema)
+        self.publish(name)
+        return rows
+
+    def stage(self, name: str, data: pa.Table, schema: TableSchema) -> int:
+        """Load `data` into a fresh `<name>__staging`, applied by QuestDB when this returns; the table
+        itself is untouched. On failure the staging table is dropped."""
         name = naming.table_name(name)
         staging = naming.staging_table(name)
         rows = self._conform(data, schema, name)
         self._exec(drop_table_sql(staging))
         self._exec(create_table_sql(staging, schema))
         try:
-            self._send(staging, rows, schema)
+            with self._sender() as sender:
+                self._send(sender, staging, self._requests(sender, staging, rows, schema), schema)
         except BaseException:
             # Best effort: the next replace drops a stale staging table anyway, and the original error
             # is the one worth raising.
             with contextlib.suppress(StoreError):
                 self._exec(drop_table_sql(staging))
             raise
+        return rows.num_rows
+
+    def publish(self, name: str) -> bool:
+        """Drop the table and rename `<name>__staging` to it (two requests); False without a staging table."""
+        name = naming.table_name(name)
+        staging = naming.staging_table(name)
+        if [staging] not in self._rows(LIST_TABLES_SQL):
+            return False
         self._exec(drop_table_sql(name))
         self._exec(rename_table_sql(staging, name))
-        return rows.num_rows
+        return True
 
     def read(
         self,
@@ -268,14 +313,10 @@ class QuestDBStore(dg.ConfigurableResource):
                 raise StoreError(f"{name}: column {col!r} has null values; QuestDB booleans cannot be null")
         return rows
 
-    def _send(self, name: str, rows: pa.Table, schema: TableSchema) -> None:
-        """ILP/HTTP `rows` in chunks of `batch_rows`, then wait until QuestDB has applied them."""
-        if rows.num_rows == 0:
-            return
-        symbols = [col for col, kind in schema.columns if kind == "symbol"]
+    @contextlib.contextmanager
+    def _sender(self) -> Iterator[Sender]:
         # Credentials go as arguments, not in the conf string, where ';' would need escaping.
-        conf = f"http::addr={self.host}:{self.http_port};protocol_version=1;auto_flush=off;"
-        sent = 0
+        conf = f"http::addr={self.host}:{self.http_port};protocol_version=2;auto_flush=off;"
         try:
             with Sender.from_conf(
                 conf,
@@ -283,18 +324,36 @@ class QuestDBStore(dg.ConfigurableResource):
                 password=self.password,
                 request_timeout=timedelta(seconds=self.request_timeout_s),
                 retry_timeout=timedelta(seconds=self.retry_timeout_s),
+                # Room for a request estimated from its first rows to come out somewhat longer.
+                max_buf_size=2 * self.max_request_bytes + 1_000_000,
             ) as sender:
-                for chunk in rows.to_batches(max_chunksize=self.batch_rows):
-                    # Arrow-backed columns keep nulls as nulls (ILP omits the field) and longs as longs.
-                    frame = pa.Table.from_batches([chunk]).to_pandas(types_mapper=pd.ArrowDtype)
-                    sender.dataframe(frame, table_name=name, symbols=symbols, at=TIMESTAMP_COLUMN)
-                    sender.flush()
-                    sent += chunk.num_rows
+                yield sender
         except QuestDBError as err:
-            raise StoreError(
-                f"{name}: ILP write failed after {sent} of {rows.num_rows} rows: {err}"
-            ) from None
-        self._await_applied(name)
+            raise StoreError(f"QuestDB at {self.host}:{self.http_port}: ILP write failed: {err}") from None
+
+    def _requests(self, sender: Sender, name: str, rows: pa.Table, schema: TableSchema) -> list[pa.Table]:
+        """`rows` cut into slices of about `max_request_bytes` of ILP each, estimated from the first rows."""
+        if rows.num_rows == 0:
+            return []
+        probe = sender.new_buffer()
+        sample = rows.slice(0, 1000)
+        probe.dataframe(_frame(sample), table_name=name, symbols=_symbols(schema), at=TIMESTAMP_COLUMN)
+        per_request = max(1, int(self.max_request_bytes * sample.num_rows / len(probe)))
+        return [rows.slice(lo, per_request) for lo in range(0, rows.num_rows, per_request)]
+
+    def _send(self, sender: Sender, name: str, requests: list[pa.Table], schema: TableSchema) -> None:
+        """One ILP/HTTP request (one transaction) per slice, then wait until QuestDB has applied them."""
+        sent = 0
+        for part in requests:
+            try:
+                sender.dataframe(_frame(part), table_name=name, symbols=_symbols(schema), at=TIMESTAMP_COLUMN)
+                sender.flush()
+            except QuestDBError as err:
+                total = sum(p.num_rows for p in requests)
+                raise StoreError(f"{name}: ILP write failed after {sent} of {total} rows: {err}") from None
+            sent += part.num_rows
+        if requests:
+            self._await_applied(name)
 
     def _await_applied(self, name: str) -> None:
         """Wait until QuestDB has applied every WAL transaction committed so far to `name`."""
@@ -351,10 +410,12 @@ class QuestDBStore(dg.ConfigurableResource):
         query_schema = schema
         if TIMESTAMP_COLUMN not in schema.names:
             query_schema = schema.insert(0, pa.field(TIMESTAMP_COLUMN, TS_TYPE))
+        strings = [f.name for f in query_schema if f.type == pa.string()]
         lo = 0
         while True:
-            sql = select_sql(name, query_schema.names, start, end, limit=(lo, lo + batch_rows))
-            page = parse_export_csv(self._get("/exp", sql), query_schema).select(schema.names)
+            sql = select_sql(name, query_schema.names, start, end, (lo, lo + batch_rows), strings)
+            body = self._get("/exp", sql, fmt="parquet")
+            page = parse_export_parquet(body, query_schema).select(schema.names)
             yield from page.combine_chunks().to_batches(max_chunksize=batch_rows)
             if page.num_rows < batch_rows:
                 return
@@ -374,19 +435,34 @@ class QuestDBStore(dg.ConfigurableResource):
             raise StoreError(f"QuestDB: {payload['error']} (in {sql})")
         return payload
 
-    def _get(self, path: str, sql: str) -> bytes:
-        url = f"http://{self.host}:{self.http_port}{path}?{urllib.parse.urlencode({'query': sql})}"
-        request = urllib.request.Request(url, headers=self._auth_headers())
-        try:
-            with _OPENER.open(request, timeout=self.request_timeout_s) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
-            with err:
-                detail = _error_text(err.read()) or f"HTTP {err.code} {err.reason}"
-            raise StoreError(f"QuestDB: {detail} (in {sql})") from None
-        except OSError as err:
-            raise StoreError(f"QuestDB at {self.host}:{self.http_port} is unreachable: {err}") from err
-        # Older servers answer a failed export with status 200 and a JSON error instead of CSV.
+    def _get(self, path: str, sql: str, **params: str) -> bytes:
+        query = urllib.parse.urlencode({"query": sql, **params})
+        request = urllib.request.Request(
+            f"http://{self.host}:{self.http_port}{path}?{query}", headers=self._auth_headers()
+        )
+        deadline = time.monotonic() + self.retry_timeout_s
+        delay = 0.1
+        while True:
+            try:
+                with _OPENER.open(request, timeout=self.request_timeout_s) as response:
+                    body = response.read()
+                break
+            except urllib.error.HTTPError as err:
+                with err:
+                    detail = _error_text(err.read()) or f"HTTP {err.code} {err.reason}"
+                raise StoreError(f"QuestDB: {detail} (in {sql})") from None
+            except OSError as err:
+                # A refused connection never reached the server, so sending it again is safe; anything
+                # later (a reset, a timeout) may have run the statement and is not retried.
+                refused = isinstance(getattr(err, "reason", err), ConnectionRefusedError)
+                if not refused or time.monotonic() >= deadline:
+                    reason = getattr(err, "reason", err)
+                    raise StoreError(
+                        f"QuestDB at {self.host}:{self.http_port} is unreachable: {reason}"
+                    ) from None
+                time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+        # Older servers answer a failed export with status 200 and a JSON error instead of the export.
         if path == "/exp" and body.startswith(b"{"):
             raise StoreError(f"QuestDB: {_error_text(body) or body[:200]!r} (in {sql})")
         return body
@@ -396,6 +472,15 @@ class QuestDBStore(dg.ConfigurableResource):
             return {}
         token = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
+
+
+def _frame(rows: pa.Table) -> pd.DataFrame:
+    # Arrow-backed columns keep nulls as nulls (ILP omits the field) and longs as longs.
+    return rows.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _symbols(schema: TableSchema) -> list[str]:
+    return [col for col, kind in schema.columns if kind == "symbol"]
 
 
 # No proxies: the ILP client connects directly too, so both paths always reach the same server.

@@ -18,7 +18,22 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 PG_CONNINFO_ENV = "TRADING_ASSETS_TEST_PG"
+# `make test` sets it (from `scripts/services.sh env`) after starting the services: then a server that does
+# not answer is a failure, never a skip.
+SERVICES_REQUIRED = os.environ.get("TRADING_TEST_SERVICES") == "required"
 DEFAULT_PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+@pytest.fixture(scope="session")
+def service_missing() -> Callable[[str], None]:
+    """Skips a test whose server is not there, or fails it where the services are required."""
+
+    def missing(reason: str) -> None:
+        if SERVICES_REQUIRED:
+            pytest.fail(f"{reason} (TRADING_TEST_SERVICES=required: `scripts/services.sh up` starts it)")
+        pytest.skip(reason)
+
+    return missing
 
 
 @pytest.fixture(scope="session")

@@ -46,12 +46,12 @@ WORKER_KEY = "Celery worker"
 
 
 @pytest.fixture
-def broker() -> Iterator[str]:
+def broker(service_missing) -> Iterator[str]:
     """A Redis database no other session uses, emptied before and after: the broker and result backend."""
     try:
         redis.Redis(host=REDIS_HOST, port=int(REDIS_PORT), socket_connect_timeout=2).ping()
     except (redis.ConnectionError, redis.TimeoutError) as err:
-        pytest.skip(f"no Redis at {REDIS_HOST}:{REDIS_PORT} (set TRADING_ASSETS_TEST_REDIS): {err}")
+        service_missing(f"no Redis at {REDIS_HOST}:{REDIS_PORT} (set TRADING_ASSETS_TEST_REDIS): {err}")
     token = uuid.uuid4().hex
     for db in range(1, 16):
         client = redis.Redis(host=REDIS_HOST, port=int(REDIS_PORT), db=db)

@@ -9,6 +9,7 @@ import pytest
 from resources.questdb_store import (
     create_table_sql,
     drop_table_sql,
+    insert_select_sql,
     rename_table_sql,
     select_sql,
     sql_timestamp,
@@ -71,6 +72,18 @@ def test_select_with_only_an_end_bound():
     )
 
 
+def test_select_casts_string_columns_to_string_for_the_parquet_export():
+    assert select_sql("btc", ["ts", "note"], as_string=["note"]) == (
+        'SELECT "ts", "note"::STRING "note" FROM "btc" ORDER BY "ts";'
+    )
+
+
+def test_insert_select_copies_the_named_columns_from_staging():
+    assert insert_select_sql("btc", "btc__staging", ["ts", "close"]) == (
+        'INSERT INTO "btc" ("ts", "close") SELECT "ts", "close" FROM "btc__staging";'
+    )
+
+
 def test_timestamps_are_written_in_utc_with_microseconds():
     berlin = timezone(timedelta(hours=2))
     assert sql_timestamp(datetime(2024, 6, 1, 2, 30, 0, 7, tzinfo=berlin)) == "'2024-06-01T00:30:00.000007Z'"
@@ -113,10 +126,22 @@ HOSTILE_NAMES = [
         drop_table_sql,
         lambda name: rename_table_sql("btc__staging", name),
         lambda name: rename_table_sql(name, "btc"),
+        lambda name: insert_select_sql(name, "btc__staging", ["ts"]),
+        lambda name: insert_select_sql("btc", name, ["ts"]),
         table_columns_sql,
         wal_state_sql,
     ],
-    ids=["create", "select", "drop", "rename-to", "rename-from", "table-columns", "wal-state"],
+    ids=[
+        "create",
+        "select",
+        "drop",
+        "rename-to",
+        "rename-from",
+        "insert-to",
+        "insert-from",
+        "table-columns",
+        "wal-state",
+    ],
 )
 def test_hostile_table_names_are_refused(build, name):
     with pytest.raises(InvalidNameError):
