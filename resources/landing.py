@@ -10,6 +10,7 @@ import dagster as dg
 
 from trading_assets import naming
 from trading_assets.compute.bar_format import ReadOptions
+from trading_assets.compute.calendars import trading_calendar
 from trading_assets.compute.files import file_sha256
 
 EXPORT_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".prn", ".dat", ".parquet"})
@@ -31,7 +32,9 @@ class LandingFile:
             parts.append(file_sha256(self.sidecar))
         return ":".join(parts)
 
-    def read_options(self, timezone: str | None = None, datetime_format: str | None = None) -> ReadOptions:
+    def read_options(
+        self, timezone: str | None = None, datetime_format: str | None = None, calendar: str | None = None
+    ) -> ReadOptions:
         """Options from the sidecar (if any), overridden by explicit arguments."""
         options = ReadOptions()
         if self.sidecar is not None:
@@ -39,10 +42,13 @@ class LandingFile:
                 options = ReadOptions.from_dict(json.loads(self.sidecar.read_text()))
             except (OSError, ValueError) as err:
                 raise ValueError(f"{self.sidecar.name}: cannot read reading options: {err}") from None
+        if calendar:
+            trading_calendar(calendar)  # an unknown name is refused before the file is read
         return replace(
             options,
             timezone=timezone or options.timezone,
             datetime_format=datetime_format or options.datetime_format,
+            calendar=calendar or options.calendar,
         )
 
 

@@ -1,6 +1,6 @@
 """`trading-assets`: the command line.
 
-trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT]
+trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT] [--calendar CAL]
 trading-assets demo [--rows N]
 trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
 trading-assets catalog [--dataset NAME]
@@ -41,7 +41,7 @@ def _ingest(args: argparse.Namespace) -> int:
     catalog = cfg.catalog(settings).process_config_and_initialize()
     try:
         source = landing_file(path, args.dataset)
-        options = source.read_options(args.tz, args.datetime_format)
+        options = source.read_options(args.tz, args.datetime_format, args.calendar)
         started = time.perf_counter()
         result = ingest_bars(source, store, catalog, options)
     except (ValueError, RuntimeError, OSError) as err:
@@ -52,10 +52,15 @@ def _ingest(args: argparse.Namespace) -> int:
     print(
         f"{result.record.name}: {report.rows} bars "
         f"{report.first_ts:%Y-%m-%d %H:%M} .. {report.last_ts:%Y-%m-%d %H:%M} UTC, "
-        f"interval {report.interval_s}s, {report.gap_count} gaps -> table {result.record.table_name}"
+        f"interval {report.interval_s}s, {report.gap_count} gaps{_against(report.calendar)} -> table "
+        f"{result.record.table_name}"
         f" ({time.perf_counter() - started:.2f}s)"
     )
     return 0
+
+
+def _against(calendar: str | None) -> str:
+    return "" if calendar is None else f" on calendar {calendar}"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -534,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--dataset", help="dataset name (default: the file's stem)")
     ingest.add_argument("--tz", help="time zone of the file's timestamps (default: UTC or the sidecar's)")
     ingest.add_argument("--datetime-format", help="strptime format when detection is ambiguous")
+    ingest.add_argument(
+        "--calendar", help="trading calendar for gaps: XNYS (any exchange_calendars code), 24/5 or 24/7"
+    )
     ingest.set_defaults(run=_ingest)
     demo = sub.add_parser(
         "demo", help="generate the sample export and run the pipeline on the embedded default"

@@ -47,7 +47,7 @@ def ingest_bars(
     sha = file_sha256(path)
     options = options if options is not None else source.read_options()
     parsed = read_bars(path, options)
-    report = validate_bars(parsed, path)
+    report = validate_bars(parsed, path, calendar=options.calendar)
     table = naming.bars_table(source.dataset)
     store.replace(table, parsed.table, BARS_SCHEMA)
     record = catalog.upsert_dataset(

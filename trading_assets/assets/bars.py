@@ -21,6 +21,11 @@ class BarsConfig(dg.Config):
 
     timezone: str = Field(default="", description="Source time zone of naive timestamps, e.g. Europe/Berlin")
     datetime_format: str = Field(default="", description="strptime format, e.g. '%d/%m/%Y %H:%M'")
+    calendar: str = Field(
+        default="",
+        description="Trading calendar gaps are counted against: an exchange_calendars code (XNYS, XLON, "
+        "...), 24/5 (FX) or 24/7 (crypto); empty: the sidecar's, else every bar interval is due",
+    )
 
 
 def human_duration(seconds: int) -> str:
@@ -32,15 +37,35 @@ def human_duration(seconds: int) -> str:
     return " ".join(parts) or "0s"
 
 
+def largest_gap(report: BarsReport) -> str:
+    """The largest gap for people: its length and the bar before it; with a calendar, the bars it misses
+    (a gap over a weekend is longer than the bars it misses)."""
+    if report.largest_gap_after is None:
+        return "none"
+    after = f"after {report.largest_gap_after:%Y-%m-%d %H:%M} UTC"
+    if report.calendar is None:
+        return f"{human_duration(report.largest_gap_s)} {after}"
+    bars = f"{report.largest_gap_bars} bar{'s' if report.largest_gap_bars != 1 else ''}"
+    return f"{bars} missing {after} (next bar {human_duration(report.largest_gap_s)} later)"
+
+
+def gap_metadata(report: BarsReport) -> dict[str, object]:
+    """The gap report and the calendar it was counted against."""
+    counted = {
+        "calendar": report.calendar or "none: every bar interval is due",
+        "gap_count": report.gap_count,
+        "missing_bars": report.missing_bars,
+        "largest_gap": largest_gap(report),
+    }
+    if report.calendar is not None:
+        counted["off_calendar_bars"] = report.off_calendar_bars
+    return counted
+
+
 def bars_metadata(result: IngestResult, chart_png: bytes) -> dict[str, dg.MetadataValue | object]:
     report: BarsReport = result.report
     fmt: BarFormat = result.format
     record = result.record
-    gap = (
-        f"{human_duration(report.largest_gap_s)} after {report.largest_gap_after:%Y-%m-%d %H:%M} UTC"
-        if report.largest_gap_after
-        else "none"
-    )
     return {
         "dagster/row_count": report.rows,
         "dagster/table_name": record.table_name,
@@ -51,9 +76,7 @@ def bars_metadata(result: IngestResult, chart_png: bytes) -> dict[str, dg.Metada
         "first_ts": dg.MetadataValue.timestamp(report.first_ts),
         "last_ts": dg.MetadataValue.timestamp(report.last_ts),
         "bar_interval": human_duration(report.interval_s),
-        "gap_count": report.gap_count,
-        "missing_bars": report.missing_bars,
-        "largest_gap": gap,
+        **gap_metadata(report),
         "source_file": dg.MetadataValue.path(record.source_file),
         "source_sha256": record.source_sha256,
         "source_format": dg.MetadataValue.json(
@@ -85,7 +108,9 @@ def bars(
     landing: LandingFolder,
 ) -> dg.MaterializeResult:
     source = landing.find(context.partition_key)
-    options = source.read_options(config.timezone or None, config.datetime_format or None)
+    options = source.read_options(
+        config.timezone or None, config.datetime_format or None, config.calendar or None
+    )
     result = ingest_bars(source, timeseries, catalog, options)
     closes = timeseries.read(result.record.table_name, columns=["ts", "close"])
     png = close_price_png(

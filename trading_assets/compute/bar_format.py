@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from trading_assets.compute.calendars import trading_calendar
+
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 TS_TYPE = pa.timestamp("us", tz="UTC")
 _SNIFF_BYTES = 64 * 1024
@@ -145,22 +147,33 @@ class ReadOptions:
     columns: ColumnMapping = field(default_factory=ColumnMapping)
     # strptime format of the date (+ ' ' + time) text, when detection is ambiguous (e.g. '%d/%m/%Y %H:%M').
     datetime_format: str | None = None
+    # Trading calendar the gaps are counted against (`compute/calendars.py`: XNYS, 24/5, 24/7, ...).
+    calendar: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> ReadOptions:
         """From the JSON form (a dataset's `<stem>.json`, or the catalog's record of an import)."""
-        unknown = set(values) - {"timezone", "columns", "datetime_format"}
+        unknown = set(values) - {"timezone", "columns", "datetime_format", "calendar"}
         if unknown:
             raise ValueError(f"unknown reading option keys {sorted(unknown)}")
+        calendar = values.get("calendar")
+        if calendar is not None:
+            trading_calendar(str(calendar))  # an unknown name is refused here, before any reading
         return cls(
             timezone=str(values.get("timezone", "UTC")),
             columns=ColumnMapping.from_dict(dict(values.get("columns", {}))),  # type: ignore[call-overload]
             datetime_format=values.get("datetime_format"),  # type: ignore[arg-type]
+            calendar=None if calendar is None else str(calendar),
         )
 
     def to_json(self) -> str:
         mapping = {k: v for k, v in asdict(self.columns).items() if v not in (None, ())}
-        values = {"timezone": self.timezone, "columns": mapping, "datetime_format": self.datetime_format}
+        values = {
+            "timezone": self.timezone,
+            "columns": mapping,
+            "datetime_format": self.datetime_format,
+            "calendar": self.calendar,
+        }
         return json.dumps({k: v for k, v in values.items() if v not in (None, {})}, sort_keys=True)
 
 
