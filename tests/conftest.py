@@ -70,6 +70,15 @@ def pg_admin(pg_conninfo: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def dagster_db(pg_admin: psycopg.Connection) -> Iterator[str]:
+    """A fresh Postgres database for a Dagster instance's storage, dropped afterwards."""
+    name = f"dagster_{uuid.uuid4().hex[:12]}"
+    pg_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield name
+    pg_admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def pg_schema_name(pg_admin: psycopg.Connection) -> Iterator[str]:
     """A unique schema name that does not exist yet; whatever is created under it is dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:16]}"

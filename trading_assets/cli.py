@@ -102,21 +102,22 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"bar interval   {meta['bar_interval']}, {meta['gap_count']} gaps, largest {meta['largest_gap']}")
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
-    passed = all(c.passed for c in checks) and _demo_indicators(defs, instance, settings)
-    run = _demo_walkforward(defs, instance) if passed else None
+    # A catalog with a connection pool (Postgres) must be closed again, hence the context manager.
+    with cfg.catalog(settings).process_config_and_initialize_cm() as catalog:
+        passed = all(c.passed for c in checks) and _demo_indicators(defs, instance, catalog)
+        run = _demo_walkforward(defs, instance, catalog) if passed else None
     passed = run is not None and _demo_simulation(defs, instance, run)
     print("UI             make dev, then open http://127.0.0.1:3000")
     return 0 if passed else 1
 
 
-def _demo_indicators(defs: object, instance: object, settings: cfg.Settings) -> bool:
+def _demo_indicators(defs: object, instance: object, catalog: Any) -> bool:
     """Register the default indicator set on the demo dataset and compute it, as the sensor would."""
     from trading_assets.compute.indicators import default_spec
     from trading_assets.indicator_sets import register_set
     from trading_assets.partitions import indicator_set_key, indicator_versions
 
     started = time.perf_counter()
-    catalog = cfg.catalog(settings).process_config_and_initialize()
     record, _ = register_set(catalog, DEMO_DATASET, default_spec())
     if not instance.has_dynamic_partition(indicator_versions.name, str(record.version)):
         instance.add_dynamic_partitions(indicator_versions.name, [str(record.version)])
@@ -154,7 +155,7 @@ DEMO_WALKFORWARD = {
 }
 
 
-def _demo_walkforward(defs: object, instance: object) -> str | None:
+def _demo_walkforward(defs: object, instance: object, catalog: Any) -> str | None:
     """Register the demo's walkforward run, train its folds one partition at a time, then assemble its
     predictions and thresholds: what the walkforward sensor asks for, run here in-process. The run's name
     if every step and check passed."""
@@ -171,7 +172,6 @@ def _demo_walkforward(defs: object, instance: object) -> str | None:
         print("error: the start_walkforward run failed; see the Dagster UI for its logs", file=sys.stderr)
         return None
     run = registered.output_for_node("register_walkforward_run")
-    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
     folds = catalog.list_walkforward_folds(run)
     print(f"walkforward    {run}  ({len(folds)} folds, target {DEMO_WALKFORWARD['target']})")
     for fold in folds:
@@ -400,12 +400,12 @@ def _catalog(args: argparse.Namespace) -> int:
     from trading_assets import naming
 
     dataset = naming.dataset_name(args.dataset) if args.dataset else None
-    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
     try:
-        datasets = [d for d in catalog.list_datasets() if dataset is None or d.name == dataset]
-        sets = catalog.list_indicator_sets(dataset)
-        runs = catalog.list_walkforward_runs(dataset)
-        sims = catalog.list_simulations(dataset)
+        with cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize_cm() as catalog:
+            datasets = [d for d in catalog.list_datasets() if dataset is None or d.name == dataset]
+            sets = catalog.list_indicator_sets(dataset)
+            runs = catalog.list_walkforward_runs(dataset)
+            sims = catalog.list_simulations(dataset)
     except (RuntimeError, OSError) as err:  # CatalogError, a lock timeout, no server
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -469,11 +469,11 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     requested_by = args.requested_by or getpass.getuser()
-    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
     try:
-        request = catalog.submit_job_request(
-            args.kind, json.dumps(config.model_dump(exclude_unset=True), sort_keys=True), requested_by
-        )
+        with cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize_cm() as catalog:
+            request = catalog.submit_job_request(
+                args.kind, json.dumps(config.model_dump(exclude_unset=True), sort_keys=True), requested_by
+            )
     except (RuntimeError, OSError) as err:  # CatalogError, a lock timeout, no server
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -482,14 +482,14 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _requests(args: argparse.Namespace) -> int:
-    catalog = cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize()
     try:
-        if args.id is not None:
-            found = catalog.get_job_request(args.id)
-            requests = [] if found is None else [found]
-        else:
-            requests = catalog.list_job_requests([args.status] if args.status else None)
-        runs = {request.id: catalog.list_job_runs(request.id) for request in requests}
+        with cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize_cm() as catalog:
+            if args.id is not None:
+                found = catalog.get_job_request(args.id)
+                requests = [] if found is None else [found]
+            else:
+                requests = catalog.list_job_requests([args.status] if args.status else None)
+            runs = {request.id: catalog.list_job_runs(request.id) for request in requests}
     except (RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

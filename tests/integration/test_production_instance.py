@@ -3,13 +3,11 @@ with its credentials from environment variables, keeps runs, events, schedules a
 Postgres, queues runs, limits the `gpu` pool, and runs one of the project's jobs end to end."""
 
 import shutil
-import uuid
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
-from psycopg import sql
 
 from trading_assets import settings as cfg
 from trading_assets.compute.demo_data import generate_bars, write_export
@@ -17,15 +15,6 @@ from trading_assets.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@pytest.fixture
-def dagster_db(pg_admin: psycopg.Connection) -> str:
-    """A fresh Postgres database for the instance's storage, dropped afterwards."""
-    name = f"dagster_{uuid.uuid4().hex[:12]}"
-    pg_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield name
-    pg_admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
