@@ -46,11 +46,13 @@ walkthrough: $(VENV)/.installed
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
 	$(BIN)/python scripts/walkthrough.py --out docs/img
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed services
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/indicators.py
 	$(BIN)/python benchmarks/walkforward.py
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/questdb_store.py
+	$(BIN)/python benchmarks/export.py --store questdb
 
 # Refresh the pins after changing dependencies in pyproject.toml (commit the result).
 lock: $(VENV)/.installed

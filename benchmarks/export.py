@@ -1,16 +1,17 @@
 """Export memory: `trading-assets export` streams a 10M-row table in Arrow batches; peak RSS stays flat.
 
-Side by side, in one run, on the same DuckDB store (ts + 5 double columns, written once to a temp dir):
+Side by side, in one run, on the same store (ts + 5 double columns, written once): the embedded DuckDB
+(a temp dir) or, with `--store questdb`, the QuestDB server at QUESTDB_ADDR (`scripts/services.sh up`):
 - trading-assets: `python -m trading_assets.cli export TABLE --batch-rows N` as a subprocess, Parquet
   and CSV.
-- baseline: `DuckDBStore.read` of the whole table into one Arrow table, then `pyarrow.parquet.write_table`,
+- baseline: the store's `read` of the whole table into one Arrow table, then `pyarrow.parquet.write_table`,
   in another subprocess.
 - floor: a subprocess that only imports what the CLI imports (dagster, the resources) and reads nothing.
 
 Each subprocess's peak RSS comes from `os.wait4` (that child's own `ru_maxrss`), so the cases do not
 mask each other as `RUSAGE_CHILDREN` (the maximum over all children) would.
 
-    .venv/bin/python benchmarks/export.py [--rows 10000000] [--batch-rows 1000000]
+    .venv/bin/python benchmarks/export.py [--store duckdb|questdb] [--rows 10000000] [--batch-rows 1000000]
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from resources.duckdb_store import DuckDBStore
-from resources.timeseries import TableSchema
+from resources.timeseries import TableSchema, TimeSeriesStore
+from trading_assets import settings
 
 TABLE = "bench"
 SCHEMA = TableSchema(columns=tuple((c, "double") for c in ("open", "high", "low", "close", "volume")))
@@ -37,16 +38,16 @@ CHUNK = 1_000_000
 
 READ_ALL = """
 import sys, pyarrow.parquet as pq
-from resources.duckdb_store import DuckDBStore
-table = DuckDBStore(path=sys.argv[1]).read(sys.argv[2])
-pq.write_table(table, sys.argv[3])
+from trading_assets import settings
+table = settings.timeseries_store(settings.Settings.from_env()).read(sys.argv[1])
+pq.write_table(table, sys.argv[2])
 print(table.num_rows)
 """
 
 IMPORTS_ONLY = "from trading_assets import settings; from resources.timeseries import StoreError"
 
 
-def write_table(store: DuckDBStore, rows: int) -> None:
+def write_table(store: TimeSeriesStore, rows: int) -> None:
     """`rows` one-second bars from 2020-01-01, written in chunks so this process stays small too."""
     rng = np.random.default_rng(7)
     t0 = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
@@ -77,24 +78,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--store", choices=("duckdb", "questdb"), default="duckdb")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         work = Path(tmp)
-        env = {**os.environ, "TRADING_DATA_DIR": str(work), "TRADING_TIMESERIES": "duckdb"}
+        env = {**os.environ, "TRADING_DATA_DIR": str(work), "TRADING_TIMESERIES": args.store}
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
         )
-        store = DuckDBStore(path=str(work / "timeseries.duckdb"))
+        os.environ["TRADING_DATA_DIR"], os.environ["TRADING_TIMESERIES"] = str(work), args.store
+        store = settings.timeseries_store(settings.Settings.from_env())
+        store.drop(TABLE)
         started = time.perf_counter()
         write_table(store, args.rows)
-        db_mib = (work / "timeseries.duckdb").stat().st_size / 2**20
+        if args.store == "duckdb":
+            stored = f"DuckDB file {(work / 'timeseries.duckdb').stat().st_size / 2**20:,.0f} MiB"
+        else:
+            stored = f"QuestDB at {store.host}:{store.http_port}"
         print(
             f"machine        {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
         )
         print(
             f"table          {TABLE}: {args.rows:,} rows x (ts + 5 doubles), "
-            f"{args.rows * 48 / 2**20:,.0f} MiB as Arrow, DuckDB file {db_mib:,.0f} MiB "
+            f"{args.rows * 48 / 2**20:,.0f} MiB as Arrow, {stored} "
             f"(written in {time.perf_counter() - started:.1f}s)"
         )
         cli = [sys.executable, "-m", "trading_assets.cli", "export", TABLE]
@@ -117,7 +124,7 @@ def main() -> None:
             ),
             (
                 "baseline: store.read() whole table + write_table",
-                [sys.executable, "-c", READ_ALL, str(work / "timeseries.duckdb"), TABLE, "c.parquet"],
+                [sys.executable, "-c", READ_ALL, TABLE, "c.parquet"],
                 "c.parquet",
             ),
         ]
@@ -126,6 +133,7 @@ def main() -> None:
             seconds, rss, _ = measure(cmd, env, work)
             size = f"{(work / out).stat().st_size / 2**20:9.0f}" if out else f"{'-':>9}"
             print(f"{label:<50} {seconds:8.1f} {rss:13.0f} {size}")
+        store.drop(TABLE)
 
 
 if __name__ == "__main__":

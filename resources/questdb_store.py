@@ -186,7 +186,7 @@ class QuestDBStore(dg.ConfigurableResource):
     username: str | None = None
     password: str | None = None
     batch_rows: int = 1_000_000
-    max_request_bytes: int = 64_000_000
+    max_request_bytes: int = 256_000_000
     request_timeout_s: float = 60.0
     retry_timeout_s: float = 10.0
     wal_apply_timeout_s: float = 60.0
@@ -377,7 +377,7 @@ class QuestDBStore(dg.ConfigurableResource):
                     f"within {self.wal_apply_timeout_s:.0f}s"
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.1)
 
     def _read_schema(self, name: str, columns: Sequence[str] | None) -> pa.Schema:
         """Arrow schema of the requested columns, from the table's QuestDB types."""
