@@ -2,9 +2,9 @@
 # The project's servers on loopback: Postgres (catalog, Dagster instance), Redis (celery broker) and
 # QuestDB (production time-series store).
 #
-#   scripts/services.sh up       install what is missing, start what is not answering, wait until healthy
-#   scripts/services.sh down     stop them
-#   scripts/services.sh status   one line per service; exit 1 if any is down
+#   scripts/services.sh up [SERVICE...]      install what is missing, start what does not answer, wait
+#   scripts/services.sh down [SERVICE...]    stop them
+#   scripts/services.sh status [SERVICE...]  one line per service; exit 1 if any is down
 #   scripts/services.sh env      the variables the tests read (addresses, QuestDB's jar and Java), to eval
 #
 # Idempotent: a service that already answers is reused as it is. Postgres and Redis come from Debian,
@@ -19,7 +19,11 @@ QUESTDB_SHA1=4576dfb8e7f62a01a8e816d3bdf02ea4d39e3e7a
 QUESTDB_JAVA_MIN=17
 PG_PORT=5432
 REDIS_PORT=6379
-QUESTDB_HTTP_PORT=9000
+# QuestDB's ports: HTTP (REST, ILP/HTTP, /ping), PGWire, ILP/TCP, and the health-only HTTP server.
+QUESTDB_HTTP_PORT=${QUESTDB_HTTP_PORT:-9000}
+QUESTDB_PG_PORT=${QUESTDB_PG_PORT:-8812}
+QUESTDB_ILP_PORT=${QUESTDB_ILP_PORT:-9009}
+QUESTDB_MIN_HTTP_PORT=${QUESTDB_MIN_HTTP_PORT:-9003}
 
 DATA_DIR=${TRADING_DATA_DIR:-$PWD/data}
 QDB_ROOT=$DATA_DIR/questdb
@@ -134,17 +138,25 @@ qdb_up() {
   # Any server.conf key can be given as QDB_<KEY>.
   env QDB_TELEMETRY_ENABLED=false \
     QDB_HTTP_BIND_TO=127.0.0.1:$QUESTDB_HTTP_PORT \
-    QDB_HTTP_MIN_NET_BIND_TO=127.0.0.1:9003 \
-    QDB_PG_NET_BIND_TO=127.0.0.1:8812 \
-    QDB_LINE_TCP_NET_BIND_TO=127.0.0.1:9009 \
+    QDB_HTTP_MIN_NET_BIND_TO=127.0.0.1:$QUESTDB_MIN_HTTP_PORT \
+    QDB_PG_NET_BIND_TO=127.0.0.1:$QUESTDB_PG_PORT \
+    QDB_LINE_TCP_NET_BIND_TO=127.0.0.1:$QUESTDB_ILP_PORT \
     QDB_LINE_UDP_ENABLED=false \
     QDB_SHARED_WORKER_COUNT=2 \
     QDB_HTTP_WORKER_COUNT=2 \
     QDB_WAL_APPLY_WORKER_COUNT=1 \
     nohup "$java" -Xmx512m -XX:+UseParallelGC -p "$QDB_JAR" -m io.questdb/io.questdb.ServerMain \
     -d "$QDB_ROOT" >"$QDB_LOG" 2>&1 </dev/null &
-  echo $! >"$QDB_PID"
-  wait_for 90 qdb_ok || { kill "$(cat "$QDB_PID")" 2>/dev/null || true; fail_with_log questdb "$QDB_LOG"; }
+  local pid=$! deadline=$((SECONDS + 90))
+  echo $pid >"$QDB_PID"
+  until qdb_ok; do
+    if ! kill -0 $pid 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+      kill $pid 2>/dev/null || true
+      rm -f "$QDB_PID"
+      fail_with_log questdb "$QDB_LOG"
+    fi
+    sleep 0.5
+  done
 }
 
 qdb_down() {
@@ -160,18 +172,33 @@ status_line() {  # status_line NAME CHECK ADDRESS
   if "$2"; then echo "$1: up ($3)"; else echo "$1: down"; return 1; fi
 }
 
-case "${1:-}" in
+command=${1:-}
+shift || true
+services=("$@")
+[ ${#services[@]} -gt 0 ] || services=(postgres redis questdb)
+for service in "${services[@]}"; do
+  case $service in postgres|redis|questdb) ;; *) echo "services: unknown service $service" >&2; exit 2 ;; esac
+done
+wanted() { [[ " ${services[*]} " == *" $1 "* ]]; }
+
+case "$command" in
   up)
     command -v curl >/dev/null || apt_install curl
-    pg_up; redis_up; qdb_up
-    log "up: postgres 127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT, questdb http://127.0.0.1:$QUESTDB_HTTP_PORT"
+    ! wanted postgres || pg_up
+    ! wanted redis || redis_up
+    ! wanted questdb || qdb_up
+    log "up: ${services[*]}"
     ;;
-  down) qdb_down; redis_down; pg_down ;;
+  down)
+    ! wanted questdb || qdb_down
+    ! wanted redis || redis_down
+    ! wanted postgres || pg_down
+    ;;
   status)
     rc=0
-    status_line postgres pg_ok "127.0.0.1:$PG_PORT" || rc=1
-    status_line redis redis_ok "127.0.0.1:$REDIS_PORT" || rc=1
-    status_line questdb qdb_ok "http://127.0.0.1:$QUESTDB_HTTP_PORT" || rc=1
+    ! wanted postgres || status_line postgres pg_ok "127.0.0.1:$PG_PORT" || rc=1
+    ! wanted redis || status_line redis redis_ok "127.0.0.1:$REDIS_PORT" || rc=1
+    ! wanted questdb || status_line questdb qdb_ok "http://127.0.0.1:$QUESTDB_HTTP_PORT" || rc=1
     exit $rc
     ;;
   env)
@@ -181,5 +208,5 @@ case "${1:-}" in
     echo "QUESTDB_JAVA=$(qdb_java)"
     echo "TRADING_TEST_SERVICES=required"
     ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [postgres|redis|questdb ...] | env" >&2; exit 2 ;;
 esac
