@@ -73,7 +73,8 @@ def test_a_questdb_that_cannot_start_fails_the_script_with_its_log_tail(env):
     assert failed.returncode == 1
     assert "services: questdb did not start; last lines of" in failed.stderr
     assert "questdb.log" in failed.stderr
-    assert env["QUESTDB_HTTP_PORT"] in failed.stderr  # QuestDB's own line about the port it could not bind
+    port = env["QUESTDB_HTTP_PORT"]
+    assert f"could not bind socket [who=http-server, bindTo=127.0.0.1:{port}]" in failed.stderr
     assert not (Path(env["TRADING_DATA_DIR"]) / "questdb" / "questdb.pid").exists()
 
 
