@@ -2,6 +2,7 @@
 
 trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT] [--calendar CAL]
 trading-assets demo [--rows N]
+trading-assets demo-data --shape equity-daily|fx-hourly|crypto-minute [--rows N] [--seed S] [--out DIR]
 trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
 trading-assets catalog [--dataset NAME]
 trading-assets submit walkforward|simulation FILE.yaml [--requested-by NAME]
@@ -109,6 +110,27 @@ def _demo(args: argparse.Namespace) -> int:
     passed = run is not None and _demo_simulation(defs, instance, run)
     print("UI             make dev, then open http://127.0.0.1:3000")
     return 0 if passed else 1
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from trading_assets.compute.demo_data import SHAPES, shape_bars, write_shape
+
+    shape = SHAPES[args.shape]
+    if args.rows is not None and args.rows < 2:
+        print("error: --rows must be at least 2", file=sys.stderr)
+        return 2
+    folder = Path(args.out) if args.out else cfg.Settings.from_env().landing_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    bars = shape_bars(shape, args.rows, args.seed)
+    export = write_shape(shape, folder, bars)
+    first, last = bars["ts"][0].as_py(), bars["ts"][-1].as_py()
+    print(
+        f"{export}: {bars.num_rows} bars {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC, "
+        f"shape {args.shape}; calendar {shape.calendar} in {shape.dataset}.json "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    return 0
 
 
 def _demo_indicators(defs: object, instance: object, catalog: Any) -> bool:
@@ -548,6 +570,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=_demo)
+    demo_data = sub.add_parser(
+        "demo-data",
+        help="write a sample export of another shape (daily equity, hourly FX, crypto minutes) and its "
+        "sidecar naming its trading calendar",
+    )
+    demo_data.add_argument("--shape", choices=("equity-daily", "fx-hourly", "crypto-minute"), required=True)
+    demo_data.add_argument("--rows", type=int, help="the first N bars (default: the shape's whole span)")
+    demo_data.add_argument("--seed", type=int, default=25)
+    demo_data.add_argument("--out", help="folder (default: the landing folder, so `make dev` imports it)")
+    demo_data.set_defaults(run=_demo_data)
     export = sub.add_parser(
         "export", help="stream a time-series table (or a window and columns of it) to Parquet or CSV"
     )

@@ -340,10 +340,14 @@ def test_a_simulation_stores_its_series_trades_and_metrics_and_passes_its_checks
     assert [r.data["trade"] for r in first] == list(range(min(10, len(trades))))
     worst = [r.data["pnl"] for r in meta["worst_trades"].records]
     assert worst == sorted(worst) and worst[0] == round(min(t.pnl for t in trades), 4)
-    # The replayed bars all fall in January 2025: one month, its return from the initial cash.
+    # The replayed bars all fall in January 2025: one month, its return from the initial cash; the other
+    # months of the year are empty.
     equity = series.column("equity").to_numpy()
     months = [r.data for r in meta["monthly_returns"].records]
-    assert months == [{"year": 2025, "Jan": round(100 * (equity[-1] / 10_000 - 1), 2)}]
+    assert months == [
+        {"year": 2025, "Jan": round(100 * (equity[-1] / 10_000 - 1), 2)}
+        | dict.fromkeys(("Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+    ]
     assert (meta["run"], meta["predictions_partition"], meta["thresholds_partition"]) == (world.run,) * 3
     assert (meta["bars_partition"], meta["dagster/row_count"], meta["dagster/table_name"]) == (
         "btc25",

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
-from trading_assets.compute.demo_data import BAR_SCHEMA, generate_bars, write_export
+from trading_assets.compute.demo_data import (
+    BAR_SCHEMA,
+    SHAPES,
+    generate_bars,
+    shape_bars,
+    write_export,
+    write_shape,
+)
 
 N = 200_000
 MINUTE_US = 60_000_000
@@ -200,3 +211,100 @@ def test_write_export_rejects_values_it_cannot_write_and_leaves_nothing(tmp_path
     with pytest.raises(ValueError, match="price"):
         write_export(table, tmp_path / "x.csv")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_default_demo_export_is_bit_identical_to_the_one_before_calendars_and_shapes(
+    tmp_path: Path,
+) -> None:
+    # sha256 of the export as `make demo` wrote it before the generator learnt calendars and shapes.
+    export = write_export(generate_bars(n_rows=20_000), tmp_path / "btc25.txt")
+    assert hashlib.sha256(export.read_bytes()).hexdigest() == (
+        "639d972ee57ee75f67a8963cc0bc669b1394fe964ac29c870e6c184a33e32933"
+    )
+
+
+def test_write_export_writes_fx_prices_with_five_decimals(tmp_path: Path) -> None:
+    table = _table([(datetime(2024, 3, 10, 21, 0, tzinfo=UTC), 1.08501, 1.0862, 1.08, 1.08555, 812.5)])
+    path = write_export(table, tmp_path / "eurusd.txt", price_decimals=5)
+    assert path.read_bytes() == b"2024.03.10,21:00,1.08501,1.08620,1.08000,1.08555,812.5000\n"
+    with pytest.raises(ValueError, match="below 1e\\+11"):
+        write_export(_table([(datetime(2024, 1, 1, tzinfo=UTC), 2e11, 2e11, 2e11, 2e11, 1.0)]), path, 5)
+
+
+@pytest.fixture(scope="module")
+def equity() -> pa.Table:
+    return shape_bars(SHAPES["equity-daily"])
+
+
+def _dates(table: pa.Table) -> np.ndarray:
+    return _ts_us(table).astype("datetime64[us]").astype("datetime64[D]")
+
+
+def test_daily_equity_bars_are_ten_years_of_nyse_sessions_but_three(equity: pa.Table) -> None:
+    # The oracle is exchange_calendars itself: every bar is a session, and three sessions are missing.
+    import exchange_calendars as xc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.Pandas4Warning)
+        nyse = xc.get_calendar("XNYS", start="2015-01-02", end="2024-12-31")
+    sessions = nyse.sessions.to_numpy().astype("datetime64[D]")
+    dates = _dates(equity)
+    assert np.isin(dates, sessions).all()
+    assert sessions.size - dates.size == 3
+    assert np.all(_ts_us(equity) % 86_400_000_000 == 0)  # stamped at 00:00 UTC, as date-only exports are
+    # No weekend, no 4 July, no Christmas.
+    assert not np.isin(pd.DatetimeIndex(dates).day_of_week, [5, 6]).any()
+    assert not np.isin(
+        dates, np.array(["2019-07-04", "2020-12-25", "2024-11-28"], dtype="datetime64[D]")
+    ).any()
+    # An early close trades a shorter session: its bars have less volume.
+    early = np.isin(dates, nyse.early_closes.to_numpy().astype("datetime64[D]"))
+    assert early.sum() > 10
+    volume = _col(equity, "volume")
+    assert np.median(volume[early]) < 0.75 * np.median(volume[~early])
+
+
+def test_daily_equity_bars_move_over_weekends_and_trend_like_an_index(equity: pa.Table) -> None:
+    o, c = _col(equity, "open"), _col(equity, "close")
+    after_weekend = np.diff(_dates(equity)).astype(int) > 1
+    assert np.mean(o[1:][after_weekend] != c[:-1][after_weekend]) > 0.9  # a few equal to the cent
+    daily = np.log(c / o)
+    assert 0.10 < daily.std() * np.sqrt(252) < 0.30  # an equity index's volatility, not BTC's
+
+
+def test_hourly_fx_bars_stop_from_friday_to_sunday_17_00_new_york() -> None:
+    fx = shape_bars(SHAPES["fx-hourly"], 3_000)
+    local = (
+        pd.DatetimeIndex(_ts_us(fx).astype("datetime64[us]"))
+        .tz_localize("UTC")
+        .tz_convert("America/New_York")
+    )
+    weekday, hour = local.day_of_week, local.hour
+    closed = (weekday == 5) | ((weekday == 4) & (hour >= 17)) | ((weekday == 6) & (hour < 17))
+    assert not closed.any()
+    steps = np.diff(_ts_us(fx)) // 3_600_000_000
+    # The weekends: Friday 16:00 to Sunday 17:00 New York, 48 or 50 hours when the clocks change; the
+    # three outages of 1 to 5 hours.
+    assert (steps == 49).sum() > 10
+    assert set(np.unique(steps)) <= {1, 2, 3, 4, 5, 6, 48, 49, 50}
+    assert (steps > 1).sum() - np.isin(steps, [48, 49, 50]).sum() == 3
+    prices = _col(fx, "close")
+    assert np.array_equal(prices, np.round(prices, 5)) and not np.array_equal(prices, np.round(prices, 4))
+    years = (_ts_us(fx)[-1] - _ts_us(fx)[0]) / (365.25 * 86_400e6)
+    returns = np.diff(np.log(prices))
+    assert 0.04 < returns.std() * np.sqrt(returns.size / years) < 0.16  # a major pair's, not BTC's
+
+
+def test_crypto_minutes_trade_around_the_clock_with_three_outages() -> None:
+    crypto = shape_bars(SHAPES["crypto-minute"], 50_000)
+    steps = np.diff(_ts_us(crypto))
+    assert (steps != MINUTE_US).sum() == 3
+    assert (pd.DatetimeIndex(_ts_us(crypto).astype("datetime64[us]")).day_of_week >= 5).any()
+
+
+def test_write_shape_puts_the_sidecar_beside_the_export(tmp_path: Path) -> None:
+    shape = SHAPES["fx-hourly"]
+    export = write_shape(shape, tmp_path, shape_bars(shape, 10))
+    assert sorted(os.listdir(tmp_path)) == ["eurusd_h1.json", "eurusd_h1.txt"]
+    assert json.loads((tmp_path / "eurusd_h1.json").read_text()) == {"calendar": "24/5"}
+    assert export.read_text().splitlines()[0].startswith("2023.01.01,22:00,1.08500,")

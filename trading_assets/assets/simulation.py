@@ -89,10 +89,19 @@ _TRADE_SCHEMA = dg.TableSchema(
 )
 
 
-def _monthly_table(months: dict[str, dict[int, float]]) -> dg.MetadataValue:
+def monthly_table(months: dict[str, dict[int, float]]) -> dg.MetadataValue:
+    """Monthly returns in %, one row per year and a column per month; a month without bars (before the
+    first, after the last, or a month the data skips) is empty. Dagster needs every row to have every
+    field, so a year that starts in July still has Jan to Jun."""
     rows = [
         dg.TableRecord(
-            {"year": int(year), **{_MONTHS[m - 1]: round(100 * r, 2) for m, r in by_month.items()}}
+            {
+                "year": int(year),
+                **{
+                    name: round(100 * by_month[m], 2) if m in by_month else None
+                    for m, name in enumerate(_MONTHS, start=1)
+                },
+            }
         )
         for year, by_month in months.items()
     ]
@@ -134,9 +143,7 @@ def _simulation_metadata(
         ),
         "first_trades": dg.MetadataValue.table(_trade_rows(trades[:10]), schema=_TRADE_SCHEMA),
         "worst_trades": dg.MetadataValue.table(_trade_rows(worst), schema=_TRADE_SCHEMA),
-        "monthly_returns": _monthly_table(
-            monthly_returns(inputs.ts_us, result.equity, spec.sim.initial_cash)
-        ),
+        "monthly_returns": monthly_table(monthly_returns(inputs.ts_us, result.equity, spec.sim.initial_cash)),
     }
 
 

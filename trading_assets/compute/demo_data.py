@@ -13,20 +13,29 @@ The model, per bar t on a regular grid (outages are simulated, then their bars d
 High and low are the extremes of a Brownian bridge from open to close with the bar's volatility, and
 volume scales with both the conditional volatility and the bar's absolute shock.
 
+On a trading calendar (`calendar=`), bars are kept only where the calendar expects one; the path moves on
+while the market is closed, so a Monday opens away from Friday's close, and a daily bar of an early-close
+session has the volatility and volume of its shorter session. `SHAPES` are the data sets a user has:
+10 years of daily equity bars on the NYSE calendar, hourly FX with weekend closures, 24/7 crypto minutes.
+
 The numba kernels (`_garch_sd`, `_format_export` and its helpers) hold only the loops that numpy
-cannot vectorise; validation and the typed API are the two public functions at the bottom.
+cannot vectorise; validation and the typed API are the public functions at the bottom.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
+
+from trading_assets.compute.calendars import DAY_US, TradingCalendar, bar_slots, trading_calendar
 
 _SECONDS_PER_YEAR = 365 * 86_400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -54,8 +63,10 @@ BAR_SCHEMA = pa.schema(
 # 294247), five ",<20 characters at most>" (19 int64 digits and the point) and "\n".
 _MAX_EXPORT_LINE = 18 + 5 * 21 + 1
 _EXPORT_CHUNK_ROWS = 1 << 18
-# Bound on exported values: scaled to units of 0.0001 they stay well inside the int64 the kernel formats.
-_MAX_EXPORT_VALUE = 1e14
+# Exported values scaled to their last decimal stay well inside the int64 the kernel formats: below
+# 1e14 at 2 decimals (prices) and 4 (volume), 1e11 at 5 decimals.
+_EXPORT_DIGITS = 16
+_VOLUME_DECIMALS = 4
 
 
 @njit(cache=True)
@@ -96,7 +107,9 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int) -> int:
 
 
 @njit(cache=True)
-def _format_export(minutes: np.ndarray, cents: np.ndarray, volume_units: np.ndarray) -> np.ndarray:
+def _format_export(
+    minutes: np.ndarray, price_units: np.ndarray, volume_units: np.ndarray, price_decimals: int
+) -> np.ndarray:
     """MT4 export lines as ASCII bytes, from minutes since the epoch and integer price/volume units."""
     out = np.empty(minutes.shape[0] * _MAX_EXPORT_LINE, np.uint8)
     pos = 0
@@ -122,11 +135,11 @@ def _format_export(minutes: np.ndarray, cents: np.ndarray, volume_units: np.ndar
         pos = _put_uint(out, pos + 1, minute_of_day // 60, 2)
         out[pos] = 58  # ":"
         pos = _put_uint(out, pos + 1, minute_of_day % 60, 2)
-        for j in range(cents.shape[1]):
+        for j in range(price_units.shape[1]):
             out[pos] = 44
-            pos = _put_fixed(out, pos + 1, cents[i, j], 2)
+            pos = _put_fixed(out, pos + 1, price_units[i, j], price_decimals)
         out[pos] = 44
-        pos = _put_fixed(out, pos + 1, volume_units[i], 4)
+        pos = _put_fixed(out, pos + 1, volume_units[i], _VOLUME_DECIMALS)
         out[pos] = 10  # "\n"
         pos += 1
     return out[:pos]
@@ -171,6 +184,26 @@ def _regimes(rng: np.random.Generator, n: int, interval_s: int) -> np.ndarray:
     return (np.cumsum(moves) % 3)[regime_id]
 
 
+def _due_bars(
+    calendar: TradingCalendar, start_us: int, interval_us: int, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` bars `calendar` expects from `start_us` on (open times on the grid through
+    `start_us`), and each one's session length relative to a regular session (daily bars; 1 otherwise)."""
+    span_days = 2 * count * interval_us // DAY_US + 14  # twice the span of an always-open market
+    while True:
+        sessions = calendar.sessions(start_us, start_us + span_days * DAY_US)
+        slots = bar_slots(sessions, interval_us, start_us % interval_us)
+        slots = slots[slots >= start_us]
+        if slots.size >= count:
+            break
+        span_days *= 2
+    slots = slots[:count]
+    if interval_us != DAY_US:
+        return slots, np.ones(count)
+    hours = (sessions.closes_us - sessions.opens_us)[np.searchsorted(sessions.labels_us, slots)]
+    return slots, hours / np.median(hours)
+
+
 def generate_bars(
     n_rows: int = 525_600,
     start: datetime = _DEFAULT_START,
@@ -180,6 +213,9 @@ def generate_bars(
     n_gaps: int = 3,
     gap_minutes: tuple[int, int] = (5, 90),
     annual_vol: float = 0.55,
+    calendar: str | None = None,
+    drift_scale: float = 1.0,
+    price_decimals: int = 2,
 ) -> pa.Table:
     """Simulate `n_rows` BTC-like OHLCV bars; the same arguments always give a bit-identical table.
 
@@ -188,7 +224,14 @@ def generate_bars(
     table still has `n_rows` rows and the price keeps moving during an outage, so the first bar after
     one opens away from the last close. Everywhere else a bar opens at the previous close.
 
-    Prices are rounded to 0.01 and volumes to 0.0001, with low <= open, close <= high on every row.
+    With a trading `calendar` (`compute/calendars.py`) the bars are the ones it expects, from `start` on:
+    daily bars (`interval_s` 86400, `start` at 00:00 UTC) at each session's date, shorter ones on the
+    grid through `start`; an outage then removes whole bars (at least one) of that list, and the price
+    moves while the market is closed too. `drift_scale` multiplies the regimes' drifts (assets calmer
+    than BTC trend less).
+
+    Prices are rounded to `price_decimals` decimals and volumes to 0.0001, with low <= open,
+    close <= high on every row.
     The GARCH and regime parameters are calibrated for minute bars; other intervals scale the
     volatility and drift but keep the per-bar persistence.
     """
@@ -207,8 +250,15 @@ def generate_bars(
 
     rng = np.random.Generator(np.random.PCG64(seed))
     grid_index = np.arange(n_rows) + np.cumsum(_skipped_bars(rng, n_rows, n_gaps, gap_minutes, interval_s))
-    n_grid = int(grid_index[-1]) + 1
     start_us = (start - _EPOCH) // timedelta(microseconds=1)
+    session_share = None
+    if calendar is not None:
+        interval_us = interval_s * 1_000_000
+        if interval_us == DAY_US and start_us % DAY_US:
+            raise ValueError("daily bars on a calendar start at 00:00 UTC")
+        due, share = _due_bars(trading_calendar(calendar), start_us, interval_us, int(grid_index[-1]) + 1)
+        grid_index, session_share = (due[grid_index] - start_us) // interval_us, share[grid_index]
+    n_grid = int(grid_index[-1]) + 1
     grid_seconds = start_us // 1_000_000 + np.arange(n_grid, dtype=np.int64) * interval_s
 
     years_per_bar = interval_s / _SECONDS_PER_YEAR
@@ -216,11 +266,13 @@ def generate_bars(
     regime = _regimes(rng, n_grid, interval_s)
     regime_vol = _REGIME_VOL / np.sqrt(np.mean(_REGIME_VOL**2))
     relative_sd = _garch_sd(z, _GARCH_ALPHA, _GARCH_BETA) * _seasonality(grid_seconds) * regime_vol[regime]
+    if session_share is not None:  # an early close trades a shorter session
+        relative_sd[grid_index] *= np.sqrt(session_share)
     sd = annual_vol * math.sqrt(years_per_bar) * relative_sd
-    log_return = _REGIME_DRIFT[regime] * years_per_bar + sd * z
+    log_return = (_REGIME_DRIFT * drift_scale)[regime] * years_per_bar + sd * z
 
     log_path = math.log(start_price) + np.concatenate(([0.0], np.cumsum(log_return)))
-    path = np.round(np.exp(log_path), 2)
+    path = np.round(np.exp(log_path), price_decimals)
     open_, close = path[grid_index], path[grid_index + 1]
 
     # High and low: extremes of a Brownian bridge from open to close with the bar's volatility, drawn
@@ -228,28 +280,32 @@ def generate_bars(
     bar_return, bar_sd, log_open = log_return[grid_index], sd[grid_index], log_path[grid_index]
     spread_up = np.sqrt(bar_return**2 + 2.0 * bar_sd**2 * rng.standard_exponential(n_rows))
     spread_down = np.sqrt(bar_return**2 + 2.0 * bar_sd**2 * rng.standard_exponential(n_rows))
-    high = np.round(np.exp(log_open + 0.5 * (bar_return + spread_up)), 2)
-    low = np.round(np.exp(log_open + 0.5 * (bar_return - spread_down)), 2)
+    high = np.round(np.exp(log_open + 0.5 * (bar_return + spread_up)), price_decimals)
+    low = np.round(np.exp(log_open + 0.5 * (bar_return - spread_down)), price_decimals)
     # Only matters where float rounding of the path left an extreme a hair inside the open or close.
     high = np.maximum(high, np.maximum(open_, close))
     low = np.minimum(low, np.minimum(open_, close))
 
     noise = np.exp(_VOLUME_NOISE * rng.standard_normal(n_rows) - 0.5 * _VOLUME_NOISE**2)
     activity = relative_sd[grid_index] * (0.3 + 0.7 * np.abs(z[grid_index]))
+    if session_share is not None:
+        activity = activity * np.sqrt(session_share)  # and with relative_sd's share: volume ~ session length
     volume = np.round(_VOLUME_SCALE * interval_s / 60 * activity * noise, 4)
 
     ts = pa.array(start_us + grid_index * (interval_s * 1_000_000), type=BAR_SCHEMA.field("ts").type)
     return pa.Table.from_arrays([ts, open_, high, low, close, volume], schema=BAR_SCHEMA)
 
 
-def write_export(bars: pa.Table, path: Path) -> Path:
+def write_export(bars: pa.Table, path: Path, price_decimals: int = 2) -> Path:
     """Write `bars` as an MT4 history export at `path` and return the path.
 
     One line per bar, no header: `YYYY.MM.DD,HH:MM,open,high,low,close,volume` with the time in UTC
-    truncated to the minute, prices with exactly 2 decimals and volume with 4 (values are rounded
-    half-to-even at that precision). The file appears at `path` only when complete: it is written
-    beside it under a hidden temporary name and renamed into place.
+    truncated to the minute, prices with exactly `price_decimals` decimals (0 to 8; 5 for FX) and volume
+    with 4 (values are rounded half-to-even at that precision). The file appears at `path` only when
+    complete: it is written beside it under a hidden temporary name and renamed into place.
     """
+    if not 0 <= price_decimals <= 8:
+        raise ValueError(f"price_decimals must be between 0 and 8, got {price_decimals}")
     path = Path(path)
     for name in ("ts", *_PRICE_COLUMNS, "volume"):
         if name not in bars.column_names:
@@ -259,11 +315,12 @@ def write_export(bars: pa.Table, path: Path) -> Path:
     minutes = bars["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() // 60_000_000
     prices = np.column_stack([bars[name].to_numpy() for name in _PRICE_COLUMNS])
     volume = bars["volume"].to_numpy()
-    for name, values in (("price", prices), ("volume", volume)):
-        if not np.all((values >= 0) & (values < _MAX_EXPORT_VALUE)):
-            raise ValueError(f"every {name} must be finite, non-negative and below {_MAX_EXPORT_VALUE:g}")
-    cents = np.rint(prices * 100).astype(np.int64)
-    volume_units = np.rint(volume * 10_000).astype(np.int64)
+    for name, values, decimals in (("price", prices, price_decimals), ("volume", volume, _VOLUME_DECIMALS)):
+        bound = 10.0 ** (_EXPORT_DIGITS - max(decimals, 2))
+        if not np.all((values >= 0) & (values < bound)):
+            raise ValueError(f"every {name} must be finite, non-negative and below {bound:g}")
+    price_units = np.rint(prices * 10**price_decimals).astype(np.int64)
+    volume_units = np.rint(volume * 10**_VOLUME_DECIMALS).astype(np.int64)
 
     # A hidden name with the process id: watchers skip dotfiles, and concurrent writers never share it.
     # Created with open() rather than mkstemp so the file gets the usual umask permissions, not 0600.
@@ -272,9 +329,104 @@ def write_export(bars: pa.Table, path: Path) -> Path:
         with open(tmp, "wb") as sink:
             for first in range(0, bars.num_rows, _EXPORT_CHUNK_ROWS):
                 rows = slice(first, first + _EXPORT_CHUNK_ROWS)
-                sink.write(_format_export(minutes[rows], cents[rows], volume_units[rows]))
+                sink.write(
+                    _format_export(minutes[rows], price_units[rows], volume_units[rows], price_decimals)
+                )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@dataclass(frozen=True)
+class DemoShape:
+    """A kind of data set users have: its market's calendar, bar interval, span and price scale."""
+
+    dataset: str  # the export's stem, so the dataset's name
+    describe: str
+    calendar: str
+    interval_s: int
+    start: datetime
+    years: int  # the default span: every bar the calendar expects in these years from `start`
+    start_price: float
+    annual_vol: float
+    price_decimals: int
+    gap_minutes: tuple[int, int]  # three outages of this many minutes (at least one bar each)
+
+
+SHAPES = {
+    "equity-daily": DemoShape(
+        "equity_d1",
+        "10 years of daily equity bars on the NYSE calendar (holidays, early closes)",
+        "XNYS",
+        86_400,
+        datetime(2015, 1, 2, tzinfo=UTC),
+        10,
+        180.0,
+        0.18,
+        2,
+        (1, 1),
+    ),
+    "fx-hourly": DemoShape(
+        "eurusd_h1",
+        "2 years of hourly EUR/USD bars, closed from Friday to Sunday 17:00 New York",
+        "24/5",
+        3_600,
+        datetime(2023, 1, 1, 22, tzinfo=UTC),  # the Sunday open of the first week
+        2,
+        1.0850,
+        0.08,
+        5,
+        (60, 300),
+    ),
+    "crypto-minute": DemoShape(
+        "btc_m1",
+        "1 year of 1-minute BTC bars, trading around the clock",
+        "24/7",
+        60,
+        _DEFAULT_START,
+        1,
+        94_000.0,
+        0.55,
+        2,
+        (5, 90),
+    ),
+}
+
+
+def shape_bars(shape: DemoShape, n_rows: int | None = None, seed: int = 25) -> pa.Table:
+    """The bars of `shape`: about its `years` (or its first `n_rows` bars), with three outages."""
+    if n_rows is None:
+        start_us = (shape.start - _EPOCH) // timedelta(microseconds=1)
+        end_us = (shape.start.replace(year=shape.start.year + shape.years) - _EPOCH) // timedelta(
+            microseconds=1
+        )
+        interval_us = shape.interval_s * 1_000_000
+        slots = bar_slots(trading_calendar(shape.calendar).sessions(start_us, end_us), interval_us, start_us)
+        n_rows = int(((slots >= start_us) & (slots < end_us)).sum()) - 3  # the outages take some
+    return generate_bars(
+        n_rows=n_rows,
+        start=shape.start,
+        interval_s=shape.interval_s,
+        seed=seed,
+        start_price=shape.start_price,
+        n_gaps=min(3, n_rows - 1),
+        gap_minutes=shape.gap_minutes,
+        annual_vol=shape.annual_vol,
+        calendar=shape.calendar,
+        drift_scale=shape.annual_vol / 0.55,
+        price_decimals=shape.price_decimals,
+    )
+
+
+def write_shape(shape: DemoShape, folder: Path, bars: pa.Table) -> Path:
+    """Write `bars` (of `shape`) as the export `<dataset>.txt` in `folder` with its sidecar `<dataset>.json`,
+    which names the calendar; return the export's path. The sidecar comes first, so a landing folder's
+    watcher never sees the export without it."""
+    folder = Path(folder)
+    sidecar = folder / f"{shape.dataset}.json"
+    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps({"calendar": shape.calendar}) + "\n")
+    os.replace(tmp, sidecar)
+    return write_export(bars, folder / f"{shape.dataset}.txt", shape.price_decimals)
