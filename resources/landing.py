@@ -11,6 +11,7 @@ import dagster as dg
 from trading_assets import naming
 from trading_assets.compute.bar_format import ReadOptions
 from trading_assets.compute.calendars import trading_calendar
+from trading_assets.compute.dataset_options import DatasetOptions
 from trading_assets.compute.files import file_sha256
 
 EXPORT_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".prn", ".dat", ".parquet"})
@@ -32,16 +33,23 @@ class LandingFile:
             parts.append(file_sha256(self.sidecar))
         return ":".join(parts)
 
+    def options(self) -> DatasetOptions:
+        """The dataset's options from the sidecar, or the defaults without one."""
+        if self.sidecar is None:
+            return DatasetOptions()
+        try:
+            values = json.loads(self.sidecar.read_text())
+            if not isinstance(values, dict):
+                raise ValueError(f"expected a JSON object, got {type(values).__name__}")
+            return DatasetOptions.from_dict(values)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{self.sidecar.name}: cannot read the dataset's options: {err}") from None
+
     def read_options(
         self, timezone: str | None = None, datetime_format: str | None = None, calendar: str | None = None
     ) -> ReadOptions:
-        """Options from the sidecar (if any), overridden by explicit arguments."""
-        options = ReadOptions()
-        if self.sidecar is not None:
-            try:
-                options = ReadOptions.from_dict(json.loads(self.sidecar.read_text()))
-            except (OSError, ValueError) as err:
-                raise ValueError(f"{self.sidecar.name}: cannot read reading options: {err}") from None
+        """Reading options from the sidecar (if any), overridden by explicit arguments."""
+        options = self.options().read
         if calendar:
             trading_calendar(calendar)  # an unknown name is refused before the file is read
         return replace(

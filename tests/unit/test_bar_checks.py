@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from trading_assets.compute.bar_checks import bar_interval_us, bars_report, validate_bars
+from trading_assets.compute.bar_checks import BarRules, bar_interval_us, bars_report, validate_bars
 from trading_assets.compute.bar_format import BarFileError, read_bars
 
 GOOD = "2025.01.01,00:00,10,12,9,11,5\n2025.01.01,00:01,11,13,10,12,6\n"
@@ -94,3 +94,30 @@ def test_no_gaps():
 def test_interval_is_the_most_common_step():
     minutes = np.array([0, 5, 10, 15, 16, 20, 25, 30, 90])
     assert bar_interval_us(minutes * 60_000_000) == 300_000_000
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("2025.01.01,00:02,1,2,0,1,6", r"line 3, field 'low \(column 5\)': low 0 is not a positive price"),
+        ("2025.01.01,00:02,-1,-0.5,-2,-1,6", r"line 3, field 'low \(column 5\)': low -2 is not a positive"),
+    ],
+)
+def test_prices_must_be_positive_by_default(tmp_path, bad_line, message):
+    with pytest.raises(BarFileError, match=message + r".*allow_nonpositive_prices"):
+        check(tmp_path, GOOD + bad_line + "\n")
+
+
+def test_a_dataset_may_allow_nonpositive_prices_but_not_a_sign_flip_within_a_bar(tmp_path):
+    spreads = "2025.01.01,00:00,-0.5,0,-1,-0.25,5\n2025.01.01,00:01,0,0.75,0,0.5,6\n"
+    path = tmp_path / "spread.txt"
+    path.write_text(spreads)
+    allowed = BarRules(allow_nonpositive_prices=True)
+    assert validate_bars(read_bars(path), path, allowed).rows == 2
+    path.write_text(spreads + "2025.01.01,00:02,0.5,0.75,-0.25,0.5,6\n")
+    with pytest.raises(
+        BarFileError,
+        match=r"spread\.txt line 3, field 'low \(column 5\)': prices change sign within the bar "
+        r"\(low -0\.25, high 0\.75\)",
+    ):
+        validate_bars(read_bars(path), path, allowed)

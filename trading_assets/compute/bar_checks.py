@@ -44,6 +44,14 @@ class BarsReport:
 
 
 @dataclass(frozen=True)
+class BarRules:
+    """A dataset's choices among the rules (its sidecar's keys of the same names)."""
+
+    # Spreads and some futures go to zero or below; by default every price must be positive.
+    allow_nonpositive_prices: bool = False
+
+
+@dataclass(frozen=True)
 class _Rule:
     field: str
     mask: Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -54,7 +62,7 @@ def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
 
-_RULES = (
+_PRICE_RULES = (
     *(
         _Rule(
             f,
@@ -78,6 +86,8 @@ _RULES = (
         )
         for f in ("open", "close")
     ),
+)
+_LATER_RULES = (
     _Rule("volume", lambda c: c["volume"] < 0, lambda c, i: f"volume {_fmt(c['volume'][i])} is negative"),
     _Rule(
         "timestamp",
@@ -92,6 +102,27 @@ _RULES = (
 )
 
 
+# Once the price rules hold, low is the bar's smallest price and high its largest.
+_POSITIVE_PRICES = _Rule(
+    "low",
+    lambda c: c["low"] <= 0,
+    lambda c, i: (
+        f"low {_fmt(c['low'][i])} is not a positive price "
+        "(set allow_nonpositive_prices in the dataset's options for spreads and the like)"
+    ),
+)
+_ONE_SIGN_PER_BAR = _Rule(
+    "low",
+    lambda c: (c["low"] < 0) & (c["high"] > 0),
+    lambda c, i: f"prices change sign within the bar (low {_fmt(c['low'][i])}, high {_fmt(c['high'][i])})",
+)
+
+
+def _rules(choices: BarRules) -> tuple[_Rule, ...]:
+    sign = _ONE_SIGN_PER_BAR if choices.allow_nonpositive_prices else _POSITIVE_PRICES
+    return (*_PRICE_RULES, sign, *_LATER_RULES)
+
+
 def _iso(us: int) -> str:
     return _utc(us).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -102,14 +133,16 @@ def _columns(table: pa.Table) -> dict[str, np.ndarray]:
     return cols
 
 
-def validate_bars(parsed: ParsedBars, path: Path, calendar: str | None = None) -> BarsReport:
+def validate_bars(
+    parsed: ParsedBars, path: Path, choices: BarRules = BarRules(), calendar: str | None = None
+) -> BarsReport:
     """Check every rule on every row; raise `BarFileError` at the first offending line of the first rule.
     Gaps are counted against the trading calendar named `calendar`, if any."""
     table, fmt = parsed.table, parsed.format
     if table.num_rows == 0:
         raise BarFileError(path.name, "no data rows")
     cols = _columns(table)
-    for rule in _RULES:
+    for rule in _rules(choices):
         bad = rule.mask(cols)
         if bad.any():
             rows = np.flatnonzero(bad)
