@@ -31,6 +31,8 @@ class DatasetRecord:
     columns: tuple[str, ...]
     # How the file was read (time zone, column mapping, formats) as JSON: re-reading it needs the same.
     read_options: str = "{}"
+    # True from an import's commit point until the store has made the new bars the table (migration 0009).
+    publish_pending: bool = False
     # Set by the catalog on write; None on records built by callers.
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -48,6 +48,7 @@ _DATASET_INPUT = (
     "last_ts",
     "table_name",
     "read_options",
+    "publish_pending",
     "columns",  # last: dataset_params binds it as a list
 )
 _DATASET_OUTPUT = ", ".join((*_DATASET_INPUT, "created_at", "updated_at"))
@@ -91,6 +92,7 @@ def dataset_from_row(row: Sequence[Any]) -> DatasetRecord:
         last_ts,
         table,
         options,
+        publish_pending,
         columns,
         created,
         updated,
@@ -105,6 +107,7 @@ def dataset_from_row(row: Sequence[Any]) -> DatasetRecord:
         last_ts=_utc(last_ts),
         table_name=table,
         read_options=options,
+        publish_pending=publish_pending,
         columns=tuple(columns),
         created_at=_utc(created),
         updated_at=_utc(updated),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -30,9 +31,13 @@ _SQL_TYPES = {
 
 
 def create_table_sql(name: str, schema: TableSchema) -> str:
+    return _create_sql(naming.quote(naming.table_name(name)), schema)
+
+
+def _create_sql(quoted: str, schema: TableSchema) -> str:
     cols = [f"{TIMESTAMP_COLUMN} TIMESTAMPTZ NOT NULL"]
     cols += [f"{naming.quote(n)} {_SQL_TYPES[t]}" for n, t in schema.columns]
-    return f"CREATE TABLE IF NOT EXISTS {naming.quote(naming.table_name(name))} ({', '.join(cols)})"
+    return f"CREATE TABLE IF NOT EXISTS {quoted} ({', '.join(cols)})"
 
 
 class DuckDBStore(dg.ConfigurableResource):
@@ -54,10 +59,40 @@ class DuckDBStore(dg.ConfigurableResource):
             self._ensure(con, name, schema)
 
     def write(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        return self._write(name, data, schema, replace_all=False)
+        naming.table_name(name)
+        rows = _conform(data, schema, name)
+        window = time_window(rows)
+        table = naming.quote(name)
+        with self._transaction() as con, _incoming(con, rows):
+            self._ensure(con, name, schema)
+            if window is not None:
+                self._delete_window(con, table, schema, window)
+            _insert(con, table, rows)
+        return rows.num_rows
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        return self._write(name, data, schema, replace_all=True)
+        rows = self.stage(name, data, schema)
+        self.publish(name)
+        return rows
+
+    def stage(self, name: str, data: pa.Table, schema: TableSchema) -> int:
+        staging = naming.quote(naming.staging_table(name))
+        rows = _conform(data, schema, name)
+        with self._transaction() as con, _incoming(con, rows):
+            con.execute(f"DROP TABLE IF EXISTS {staging}")
+            con.execute(_create_sql(staging, schema))
+            _insert(con, staging, rows)
+        return rows.num_rows
+
+    def publish(self, name: str) -> bool:
+        table, staging = naming.quote(naming.table_name(name)), naming.staging_table(name)
+        with self._transaction() as con:
+            if not _exists(con, staging):
+                return False
+            # One transaction: a reader sees the old table or the new one, never none.
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute(f"ALTER TABLE {naming.quote(staging)} RENAME TO {table}")
+        return True
 
     def read(
         self,
@@ -94,7 +129,7 @@ class DuckDBStore(dg.ConfigurableResource):
             rows = con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
             ).fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in rows if not r[0].endswith("__staging")]
 
     def drop(self, name: str) -> None:
         with connect(self._file(), write=True, timeout_s=self.lock_timeout_s) as con:
@@ -110,31 +145,18 @@ class DuckDBStore(dg.ConfigurableResource):
         if found != wanted:
             raise StoreError(f"{name}: existing table has columns {found}, expected {wanted}")
 
-    def _write(self, name: str, data: pa.Table, schema: TableSchema, *, replace_all: bool) -> int:
-        naming.table_name(name)
-        rows = schema.conform(data, name)
-        _refuse_duplicate_keys(rows, schema, name)
-        window = time_window(rows)
-        table = naming.quote(name)
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside one transaction: committed if the block ends normally, else rolled
+        back, so the tables are as they were."""
         with connect(self._file(), write=True, timeout_s=self.lock_timeout_s) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                if replace_all:
-                    con.execute(f"DROP TABLE IF EXISTS {table}")
-                self._ensure(con, name, schema)
-                con.register("_incoming", rows)
-                if window is not None and not replace_all:
-                    self._delete_window(con, table, schema, window)
-                # Stored in time order so reads stream without a big sort; bars arrive sorted already.
-                order = "" if _is_sorted(rows) else f" ORDER BY {TIMESTAMP_COLUMN}"
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming{order}")
-                con.execute("COMMIT")
+                yield con
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            finally:
-                con.unregister("_incoming")
-        return rows.num_rows
+            con.execute("COMMIT")
 
     @staticmethod
     def _delete_window(
@@ -184,6 +206,33 @@ class DuckDBStore(dg.ConfigurableResource):
             params["end"] = end
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return con.sql(f"SELECT {select} FROM {table}{clause} ORDER BY {TIMESTAMP_COLUMN}", params=params)
+
+
+def _conform(data: pa.Table, schema: TableSchema, name: str) -> pa.Table:
+    rows = schema.conform(data, name)
+    _refuse_duplicate_keys(rows, schema, name)
+    return rows
+
+
+@contextmanager
+def _incoming(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> Iterator[None]:
+    """`rows` visible to SQL as `_incoming` for the block."""
+    con.register("_incoming", rows)
+    try:
+        yield
+    finally:
+        con.unregister("_incoming")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    # Stored in time order so reads stream without a big sort; bars arrive sorted already.
+    order = "" if _is_sorted(rows) else f" ORDER BY {TIMESTAMP_COLUMN}"
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming{order}")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    sql = "SELECT 1 FROM information_schema.tables WHERE table_schema = 'main' AND table_name = $t"
+    return con.execute(sql, {"t": table}).fetchone() is not None
 
 
 def _refuse_duplicate_keys(rows: pa.Table, schema: TableSchema, name: str) -> None:

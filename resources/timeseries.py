@@ -136,7 +136,17 @@ class TimeSeriesStore(Protocol):
         there rows of that window missing from `data` stay (use `replace` for a full re-import)."""
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        """Make the table hold exactly `data` (a full re-import); on failure it keeps its old rows."""
+        """Make the table hold exactly `data` (a full re-import); on failure it keeps its old rows.
+        `stage` then `publish`."""
+
+    def stage(self, name: str, data: pa.Table, schema: TableSchema) -> int:
+        """Load `data` into the table's staging table (`naming.staging_table`), dropping an earlier one;
+        the table itself is untouched. Returns once every row is stored, so `publish` can follow later,
+        from another process."""
+
+    def publish(self, name: str) -> bool:
+        """Make the staged rows the table (the old table is dropped); False, changing nothing, when there
+        is no staging table (already published). DuckDB: one transaction; QuestDB: DROP then RENAME."""
 
     def read(
         self,
