@@ -1,6 +1,6 @@
 """`trading-assets`: the command line.
 
-trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT] [--calendar CAL]
+trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT] [--calendar CAL] [--replace]
 trading-assets demo [--rows N]
 trading-assets demo-data --shape equity-daily|fx-hourly|crypto-minute [--rows N] [--seed S] [--out DIR]
 trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
@@ -38,13 +38,16 @@ def _ingest(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"error: {path}: no such file", file=sys.stderr)
         return 2
-    store = cfg.timeseries_store(settings).process_config_and_initialize()
-    catalog = cfg.catalog(settings).process_config_and_initialize()
     try:
         source = landing_file(path, args.dataset)
         options = source.read_options(args.tz, args.datetime_format, args.calendar)
         started = time.perf_counter()
-        result = ingest_bars(source, store, catalog, options)
+        # The _cm forms close what they opened (a catalog's pool, Dagster's resource context) on every path.
+        with (
+            cfg.timeseries_store(settings).process_config_and_initialize_cm() as store,
+            cfg.catalog(settings).process_config_and_initialize_cm() as catalog,
+        ):
+            result = ingest_bars(source, store, catalog, source.options().overridden(options, args.replace))
     except (ValueError, RuntimeError, OSError) as err:
         # BarFileError, InvalidNameError, StoreError, CatalogError, a lock timeout: the message says what.
         print(f"error: {err}", file=sys.stderr)
@@ -55,7 +58,7 @@ def _ingest(args: argparse.Namespace) -> int:
         f"{report.first_ts:%Y-%m-%d %H:%M} .. {report.last_ts:%Y-%m-%d %H:%M} UTC, "
         f"interval {report.interval_s}s, {report.gap_count} gaps{_against(report.calendar)} -> table "
         f"{result.record.table_name}"
-        f" ({time.perf_counter() - started:.2f}s)"
+        f" ({result.change.kind}, {time.perf_counter() - started:.2f}s)"
     )
     return 0
 
@@ -561,6 +564,11 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--dataset", help="dataset name (default: the file's stem)")
     ingest.add_argument("--tz", help="time zone of the file's timestamps (default: UTC or the sidecar's)")
     ingest.add_argument("--datetime-format", help="strptime format when detection is ambiguous")
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the stored dataset even where the file drops stored bars or changes their values",
+    )
     ingest.add_argument(
         "--calendar", help="trading calendar for gaps: XNYS (any exchange_calendars code), 24/5 or 24/7"
     )

@@ -1,20 +1,31 @@
 """Bars ingestion: one export file -> validated bars table in the store -> dataset row in the catalog.
 
 The `bars` asset and `trading-assets ingest` both call `ingest_bars`, so the command line and the UI
-import a file the same way. Everything is read and validated before the store is touched; the store then
-replaces the table in one step (it keeps its old rows if that fails), and only then is the catalog updated.
+import a file the same way. Everything is read, validated and compared with the stored history before
+anything is written. Then, so that a crash at any point leaves the old dataset or the new one:
+
+1. the store stages the new bars beside the table (`<table>__staging`); the table is untouched;
+2. the catalog writes the new dataset row with `publish_pending`: the commit point;
+3. the store publishes the staged bars as the table;
+4. the catalog clears `publish_pending`.
+
+A crash before 2 leaves the old table and row (a stale staging table is dropped by the next stage); a
+crash after 2 leaves a row that says so, and `finish_publication` (run first by every import of the
+dataset) completes 3 and 4.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from resources.catalog import Catalog, DatasetRecord
 from resources.landing import LandingFile
 from resources.timeseries import TableSchema, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.compute.bar_checks import BarsReport, validate_bars
-from trading_assets.compute.bar_format import BarFormat, ReadOptions, read_bars
+from trading_assets.compute.bar_format import BarFileError, BarFormat, locate_row, read_bars
+from trading_assets.compute.bar_history import HistoryChange, history_change
+from trading_assets.compute.dataset_options import DatasetOptions
 from trading_assets.compute.files import file_sha256
 
 BARS_SCHEMA = TableSchema(
@@ -29,39 +40,71 @@ BARS_SCHEMA = TableSchema(
 )
 
 
+class HistoryRewriteError(BarFileError):
+    """A re-import that would drop stored bars or change their values, without `replace`."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     record: DatasetRecord
     report: BarsReport
     format: BarFormat
+    change: HistoryChange
 
 
 def ingest_bars(
     source: LandingFile,
     store: TimeSeriesStore,
     catalog: Catalog,
-    options: ReadOptions | None = None,
+    options: DatasetOptions | None = None,
 ) -> IngestResult:
-    """Import `source` as dataset `source.dataset`; raise (storing nothing) when the file is bad."""
+    """Import `source` as dataset `source.dataset`; raise (storing nothing) when the file is bad or would
+    rewrite the stored history without `options.replace`."""
     path = source.path
     sha = file_sha256(path)
-    options = options if options is not None else source.read_options()
-    parsed = read_bars(path, options)
-    report = validate_bars(parsed, path, calendar=options.calendar)
+    options = options if options is not None else source.options()
+    parsed = read_bars(path, options.read)
+    report = validate_bars(parsed, path, options.rules, options.read.calendar)
     table = naming.bars_table(source.dataset)
-    store.replace(table, parsed.table, BARS_SCHEMA)
-    record = catalog.upsert_dataset(
-        DatasetRecord(
-            name=source.dataset,
-            source_file=str(path.resolve()),
-            source_sha256=sha,
-            bar_interval_s=max(report.interval_s, 1),
-            row_count=report.rows,
-            first_ts=report.first_ts,
-            last_ts=report.last_ts,
-            table_name=table,
-            columns=tuple(BARS_SCHEMA.column_names),
-            read_options=options.to_json(),
+    finish_publication(source.dataset, store, catalog)
+    stored = store.read(table) if table in store.list_tables() else None
+    change = history_change(stored, parsed.table)
+    if change.rewrites_history and not options.replace:
+        line = None if change.first_row is None else _line(path, parsed.format, change.first_row)
+        raise HistoryRewriteError(
+            path.name,
+            f"would rewrite the stored history of {source.dataset!r}: {change.summary()}; import it with "
+            f"--replace (or \"replace\": true in {path.name.split('.', 1)[0]}.json) to replace the dataset",
+            line,
+            row_label="row" if parsed.format.kind == "parquet" else "line",
         )
+    record = DatasetRecord(
+        name=source.dataset,
+        source_file=str(path.resolve()),
+        source_sha256=sha,
+        bar_interval_s=max(report.interval_s, 1),
+        row_count=report.rows,
+        first_ts=report.first_ts,
+        last_ts=report.last_ts,
+        table_name=table,
+        columns=tuple(BARS_SCHEMA.column_names),
+        read_options=options.read.to_json(),
     )
-    return IngestResult(record, report, parsed.format)
+    store.stage(table, parsed.table, BARS_SCHEMA)
+    catalog.upsert_dataset(replace(record, publish_pending=True))
+    store.publish(table)
+    return IngestResult(catalog.upsert_dataset(record), report, parsed.format, change)
+
+
+def finish_publication(dataset: str, store: TimeSeriesStore, catalog: Catalog) -> DatasetRecord | None:
+    """The dataset's row once the store holds the bars it describes: an import interrupted after its
+    commit point is completed (its staged bars published, the flag cleared). None for an unknown dataset."""
+    record = catalog.get_dataset(dataset)
+    if record is None or not record.publish_pending:
+        return record
+    store.publish(record.table_name)  # False when the crash came after the store had published
+    return catalog.upsert_dataset(replace(record, publish_pending=False))
+
+
+def _line(path, fmt: BarFormat, row: int) -> int:
+    return row + 1 if fmt.kind == "parquet" else locate_row(path, fmt, row)

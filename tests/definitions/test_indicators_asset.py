@@ -35,10 +35,13 @@ def land(resources, lines: list[str], rows: int, dataset: str = "btc25") -> None
     (Path(resources["landing"].path) / f"{dataset}.txt").write_text("".join(lines[: header + rows]))
 
 
-def ingest(resources, instance, dataset: str = "btc25") -> None:
+def ingest(resources, instance, dataset: str = "btc25", replace: bool = False) -> None:
     if not instance.has_dynamic_partition("datasets", dataset):
         instance.add_dynamic_partitions("datasets", [dataset])
-    assert dg.materialize([bars], partition_key=dataset, resources=resources, instance=instance).success
+    config = {"ops": {"bars": {"config": {"replace": replace}}}}
+    assert dg.materialize(
+        [bars], partition_key=dataset, resources=resources, instance=instance, run_config=config
+    ).success
 
 
 def compute(resources, instance, dataset: str, version: int, **kwargs) -> dg.ExecuteInProcessResult:
@@ -149,7 +152,7 @@ def test_changed_bars_before_the_old_end_recompute_everything(resources, instanc
     register_set(resources["catalog"], "btc25", default_spec())
     assert compute(resources, instance, "btc25", 1).success
     land(resources, export_lines[:1] + export_lines[2:], ROWS)  # first bar gone: not an append
-    ingest(resources, instance)
+    ingest(resources, instance, replace=True)
     result = compute(resources, instance, "btc25", 1)
     assert metadata(result)["update"] == "full"
     assert all(checks(result).values())

@@ -62,14 +62,17 @@ def export_lines(tmp_path_factory) -> list[str]:
     return path.read_text().splitlines(keepends=True)
 
 
-def land(resources, instance, lines: list[str], indicators_too: bool = True) -> None:
+def land(resources, instance, lines: list[str], indicators_too: bool = True, replace: bool = False) -> None:
     """Import `lines` as btc25 and, with `indicators_too`, compute the small set on them (btc25|1), as the
-    landing and indicator_sets sensors would have asked."""
+    landing and indicator_sets sensors would have asked; `replace` lets them rewrite the stored history."""
     (Path(resources["landing"].path) / "btc25.txt").write_text("".join(lines))
     if not instance.has_dynamic_partition(datasets.name, "btc25"):
         instance.add_dynamic_partitions(datasets.name, ["btc25"])
         instance.add_dynamic_partitions("indicator_versions", ["1"])
-    assert dg.materialize([bars], partition_key="btc25", resources=resources, instance=instance).success
+    config = {"ops": {"bars": {"config": {"replace": replace}}}}
+    assert dg.materialize(
+        [bars], partition_key="btc25", resources=resources, instance=instance, run_config=config
+    ).success
     register_set(resources["catalog"], "btc25", parse_spec(SET, source="test"))
     if indicators_too:
         key = indicator_set_key("btc25", 1)
@@ -256,7 +259,7 @@ def test_a_rolling_run_whose_history_changed_is_refused_and_left_as_it_is(
     resources, instance, export_lines, change, reason
 ):
     completed_run(resources, instance, export_lines)
-    land(resources, instance, change(export_lines[:LONGER]))
+    land(resources, instance, change(export_lines[:LONGER]), replace=True)
     state = snapshot(resources["catalog"])
 
     tick = roll(resources, instance)

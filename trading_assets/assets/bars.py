@@ -26,6 +26,11 @@ class BarsConfig(dg.Config):
         description="Trading calendar gaps are counted against: an exchange_calendars code (XNYS, XLON, "
         "...), 24/5 (FX) or 24/7 (crypto); empty: the sidecar's, else every bar interval is due",
     )
+    replace: bool = Field(
+        default=False,
+        description="Replace the stored dataset even where the export drops stored bars or changes their "
+        "values (otherwise such a re-import fails; a longer export with the same history appends)",
+    )
 
 
 def human_duration(seconds: int) -> str:
@@ -79,6 +84,9 @@ def bars_metadata(result: IngestResult, chart_png: bytes) -> dict[str, dg.Metada
         **gap_metadata(report),
         "source_file": dg.MetadataValue.path(record.source_file),
         "source_sha256": record.source_sha256,
+        # new, unchanged, append or rewrite (a re-import with `replace`); the counts say how much.
+        "update": result.change.kind,
+        "appended_bars": result.change.appended,
         "source_format": dg.MetadataValue.json(
             {
                 "delimiter": fmt.delimiter if fmt.delimiter is not None else "whitespace",
@@ -111,7 +119,7 @@ def bars(
     options = source.read_options(
         config.timezone or None, config.datetime_format or None, config.calendar or None
     )
-    result = ingest_bars(source, timeseries, catalog, options)
+    result = ingest_bars(source, timeseries, catalog, source.options().overridden(options, config.replace))
     closes = timeseries.read(result.record.table_name, columns=["ts", "close"])
     png = close_price_png(
         closes.column("ts").cast(pa.int64()).to_numpy(),
