@@ -25,12 +25,48 @@ def already_imported(record: DatasetRecord | None, data_sha: str, found: Landing
         return False  # a broken sidecar: let the run report it
 
 
+def _unfinished_imports(
+    context: dg.SensorEvaluationContext, catalog: Catalog, requested: set[str | None]
+) -> list[dg.RunRequest]:
+    """A run for each dataset whose last import died between its commit point and publishing the bars
+    (its run's first step, `finish_publication`, completes it), unless a run of it is queued or going."""
+    requests = []
+    for record in catalog.list_datasets():
+        if not record.publish_pending or record.name in requested:
+            continue
+        active = context.instance.get_run_records(
+            dg.RunsFilter(
+                job_name=INGEST_JOB,
+                tags={"dagster/partition": record.name},
+                statuses=[
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                ],
+            ),
+            limit=1,
+        )
+        if active:
+            continue
+        context.log.warning(f"{record.name}: its last import did not finish publishing; running it again")
+        requests.append(
+            dg.RunRequest(
+                partition_key=record.name,
+                run_key=f"{record.name}:finish:{record.version}:{record.updated_at}",
+                tags={"trading/finishes_import": record.version},
+            )
+        )
+    return requests
+
+
 @dg.sensor(
     job_name=INGEST_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers each export in the landing folder as a dataset and ingests it when its content "
-    "(or its reading options) changed. Unchanged files are never re-ingested.",
+    "(or its reading options) changed. Unchanged files are never re-ingested. An import that died after its "
+    "commit point (the catalog row says publish_pending) is run again, which completes it.",
 )
 def landing_sensor(
     context: dg.SensorEvaluationContext, landing: LandingFolder, catalog: dg.ResourceParam[Catalog]
@@ -65,6 +101,7 @@ def landing_sensor(
                 tags={"trading/source_file": found.path.name, "trading/source_sha256": data_sha},
             )
         )
+    requests += _unfinished_imports(context, catalog, {r.partition_key for r in requests})
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[datasets.build_add_request(new_partitions)] if new_partitions else [],

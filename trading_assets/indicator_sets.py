@@ -115,6 +115,11 @@ def compute_into_store(
     dataset_record = catalog.get_dataset(dataset)
     if dataset_record is None:
         raise CatalogError(f"dataset {dataset!r} is not in the catalog; materialize its bars first")
+    if dataset_record.publish_pending:
+        raise CatalogError(
+            f"dataset {dataset!r}: its latest import has not finished publishing its bars "
+            "(the landing sensor completes it); try again"
+        )
     spec = spec_from_json(record.spec, registry=registry)
     bars = read_bars(store, dataset_record.table_name)
     n = bars["close"].size

@@ -69,6 +69,10 @@ def extend_run(store: TimeSeriesStore, catalog: Catalog, run: WalkforwardRunReco
     dataset = catalog.get_dataset(run.dataset)
     if dataset is None:
         return decided("refused", f"its dataset {run.dataset!r} is not in the catalog")
+    if dataset.publish_pending:
+        return decided(
+            "waiting", f"the latest import of {run.dataset!r} has not finished publishing its bars"
+        )
     if dataset.version == run.dataset_version:
         return decided("unchanged", f"{run.dataset!r} holds the bars the run was computed on")
     partition = f"{run.dataset}|{run.indicator_version}"

@@ -201,6 +201,11 @@ def load_inputs(
     dataset = None if run is None else catalog.get_dataset(run.dataset)
     if run is None or dataset is None:
         raise SimulationError(f"run {spec.run!r} or its dataset is not in the catalog")
+    if dataset.publish_pending:
+        raise SimulationError(
+            f"dataset {dataset.name!r}: its latest import has not finished publishing its bars "
+            "(the landing sensor completes it); try again"
+        )
     classifier = json.loads(run.target)["kind"] == "classification"
     predictions = store.read(run.name, columns=[TIMESTAMP_COLUMN, "fold", "prob" if classifier else "y_pred"])
     if predictions.num_rows == 0:

@@ -86,6 +86,11 @@ def _read_inputs(
     record = catalog.get_dataset(dataset)
     if record is None:
         raise RunError(f"dataset {dataset!r} is not in the catalog; import its bars first")
+    if record.publish_pending:
+        raise RunNotReady(
+            f"dataset {dataset!r}: its latest import has not finished publishing its bars "
+            "(the landing sensor completes it); try again"
+        )
     indicator_set = catalog.get_indicator_set(dataset, version)
     if indicator_set is None:
         known = [s.version for s in catalog.list_indicator_sets(dataset)]
@@ -157,7 +162,7 @@ def history_sha256(
     `prepared` must hold every row's features (read without a window); RunError if the bars are not the
     ones it was prepared from."""
     record = catalog.get_dataset(dataset)
-    bars = None if record is None else read_bars(store, record.table_name)
+    bars = None if record is None or record.publish_pending else read_bars(store, record.table_name)
     if bars is None or not np.array_equal(bars[TIMESTAMP_COLUMN], prepared.ts_us):
         raise RunNotReady(f"the bars of {dataset!r} changed while they were read; try again")
     if prepared.first_row != 0 or prepared.matrix.shape[0] < rows:

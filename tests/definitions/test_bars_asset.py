@@ -131,6 +131,39 @@ def test_sensor_skips_files_already_imported_and_bad_names(resources, instance):
     assert result.run_requests == []
 
 
+def test_an_import_that_died_after_its_commit_point_is_run_again_by_the_sensor(
+    resources, instance, monkeypatch
+):
+    longer = generate_bars(n_rows=ROWS + 50, seed=25)
+    source = write_export(longer.slice(0, ROWS), Path(resources["landing"].path) / "btc25.txt")
+    first = tick(resources, instance, None)
+    assert materialize(resources, instance).success
+    write_export(longer, source)  # the same history and 50 bars more
+
+    def crash(self, name):  # the process dies after the catalog's commit point, before the swap
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(DuckDBStore, "publish", crash)
+    with pytest.raises(SystemExit):
+        materialize(resources, instance)
+    monkeypatch.undo()
+    pending = resources["catalog"].get_dataset("btc25")
+    assert pending.publish_pending and pending.row_count == ROWS + 50
+    assert resources["timeseries"].read("btc25").num_rows == ROWS  # the old bars, still the table
+
+    second = tick(resources, instance, first.cursor)  # the file changed: one request, not two
+    assert [r.partition_key for r in second.run_requests] == ["btc25"]
+    third = tick(resources, instance, second.cursor)  # nothing changed, but the import is unfinished
+    assert [r.partition_key for r in third.run_requests] == ["btc25"]
+    assert third.run_requests[0].tags["trading/finishes_import"] == pending.version
+
+    assert materialize(resources, instance).success
+    record = resources["catalog"].get_dataset("btc25")
+    assert not record.publish_pending
+    assert resources["timeseries"].read("btc25").num_rows == record.row_count == ROWS + 50
+    assert tick(resources, instance, third.cursor).run_requests == []
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
