@@ -74,7 +74,7 @@ def ingest_bars(
         raise HistoryRewriteError(
             path.name,
             f"would rewrite the stored history of {source.dataset!r}: {change.summary()}; import it with "
-            f"--replace (or \"replace\": true in {path.name.split('.', 1)[0]}.json) to replace the dataset",
+            f'--replace (or "replace": true in {path.name.split(".", 1)[0]}.json) to replace the dataset',
             line,
             row_label="row" if parsed.format.kind == "parquet" else "line",
         )
