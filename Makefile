@@ -59,5 +59,5 @@ lock: $(VENV)/.installed
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^trading-assets' > requirements.lock
 
 clean:
-	scripts/services.sh down
+	scripts/services.sh down questdb
 	rm -rf $(VENV) $(TRADING_DATA_DIR)

@@ -115,7 +115,8 @@ def main() -> None:
             return response.read()
 
     def pgwire() -> int:
-        conninfo = f"host={host} port=8812 user=admin password=quest dbname=qdb"
+        port_pg = os.environ.get("QUESTDB_PG_PORT", "8812")  # QuestDB's default PGWire credentials
+        conninfo = f"host={host} port={port_pg} user=admin password=quest dbname=qdb"
         with psycopg.connect(conninfo) as conn, conn.cursor(binary=True) as cur:
             cur.execute(sql.rstrip(";"))
             return len(cur.fetchall())

@@ -231,7 +231,7 @@ class QuestDBStore(dg.ConfigurableResource):
         return rows.num_rows
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        """Make the table hold exactly `data`; on any failure the old table is left as it was.
+        """Make the table hold exactly `data`; a failure while staging leaves the old table as it was.
 
         The rows go into a fresh staging table first; only once QuestDB has applied all of them is the old
         table dropped and the staging table renamed. Between that DROP and RENAME (two requests,

@@ -136,8 +136,9 @@ class TimeSeriesStore(Protocol):
         there rows of that window missing from `data` stay (use `replace` for a full re-import)."""
 
     def replace(self, name: str, data: pa.Table, schema: TableSchema) -> int:
-        """Make the table hold exactly `data` (a full re-import); on failure it keeps its old rows.
-        `stage` then `publish`."""
+        """Make the table hold exactly `data` (a full re-import): `stage` then `publish`. A failure while
+        staging keeps the old rows; on QuestDB, whose publish is two requests (DROP, RENAME), a failure
+        between them leaves the rows in the staging table and no table until the next publish."""
 
     def stage(self, name: str, data: pa.Table, schema: TableSchema) -> int:
         """Load `data` into the table's staging table (`naming.staging_table`), dropping an earlier one;

@@ -8,9 +8,9 @@
 #   scripts/services.sh env      the variables the tests read (addresses, QuestDB's jar and Java), to eval
 #
 # Idempotent: a service that already answers is reused as it is. Postgres and Redis come from Debian,
-# QuestDB from Maven Central (the server is one jar, checked against its SHA-1), run on the newest Java
-# under /usr/lib/jvm that it supports (9.3.x targets Java 17). QuestDB keeps its data in $TRADING_DATA_DIR/questdb. A service that
-# cannot start makes `up` exit 1 with the tail of its log.
+# QuestDB from Maven Central (the server is one jar, checked against its SHA-1), run on the oldest Java of
+# at least 17 under /usr/lib/jvm (9.3.x targets 17). QuestDB keeps its data in $TRADING_DATA_DIR/questdb.
+# A service that cannot start makes `up` exit 1 with the tail of its log. Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ QDB_LOG=$QDB_ROOT/questdb.log
 QDB_PID=$QDB_ROOT/questdb.pid
 REDIS_DIR=$DATA_DIR/redis
 
-log() { echo "services: $*"; }
+log() { echo "services: $*" >&2; }  # stderr: `env` and `$(qdb_java)` print values on stdout
 die() { echo "services: $*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -67,7 +67,12 @@ def _stale(record: IndicatorSetRecord, dataset: DatasetRecord | None) -> bool:
     """A computed set whose dataset was imported from other content (or read otherwise) since. Compared by
     the dataset version the values were computed from, so an import that lands while a set is being
     computed still shows as stale afterwards."""
-    return dataset is not None and record.status != "registered" and record.dataset_version != dataset.version
+    return (
+        dataset is not None
+        and not dataset.publish_pending  # computed once the import completes, under the final version
+        and record.status != "registered"
+        and record.dataset_version != dataset.version
+    )
 
 
 @dg.sensor(

@@ -26,13 +26,14 @@ def already_imported(record: DatasetRecord | None, data_sha: str, found: Landing
 
 
 def _unfinished_imports(
-    context: dg.SensorEvaluationContext, catalog: Catalog, requested: set[str | None]
+    context: dg.SensorEvaluationContext, catalog: Catalog, landed: set[str]
 ) -> list[dg.RunRequest]:
-    """A run for each dataset whose last import died between its commit point and publishing the bars
-    (its run's first step, `finish_publication`, completes it), unless a run of it is queued or going."""
+    """A run for each landed dataset whose last import died between its commit point and publishing the
+    bars (the run's `ingest_bars` completes it first), unless a run of it is queued or going. A dataset
+    imported from elsewhere (the CLI) is completed by importing it again."""
     requests = []
     for record in catalog.list_datasets():
-        if not record.publish_pending or record.name in requested:
+        if not record.publish_pending or record.name not in landed:
             continue
         active = context.instance.get_run_records(
             dg.RunsFilter(
@@ -101,7 +102,8 @@ def landing_sensor(
                 tags={"trading/source_file": found.path.name, "trading/source_sha256": data_sha},
             )
         )
-    requests += _unfinished_imports(context, catalog, {r.partition_key for r in requests})
+    requested = {r.partition_key for r in requests}
+    requests += _unfinished_imports(context, catalog, {f.dataset for f in files} - requested)
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[datasets.build_add_request(new_partitions)] if new_partitions else [],

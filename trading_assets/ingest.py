@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from resources.catalog import Catalog, DatasetRecord
 from resources.landing import LandingFile
-from resources.timeseries import TableSchema, TimeSeriesStore
+from resources.timeseries import StoreError, TableSchema, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.compute.bar_checks import BarsReport, validate_bars
 from trading_assets.compute.bar_format import BarFileError, BarFormat, locate_row, read_bars
@@ -60,13 +60,14 @@ def ingest_bars(
 ) -> IngestResult:
     """Import `source` as dataset `source.dataset`; raise (storing nothing) when the file is bad or would
     rewrite the stored history without `options.replace`."""
+    # First, whatever the file now holds: an import that died after its commit point is completed.
+    finish_publication(source.dataset, store, catalog)
     path = source.path
     sha = file_sha256(path)
     options = options if options is not None else source.options()
     parsed = read_bars(path, options.read)
     report = validate_bars(parsed, path, options.rules, options.read.calendar)
     table = naming.bars_table(source.dataset)
-    finish_publication(source.dataset, store, catalog)
     stored = store.read(table) if table in store.list_tables() else None
     change = history_change(stored, parsed.table)
     if change.rewrites_history and not options.replace:
@@ -92,7 +93,11 @@ def ingest_bars(
     )
     store.stage(table, parsed.table, BARS_SCHEMA)
     catalog.upsert_dataset(replace(record, publish_pending=True))
-    store.publish(table)
+    if not store.publish(table):
+        # Another import of the dataset took the staged rows: its row, not this one, must describe them.
+        raise StoreError(
+            f"{table}: the staged bars were published or dropped by another import; import again"
+        )
     return IngestResult(catalog.upsert_dataset(record), report, parsed.format, change)
 
 

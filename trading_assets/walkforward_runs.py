@@ -162,8 +162,10 @@ def history_sha256(
     `prepared` must hold every row's features (read without a window); RunError if the bars are not the
     ones it was prepared from."""
     record = catalog.get_dataset(dataset)
-    bars = None if record is None or record.publish_pending else read_bars(store, record.table_name)
-    if bars is None or not np.array_equal(bars[TIMESTAMP_COLUMN], prepared.ts_us):
+    if record is None or record.publish_pending:
+        raise RunNotReady(f"the bars of {dataset!r} are being imported again; try again")
+    bars = read_bars(store, record.table_name)
+    if not np.array_equal(bars[TIMESTAMP_COLUMN], prepared.ts_us):
         raise RunNotReady(f"the bars of {dataset!r} changed while they were read; try again")
     if prepared.first_row != 0 or prepared.matrix.shape[0] < rows:
         raise RunError(f"the features of rows 0..{rows - 1} were not all loaded")

@@ -3,7 +3,7 @@ and production's (QuestDB store, Postgres catalog in a throwaway schema).
 
 A refused file prints one line. An import killed with SIGKILL at any step leaves the old dataset or the
 new one: store and catalog agree, or the catalog row says the import passed its commit point and the next
-`finish_publication` (every import and reader runs it) completes it.
+import completes it first (`finish_publication`); readers refuse the dataset until then.
 """
 
 import os
@@ -81,10 +81,10 @@ STEPS = {
 
 
 @pytest.fixture
-def questdb_addr() -> str:
+def questdb_addr(service_missing) -> str:
     addr = os.environ.get("QUESTDB_ADDR")
     if not addr:
-        pytest.skip("QUESTDB_ADDR not set: no QuestDB server")
+        service_missing("QUESTDB_ADDR not set: no QuestDB server")
     with urllib.request.urlopen(f"http://{addr}/exec?query=SELECT%201", timeout=5):
         return addr
 

@@ -50,11 +50,11 @@ def test_up_waits_until_questdb_answers_reuses_it_and_down_stops_it(env):
 
     started = services("up", "questdb", env=env)
     assert started.returncode == 0, started.stderr
-    assert "starting questdb 9.3.4" in started.stdout
+    assert "starting questdb 9.3.4" in started.stderr
     assert (Path(env["TRADING_DATA_DIR"]) / "questdb" / "db").is_dir()
 
     again = services("up", "questdb", env=env)
-    assert again.returncode == 0 and f"questdb already answers on 127.0.0.1:{port}" in again.stdout
+    assert again.returncode == 0 and f"questdb already answers on 127.0.0.1:{port}" in again.stderr
     status = services("status", "questdb", env=env)
     assert (status.returncode, status.stdout) == (0, f"questdb: up (http://127.0.0.1:{port})\n")
 
