@@ -39,8 +39,18 @@ class DatasetRecord:
 
     @property
     def version(self) -> str:
-        """What the dataset's bars are a function of: the source file's content and how it was read."""
-        return hashlib.sha256(f"{self.source_sha256}\n{self.read_options}".encode()).hexdigest()
+        """What the dataset's bars are a function of: the source file's content and how it was read. The
+        calendar only shapes the gap report, so changing it re-imports the file (a new report) without
+        making the indicator sets, runs and simulations built on the same bars stale."""
+        read = json.loads(self.read_options)
+        if read.pop("calendar", None) is not None:
+            # The same text as the options without a calendar (ReadOptions.to_json: sorted keys).
+            return _dataset_version(self.source_sha256, json.dumps(read, sort_keys=True))
+        return _dataset_version(self.source_sha256, self.read_options)
+
+
+def _dataset_version(source_sha256: str, read_options: str) -> str:
+    return hashlib.sha256(f"{source_sha256}\n{read_options}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
