@@ -19,7 +19,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf '%s\n' "# Embedded default: SQLite storage in this folder. Production uses the repo's dagster.yaml." \
-		"concurrency:" "  pools:" "    granularity: op" "    default_limit: 1" > $@
+		"concurrency:" "  runs:" "    tag_concurrency_limits:" "      - key: dagster/partition" \
+		"        value: { applyLimitPerUniqueValue: true }" "        limit: 1" \
+		"  pools:" "    granularity: op" "    default_limit: 1" > $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo

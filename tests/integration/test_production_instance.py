@@ -55,6 +55,11 @@ def test_the_production_instance_keeps_everything_in_postgres_and_runs_a_job(
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         concurrency = instance.get_concurrency_config()
         assert concurrency.run_queue_config.max_concurrent_runs == 8
+        # One run per partition at a time: two imports of a dataset would share its staging table.
+        assert [
+            (limit["key"], limit["value"], limit["limit"])
+            for limit in concurrency.run_queue_config.tag_concurrency_limits
+        ] == [("dagster/partition", {"applyLimitPerUniqueValue": True}, 1)]
         pools = concurrency.pool_config
         assert (pools.default_pool_limit, pools.pool_granularity.value) == (1, "op")
 
