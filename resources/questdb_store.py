@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -318,7 +319,7 @@ class QuestDBStore(dg.ConfigurableResource):
         # Credentials go as arguments, not in the conf string, where ';' would need escaping.
         conf = f"http::addr={self.host}:{self.http_port};protocol_version=2;auto_flush=off;"
         try:
-            with Sender.from_conf(
+            sender = Sender.from_conf(
                 conf,
                 username=self.username,
                 password=self.password,
@@ -326,8 +327,17 @@ class QuestDBStore(dg.ConfigurableResource):
                 retry_timeout=timedelta(seconds=self.retry_timeout_s),
                 # Room for a request estimated from its first rows to come out somewhat longer.
                 max_buf_size=2 * self.max_request_bytes + 1_000_000,
-            ) as sender:
+            )
+            with warnings.catch_warnings():
+                # One sender per write is deliberate (a write is up to max_request_bytes per request, and
+                # the store holds no connection between calls); many small writes in a row (tests, a
+                # backfill) trip the client's advice to reuse senders, which is no fault.
+                warnings.filterwarnings("ignore", "questdb.Sender: Detected a burst of reconnections")
+                sender.establish()
+            try:
                 yield sender
+            finally:
+                sender.close(flush=False)  # every request was flushed explicitly, or the write failed
         except QuestDBError as err:
             raise StoreError(f"QuestDB at {self.host}:{self.http_port}: ILP write failed: {err}") from None
 

@@ -134,6 +134,15 @@ def test_a_write_larger_than_one_request_is_one_transaction(store, table):
     assert f"{table}__staging" not in store._rows("SELECT table_name FROM tables();")
 
 
+def test_many_small_writes_in_a_row_are_no_warning(store, table):
+    # The client advises reusing senders after a burst of connections; the store opens one per write on
+    # purpose, and warnings are errors here.
+    for minute in range(40):
+        store.write(table, prices(1, start=minute), PRICES)
+
+    assert store.read(table).num_rows == 40
+
+
 def test_read_bounds_are_half_open_and_columns_are_selected(store, table):
     store.write(table, bars(5), SCHEMA)
 
