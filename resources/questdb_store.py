@@ -460,7 +460,10 @@ class QuestDBStore(dg.ConfigurableResource):
             except urllib.error.HTTPError as err:
                 with err:
                     detail = _error_text(err.read()) or f"HTTP {err.code} {err.reason}"
-                raise StoreError(f"QuestDB: {detail} (in {sql})") from None
+                # 429: the server turned the connection away at its per-endpoint limit (exports default
+                # to one per CPU core) before running anything, so asking again later is safe.
+                if err.code != 429 or time.monotonic() >= deadline:
+                    raise StoreError(f"QuestDB: {detail} (in {sql})") from None
             except OSError as err:
                 # A refused connection never reached the server, so sending it again is safe; anything
                 # later (a reset, a timeout) may have run the statement and is not retried.
@@ -470,8 +473,8 @@ class QuestDBStore(dg.ConfigurableResource):
                     raise StoreError(
                         f"QuestDB at {self.host}:{self.http_port} is unreachable: {reason}"
                     ) from None
-                time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-                delay = min(delay * 2, 1.0)
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
         # Older servers answer a failed export with status 200 and a JSON error instead of the export.
         if path == "/exp" and body.startswith(b"{"):
             raise StoreError(f"QuestDB: {_error_text(body) or body[:200]!r} (in {sql})")

@@ -145,6 +145,7 @@ qdb_up() {
     QDB_SHARED_WORKER_COUNT=2 \
     QDB_HTTP_WORKER_COUNT=2 \
     QDB_WAL_APPLY_WORKER_COUNT=1 \
+    QDB_HTTP_EXPORT_CONNECTION_LIMIT=16 \
     nohup "$java" -Xmx512m -XX:+UseParallelGC -p "$QDB_JAR" -m io.questdb/io.questdb.ServerMain \
     -d "$QDB_ROOT" >"$QDB_LOG" 2>&1 </dev/null &
   local pid=$! deadline=$((SECONDS + 90))

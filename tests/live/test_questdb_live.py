@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -302,6 +303,19 @@ def test_sql_to_a_stopped_server_is_retried_for_retry_timeout_then_fails(own_ser
     with pytest.raises(StoreError, match="is unreachable"):
         store.list_tables()
     assert 0.9 <= time.monotonic() - began < 10.0
+
+
+def test_reads_turned_away_at_the_export_connection_limit_are_asked_again(own_server):
+    # One export at a time: the others get 429 before anything runs, and are sent again after a pause.
+    store = own_server(QDB_HTTP_EXPORT_CONNECTION_LIMIT="1", QDB_HTTP_WORKER_COUNT="2").store(
+        batch_rows=50, retry_timeout_s=30.0
+    )
+    store.write("bars", prices(2_000, seed=5), PRICES)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        reads = list(pool.map(lambda _: store.read("bars"), range(12)))
+
+    assert all(read.equals(prices(2_000, seed=5)) for read in reads)
 
 
 def test_a_write_to_a_table_questdb_suspended_fails_instead_of_losing_rows(own_server):
