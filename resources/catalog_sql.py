@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Protocol
 
-from resources.catalog import (
+from trading_assets import naming
+from trading_assets.records import (
     EXIT_REASONS,
     CatalogError,
     DatasetRecord,
@@ -35,7 +36,6 @@ from resources.catalog import (
     WalkforwardRunRecord,
     metrics_json,
 )
-from trading_assets import naming
 
 # Columns the caller provides, in DatasetRecord's field order; the catalog sets the two timestamps.
 _DATASET_INPUT = (

@@ -14,7 +14,8 @@ import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql, duckdb_file, job_requests_sql
-from resources.catalog import (
+from resources.migrations import DUCKDB, apply_migrations
+from trading_assets.records import (
     CatalogError,
     DatasetRecord,
     FoldResult,
@@ -29,7 +30,6 @@ from resources.catalog import (
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
-from resources.migrations import DUCKDB, apply_migrations
 
 _GET = catalog_sql.get_dataset_sql(DUCKDB.placeholder)
 _UPSERT = catalog_sql.upsert_dataset_sql(DUCKDB.placeholder)

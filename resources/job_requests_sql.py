@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from resources.catalog import (
+from resources.catalog_sql import Connection, Refusals, refusing, utc_or_none
+from trading_assets.records import (
     JOB_KINDS,
     JOB_RUN_STATUSES,
     CatalogError,
     JobRequestRecord,
     JobRunRecord,
 )
-from resources.catalog_sql import Connection, Refusals, refusing, utc_or_none
 
 _REQUEST_COLUMNS = (
     "id, kind, config, requested_by, status, message, target, parent_id, intake_attempts, "

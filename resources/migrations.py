@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from resources.catalog import CatalogError
+from trading_assets.records import CatalogError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 

@@ -16,7 +16,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import Field, PrivateAttr
 
 from resources import catalog_sql, job_requests_sql
-from resources.catalog import (
+from resources.migrations import POSTGRES, apply_migrations
+from trading_assets.records import (
     CatalogError,
     CatalogUnavailable,
     DatasetRecord,
@@ -32,7 +33,6 @@ from resources.catalog import (
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
-from resources.migrations import POSTGRES, apply_migrations
 
 T = TypeVar("T")
 

@@ -15,13 +15,14 @@ import json
 
 import dagster as dg
 
-from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorSetRecord
+from resources.catalog import Catalog
 from resources.sets_folder import SetsFolder
 from trading_assets.compute.files import file_sha256
 from trading_assets.compute.indicators import REGISTRY, SpecError, load_set_file
 from trading_assets.indicator_sets import register_set
 from trading_assets.jobs import MATERIALIZE_INDICATORS_JOB
 from trading_assets.partitions import datasets, indicator_set_key, indicator_versions
+from trading_assets.records import CatalogError, DatasetRecord, IndicatorSetRecord
 
 
 def _register_files(

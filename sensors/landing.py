@@ -4,9 +4,10 @@ import json
 
 import dagster as dg
 
-from resources.catalog import Catalog, DatasetRecord
+from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
 from trading_assets.partitions import datasets
+from trading_assets.records import DatasetRecord
 
 INGEST_JOB = "ingest_bars"
 

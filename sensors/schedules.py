@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from resources.catalog import Catalog, DatasetRecord
+from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
 from resources.timeseries import TimeSeriesStore
 from sensors.landing import INGEST_JOB, already_imported
 from trading_assets.job_requests import add_run_partitions
 from trading_assets.jobs import TRAIN_FOLDS_JOB
 from trading_assets.partitions import datasets
+from trading_assets.records import DatasetRecord
 from trading_assets.rolling import extend_run, refresh_simulations
 
 # An export younger than this is the landing sensor's (every 30 s) to import: launching it here too could

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from resources.catalog import JOB_KINDS, JOB_STATUSES
 from trading_assets import settings as cfg
+from trading_assets.records import JOB_KINDS, JOB_STATUSES
 
 DEMO_DATASET = "btc25"
 

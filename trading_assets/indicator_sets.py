@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from resources.catalog import Catalog, CatalogError, IndicatorOutputs, IndicatorSetRecord
+from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute.indicators import (
     BAR_INPUTS,
@@ -44,6 +44,7 @@ from trading_assets.compute.indicators import (
     spec_from_json,
     warmup_violations,
 )
+from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord
 
 Mode = Literal["full", "append", "unchanged", "refused"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from resources.catalog import Catalog, DatasetRecord
+from resources.catalog import Catalog
 from resources.landing import LandingFile
 from resources.timeseries import StoreError, TableSchema, TimeSeriesStore
 from trading_assets import naming
@@ -27,6 +27,7 @@ from trading_assets.compute.bar_format import BarFileError, BarFormat, locate_ro
 from trading_assets.compute.bar_history import HistoryChange, history_change
 from trading_assets.compute.dataset_options import DatasetOptions
 from trading_assets.compute.files import file_sha256
+from trading_assets.records import DatasetRecord
 
 BARS_SCHEMA = TableSchema(
     columns=(

@@ -17,8 +17,12 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
-from resources.catalog import (
-    Catalog,
+from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
+from trading_assets import naming
+from trading_assets.configs import SimulationConfig, WalkforwardConfig
+from trading_assets.partitions import fold_numbers, simulations, walkforward_runs
+from trading_assets.records import (
     CatalogError,
     CatalogUnavailable,
     JobRequestRecord,
@@ -26,10 +30,6 @@ from resources.catalog import (
     SimulationRecord,
     WalkforwardRunRecord,
 )
-from resources.timeseries import TimeSeriesStore
-from trading_assets import naming
-from trading_assets.configs import SimulationConfig, WalkforwardConfig
-from trading_assets.partitions import fold_numbers, simulations, walkforward_runs
 from trading_assets.simulations import SimulationError, register_simulation
 from trading_assets.walkforward_runs import RunError, RunNotReady, models_version, register_run
 

@@ -10,7 +10,7 @@ import json
 import dagster as dg
 from pydantic import Field
 
-from resources.catalog import Catalog, CatalogError
+from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
 from trading_assets.compute.indicators import SpecError, parse_spec
@@ -18,6 +18,7 @@ from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.indicator_sets import register_set
 from trading_assets.job_requests import submit_from_launchpad
 from trading_assets.partitions import indicator_versions
+from trading_assets.records import CatalogError
 
 ADD_INDICATOR_SET_JOB = "add_indicator_set"
 MATERIALIZE_INDICATORS_JOB = "materialize_indicators"

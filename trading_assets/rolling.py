@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from resources.catalog import Catalog, CatalogError, FoldWindow, SimulationRecord, WalkforwardRunRecord
+from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets import simulations
 from trading_assets.compute.walkforward import WalkforwardSpec
+from trading_assets.records import CatalogError, FoldWindow, SimulationRecord, WalkforwardRunRecord
 from trading_assets.simulations import SimulationSpec, run_thresholds, thresholds_json
 from trading_assets.walkforward_runs import (
     RunError,

@@ -27,10 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from resources.catalog import Catalog, SimulationRecord, SimulationTrade
+from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import simulator
 from trading_assets.compute.simulator import SimConfig, SimResult, signals_from_predictions, simulate
+from trading_assets.records import SimulationRecord, SimulationTrade
 from trading_assets.walkforward_runs import models_version
 
 # Average Gregorian year, for bars_per_year.

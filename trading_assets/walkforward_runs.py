@@ -26,20 +26,20 @@ import numpy as np
 import pyarrow as pa
 import xgboost
 
-from resources.catalog import (
-    Catalog,
-    FoldResult,
-    FoldThresholds,
-    FoldWindow,
-    WalkforwardFoldRecord,
-    WalkforwardRunRecord,
-)
+from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import fold_metrics, folds, targets, thresholds, training, walkforward
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.indicators import bars_sha256
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
 from trading_assets.indicator_sets import read_bars
+from trading_assets.records import (
+    FoldResult,
+    FoldThresholds,
+    FoldWindow,
+    WalkforwardFoldRecord,
+    WalkforwardRunRecord,
+)
 
 _METRIC_FIELDS = ("rmse", "mae", "r2", "ic", "rank_ic", "hit_rate", "log_loss", "auc", "accuracy")
 

@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from resources.catalog import IndicatorOutputs
 from sensors.indicator_sets import indicator_sets_sensor
 from trading_assets.assets.bars import bars
 from trading_assets.assets.indicators import BARS_OF_THE_DATASET, indicators
@@ -18,6 +17,7 @@ from trading_assets.definitions import defs
 from trading_assets.indicator_sets import read_bars, register_set, stored_values, table_schema
 from trading_assets.jobs import add_indicator_set
 from trading_assets.partitions import datasets, indicator_set_key, indicator_sets
+from trading_assets.records import IndicatorOutputs
 
 ROWS = 3_000
 

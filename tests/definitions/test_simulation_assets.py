@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from test_walkforward_assets import CONFIG, ROWS, assemble, land_and_compute, metadata, start, train
 
-from resources.catalog import Catalog, SimulationRecord
+from resources.catalog import Catalog
 from resources.compute import ComputeResource
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
@@ -39,6 +39,7 @@ from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.definitions import defs
 from trading_assets.jobs import start_simulation
 from trading_assets.partitions import simulations
+from trading_assets.records import SimulationRecord
 from trading_assets.simulations import (
     SERIES_SCHEMA,
     SimulationError,

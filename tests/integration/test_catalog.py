@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from resources.catalog import Catalog, CatalogError, DatasetRecord
+from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.migrations import DUCKDB, POSTGRES, discover_migrations
 from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import CatalogError, DatasetRecord
 
 BTC = DatasetRecord(
     name="btc",

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 from resources import duckdb_file
-from resources.catalog import Catalog, CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
+from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

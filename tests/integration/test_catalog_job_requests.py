@@ -13,9 +13,10 @@ import duckdb
 import psycopg
 import pytest
 
-from resources.catalog import Catalog, CatalogError, DatasetRecord, FoldWindow, JobRunRecord
+from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import CatalogError, DatasetRecord, FoldWindow, JobRunRecord
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = json.dumps({"dataset": "btc", "indicator_version": 1, "folds": {"train": "100", "test": "20"}})

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from test_catalog_simulations import T0, minute, window
 
-from resources.catalog import (
-    Catalog,
+from resources.catalog import Catalog
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import (
     CatalogError,
     DatasetRecord,
     FoldResult,
@@ -22,8 +24,6 @@ from resources.catalog import (
     SimulationTrade,
     WalkforwardRunRecord,
 )
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.postgres_catalog import PostgresCatalog
 
 HISTORY = "aa" * 32
 LONGER = "bb" * 32

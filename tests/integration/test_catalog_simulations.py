@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from resources.catalog import (
-    Catalog,
+from resources.catalog import Catalog
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import (
     CatalogError,
     DatasetRecord,
     FoldResult,
@@ -26,8 +28,6 @@ from resources.catalog import (
     SimulationRecord,
     SimulationTrade,
 )
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.postgres_catalog import PostgresCatalog
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = '{"costs": {"fee_bps": 5}, "run": "btc_run1", "sizing": {"units": 0.5}, "stop_loss_pct": 2.0}'

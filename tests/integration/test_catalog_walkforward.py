@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from resources.catalog import (
-    Catalog,
+from resources.catalog import Catalog
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.postgres_catalog import PostgresCatalog
+from trading_assets.records import (
     CatalogError,
     DatasetRecord,
     FoldResult,
@@ -22,8 +24,6 @@ from resources.catalog import (
     FoldWindow,
     WalkforwardRunRecord,
 )
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.postgres_catalog import PostgresCatalog
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = '{"features": ["rsi_14", "ema_20"], "folds": {"test": 20, "train": 100}, "seed": 7}'

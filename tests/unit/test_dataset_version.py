@@ -3,8 +3,8 @@
 import hashlib
 from datetime import UTC, datetime
 
-from resources.catalog import DatasetRecord
 from trading_assets.compute.bar_format import ReadOptions
+from trading_assets.records import DatasetRecord
 
 
 def record(read: ReadOptions, sha: str = "ab" * 32) -> DatasetRecord:

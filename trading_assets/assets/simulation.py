@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from resources.catalog import Catalog, SimulationRecord, SimulationTrade
+from resources.catalog import Catalog
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.bars import bars
@@ -28,6 +28,7 @@ from trading_assets.checks import simulation as checks
 from trading_assets.compute.charts import equity_drawdown_png, sweep_heatmap_png
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, SimResult, sweep
 from trading_assets.partitions import datasets, simulations, walkforward_runs
+from trading_assets.records import SimulationRecord, SimulationTrade
 from trading_assets.simulations import (
     SimInputs,
     SimulationError,

@@ -14,7 +14,7 @@ from datetime import datetime
 import dagster as dg
 import numpy as np
 
-from resources.catalog import Catalog, FoldResult, WalkforwardFoldRecord
+from resources.catalog import Catalog
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
 from trading_assets.assets.indicators import indicators
@@ -24,6 +24,7 @@ from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
 from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.partitions import one_dimension, walkforward_folds, walkforward_runs
+from trading_assets.records import FoldResult, WalkforwardFoldRecord
 from trading_assets.walkforward_runs import (
     FoldPredictions,
     LoadedRun,

@@ -19,9 +19,10 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from resources.catalog import Catalog, SimulationRecord, metrics_from_json, metrics_json
+from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TimeSeriesStore
 from trading_assets.compute.simulator import signals_from_predictions
+from trading_assets.records import SimulationRecord, metrics_from_json, metrics_json
 from trading_assets.simulations import SimulationSpec, catalog_trades, load_inputs, replay, series_table
 
 SIMULATION_REPRODUCES = "simulation_reproduces"

@@ -1,0 +1,405 @@
+"""The domain's records, statuses and errors: what the catalog stores, as every floor above it sees it.
+
+Every row that describes a time-series table names the table, its columns and its time range, so a user can
+find the data from the catalog alone. Imported by `resources/` (which stores them) and by the rooms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One imported bars dataset: where it came from and where its bars are stored."""
+
+    name: str
+    source_file: str
+    source_sha256: str
+    bar_interval_s: int
+    row_count: int
+    first_ts: datetime
+    last_ts: datetime
+    table_name: str
+    columns: tuple[str, ...]
+    # How the file was read (time zone, column mapping, formats) as JSON: re-reading it needs the same.
+    read_options: str = "{}"
+    # True from an import's commit point until the store has made the new bars the table (migration 0009).
+    publish_pending: bool = False
+    # Set by the catalog on write; None on records built by callers.
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        """What the dataset's bars are a function of: the source file's content and how it was read. The
+        calendar only shapes the gap report, so changing it re-imports the file (a new report) without
+        making the indicator sets, runs and simulations built on the same bars stale."""
+        read = json.loads(self.read_options)
+        if read.pop("calendar", None) is not None:
+            # The same text as the options without a calendar (ReadOptions.to_json: sorted keys).
+            return _dataset_version(self.source_sha256, json.dumps(read, sort_keys=True))
+        return _dataset_version(self.source_sha256, self.read_options)
+
+
+def _dataset_version(source_sha256: str, read_options: str) -> str:
+    return hashlib.sha256(f"{source_sha256}\n{read_options}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IndicatorSetRecord:
+    """One indicator set: a spec applied to a dataset, its version there and the table of its values.
+
+    The spec and what is derived from it (label, columns, lookbacks) never change; the outputs
+    (status through message) describe what the measurement table holds now.
+    """
+
+    # The time-series table of the values: naming.indicator_table(dataset, str(version)).
+    measurement: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the specs were registered.
+    version: int
+    # The set's name from its spec (e.g. "default").
+    label: str
+    # Canonical JSON of the spec, and the hash that identifies it within the dataset.
+    spec: str
+    spec_sha256: str
+    columns: tuple[str, ...]
+    # Warm-up bars of each column, in `columns` order.
+    lookbacks: tuple[int, ...]
+    # "registered" (nothing stored yet), "ready" or "failed".
+    status: str
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    # Hash of the bars the stored rows were computed from.
+    bars_sha256: str | None = None
+    # The dataset's `version` when the values were computed: when the dataset row says otherwise, the set
+    # is behind its bars.
+    dataset_version: str | None = None
+    # JSON resume state of stateful indicators.
+    state: str | None = None
+    code_version: str | None = None
+    message: str | None = None
+    # Set by the catalog.
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IndicatorOutputs:
+    """What computing an indicator set produced, as `record_indicator_output` stores it."""
+
+    status: str
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    bars_sha256: str | None = None
+    dataset_version: str | None = None
+    state: str | None = None
+    code_version: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of(cls, record: IndicatorSetRecord) -> IndicatorOutputs:
+        """The outputs a set row holds now."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class FoldWindow:
+    """Where one fold trains and tests, as row positions in the dataset's bars and as timestamps.
+
+    `train_ranges` are half-open row ranges (several when an embargo cuts the training window); the
+    timestamps are those of the first and last row of the training and of the test window (inclusive).
+    """
+
+    fold: int
+    train_ranges: tuple[tuple[int, int], ...]
+    test_start_row: int
+    test_end_row: int  # one past the last test row
+    train_start_ts: datetime
+    train_end_ts: datetime
+    test_start_ts: datetime
+    test_end_ts: datetime
+
+
+@dataclass(frozen=True)
+class WalkforwardRunRecord:
+    """One walkforward run: what it trains on and how, and the predictions table `<dataset>_run<n>`."""
+
+    # naming.run_table(dataset, number): the run's name and its predictions table.
+    name: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the runs were registered.
+    number: int
+    indicator_version: int
+    # The indicator set's table the features come from: naming.indicator_table(dataset, str(version)).
+    measurement: str
+    # Canonical JSON of the whole run config (features, target, folds, hyperparameters, seed, thresholds).
+    config: str
+    config_sha256: str
+    # JSON of the hyperparameters and of the target config, also inside `config`, for queries.
+    hyperparameters: str
+    target: str
+    features: tuple[str, ...]
+    # The dataset's version and the code's version when the run was registered.
+    dataset_version: str
+    code_version: str
+    fold_count: int
+    # registered -> running -> trained -> completed, or failed (a fold's latest attempt failed).
+    status: str
+    # Extended with the next folds by the rolling_walkforward schedule as the dataset gains bars.
+    rolling: bool = False
+    # SHA-256 of the bars (timestamps, OHLCV) and feature values of rows 0 up to the end of the last test
+    # window, when the folds were computed: an extension refuses bars whose history differs. None for runs
+    # registered before migration 0008.
+    history_sha256: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # What the predictions table holds, once written.
+    prediction_columns: tuple[str, ...] | None = None
+    prediction_rows: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What training one fold produced, as `record_walkforward_fold` stores it."""
+
+    # "succeeded" or "failed" (then `message` says why and the outputs may be None).
+    status: str
+    train_rows: int | None = None
+    validation_rows: int | None = None
+    test_rows: int | None = None
+    # Rows left out and why (warmup, no_target, not_finite), as JSON.
+    dropped: str | None = None
+    model_path: str | None = None
+    model_sha256: str | None = None
+    best_iteration: int | None = None
+    device: str | None = None
+    train_seconds: float | None = None
+    # Test-window metrics: regression fills rmse..hit_rate, classification log_loss..accuracy.
+    rmse: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+    ic: float | None = None
+    rank_ic: float | None = None
+    hit_rate: float | None = None
+    log_loss: float | None = None
+    auc: float | None = None
+    accuracy: float | None = None
+    # JSON {feature: gain}, every feature of the run.
+    feature_importance: str | None = None
+    message: str | None = None
+    # The fold's long/short entry thresholds from its own train-period predictions, taken at training,
+    # and how many predictions they were taken on; None where they could not be taken.
+    long_threshold: float | None = None
+    short_threshold: float | None = None
+    threshold_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class WalkforwardFoldRecord:
+    """One fold of a run: its window, the latest attempt's state, and what it produced."""
+
+    run: str
+    window: FoldWindow
+    # The dataset's version the window was computed on: the run's at registration, a newer one for folds
+    # added when a rolling run was extended.
+    dataset_version: str
+    # pending -> running -> succeeded | failed; a retry goes back to running.
+    status: str
+    attempts: int
+    result: FoldResult | None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FoldThresholds:
+    """Long/short entry thresholds of one fold, derived from that fold's train-period predictions only."""
+
+    fold: int
+    long_threshold: float
+    short_threshold: float
+    # How they were derived, as JSON (e.g. {"source": "validation", "long_quantile": 0.8, ...}).
+    rule: str
+    # How many train-period predictions they come from.
+    source_rows: int
+
+
+@dataclass(frozen=True)
+class SimulationRecord:
+    """One trading simulation: a walkforward run's predictions replayed with a config, its outcome, and the
+    time-series table `<dataset>_sim<n>` of its per-bar series. Its trades are `SimulationTrade` rows.
+
+    The registration (name through code_version) changes only when a rolling run's sim is refreshed
+    (`refresh_simulation`: thresholds and versions, never the config); the outputs (metrics through
+    series_columns) are set together when the sim completes and cleared when an attempt starts or fails.
+    """
+
+    # naming.sim_table(dataset, number): the sim's name and its series table.
+    name: str
+    dataset: str
+    # 1, 2, ... per dataset, in the order the sims were registered.
+    number: int
+    # The walkforward run (of the same dataset) whose predictions are replayed.
+    run: str
+    # Canonical JSON of the whole simulation config, so the sim can be repeated from the catalog alone.
+    config: str
+    config_sha256: str
+    # JSON of the per-fold long/short thresholds the simulation used.
+    thresholds: str
+    # registered -> running -> completed | failed; a re-run goes back to running.
+    status: str
+    # The dataset's version at registration (the run's too), the caller's identifier of the fold models
+    # (prediction attempts) replayed, and the code's version.
+    dataset_version: str
+    models_version: str
+    code_version: str
+    # JSON {name: number}, see `metrics_json`; None unless completed (`metric_values` decodes it).
+    metrics: str | None = None
+    n_trades: int | None = None
+    # What the series table holds, once completed.
+    row_count: int | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    series_columns: tuple[str, ...] | None = None
+    # Why the latest attempt failed.
+    message: str | None = None
+    # When the latest attempt started (None if recorded without `start_simulation`) and ended.
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def metric_values(self) -> dict[str, float | int] | None:
+        """The metrics as numbers (NaN and infinities restored), or None unless completed."""
+        return None if self.metrics is None else metrics_from_json(self.metrics)
+
+
+# Why a trade was closed: the entry signal flipped or ended, a stop, a target, the holding limit, or the
+# end of the data.
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "max_bars", "end")
+
+
+@dataclass(frozen=True)
+class SimulationTrade:
+    """One closed trade of a simulation."""
+
+    # 0, 1, ... within the simulation, in the order the trades were closed.
+    trade: int
+    # Bar indices (0-based row positions) into the sim's series table, and those bars' timestamps.
+    entry_idx: int
+    exit_idx: int
+    entry_ts: datetime
+    exit_ts: datetime
+    # +1 long, -1 short.
+    side: int
+    # Units held (> 0), whatever the side.
+    size: float
+    entry_price: float
+    exit_price: float
+    # Net of fees, in quote currency; return_pct is the net return on the entry notional as a fraction
+    # (0.01 = 1 %), as the simulator gives it.
+    pnl: float
+    return_pct: float
+    fees: float
+    bars_held: int
+    # One of EXIT_REASONS.
+    exit_reason: str
+
+
+# How metrics JSON spells the values JSON has no number for.
+_INFINITIES = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def metrics_json(metrics: Mapping[str, float | int]) -> str:
+    """Simulation metrics as JSON with sorted keys: ints stay ints, floats keep every bit (repr), NaN
+    becomes null and infinities the strings "Infinity" and "-Infinity", so the text is standard JSON
+    (Postgres' jsonb takes it) and `metrics_from_json` gives back equal values.
+
+    CatalogError if a name is not a non-empty string or a value is not a real number (bools are refused);
+    numpy's scalars are stored as plain ints and floats.
+    """
+    encoded: dict[str, float | int | str | None] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name:
+            raise CatalogError(f"metric name {name!r} is not a non-empty string")
+        # numbers.Integral and Real take numpy's scalars too, which json cannot write: plain ones are stored.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise CatalogError(f"metric {name!r} is {value!r}; give an int or a float")
+        if isinstance(value, numbers.Integral):
+            encoded[name] = int(value)
+        elif math.isfinite(value := float(value)):
+            encoded[name] = value
+        else:
+            encoded[name] = None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return json.dumps(encoded, sort_keys=True, allow_nan=False)
+
+
+def metrics_from_json(text: str) -> dict[str, float | int]:
+    """The metrics `metrics_json` encoded: null back to NaN, "Infinity"/"-Infinity" to infinities."""
+    return {
+        name: math.nan if value is None else _INFINITIES.get(value, value)
+        for name, value in json.loads(text).items()
+    }
+
+
+JOB_KINDS = ("walkforward", "simulation")
+JOB_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "REJECTED")
+JOB_RUN_STATUSES = ("STARTED", "SUCCESS", "FAILURE", "CANCELED")
+
+
+@dataclass(frozen=True)
+class JobRequestRecord:
+    """A submitted walkforward run or simulation and where it stands (migrations/*/0007_job_requests.sql)."""
+
+    id: int
+    kind: str
+    config: str  # JSON text, as submitted
+    requested_by: str
+    status: str
+    message: str | None
+    target: str | None  # the run or sim registered for it
+    parent_id: int | None  # a chained simulation's walkforward request
+    intake_attempts: int
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobRunRecord:
+    """One Dagster run of a job request, as the run-status sensors last saw it."""
+
+    request_id: int
+    run_id: str
+    job_name: str
+    partition: str | None
+    status: str  # one of JOB_RUN_STATUSES
+    message: str | None
+    url: str  # the run's page in the Dagster UI
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class CatalogError(RuntimeError):
+    """The catalog refused or failed an operation."""
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalog could not be reached (no connection, a lock not granted): the call may pass later."""
