@@ -26,10 +26,10 @@ import pandas as pd
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from resources.landing import landing_file
+from trading_assets.bars.service import BARS_SCHEMA, ingest_bars
 from trading_assets.compute.bar_checks import validate_bars
 from trading_assets.compute.bar_format import read_bars
 from trading_assets.compute.demo_data import generate_bars, write_export
-from trading_assets.ingest import BARS_SCHEMA, ingest_bars
 
 CACHE = Path(__file__).parent / ".cache"
 

@@ -119,11 +119,11 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     from trading_assets.compute import thresholds, training, walkforward
     from trading_assets.compute.demo_data import generate_bars, write_export
     from trading_assets.compute.indicators import default_spec
-    from trading_assets.configs import WalkforwardConfig
     from trading_assets.definitions import defs
-    from trading_assets.indicator_sets import read_bars, register_set
+    from trading_assets.indicators.service import read_bars, register_set
     from trading_assets.partitions import fold_key, indicator_set_key, indicator_versions
-    from trading_assets.walkforward_runs import load_run
+    from trading_assets.walkforward.config import WalkforwardConfig
+    from trading_assets.walkforward.service import load_run
 
     settings = cfg.Settings.from_env()
     store = cfg.timeseries_store(settings).process_config_and_initialize()

@@ -19,8 +19,8 @@ from resources.catalog import Catalog
 from resources.sets_folder import SetsFolder
 from trading_assets.compute.files import file_sha256
 from trading_assets.compute.indicators import REGISTRY, SpecError, load_set_file
-from trading_assets.indicator_sets import register_set
-from trading_assets.jobs import MATERIALIZE_INDICATORS_JOB
+from trading_assets.indicators.jobs import MATERIALIZE_INDICATORS_JOB
+from trading_assets.indicators.service import register_set
 from trading_assets.partitions import datasets, indicator_set_key, indicator_versions
 from trading_assets.records import CatalogError, DatasetRecord, IndicatorSetRecord
 

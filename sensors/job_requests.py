@@ -13,13 +13,13 @@ the daemon is down are recorded when it comes back; recording is idempotent and 
 (resources/job_requests_sql.py), so an event seen twice, or a start seen after its end, changes nothing.
 Dagster moves the cursor past an event even when recording it failed (the catalog briefly unreachable):
 the walkforward and simulation sensors reconcile every open request with its runs each tick
-(trading_assets.job_requests.reconcile), so such an event is not lost either.
+(trading_assets.requests.service.reconcile), so such an event is not lost either.
 """
 
 import dagster as dg
 
 from resources.catalog import Catalog
-from trading_assets.job_requests import REQUEST_TAG, chain, job_run, target_completed
+from trading_assets.requests.service import REQUEST_TAG, chain, job_run, target_completed
 
 
 def mirror_run(context: dg.RunStatusSensorContext, catalog: Catalog, status: str) -> None:

@@ -6,10 +6,9 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
+from trading_assets.bars.jobs import INGEST_JOB
 from trading_assets.partitions import datasets
 from trading_assets.records import DatasetRecord
-
-INGEST_JOB = "ingest_bars"
 
 
 def _cursor(raw: str | None) -> dict[str, dict[str, object]]:

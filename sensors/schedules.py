@@ -18,12 +18,13 @@ import dagster as dg
 from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
 from resources.timeseries import TimeSeriesStore
-from sensors.landing import INGEST_JOB, already_imported
-from trading_assets.job_requests import add_run_partitions
-from trading_assets.jobs import TRAIN_FOLDS_JOB
+from sensors.landing import already_imported
+from trading_assets.bars.jobs import INGEST_JOB
 from trading_assets.partitions import datasets
 from trading_assets.records import DatasetRecord
-from trading_assets.rolling import extend_run, refresh_simulations
+from trading_assets.requests.service import add_run_partitions
+from trading_assets.rolling.service import extend_run, refresh_simulations
+from trading_assets.walkforward.jobs import TRAIN_FOLDS_JOB
 
 # An export younger than this is the landing sensor's (every 30 s) to import: launching it here too could
 # ingest it twice.

@@ -16,9 +16,14 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.job_requests import reconcile, request_tags, take_queued
-from trading_assets.jobs import COMPARE_SIMULATIONS_JOB, SIMULATE_JOB, compare_simulations_job, simulate_job
 from trading_assets.partitions import simulations
+from trading_assets.requests.service import reconcile, request_tags, take_queued
+from trading_assets.simulation.jobs import (
+    COMPARE_SIMULATIONS_JOB,
+    SIMULATE_JOB,
+    compare_simulations_job,
+    simulate_job,
+)
 
 
 @dg.sensor(

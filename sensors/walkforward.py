@@ -3,7 +3,7 @@
 Each tick it
 0. takes the walkforward job requests queued in the catalog (a row a program inserted, `trading-assets
    submit`): validates each with the launchpad's typed config and registers its run, or REJECTS it with
-   the validation message (trading_assets.job_requests);
+   the validation message (trading_assets.requests.service);
 1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
    run's folds run side by side, each limited by the `gpu` pool, and fail and retry one by one;
@@ -17,15 +17,15 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.job_requests import reconcile, request_tags, take_queued
-from trading_assets.jobs import (
+from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
+from trading_assets.requests.service import reconcile, request_tags, take_queued
+from trading_assets.walkforward.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
     predict_walkforward_job,
     train_folds_job,
 )
-from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
-from trading_assets.walkforward_runs import models_version
+from trading_assets.walkforward.service import models_version
 
 
 @dg.sensor(

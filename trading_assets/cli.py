@@ -31,7 +31,7 @@ DEMO_DATASET = "btc25"
 def _ingest(args: argparse.Namespace) -> int:
     # Imported here so `trading-assets --help` stays fast.
     from resources.landing import landing_file
-    from trading_assets.ingest import ingest_bars
+    from trading_assets.bars.service import ingest_bars
 
     settings = cfg.Settings.from_env()
     path = Path(args.file)
@@ -139,7 +139,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _demo_indicators(defs: object, instance: object, catalog: Any) -> bool:
     """Register the default indicator set on the demo dataset and compute it, as the sensor would."""
     from trading_assets.compute.indicators import default_spec
-    from trading_assets.indicator_sets import register_set
+    from trading_assets.indicators.service import register_set
     from trading_assets.partitions import indicator_set_key, indicator_versions
 
     started = time.perf_counter()
@@ -478,7 +478,7 @@ def _submit(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from trading_assets.job_requests import RequestInvalid, config_from_data
+    from trading_assets.requests.service import RequestInvalid, config_from_data
 
     path = Path(args.file)
     try:

@@ -1,4 +1,5 @@
-"""The one Definitions object of the code location: assets, checks, jobs, sensors and resources.
+"""The one Definitions object of the code location: it gathers each room's assets, checks and jobs, the
+sensors and the resources.
 
 Backends come from environment variables (see trading_assets.settings): DuckDB files under
 TRADING_DATA_DIR by default, Postgres and QuestDB when switched on.
@@ -8,39 +9,29 @@ import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
 from sensors.job_requests import LIFECYCLE_SENSORS
-from sensors.landing import INGEST_JOB, landing_sensor
+from sensors.landing import landing_sensor
 from sensors.schedules import landing_rescan_schedule, rolling_walkforward_schedule
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
 from trading_assets import settings as cfg
-from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import indicators
-from trading_assets.assets.simulation import simulation, simulation_comparison, simulation_sweep
-from trading_assets.assets.walkforward import fold_models, predictions, thresholds
-from trading_assets.checks.bars import bars_match_source
+from trading_assets.bars.assets import bars
+from trading_assets.bars.checks import bars_match_source
+from trading_assets.bars.jobs import ingest_bars_job
 from trading_assets.compute.indicators import load_modules
-from trading_assets.jobs import (
-    MATERIALIZE_INDICATORS_JOB,
-    add_indicator_set,
+from trading_assets.indicators.assets import indicators
+from trading_assets.indicators.jobs import add_indicator_set, materialize_indicators_job
+from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
+from trading_assets.simulation.jobs import (
     compare_simulations_job,
-    predict_walkforward_job,
     simulate_job,
     start_simulation,
-    start_walkforward,
     sweep_job,
+)
+from trading_assets.walkforward.assets import fold_models, predictions, thresholds
+from trading_assets.walkforward.jobs import (
+    predict_walkforward_job,
+    start_walkforward,
     train_folds_job,
-)
-
-ingest_bars_job = dg.define_asset_job(
-    INGEST_JOB,
-    selection=dg.AssetSelection.assets(bars),
-    description="Import one dataset's export from the landing folder and check it against the source.",
-)
-
-materialize_indicators_job = dg.define_asset_job(
-    MATERIALIZE_INDICATORS_JOB,
-    selection=dg.AssetSelection.assets(indicators),
-    description="Compute one indicator set of one dataset (partition dataset|version) and run its checks.",
 )
 
 

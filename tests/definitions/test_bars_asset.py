@@ -11,12 +11,12 @@ import pytest
 from resources.duckdb_store import DuckDBStore
 from sensors.landing import landing_sensor
 from trading_assets import cli
-from trading_assets.assets.bars import bars
-from trading_assets.checks.bars import bars_match_source, compare_with_source, sample_rows
+from trading_assets.bars.assets import bars
+from trading_assets.bars.checks import bars_match_source, compare_with_source, sample_rows
+from trading_assets.bars.service import BARS_SCHEMA
 from trading_assets.compute.bar_format import ReadOptions
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.definitions import defs
-from trading_assets.ingest import BARS_SCHEMA
 
 ROWS = 3_000
 

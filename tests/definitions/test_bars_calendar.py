@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from trading_assets import cli
-from trading_assets.assets.bars import bars
+from trading_assets.bars.assets import bars
 from trading_assets.compute.demo_data import SHAPES, shape_bars, write_shape
 
 ROWS = 300  # about 14 months of NYSE sessions, with the shape's three one-session outages

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pytest
 
 from sensors.indicator_sets import indicator_sets_sensor
-from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import BARS_OF_THE_DATASET, indicators
+from trading_assets.bars.assets import bars
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.indicators import REGISTRY, compute_set, default_spec, indicator, parse_spec
 from trading_assets.definitions import defs
-from trading_assets.indicator_sets import read_bars, register_set, stored_values, table_schema
-from trading_assets.jobs import add_indicator_set
+from trading_assets.indicators.assets import BARS_OF_THE_DATASET, indicators
+from trading_assets.indicators.jobs import add_indicator_set
+from trading_assets.indicators.service import read_bars, register_set, stored_values, table_schema
 from trading_assets.partitions import datasets, indicator_set_key, indicator_sets
 from trading_assets.records import IndicatorOutputs
 

@@ -13,13 +13,13 @@ from resources.catalog import Catalog
 from sensors.job_requests import LIFECYCLE_SENSORS, job_request_failed, job_request_started
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
-from trading_assets import job_requests
-from trading_assets.assets.simulation import simulation
-from trading_assets.assets.walkforward import fold_models, predictions, thresholds
 from trading_assets.compute import walkforward
 from trading_assets.definitions import defs
-from trading_assets.jobs import start_simulation
 from trading_assets.partitions import fold_key
+from trading_assets.requests import service as job_requests
+from trading_assets.simulation.assets import simulation
+from trading_assets.simulation.jobs import start_simulation
+from trading_assets.walkforward.assets import fold_models, predictions, thresholds
 
 TWO_FOLDS = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
 ASSETS_OF_JOB = {

@@ -17,14 +17,14 @@ from resources.landing import LandingFolder
 from resources.sets_folder import SetsFolder
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
-from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import indicators
-from trading_assets.assets.simulation import simulation_comparison
-from trading_assets.checks.bars import bars_match_source
+from trading_assets.bars.assets import bars
+from trading_assets.bars.checks import bars_match_source
 from trading_assets.compute.demo_data import SHAPES, shape_bars, write_shape
 from trading_assets.compute.indicators import parse_spec
-from trading_assets.indicator_sets import register_set
+from trading_assets.indicators.assets import indicators
+from trading_assets.indicators.service import register_set
 from trading_assets.partitions import indicator_set_key
+from trading_assets.simulation.assets import simulation_comparison
 
 # Bars per sample: four years of sessions, three months of FX hours, two days of minutes.
 SAMPLE_ROWS = {"equity-daily": 1_000, "fx-hourly": 1_500, "crypto-minute": 3_000}

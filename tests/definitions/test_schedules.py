@@ -17,20 +17,21 @@ import pytest
 from sensors.schedules import RESCAN_AFTER_S, landing_rescan_schedule, rolling_walkforward_schedule
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
-from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import indicators
-from trading_assets.assets.simulation import simulation
-from trading_assets.assets.walkforward import fold_models, predictions, thresholds
+from trading_assets.bars.assets import bars
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.indicators import parse_spec
-from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.definitions import defs
-from trading_assets.indicator_sets import register_set
-from trading_assets.job_requests import add_run_partitions
-from trading_assets.jobs import start_walkforward
+from trading_assets.indicators.assets import indicators
+from trading_assets.indicators.service import register_set
 from trading_assets.partitions import datasets, fold_key, fold_numbers, indicator_set_key, simulations
-from trading_assets.simulations import register_simulation
-from trading_assets.walkforward_runs import models_version, register_run
+from trading_assets.requests.service import add_run_partitions
+from trading_assets.simulation.assets import simulation
+from trading_assets.simulation.config import SimulationConfig
+from trading_assets.simulation.service import register_simulation
+from trading_assets.walkforward.assets import fold_models, predictions, thresholds
+from trading_assets.walkforward.config import WalkforwardConfig
+from trading_assets.walkforward.jobs import start_walkforward
+from trading_assets.walkforward.service import models_version, register_run
 
 SET = {
     "name": "small",

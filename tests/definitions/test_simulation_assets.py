@@ -31,16 +31,16 @@ from resources.landing import LandingFolder
 from resources.postgres_catalog import PostgresCatalog
 from resources.sets_folder import SetsFolder
 from sensors.simulation import simulation_sensor
-from trading_assets.assets.simulation import simulation, simulation_comparison, simulation_sweep
-from trading_assets.checks import simulation as checks
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, signals_from_predictions, simulate
-from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.definitions import defs
-from trading_assets.jobs import start_simulation
 from trading_assets.partitions import simulations
 from trading_assets.records import SimulationRecord
-from trading_assets.simulations import (
+from trading_assets.simulation import checks
+from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
+from trading_assets.simulation.config import SimulationConfig
+from trading_assets.simulation.jobs import start_simulation
+from trading_assets.simulation.service import (
     SERIES_SCHEMA,
     SimulationError,
     SimulationSpec,
@@ -48,7 +48,8 @@ from trading_assets.simulations import (
     replay,
     write_simulation,
 )
-from trading_assets.walkforward_runs import models_version, prediction_schema, register_run
+from trading_assets.walkforward.config import WalkforwardConfig
+from trading_assets.walkforward.service import models_version, prediction_schema, register_run
 
 # Two folds whose test windows are 200 bars apart (step 700, test 500): the bars between them have no
 # prediction and must be flat.

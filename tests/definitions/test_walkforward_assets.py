@@ -12,18 +12,15 @@ import pytest
 
 from resources.compute import ComputeResource
 from sensors.walkforward import walkforward_sensor
-from trading_assets.assets.bars import bars
-from trading_assets.assets.indicators import indicators
-from trading_assets.assets.walkforward import FOLDS_OF_THE_RUN, fold_models, predictions, thresholds
-from trading_assets.checks import walkforward as checks
+from trading_assets.bars.assets import bars
 from trading_assets.compute import walkforward
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.indicators import parse_spec
 from trading_assets.compute.training import cuda_available
 from trading_assets.definitions import defs
-from trading_assets.indicator_sets import register_set
-from trading_assets.jobs import start_walkforward
+from trading_assets.indicators.assets import indicators
+from trading_assets.indicators.service import register_set
 from trading_assets.partitions import (
     fold_key,
     fold_numbers,
@@ -31,7 +28,10 @@ from trading_assets.partitions import (
     walkforward_folds,
     walkforward_runs,
 )
-from trading_assets.walkforward_runs import derive_thresholds, kept_thresholds, load_run, prediction_schema
+from trading_assets.walkforward import checks
+from trading_assets.walkforward.assets import FOLDS_OF_THE_RUN, fold_models, predictions, thresholds
+from trading_assets.walkforward.jobs import start_walkforward
+from trading_assets.walkforward.service import derive_thresholds, kept_thresholds, load_run, prediction_schema
 
 ROWS = 4_000
 SET = {
@@ -366,8 +366,8 @@ def test_the_sensor_trains_every_fold_once_then_assembles_the_run(prepared_datas
 
 
 def test_the_sensor_adds_the_partitions_of_a_run_registered_outside_dagster(prepared_dataset, instance):
-    from trading_assets.configs import WalkforwardConfig
-    from trading_assets.walkforward_runs import register_run
+    from trading_assets.walkforward.config import WalkforwardConfig
+    from trading_assets.walkforward.service import register_run
 
     config = WalkforwardConfig(**{**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}})
     register_run(prepared_dataset["timeseries"], prepared_dataset["catalog"], "btc25", 1, config.spec())

@@ -11,8 +11,8 @@ from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from resources.landing import landing_file
 from trading_assets import cli
+from trading_assets.bars.service import HistoryRewriteError, ingest_bars
 from trading_assets.compute.demo_data import generate_bars, write_export
-from trading_assets.ingest import HistoryRewriteError, ingest_bars
 
 ROWS = 400
 

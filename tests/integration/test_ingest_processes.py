@@ -21,10 +21,10 @@ from resources.duckdb_store import DuckDBStore
 from resources.landing import landing_file
 from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
+from trading_assets.bars.service import finish_publication, ingest_bars
 from trading_assets.compute.bar_format import read_bars
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.files import file_sha256
-from trading_assets.ingest import finish_publication, ingest_bars
 
 CLI = Path(sys.executable).with_name("trading-assets")
 

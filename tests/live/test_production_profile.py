@@ -22,7 +22,7 @@ from trading_assets.cli import main as cli
 from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.indicators import default_spec
 from trading_assets.definitions import build_definitions
-from trading_assets.indicator_sets import register_set
+from trading_assets.indicators.service import register_set
 from trading_assets.partitions import fold_key, indicator_set_key, indicator_versions
 
 pytestmark = pytest.mark.live

@@ -7,9 +7,9 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from trading_assets.assets.simulation import _TRADE_SCHEMA, _trade_rows, monthly_table
 from trading_assets.compute.charts import equity_drawdown_png
-from trading_assets.simulations import monthly_returns
+from trading_assets.simulation.assets import _TRADE_SCHEMA, _trade_rows, monthly_table
+from trading_assets.simulation.service import monthly_returns
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ from resources.timeseries import TimeSeriesStore
 from trading_assets.compute.indicators import (
     Violation,
 )
-from trading_assets.indicator_sets import Computed
+from trading_assets.indicators.service import Computed
 
 NO_LOOKAHEAD = "no_lookahead"
 WARMUP_ONLY_NANS = "warmup_only_nans"

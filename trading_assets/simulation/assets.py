@@ -21,15 +21,14 @@ from pydantic import Field
 from resources.catalog import Catalog
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
-from trading_assets.assets.bars import bars
-from trading_assets.assets.metadata import png_md
-from trading_assets.assets.walkforward import predictions, thresholds
-from trading_assets.checks import simulation as checks
+from trading_assets.bars.assets import bars
 from trading_assets.compute.charts import equity_drawdown_png, sweep_heatmap_png
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, SimResult, sweep
+from trading_assets.metadata import png_md
 from trading_assets.partitions import datasets, simulations, walkforward_runs
 from trading_assets.records import SimulationRecord, SimulationTrade
-from trading_assets.simulations import (
+from trading_assets.simulation import checks
+from trading_assets.simulation.service import (
     SimInputs,
     SimulationError,
     SimulationSpec,
@@ -39,6 +38,7 @@ from trading_assets.simulations import (
     replay,
     write_simulation,
 )
+from trading_assets.walkforward.assets import predictions, thresholds
 
 SIMULATION_KEY = dg.AssetKey("simulation")
 # Metrics shown first in tables (all of METRIC_NAMES are in the metadata).

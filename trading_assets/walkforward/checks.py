@@ -19,7 +19,7 @@ import pyarrow as pa
 from resources.timeseries import TIMESTAMP_COLUMN, TimeSeriesStore
 from trading_assets.compute import fold_metrics, walkforward
 from trading_assets.compute.folds import causality_problems
-from trading_assets.walkforward_runs import LoadedRun, RunError, fold_predictions
+from trading_assets.walkforward.service import LoadedRun, RunError, fold_predictions
 
 FOLDS_ARE_CAUSAL = "folds_are_causal"
 PREDICTIONS_REPRODUCE = "predictions_reproduce"

@@ -32,7 +32,7 @@ from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSer
 from trading_assets.compute import simulator
 from trading_assets.compute.simulator import SimConfig, SimResult, signals_from_predictions, simulate
 from trading_assets.records import SimulationRecord, SimulationTrade
-from trading_assets.walkforward_runs import models_version
+from trading_assets.walkforward.service import models_version
 
 # Average Gregorian year, for bars_per_year.
 YEAR_US = 365.2425 * 86400 * 1e6

@@ -32,7 +32,7 @@ from trading_assets.compute import fold_metrics, folds, targets, thresholds, tra
 from trading_assets.compute.folds import Fold
 from trading_assets.compute.indicators import bars_sha256
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
-from trading_assets.indicator_sets import read_bars
+from trading_assets.indicators.service import read_bars
 from trading_assets.records import (
     FoldResult,
     FoldThresholds,
@@ -187,7 +187,7 @@ def register_run(
 ) -> WalkforwardRunRecord:
     """Validate `spec` on the data, compute its folds and register the run with them in the catalog
     (with `request_id`, as that job request's target, in the same transaction). A `rolling` run is
-    extended as the dataset gains bars (`trading_assets.rolling`); that is not part of the spec (it
+    extended as the dataset gains bars (`trading_assets.rolling.service`); that is not part of the spec (it
     changes neither the config's hash nor the models).
 
     RunError (or the compute library's ValueError subclasses) says what is wrong; nothing is registered.

@@ -8,12 +8,12 @@ import numpy as np
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.assets.bars import bars
-from trading_assets.assets.metadata import png_md
-from trading_assets.checks import indicators as checks
+from trading_assets.bars.assets import bars
 from trading_assets.compute.charts import histogram_grid_png, indicator_overlay_png
 from trading_assets.compute.column_stats import column_stats
-from trading_assets.indicator_sets import Computed, compute_into_store, record_outcome
+from trading_assets.indicators import checks
+from trading_assets.indicators.service import Computed, compute_into_store, record_outcome
+from trading_assets.metadata import png_md
 from trading_assets.partitions import indicator_sets, one_dimension
 
 INDICATORS_KEY = dg.AssetKey("indicators")

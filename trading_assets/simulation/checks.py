@@ -23,7 +23,13 @@ from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TimeSeriesStore
 from trading_assets.compute.simulator import signals_from_predictions
 from trading_assets.records import SimulationRecord, metrics_from_json, metrics_json
-from trading_assets.simulations import SimulationSpec, catalog_trades, load_inputs, replay, series_table
+from trading_assets.simulation.service import (
+    SimulationSpec,
+    catalog_trades,
+    load_inputs,
+    replay,
+    series_table,
+)
 
 SIMULATION_REPRODUCES = "simulation_reproduces"
 ACCOUNTING_BALANCES = "accounting_balances"

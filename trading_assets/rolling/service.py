@@ -25,11 +25,11 @@ from typing import Literal
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets import simulations
 from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.records import CatalogError, FoldWindow, SimulationRecord, WalkforwardRunRecord
-from trading_assets.simulations import SimulationSpec, run_thresholds, thresholds_json
-from trading_assets.walkforward_runs import (
+from trading_assets.simulation import service as simulations
+from trading_assets.simulation.service import SimulationSpec, run_thresholds, thresholds_json
+from trading_assets.walkforward.service import (
     RunError,
     fold_windows,
     history_sha256,

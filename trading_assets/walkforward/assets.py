@@ -17,15 +17,15 @@ import numpy as np
 from resources.catalog import Catalog
 from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
-from trading_assets.assets.indicators import indicators
-from trading_assets.assets.metadata import png_md
-from trading_assets.checks import walkforward as checks
 from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
 from trading_assets.compute.walkforward import WalkforwardSpec
+from trading_assets.indicators.assets import indicators
+from trading_assets.metadata import png_md
 from trading_assets.partitions import one_dimension, walkforward_folds, walkforward_runs
 from trading_assets.records import FoldResult, WalkforwardFoldRecord
-from trading_assets.walkforward_runs import (
+from trading_assets.walkforward import checks
+from trading_assets.walkforward.service import (
     FoldPredictions,
     LoadedRun,
     RunError,

@@ -1,11 +1,11 @@
 """Job requests: walkforward runs and simulations asked for through the catalog's `job_requests` table.
 
-Three doors lead here, and all validate with the same typed configs (trading_assets.configs): the
-launchpad jobs `start_walkforward`/`start_simulation` (a request registered at once), a row a program
-inserts, and `trading-assets submit` (both taken by the walkforward and simulation sensors). Registering
-gives the request its target (run or simulation) in the registration's own transaction, so a request never
-gets two. Every Dagster run launched for a request carries its id in the REQUEST_TAG tag, which is how the
-run-status sensors (sensors/job_requests.py) mirror the runs into the request's lifecycle.
+Three doors lead here, and all validate with the same typed configs (the walkforward and simulation rooms'
+config.py): the launchpad jobs `start_walkforward`/`start_simulation` (a request registered at once), a row
+a program inserts, and `trading-assets submit` (both taken by the walkforward and simulation sensors).
+Registering gives the request its target (run or simulation) in the registration's own transaction, so a
+request never gets two. Every Dagster run launched for a request carries its id in the REQUEST_TAG tag,
+which is how the run-status sensors (sensors/job_requests.py) mirror the runs into the request's lifecycle.
 """
 
 import json
@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
-from trading_assets.configs import SimulationConfig, WalkforwardConfig
 from trading_assets.partitions import fold_numbers, simulations, walkforward_runs
 from trading_assets.records import (
     CatalogError,
@@ -30,8 +29,10 @@ from trading_assets.records import (
     SimulationRecord,
     WalkforwardRunRecord,
 )
-from trading_assets.simulations import SimulationError, register_simulation
-from trading_assets.walkforward_runs import RunError, RunNotReady, models_version, register_run
+from trading_assets.simulation.config import SimulationConfig
+from trading_assets.simulation.service import SimulationError, register_simulation
+from trading_assets.walkforward.config import WalkforwardConfig
+from trading_assets.walkforward.service import RunError, RunNotReady, models_version, register_run
 
 REQUEST_TAG = "trading/job_request"
 # On the launchpad run that submitted a request: not REQUEST_TAG, as registering is not part of the

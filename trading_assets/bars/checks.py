@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.assets.bars import bars
+from trading_assets.bars.assets import bars
 from trading_assets.compute.bar_format import BAR_FIELDS, ReadOptions, detect_format, reference_rows
 from trading_assets.compute.files import file_sha256
 from trading_assets.partitions import datasets

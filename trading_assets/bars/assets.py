@@ -9,10 +9,10 @@ from pydantic import Field
 from resources.catalog import Catalog
 from resources.landing import LandingFolder
 from resources.timeseries import TimeSeriesStore
+from trading_assets.bars.service import BARS_SCHEMA, IngestResult, ingest_bars
 from trading_assets.compute.bar_checks import BarsReport
 from trading_assets.compute.bar_format import BarFormat
 from trading_assets.compute.charts import close_price_png
-from trading_assets.ingest import BARS_SCHEMA, IngestResult, ingest_bars
 from trading_assets.partitions import datasets
 
 
