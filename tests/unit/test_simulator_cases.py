@@ -19,9 +19,9 @@ TEN_UNITS = {"sizing": "units", "units": 10.0}
 
 
 def run(rows: list[tuple[float, float, float, float]], target: list[float], **config) -> SimResult:
-    """Simulate bars given as (open, high, low, close) rows."""
+    """Simulate bars given as (open, high, low, close) rows; without fees unless the case sets them."""
     o, h, low, c = np.array(rows, dtype=float).T
-    return simulate(o, h, low, c, np.array(target, dtype=float), SimConfig(**config))
+    return simulate(o, h, low, c, np.array(target, dtype=float), SimConfig(**{"fee_bps": 0.0, **config}))
 
 
 def trade(result: SimResult, k: int = 0) -> dict:

@@ -14,10 +14,10 @@ TEN_UNITS = {"sizing": "units", "units": 10.0, "fill": "close", "bars_per_year":
 
 
 def closes(values: list[float], target: list[float], **config) -> dict:
-    """Metrics of bars whose open, high, low and close are all `values[i]`."""
+    """Metrics of bars whose open, high, low and close are all `values[i]`; without fees unless set."""
     prices = np.array(values, dtype=float)
     return simulate(
-        prices, prices, prices, prices, np.array(target, dtype=float), SimConfig(**config)
+        prices, prices, prices, prices, np.array(target, dtype=float), SimConfig(**{"fee_bps": 0.0, **config})
     ).metrics
 
 

@@ -1,47 +1,45 @@
 """The typed config of a simulation: the launchpad's form, and what the job-request intake validates a
 submitted row or `trading-assets submit` file with, so all three doors say the same."""
 
-from typing import Literal
+import dataclasses
 
-import dagster as dg
 from pydantic import Field
 
 from trading_assets.compute.simulator import SimConfig
+from trading_assets.launchpad import derived_config
 from trading_assets.simulation.service import SimulationSpec
 
-
-class SimulationSettings(dg.Config):
-    """How a walkforward run's predictions are traded (every simulation setting but the run).
-    Conventions (fills, sizing, stops) are in docs/metrics.md."""
-
-    thresholds: Literal["run", "given"] = Field(
-        default="run",
-        description="run: each bar takes its fold's thresholds (from the fold's own train period); given: "
+# Every field of the spec but the run and of the trading rules (names, types, defaults), made from the
+# dataclasses; the descriptions are the launchpad's help text.
+SimulationSettings = derived_config(
+    "SimulationSettings",
+    (SimulationSpec, SimConfig),
+    {
+        "thresholds": "run: each bar takes its fold's thresholds (from the fold's own train period); given: "
         "long_threshold/short_threshold for every bar.",
-    )
-    long_threshold: float | None = Field(default=None, description="Long at or above (thresholds: given).")
-    short_threshold: float | None = Field(default=None, description="Short at or below (thresholds: given).")
-    dead_zone: Literal["flat", "hold"] = Field(
-        default="flat",
-        description="Between the thresholds: flat, or hold the position until the other threshold.",
-    )
-    fill: Literal["next_open", "close"] = Field(
-        default="next_open",
-        description="next_open: fill at the next bar's open; close: at the signal's close.",
-    )
-    fee_bps: float = Field(default=1.0, description="Fee per side, basis points of traded notional.")
-    slippage_bps: float = Field(default=0.0, description="Slippage against every fill, basis points.")
-    initial_cash: float = Field(default=10_000.0, description="Starting equity.")
-    sizing: Literal["fraction", "notional", "units"] = Field(
-        default="fraction", description="fraction of equity, a fixed notional, or fixed units."
-    )
-    fraction: float = Field(default=1.0, description="Fraction of equity per position (sizing: fraction).")
-    notional: float | None = Field(default=None, description="Notional per position (sizing: notional).")
-    units: float | None = Field(default=None, description="Units per position (sizing: units).")
-    direction: Literal["both", "long", "short"] = Field(default="both", description="Sides traded.")
-    stop_loss_pct: float | None = Field(default=None, description="Stop-loss, fraction of the entry price.")
-    take_profit_pct: float | None = Field(default=None, description="Take-profit, fraction of the entry.")
-    max_bars_held: int | None = Field(default=None, description="Close a trade after this many bars.")
+        "long_threshold": "Long at or above (thresholds: given).",
+        "short_threshold": "Short at or below (thresholds: given).",
+        "dead_zone": "Between the thresholds: flat, or hold the position until the other threshold.",
+        "fill": "next_open: fill at the next bar's open; close: at the signal's close.",
+        "fee_bps": "Fee per side, basis points of traded notional.",
+        "slippage_bps": "Slippage against every fill, basis points.",
+        "initial_cash": "Starting equity.",
+        "sizing": "fraction of equity, a fixed notional, or fixed units.",
+        "fraction": "Fraction of equity per position (sizing: fraction).",
+        "notional": "Notional per position (sizing: notional).",
+        "units": "Units per position (sizing: units).",
+        "direction": "Sides traded.",
+        "stop_loss_pct": "Stop-loss, fraction of the entry price.",
+        "take_profit_pct": "Take-profit, fraction of the entry.",
+        "max_bars_held": "Close a trade after this many bars.",
+    },
+    doc="How a walkforward run's predictions are traded (every simulation setting but the run). "
+    "Conventions (fills, sizing, stops) are in docs/metrics.md.",
+    # The run is SimulationConfig's own field (a chained simulation has none yet); the rules are the
+    # spec's `sim`; bars_per_year is inferred from the bars when the simulation is registered.
+    exclude=("run", "sim", "bars_per_year"),
+)
+_RULES = {f.name for f in dataclasses.fields(SimConfig)}
 
 
 class SimulationConfig(SimulationSettings):
@@ -53,11 +51,5 @@ class SimulationConfig(SimulationSettings):
     def spec(self) -> SimulationSpec:
         """The simulation spec; SimConfigError (a ValueError) or SimulationError names the wrong field."""
         data = self.model_dump()
-        return SimulationSpec(
-            run=data.pop("run"),
-            thresholds=data.pop("thresholds"),
-            long_threshold=data.pop("long_threshold"),
-            short_threshold=data.pop("short_threshold"),
-            dead_zone=data.pop("dead_zone"),
-            sim=SimConfig(**data),
-        )
+        rules = {name: data.pop(name) for name in _RULES & data.keys()}
+        return SimulationSpec(**data, sim=SimConfig(**rules))

@@ -29,7 +29,8 @@ class SimConfig:
     """
 
     fill: Literal["next_open", "close"] = "next_open"
-    fee_bps: float = 0.0
+    # The launchpad's default since its first version, which stored job requests that leave it out mean.
+    fee_bps: float = 1.0
     slippage_bps: float = 0.0
     initial_cash: float = 10_000.0
     sizing: Literal["fraction", "notional", "units"] = "fraction"
