@@ -6,9 +6,11 @@ developer's) enforces them, and the proof that each contract can fail lives besi
 
 from __future__ import annotations
 
+import pkgutil
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 PACKAGES = ("trading_assets", "resources", "sensors")
+# What every contract lets its sources import from trading_assets (the floor's own contract also forbids
+# compute); everything else in trading_assets is a room or sits above the rooms.
+BELOW_THE_ROOMS = {"compute", "records", "naming", "partitions"}
 
 
 def lint_imports(cwd: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
@@ -33,6 +38,18 @@ def lint_imports(cwd: Path, *contracts: str) -> subprocess.CompletedProcess[str]
 def test_the_code_keeps_every_contract():
     result = lint_imports(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_module_above_the_floors_is_forbidden_by_every_contract():
+    """A new room (or any new module of trading_assets) must be named in the contracts to be guarded."""
+    above = {
+        f"trading_assets.{module.name}"
+        for module in pkgutil.iter_modules([str(REPO / "trading_assets")])
+        if module.name not in BELOW_THE_ROOMS
+    }
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    for contract in contracts:
+        assert above - set(contract["forbidden_modules"]) == set(), contract["id"]
 
 
 @pytest.fixture
