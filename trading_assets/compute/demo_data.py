@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ import pyarrow as pa
 from numba import njit
 
 from trading_assets.compute.calendars import DAY_US, TradingCalendar, bar_slots, trading_calendar
+from trading_assets.compute.numba_cache import guard
 
 _SECONDS_PER_YEAR = 365 * 86_400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,6 +145,9 @@ def _format_export(
         out[pos] = 10  # "\n"
         pos += 1
     return out[:pos]
+
+
+guard(sys.modules[__name__])  # numba's cache of the kernels above (compute/numba_cache.py)
 
 
 def _raw_seasonality(seconds: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ docs/metrics.md, "Simulator conventions"):
   drawdown = equity / running max(initial_cash, equity so far) - 1 (<= 0).
 """
 
+from trading_assets.compute.numba_cache import guard
+from trading_assets.compute.simulator import kernels
 from trading_assets.compute.simulator.config import SimConfig, SimConfigError
 from trading_assets.compute.simulator.engine import (
     METRIC_NAMES,
@@ -53,6 +55,8 @@ from trading_assets.compute.simulator.sweep import (
     expected_max_sharpe,
     sweep,
 )
+
+guard(kernels)
 
 __all__ = [
     "METRIC_NAMES",

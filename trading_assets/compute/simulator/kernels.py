@@ -1,8 +1,7 @@
 """numba kernels of the simulator: one run loop (`run_nb`) shared by `simulate` and `sweep`, and metrics.
 
-Everything compiled lives in this one module on purpose: numba's on-disk cache (`cache=True`) checks only
-the source file of the kernel it loads, so a helper in another file could change without the cached
-callers noticing. The trading rules these kernels follow are in the package docstring.
+The trading rules these kernels follow are in the package docstring; their cached machine code is
+guarded as all compiled code of the compute library is (`compute/numba_cache.py`, called by the package).
 
 The trading state of a run is a small float64 array indexed by the `S_*` constants (numba has no mutable
 scalars to pass by reference), the config a float64 array indexed by `P_*` (flags as codes, NaN or 0 for

@@ -3,8 +3,8 @@
 Each primitive reads one window `x[end - n + 1 : end + 1]` and sums it oldest first from 0.0, so a value
 depends only on its window and never on where the array starts (no running sum carried along the array).
 
-numba's on-disk cache keys a kernel on its own file only: after editing this module, clear the
-`__pycache__` folders of the kernels package so callers in other modules recompile with the change.
+numba's on-disk cache keys a kernel on its own file only: the package's `guard` call drops the callers'
+cached machine code when this module changes (`compute/numba_cache.py`).
 """
 
 from __future__ import annotations
