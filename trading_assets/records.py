@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -128,6 +128,31 @@ class FoldWindow:
     train_end_ts: datetime
     test_start_ts: datetime
     test_end_ts: datetime
+
+
+@dataclass(frozen=True)
+class NewWalkforwardRun:
+    """What `register_walkforward_run` registers: the run's inputs and its folds' windows.
+
+    With `request_id`, the job request (walkforward, queued, not yet taken) gets the run as its target.
+    `rolling` marks a run the rolling_walkforward schedule may extend; it needs `history_sha256`, the hash
+    of the history its folds cover.
+    """
+
+    dataset: str
+    indicator_version: int
+    # Canonical JSON of the whole walkforward config, its hash, and the parts the run row shows apart.
+    config: str
+    config_sha256: str
+    hyperparameters: str
+    target: str
+    features: Sequence[str]
+    dataset_version: str
+    code_version: str
+    windows: Sequence[FoldWindow]
+    request_id: int | None = None
+    rolling: bool = False
+    history_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +315,24 @@ class SimulationRecord:
         return None if self.metrics is None else metrics_from_json(self.metrics)
 
 
+@dataclass(frozen=True)
+class NewSimulation:
+    """What `register_simulation` registers: a replay of `run`'s predictions with a config.
+
+    With `request_id`, the job request (simulation, queued, not yet taken) gets the sim as its target.
+    """
+
+    dataset: str
+    run: str
+    config: str
+    config_sha256: str
+    thresholds: str
+    dataset_version: str
+    models_version: str
+    code_version: str
+    request_id: int | None = None
+
+
 # Why a trade was closed: the entry signal flipped or ended, a stop, a target, the holding limit, or the
 # end of the data.
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "max_bars", "end")
@@ -320,6 +363,19 @@ class SimulationTrade:
     bars_held: int
     # One of EXIT_REASONS.
     exit_reason: str
+
+
+@dataclass(frozen=True)
+class SimulationOutcome:
+    """A finished attempt, as `record_simulation` stores it: the metrics (see `metrics_json`), the trades,
+    and what the sim's series table holds."""
+
+    metrics: Mapping[str, float | int]
+    trades: Sequence[SimulationTrade]
+    series_columns: Sequence[str]
+    row_count: int
+    first_ts: datetime
+    last_ts: datetime
 
 
 # How metrics JSON spells the values JSON has no number for.

@@ -35,7 +35,7 @@ from trading_assets.compute.demo_data import generate_bars, write_export
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, signals_from_predictions, simulate
 from trading_assets.definitions import defs
 from trading_assets.partitions import simulations
-from trading_assets.records import SimulationRecord
+from trading_assets.records import SimulationOutcome, SimulationRecord
 from trading_assets.simulation import checks
 from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
 from trading_assets.simulation.config import SimulationConfig
@@ -423,12 +423,14 @@ def test_simulation_reproduces_fails_on_a_tampered_trade(world):
     trades[3] = replace(trades[3], pnl=trades[3].pnl + 0.01)
     tampered = catalog.record_simulation(
         record.name,
-        metrics=record.metric_values(),
-        trades=trades,
-        series_columns=record.series_columns,
-        row_count=record.row_count,
-        first_ts=record.first_ts,
-        last_ts=record.last_ts,
+        SimulationOutcome(
+            metrics=record.metric_values(),
+            trades=trades,
+            series_columns=record.series_columns,
+            row_count=record.row_count,
+            first_ts=record.first_ts,
+            last_ts=record.last_ts,
+        ),
     )
     result = checks.simulation_reproduces(store, catalog, tampered)
     assert not result.passed

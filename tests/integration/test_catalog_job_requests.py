@@ -16,7 +16,7 @@ import pytest
 from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
-from trading_assets.records import CatalogError, DatasetRecord, FoldWindow, JobRunRecord
+from trading_assets.records import CatalogError, DatasetRecord, FoldWindow, JobRunRecord, NewWalkforwardRun
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = json.dumps({"dataset": "btc", "indicator_version": 1, "folds": {"train": "100", "test": "20"}})
@@ -65,7 +65,7 @@ def register_run(catalog: Catalog, request_id: int | None) -> str:
     window = FoldWindow(0, ((0, 100),), 101, 121, at(0), at(99), at(101), at(120))
     version = catalog.get_dataset("btc").version
     record = catalog.register_walkforward_run(
-        "btc", 1, "{}", "cd" * 32, "{}", "{}", ["a"], version, "abc", [window], request_id=request_id
+        NewWalkforwardRun("btc", 1, "{}", "cd" * 32, "{}", "{}", ["a"], version, "abc", [window], request_id)
     )
     return record.name
 

@@ -21,6 +21,9 @@ from trading_assets.records import (
     DatasetRecord,
     FoldResult,
     FoldThresholds,
+    NewSimulation,
+    NewWalkforwardRun,
+    SimulationOutcome,
     SimulationTrade,
     WalkforwardRunRecord,
 )
@@ -62,7 +65,7 @@ def register(catalog: Catalog, **changes: Any) -> WalkforwardRunRecord:
         "rolling": True,
         "history_sha256": HISTORY,
     }
-    return catalog.register_walkforward_run(**(args | changes))
+    return catalog.register_walkforward_run(NewWalkforwardRun(**(args | changes)))
 
 
 def complete(catalog: Catalog, run: str, folds: range) -> WalkforwardRunRecord:
@@ -246,11 +249,22 @@ def test_extending_an_unknown_run_is_refused(catalog: Catalog) -> None:
 def simulate(catalog: Catalog, run: WalkforwardRunRecord) -> str:
     """Register sim btc_sim1 of `run` and record a completed attempt with one trade; its name."""
     sim = catalog.register_simulation(
-        "btc", run.name, '{"fee_bps": 1}', "12" * 32, '{"0": [0.5, -0.5]}', run.dataset_version, "old", "sim1"
+        NewSimulation(
+            "btc",
+            run.name,
+            '{"fee_bps": 1}',
+            "12" * 32,
+            '{"0": [0.5, -0.5]}',
+            run.dataset_version,
+            "old",
+            "sim1",
+        )
     )
     catalog.start_simulation(sim.name)
     trade = SimulationTrade(0, 0, 1, minute(0), minute(1), 1, 1.0, 100.0, 101.0, 0.9, 0.009, 0.1, 1, "signal")
-    catalog.record_simulation(sim.name, {"sharpe": 1.5}, [trade], ["equity"], 2, minute(0), minute(1))
+    catalog.record_simulation(
+        sim.name, SimulationOutcome({"sharpe": 1.5}, [trade], ["equity"], 2, minute(0), minute(1))
+    )
     return sim.name
 
 

@@ -25,6 +25,9 @@ from trading_assets.records import (
     FoldResult,
     FoldThresholds,
     FoldWindow,
+    NewSimulation,
+    NewWalkforwardRun,
+    SimulationOutcome,
     SimulationRecord,
     SimulationTrade,
 )
@@ -84,7 +87,9 @@ def with_runs(catalog: Catalog, *datasets: str, complete: bool = True) -> Catalo
         )
         windows = [window(fold) for fold in range(2)]
         run = catalog.register_walkforward_run(
-            name, 1, "{}", "cd" * 32, "{}", "{}", ["rsi_14"], dataset.version, "abc123", windows
+            NewWalkforwardRun(
+                name, 1, "{}", "cd" * 32, "{}", "{}", ["rsi_14"], dataset.version, "abc123", windows
+            )
         )
         if complete:
             for fold in range(2):
@@ -108,7 +113,7 @@ def register(catalog: Catalog, dataset: str = "btc", **changes: Any) -> Simulati
         "models_version": "fold0:1,fold1:2",
         "code_version": "abc123",
     }
-    return catalog.register_simulation(**(args | changes))
+    return catalog.register_simulation(NewSimulation(**(args | changes)))
 
 
 def trade(number: int, **changes: Any) -> SimulationTrade:
@@ -135,7 +140,6 @@ def trade(number: int, **changes: Any) -> SimulationTrade:
 def record(catalog: Catalog, trades: list[SimulationTrade], name: str = "btc_sim1", **changes: Any) -> Any:
     """Record `trades` as the outcome of sim `name`, with `changes` to the other arguments."""
     args: dict[str, Any] = {
-        "name": name,
         "metrics": METRICS,
         "trades": trades,
         "series_columns": SERIES,
@@ -143,7 +147,7 @@ def record(catalog: Catalog, trades: list[SimulationTrade], name: str = "btc_sim
         "first_ts": minute(0),
         "last_ts": minute(ROWS - 1),
     }
-    return catalog.record_simulation(**(args | changes))
+    return catalog.record_simulation(name, SimulationOutcome(**(args | changes)))
 
 
 @pytest.fixture(params=["postgres", "duckdb"])

@@ -22,6 +22,7 @@ from trading_assets.records import (
     FoldResult,
     FoldThresholds,
     FoldWindow,
+    NewWalkforwardRun,
     WalkforwardRunRecord,
 )
 
@@ -83,7 +84,7 @@ def register(catalog: Catalog, dataset: str = "btc", folds: int = 3, **changes: 
         "code_version": "abc123",
         "windows": [window(fold) for fold in range(folds)],
     }
-    return catalog.register_walkforward_run(**(args | changes))
+    return catalog.register_walkforward_run(NewWalkforwardRun(**(args | changes)))
 
 
 def train(catalog: Catalog, run: str, folds: range) -> None:

@@ -31,7 +31,7 @@ from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
 from trading_assets.compute import simulator
 from trading_assets.compute.simulator import SimConfig, SimResult, signals_from_predictions, simulate
-from trading_assets.records import SimulationRecord, SimulationTrade
+from trading_assets.records import NewSimulation, SimulationOutcome, SimulationRecord, SimulationTrade
 from trading_assets.walkforward.service import models_version
 
 # Average Gregorian year, for bars_per_year.
@@ -157,7 +157,7 @@ def register_simulation(
     used = run_thresholds(catalog, spec.run) if spec.thresholds == "run" else {}
     inputs = load_inputs(store, catalog, spec, used)
     spec = replace(spec, sim=replace(spec.sim, bars_per_year=bars_per_year(inputs.ts_us)))
-    return catalog.register_simulation(
+    new = NewSimulation(
         dataset=run.dataset,
         run=run.name,
         config=spec.to_json(),
@@ -168,6 +168,7 @@ def register_simulation(
         code_version=code_version(),
         request_id=request_id,
     )
+    return catalog.register_simulation(new)
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,8 +318,7 @@ def write_simulation(
     transaction."""
     table = series_table(inputs, target, result)
     store.replace(record.name, table, SERIES_SCHEMA)
-    return catalog.record_simulation(
-        record.name,
+    outcome = SimulationOutcome(
         metrics=result.metrics,
         trades=catalog_trades(inputs, result),
         series_columns=SERIES_SCHEMA.column_names,
@@ -326,6 +326,7 @@ def write_simulation(
         first_ts=utc_datetime(inputs.ts_us[0]),
         last_ts=utc_datetime(inputs.ts_us[-1]),
     )
+    return catalog.record_simulation(record.name, outcome)
 
 
 def replay(

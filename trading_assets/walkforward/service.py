@@ -37,6 +37,7 @@ from trading_assets.records import (
     FoldResult,
     FoldThresholds,
     FoldWindow,
+    NewWalkforwardRun,
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
@@ -196,7 +197,7 @@ def register_run(
     prepared, _, dataset_version = _read_inputs(store, catalog, dataset, indicator_version, spec)
     windows = fold_windows(prepared, prepared.folds)
     history = history_sha256(store, catalog, dataset, prepared, windows[-1].test_end_row)
-    return catalog.register_walkforward_run(
+    new = NewWalkforwardRun(
         dataset=dataset,
         indicator_version=indicator_version,
         config=spec.to_json(),
@@ -214,6 +215,7 @@ def register_run(
         rolling=rolling,
         history_sha256=history,
     )
+    return catalog.register_walkforward_run(new)
 
 
 def prepare_again(

@@ -1,9 +1,7 @@
-"""SQL and the lifecycle rule of job requests (migrations/*/0007_job_requests.sql), shared by both catalogs.
+"""The job_requests tables (migrations/*/0007_job_requests.sql) and the lifecycle rule of a request.
 
-Each function runs on the caller's connection inside the caller's transaction and takes the dialect's
-placeholder (`%s` for psycopg, `?` for DuckDB), like catalog_sql.
-
-`catalog_sql` gives a request its target inside the registration's transaction (`take_job_request`).
+Each function runs inside the caller's transaction. A registration gives its request its target in the
+same transaction (`take`).
 A request's status is derived, never pushed: from the request's runs as the run-status sensors recorded
 them and whether its target (run or simulation) has completed. Recording the same run twice, or its start
 after its end, gives the same status, so a sensor that is stopped and restarted (and sees events again or
@@ -18,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from resources.catalog_sql import Connection, Refusals, refusing, utc_or_none
+from resources.catalog.dialect import Session
+from resources.catalog.rows import utc_or_none
 from trading_assets.records import (
     JOB_KINDS,
     JOB_RUN_STATUSES,
@@ -75,9 +74,7 @@ def lifecycle(request: JobRequestRecord, runs: Sequence[JobRunRecord], target_co
 
 
 def submit(
-    con: Connection,
-    p: str,
-    refusals: Refusals,
+    db: Session,
     kind: str,
     config: str,
     requested_by: str,
@@ -101,90 +98,95 @@ def submit(
         raise CatalogError("a rejected job request has no target")
     if rejected is not None and not rejected:
         raise CatalogError("job request: say why it is REJECTED")
-    if parent_id is not None and get(con, p, parent_id) is None:
+    if parent_id is not None and get(db, parent_id) is None:
         raise CatalogError(f"no job request {parent_id} to chain to")
     # The unique parent_id lets a second chaining insert nothing instead of failing.
     on_conflict = " ON CONFLICT (parent_id) DO NOTHING" if parent_id is not None else ""
     status, ended = ("REJECTED", True) if rejected is not None else ("QUEUED", False)
-    try:
-        row = con.execute(
+    with db.refusing(f"job request ({kind}, by {requested_by!r})"):
+        row = db.one(
             "INSERT INTO job_requests (kind, config, requested_by, parent_id, target, status, message, "
-            f"finished_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, CASE WHEN {p} THEN now() END)"
+            "finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"
             f"{on_conflict} RETURNING {_REQUEST_COLUMNS}",
             [kind, config, requested_by, parent_id, target, status, rejected, ended],
-        ).fetchone()
-    except refusals as err:
-        owner = f"job request ({kind}, by {requested_by!r})"
-        raise CatalogError(f"{owner} refused by the catalog: {err}") from err
+        )
     if row is None:
-        row = con.execute(
-            f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = {p}", [parent_id]
-        ).fetchone()
+        row = db.one(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = %s", [parent_id])
     return request_from_row(row)
 
 
-def get(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
-    row = con.execute(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE id = {p}", [request_id]).fetchone()
+def take(db: Session, request_id: int, kind: str, target: str) -> None:
+    """Give a QUEUED job request not yet taken its registered target; CatalogError (rolling the
+    registration back) if it is not one, so a request never gets two runs or sims."""
+    row = db.one(
+        "UPDATE job_requests SET target = %s, updated_at = now() "
+        "WHERE id = %s AND kind = %s AND status = 'QUEUED' AND target IS NULL RETURNING id",
+        [target, request_id, kind],
+    )
+    if row is None:
+        found = db.one("SELECT kind, status, target FROM job_requests WHERE id = %s", [request_id])
+        state = "does not exist" if found is None else "is {}, {}, target {}".format(*found)
+        raise CatalogError(f"job request {request_id} cannot take {kind} {target!r}: it {state}")
+
+
+def get(db: Session, request_id: int) -> JobRequestRecord | None:
+    row = db.one(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE id = %s", [request_id])
     return None if row is None else request_from_row(row)
 
 
-def list_requests(
-    con: Connection, p: str, statuses: Sequence[str] | None, kind: str | None
-) -> list[JobRequestRecord]:
+def list_requests(db: Session, statuses: Sequence[str] | None, kind: str | None) -> list[JobRequestRecord]:
     where, params = [], []
     if statuses is not None:
         if not statuses:
             return []
-        where.append(f"status IN ({', '.join([p] * len(statuses))})")
+        where.append(f"status IN ({', '.join(['%s'] * len(statuses))})")
         params.extend(statuses)
     if kind is not None:
-        where.append(f"kind = {p}")
+        where.append("kind = %s")
         params.append(kind)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = con.execute(f"SELECT {_REQUEST_COLUMNS} FROM job_requests{clause} ORDER BY id", params).fetchall()
+    rows = db.all(f"SELECT {_REQUEST_COLUMNS} FROM job_requests{clause} ORDER BY id", params)
     return [request_from_row(row) for row in rows]
 
 
-def list_runs(con: Connection, p: str, request_id: int) -> list[JobRunRecord]:
-    rows = con.execute(
-        f"SELECT {_RUN_COLUMNS} FROM job_request_runs WHERE request_id = {p} ORDER BY started_at, run_id",
+def list_runs(db: Session, request_id: int) -> list[JobRunRecord]:
+    rows = db.all(
+        f"SELECT {_RUN_COLUMNS} FROM job_request_runs WHERE request_id = %s ORDER BY started_at, run_id",
         [request_id],
-    ).fetchall()
+    )
     return [run_from_row(row) for row in rows]
 
 
-def begin_intake(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
+def begin_intake(db: Session, request_id: int) -> JobRequestRecord | None:
     """Count an intake attempt of a QUEUED request not yet taken; None if it is not one."""
-    row = con.execute(
+    row = db.one(
         f"UPDATE job_requests SET intake_attempts = intake_attempts + 1, updated_at = now() "
-        f"WHERE id = {p} AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
+        f"WHERE id = %s AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
         [request_id],
-    ).fetchone()
+    )
     return None if row is None else request_from_row(row)
 
 
-def refuse(con: Connection, p: str, request_id: int, status: str, message: str) -> JobRequestRecord:
+def refuse(db: Session, request_id: int, status: str, message: str) -> JobRequestRecord:
     """End a QUEUED request not yet taken as REJECTED (invalid config) or FAILED (intake gave up)."""
     if status not in ("REJECTED", "FAILED"):
         raise CatalogError(f"a request is refused as REJECTED or FAILED, not {status!r}")
     if not message:
         raise CatalogError(f"job request {request_id}: say why it is {status}")
-    row = con.execute(
-        f"UPDATE job_requests SET status = {p}, message = {p}, finished_at = now(), updated_at = now() "
-        f"WHERE id = {p} AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
+    row = db.one(
+        f"UPDATE job_requests SET status = %s, message = %s, finished_at = now(), updated_at = now() "
+        f"WHERE id = %s AND status = 'QUEUED' AND target IS NULL RETURNING {_REQUEST_COLUMNS}",
         [status, message, request_id],
-    ).fetchone()
+    )
     if row is None:
-        found = get(con, p, request_id)
+        found = get(db, request_id)
         state = "does not exist" if found is None else f"is {found.status}, target {found.target}"
         raise CatalogError(f"job request {request_id} cannot be {status}: it {state}")
     return request_from_row(row)
 
 
 def record_run(
-    con: Connection,
-    p: str,
-    refusals: Refusals,
+    db: Session,
     run: JobRunRecord,
     target_completed: bool,
 ) -> JobRequestRecord:
@@ -195,59 +197,59 @@ def record_run(
         value = getattr(run, field)
         if value is not None and value.utcoffset() is None:
             raise CatalogError(f"run {run.run_id}: {field} {value} has no time zone; pass UTC")
-    if _lock(con, p, run.request_id) is None:
+    if _lock(db, run.request_id) is None:
         raise CatalogError(f"no job request {run.request_id} for run {run.run_id}")
-    found = con.execute(
-        f"SELECT status FROM job_request_runs WHERE request_id = {p} AND run_id = {p}",
+    found = db.one(
+        "SELECT status FROM job_request_runs WHERE request_id = %s AND run_id = %s",
         [run.request_id, run.run_id],
-    ).fetchone()
+    )
     values = [run.job_name, run.partition, run.status, run.message, run.url, run.started_at, run.finished_at]
-    with refusing(f"run {run.run_id} of job request {run.request_id}", refusals):
+    with db.refusing(f"run {run.run_id} of job request {run.request_id}"):
         if found is None:
-            con.execute(
-                f"INSERT INTO job_request_runs ({_RUN_COLUMNS}) VALUES ({', '.join([p] * 9)})",
+            db.execute(
+                f"INSERT INTO job_request_runs ({_RUN_COLUMNS}) VALUES ({', '.join(['%s'] * 9)})",
                 [run.request_id, run.run_id, *values],
             )
         elif not (found[0] in _RUN_ENDS and run.status == "STARTED"):
-            con.execute(
-                f"UPDATE job_request_runs SET job_name = {p}, partition = {p}, status = {p}, message = {p}, "
-                f"url = {p}, started_at = coalesce({p}, started_at), finished_at = {p}, updated_at = now() "
-                f"WHERE request_id = {p} AND run_id = {p}",
+            db.execute(
+                "UPDATE job_request_runs SET job_name = %s, partition = %s, status = %s, message = %s, "
+                "url = %s, started_at = coalesce(%s, started_at), finished_at = %s, updated_at = now() "
+                "WHERE request_id = %s AND run_id = %s",
                 [*values, run.request_id, run.run_id],
             )
-    return settle(con, p, run.request_id, target_completed)
+    return settle(db, run.request_id, target_completed)
 
 
-def settle(con: Connection, p: str, request_id: int, target_completed: bool) -> JobRequestRecord:
+def settle(db: Session, request_id: int, target_completed: bool) -> JobRequestRecord:
     """Set the request's status from its runs and target (see `lifecycle`); unchanged rows stay as
     they are, so settling again is a no-op."""
-    request = _lock(con, p, request_id)
+    request = _lock(db, request_id)
     if request is None:
         raise CatalogError(f"no job request {request_id}")
     if target_completed and request.target is None:
         raise CatalogError(f"job request {request_id} has no target that could have completed")
-    state = lifecycle(request, list_runs(con, p, request_id), target_completed)
+    state = lifecycle(request, list_runs(db, request_id), target_completed)
     if state == Lifecycle(request.status, request.message, request.started_at):
         return request
     ended = state.status in ("COMPLETED", "FAILED", "REJECTED")
     # An end keeps its time while the status stays (a message refined); a new end (FAILED, then COMPLETED
     # once the step was re-run) is timed now.
-    row = con.execute(
-        f"UPDATE job_requests SET finished_at = CASE WHEN {p} THEN CASE WHEN status = {p} "
-        f"THEN coalesce(finished_at, now()) ELSE now() END END, status = {p}, message = {p}, "
-        f"started_at = {p}, updated_at = now() WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
+    row = db.one(
+        f"UPDATE job_requests SET finished_at = CASE WHEN %s THEN CASE WHEN status = %s "
+        f"THEN coalesce(finished_at, now()) ELSE now() END END, status = %s, message = %s, "
+        f"started_at = %s, updated_at = now() WHERE id = %s RETURNING {_REQUEST_COLUMNS}",
         [ended, state.status, state.status, state.message, state.started_at, request_id],
-    ).fetchone()
+    )
     return request_from_row(row)
 
 
-def _lock(con: Connection, p: str, request_id: int) -> JobRequestRecord | None:
+def _lock(db: Session, request_id: int) -> JobRequestRecord | None:
     # Postgres: the UPDATE holds the row until the transaction ends, so two sensors settling one request
     # take turns; DuckDB: every writer already holds the file's exclusive lock.
-    row = con.execute(
-        f"UPDATE job_requests SET updated_at = updated_at WHERE id = {p} RETURNING {_REQUEST_COLUMNS}",
+    row = db.one(
+        f"UPDATE job_requests SET updated_at = updated_at WHERE id = %s RETURNING {_REQUEST_COLUMNS}",
         [request_id],
-    ).fetchone()
+    )
     return None if row is None else request_from_row(row)
 
 

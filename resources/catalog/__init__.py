@@ -1,11 +1,21 @@
-"""The catalog contract shared by `PostgresCatalog` (production) and `DuckDBCatalog` (embedded default)."""
+"""The catalog: every call written once over a `Dialect`, for `PostgresCatalog` (production) and
+`DuckDBCatalog` (the embedded default), which add only their settings and their dialect.
+
+The SQL is grouped per aggregate (datasets, indicator_sets, walkforward, simulations, job_requests).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TypeVar
 
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from resources.catalog import datasets, indicator_sets, job_requests, simulations, walkforward
+from resources.catalog.dialect import Dialect, Session
 from trading_assets.records import (
     DatasetRecord,
     FoldResult,
@@ -15,28 +25,49 @@ from trading_assets.records import (
     IndicatorSetRecord,
     JobRequestRecord,
     JobRunRecord,
+    NewSimulation,
+    NewWalkforwardRun,
+    SimulationOutcome,
     SimulationRecord,
     SimulationTrade,
     WalkforwardFoldRecord,
     WalkforwardRunRecord,
 )
 
+T = TypeVar("T")
 
-@runtime_checkable
-class Catalog(Protocol):
-    """What assets need from the catalog. Implemented by PostgresCatalog and DuckDBCatalog."""
+
+class Catalog(dg.ConfigurableResource, ABC):
+    """What assets need from the catalog; `PostgresCatalog` and `DuckDBCatalog` give it their dialect.
+
+    With `auto_migrate`, the first call applies pending migrations.
+    """
+
+    auto_migrate: bool = Field(default=True, description="Apply pending migrations on first use.")
+
+    _migrated: bool = PrivateAttr(default=False)
+
+    @abstractmethod
+    def _dialect(self) -> Dialect:
+        """The dialect on this resource's database."""
 
     def migrate(self) -> list[str]:
         """Apply pending migrations in order; return the versions applied now. Refuses checksum drift."""
+        applied = self._dialect().migrate()
+        self._migrated = True
+        return applied
 
     def upsert_dataset(self, record: DatasetRecord) -> DatasetRecord:
-        """Insert or update the dataset row (by name) in one transaction; return it as stored."""
+        """Insert or update the dataset row (by name) in one statement; return it as stored."""
+        return self._run(lambda db: datasets.upsert(db, record), write=True)
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
         """The dataset row, or None."""
+        return self._run(lambda db: datasets.get(db, name))
 
     def list_datasets(self) -> list[DatasetRecord]:
         """All dataset rows, ordered by name."""
+        return self._run(datasets.list_all)
 
     def register_indicator_set(
         self,
@@ -52,43 +83,36 @@ class Catalog(Protocol):
         The set already registered for (dataset, spec_sha256) if any (created False); else a new row with
         the dataset's next version (1 for the first), measurement `<dataset>_<version>` and status
         "registered" (created True). CatalogError if the dataset is not in the catalog, if columns and
-        lookbacks differ in length, or if spec_sha256 is registered with a different spec text.
+        lookbacks differ in length, or if spec_sha256 is registered with a different spec text. A retry
+        after a lost connection repeats the whole transaction: if the first try had committed, the retry
+        finds its row (created False).
         """
+        return self._transaction(
+            lambda db: indicator_sets.register(db, dataset, label, spec, spec_sha256, columns, lookbacks)
+        )
 
     def get_indicator_set(self, dataset: str, version: int) -> IndicatorSetRecord | None:
         """The indicator set `version` of `dataset`, or None."""
+        return self._run(lambda db: indicator_sets.get(db, dataset, version))
 
     def get_indicator_set_by_measurement(self, measurement: str) -> IndicatorSetRecord | None:
         """The indicator set whose values are in table `measurement`, or None."""
+        return self._run(lambda db: indicator_sets.get_by_measurement(db, measurement))
 
     def list_indicator_sets(self, dataset: str | None = None) -> list[IndicatorSetRecord]:
         """The indicator sets of `dataset` (of every dataset if None), ordered by dataset, version."""
+        return self._run(lambda db: indicator_sets.list_of(db, dataset))
 
     def record_indicator_output(
         self, dataset: str, version: int, outputs: IndicatorOutputs
     ) -> IndicatorSetRecord:
-        """Replace the outputs of an existing set (never its spec or columns); return the stored row.
+        """Replace the outputs of an existing set (never its spec or columns) in one statement; return the
+        stored row. CatalogError if there is no such set, a timestamp is naive, or a value breaks a
+        constraint."""
+        return self._run(lambda db: indicator_sets.record_output(db, dataset, version, outputs), write=True)
 
-        CatalogError if there is no such set, a timestamp is naive, or a value breaks a constraint.
-        """
-
-    def register_walkforward_run(
-        self,
-        dataset: str,
-        indicator_version: int,
-        config: str,
-        config_sha256: str,
-        hyperparameters: str,
-        target: str,
-        features: Sequence[str],
-        dataset_version: str,
-        code_version: str,
-        windows: Sequence[FoldWindow],
-        request_id: int | None = None,
-        rolling: bool = False,
-        history_sha256: str | None = None,
-    ) -> WalkforwardRunRecord:
-        """Register a new run of `dataset` with its folds (status pending), in one transaction.
+    def register_walkforward_run(self, new: NewWalkforwardRun) -> WalkforwardRunRecord:
+        """Register a new run of `new.dataset` with its folds (status pending), in one transaction.
 
         The run gets the dataset's next number (1 for the first), name `<dataset>_run<n>` and status
         "registered". CatalogError if the dataset or its indicator set `indicator_version` is not in the
@@ -96,23 +120,27 @@ class Catalog(Protocol):
         are not 0, 1, ... in order, a window's training ranges are not ascending, disjoint row ranges that
         end by its test window, or a window's timestamp is naive. With `request_id`, the job request
         (walkforward, queued, not yet taken) gets the run as its target in the same transaction.
-        `rolling` marks a run the rolling_walkforward schedule may extend; it needs `history_sha256`
-        (64 lowercase hex digits, as any given one must be), the hash of the history its folds cover.
+        `rolling` needs `history_sha256` (64 lowercase hex digits, as any given one must be).
         """
+        return self._transaction(lambda db: walkforward.register(db, new))
 
     def get_walkforward_run(self, name: str) -> WalkforwardRunRecord | None:
         """The run called `name`, or None."""
+        return self._run(lambda db: walkforward.get(db, name))
 
     def list_walkforward_runs(self, dataset: str | None = None) -> list[WalkforwardRunRecord]:
         """The runs of `dataset` (of every dataset if None), ordered by dataset, number."""
+        return self._run(lambda db: walkforward.list_runs(db, dataset))
 
     def list_walkforward_folds(self, run: str) -> list[WalkforwardFoldRecord]:
         """The folds of `run`, ordered by fold number (empty if there is no such run)."""
+        return self._run(lambda db: walkforward.list_folds(db, run))
 
     def start_walkforward_fold(self, run: str, fold: int) -> WalkforwardFoldRecord:
         """Mark an attempt at `fold` as running (attempts + 1, result cleared) and update the run's status,
         in one transaction. Any change to a fold also deletes that fold's thresholds (they came from its
         previous model) and turns a "completed" run back. CatalogError if there is no such fold."""
+        return self._transaction(lambda db: walkforward.start_fold(db, run, fold))
 
     def record_walkforward_fold(self, run: str, fold: int, result: FoldResult) -> WalkforwardFoldRecord:
         """Store the latest attempt's result and update the run's status, in one transaction.
@@ -121,11 +149,17 @@ class Catalog(Protocol):
         running after one started, "trained" when all succeeded. CatalogError if there is no such fold,
         it was never started, or `result.status` is neither "succeeded" nor "failed".
         """
+        return self._transaction(lambda db: walkforward.record_fold(db, run, fold, result))
 
     def record_walkforward_predictions(
         self, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
     ) -> WalkforwardRunRecord:
-        """Describe what the run's predictions table holds now; CatalogError if no such run or naive ts."""
+        """Describe what the run's predictions table holds now, in one statement; CatalogError if there is
+        no such run or a timestamp is naive."""
+        return self._run(
+            lambda db: walkforward.record_predictions(db, run, columns, row_count, first_ts, last_ts),
+            write=True,
+        )
 
     def record_walkforward_thresholds(
         self, run: str, thresholds: Sequence[FoldThresholds]
@@ -135,9 +169,11 @@ class Catalog(Protocol):
         CatalogError if a fold has not succeeded, a fold is missing or repeated, a value is not finite,
         or a long threshold is below its short one.
         """
+        return self._transaction(lambda db: walkforward.record_thresholds(db, run, thresholds))
 
     def list_walkforward_thresholds(self, run: str) -> list[FoldThresholds]:
         """The run's thresholds, ordered by fold."""
+        return self._run(lambda db: walkforward.list_thresholds(db, run))
 
     def extend_walkforward_run(
         self, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
@@ -153,6 +189,9 @@ class Catalog(Protocol):
         malformed (as at registration), dataset_version is not the dataset's version now, or a hash is not
         64 lowercase hex digits.
         """
+        return self._transaction(
+            lambda db: walkforward.extend(db, run, dataset_version, history_sha256, windows)
+        )
 
     def refresh_simulation(
         self, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
@@ -165,20 +204,14 @@ class Catalog(Protocol):
         sim, an attempt at it is running, its run is not "completed" or not of the dataset's version now,
         dataset_version is not that version, thresholds is not JSON, or models_version is empty.
         """
+        return self._transaction(
+            lambda db: simulations.refresh(
+                db, name, thresholds, dataset_version, models_version, code_version
+            )
+        )
 
-    def register_simulation(
-        self,
-        dataset: str,
-        run: str,
-        config: str,
-        config_sha256: str,
-        thresholds: str,
-        dataset_version: str,
-        models_version: str,
-        code_version: str,
-        request_id: int | None = None,
-    ) -> SimulationRecord:
-        """Register a new simulation of `run`'s predictions, in one transaction.
+    def register_simulation(self, new: NewSimulation) -> SimulationRecord:
+        """Register a new simulation of `new.run`'s predictions, in one transaction.
 
         The sim gets the dataset's next number (1 for the first), name `<dataset>_sim<n>` and status
         "registered". CatalogError if the dataset or the run is not in the catalog, the run belongs to
@@ -187,30 +220,26 @@ class Catalog(Protocol):
         dataset's version now or not the run's, or models_version is empty. With `request_id`, the job
         request (simulation, queued, not yet taken) gets the sim as its target in the same transaction.
         """
+        return self._transaction(lambda db: simulations.register(db, new))
 
     def get_simulation(self, name: str) -> SimulationRecord | None:
         """The simulation called `name`, or None."""
+        return self._run(lambda db: simulations.get(db, name))
 
     def list_simulations(self, dataset: str | None = None, run: str | None = None) -> list[SimulationRecord]:
         """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
+        return self._run(lambda db: simulations.list_of(db, dataset, run))
 
     def start_simulation(self, name: str) -> SimulationRecord:
         """Mark an attempt at the sim as running (started_at now) and clear the previous attempt's outputs,
         message and trades, in one transaction. Optional: recording works without it. CatalogError if there
         is no such sim."""
+        return self._transaction(lambda db: simulations.start(db, name))
 
-    def record_simulation(
-        self,
-        name: str,
-        metrics: Mapping[str, float | int],
-        trades: Sequence[SimulationTrade],
-        series_columns: Sequence[str],
-        row_count: int,
-        first_ts: datetime,
-        last_ts: datetime,
-    ) -> SimulationRecord:
-        """Store a finished attempt in one transaction: replace every trade of the sim with `trades`, set
-        its metrics (see `metrics_json`), n_trades and what its series table holds, and mark it "completed".
+    def record_simulation(self, name: str, outcome: SimulationOutcome) -> SimulationRecord:
+        """Store a finished attempt in one transaction: replace every trade of the sim with the outcome's
+        (one bulk write), set its metrics (see `metrics_json`), n_trades and what its series table holds,
+        and mark it "completed".
 
         Everything is checked before anything is written: CatalogError, naming the trade and field, if
         there is no such sim, a timestamp is naive, last_ts is before first_ts, row_count < 1, there are
@@ -220,14 +249,17 @@ class Catalog(Protocol):
         (size and prices > 0, fees >= 0), a pnl or return that is not finite, bars_held < 0, or an exit
         reason not in EXIT_REASONS. A refused call leaves the sim and its trades as they were.
         """
+        return self._transaction(lambda db: simulations.record(db, name, outcome))
 
     def record_simulation_failure(self, name: str, message: str) -> SimulationRecord:
         """Mark the sim "failed" with `message`, in one transaction. Its outputs and trades are deleted: the
         series table may hold part of the failed attempt, so nothing of a previous one is shown as
         current. CatalogError if there is no such sim."""
+        return self._transaction(lambda db: simulations.record_failure(db, name, message))
 
     def list_simulation_trades(self, name: str) -> list[SimulationTrade]:
         """The sim's trades, ordered by trade number (empty if there is no such sim or it has none)."""
+        return self._run(lambda db: simulations.list_trades(db, name))
 
     def submit_job_request(
         self,
@@ -244,28 +276,49 @@ class Catalog(Protocol):
         chained request is returned if there is one, so chaining twice adds nothing. With `target`, the
         request is recorded with its run or sim already registered (the sensors do not take it again);
         with `rejected`, it is recorded as REJECTED with that message (the launchpad's door)."""
+        return self._transaction(
+            lambda db: job_requests.submit(db, kind, config, requested_by, parent_id, target, rejected)
+        )
 
     def get_job_request(self, request_id: int) -> JobRequestRecord | None:
         """The request with this id, or None."""
+        return self._run(lambda db: job_requests.get(db, request_id))
 
     def list_job_requests(
         self, statuses: Sequence[str] | None = None, kind: str | None = None
     ) -> list[JobRequestRecord]:
         """Requests in `statuses` and of `kind` (each filter only if given), oldest first."""
+        return self._run(lambda db: job_requests.list_requests(db, statuses, kind))
 
     def list_job_runs(self, request_id: int) -> list[JobRunRecord]:
         """The request's Dagster runs, in the order they started."""
+        return self._run(lambda db: job_requests.list_runs(db, request_id))
 
     def begin_job_intake(self, request_id: int) -> JobRequestRecord | None:
         """Count an intake attempt of a QUEUED request that has no target yet; None if it is not one."""
+        return self._transaction(lambda db: job_requests.begin_intake(db, request_id))
 
     def refuse_job_request(self, request_id: int, status: str, message: str) -> JobRequestRecord:
         """End a QUEUED request that has no target as REJECTED (its config is invalid) or FAILED (intake gave
         up), with `message`. CatalogError if it is not such a request or message is empty."""
+        return self._transaction(lambda db: job_requests.refuse(db, request_id, status, message))
 
     def record_job_run(self, run: JobRunRecord, target_completed: bool) -> JobRequestRecord:
         """Record the state of one of a request's runs and settle the request's status in one transaction
-        (resources/job_requests_sql.lifecycle): a run's start recorded after its end keeps the end."""
+        (`job_requests.lifecycle`): a run's start recorded after its end keeps the end."""
+        return self._transaction(lambda db: job_requests.record_run(db, run, target_completed))
 
     def settle_job_request(self, request_id: int, target_completed: bool) -> JobRequestRecord:
         """Settle the request's status from its recorded runs and whether its target completed."""
+        return self._transaction(lambda db: job_requests.settle(db, request_id, target_completed))
+
+    def _run(self, op: Callable[[Session], T], *, write: bool = False, transaction: bool = False) -> T:
+        """`op` as one statement or reads (or as one transaction), after the pending migrations if
+        `auto_migrate`."""
+        if self.auto_migrate and not self._migrated:
+            self.migrate()
+        return self._dialect().run(op, write=write, transaction=transaction)
+
+    def _transaction(self, op: Callable[[Session], T]) -> T:
+        """`op` inside one transaction: it commits all of its writes or none."""
+        return self._run(op, write=True, transaction=True)
