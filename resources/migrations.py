@@ -1,6 +1,7 @@
 """Versioned SQL migrations for the catalogs, applied in order and recorded with their checksum.
 
-Files live in `migrations/<dialect>/NNNN_name.sql`. Each pending file runs in one transaction together
+Files live in `migrations/<dialect>/NNNN_name.sql`, package data of the `migrations` package, found through
+`importlib.resources` (so an installed wheel carries them). Each pending file runs in one transaction together
 with its row in `schema_migrations`, so a failing file leaves neither a partial change nor a record.
 An applied file is never re-run: if its bytes change (checksum drift) or it disappears, the runner
 refuses to do anything, because the database would no longer match what the files describe.
@@ -17,12 +18,13 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
 from trading_assets.records import CatalogError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = files("migrations")
 
 _FILE_RE = re.compile(r"(?P<version>[0-9]{4})_(?P<name>[a-z0-9][a-z0-9_]*)\.sql")
 
@@ -79,12 +81,12 @@ class Migration:
 
     version: str
     name: str
-    path: Path
+    path: Traversable
     sql: str
     sha256: str
 
 
-def discover_migrations(dialect: Dialect, migrations_dir: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover_migrations(dialect: Dialect, migrations_dir: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """Every migration file of `dialect`, in version order; refuses bad names and duplicate versions."""
     folder = migrations_dir / dialect.name
     if not folder.is_dir():
@@ -113,7 +115,7 @@ def discover_migrations(dialect: Dialect, migrations_dir: Path = MIGRATIONS_DIR)
 
 
 def apply_migrations(
-    con: SqlConnection, dialect: Dialect, migrations_dir: Path = MIGRATIONS_DIR
+    con: SqlConnection, dialect: Dialect, migrations_dir: Traversable = MIGRATIONS_DIR
 ) -> list[str]:
     """Apply the pending migrations of `dialect` in order; return the versions applied by this call.
 
