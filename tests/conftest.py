@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -34,6 +35,17 @@ def service_missing() -> Callable[[str], None]:
         pytest.skip(reason)
 
     return missing
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The embedded default's data folder (TRADING_DATA_DIR) in tmp_path, and the working directory there, for
+    tests of the command line: whatever it writes stays out of ./data, in DuckDB whatever the shell says."""
+    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
+    for backend in ("TRADING_TIMESERIES", "TRADING_CATALOG"):
+        monkeypatch.delenv(backend, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
 
 
 @pytest.fixture(scope="session")

@@ -166,12 +166,6 @@ def test_an_import_that_died_after_its_commit_point_is_run_again_by_the_sensor(
     assert resources["timeseries"].read("btc25").num_rows == record.row_count == ROWS + 50
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_cli_ingest_then_refuse_a_bad_file_without_touching_the_data(data_dir, tmp_path, capsys):
     good = tmp_path / "ETH_M1.txt"
     write_export(generate_bars(n_rows=ROWS), good)

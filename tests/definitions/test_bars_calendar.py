@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from trading_assets import cli
 from trading_assets.bars.assets import bars
@@ -52,12 +51,6 @@ def test_the_launchpad_config_gives_the_calendar_of_one_import(resources, instan
     meta = materialize(resources, instance, run_config={"ops": {"bars": {"config": {"calendar": "24/7"}}}})
     assert meta["calendar"] == "24/7 (always open)"
     assert meta["missing_bars"] > 2 * 50
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
 
 
 def test_the_command_line_takes_a_calendar_and_refuses_an_unknown_one(data_dir, tmp_path, capsys):

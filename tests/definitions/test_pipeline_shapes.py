@@ -10,11 +10,6 @@ import dagster as dg
 import pytest
 from test_job_requests import World
 
-from resources.compute import ComputeResource
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.duckdb_store import DuckDBStore
-from resources.landing import LandingFolder
-from resources.sets_folder import SetsFolder
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
 from trading_assets.bars.assets import bars
@@ -51,16 +46,12 @@ def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
     return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
+# The shapes exercise the data, not the catalog's dialects: the embedded catalog only.
+pytestmark = pytest.mark.parametrize("resources", ["duckdb"], indirect=True)
+
+
 @pytest.fixture
-def world(tmp_path, instance) -> World:
-    (tmp_path / "landing").mkdir()
-    resources = {
-        "timeseries": DuckDBStore(path=str(tmp_path / "timeseries.duckdb")),
-        "catalog": DuckDBCatalog(path=str(tmp_path / "catalog.duckdb")),
-        "landing": LandingFolder(path=str(tmp_path / "landing")),
-        "sets_folder": SetsFolder(path=str(tmp_path / "sets")),
-        "compute": ComputeResource(device="cpu", artifacts_dir=str(tmp_path / "artifacts")),
-    }
+def world(resources, instance) -> World:
     return World(resources, instance)
 
 
