@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from resources.catalog.dialect import Session
-from resources.catalog.rows import require_time_zone, utc
+from resources.catalog.rows import record_from_row, require_time_zone
 from trading_assets.records import DatasetRecord
 
 # Columns the caller provides, in DatasetRecord's field order; the catalog sets the two timestamps.
@@ -59,34 +59,4 @@ def version(db: Session, name: str) -> str | None:
 
 
 def _from_row(row: Sequence[Any]) -> DatasetRecord:
-    """A DatasetRecord from a row in `_OUTPUT` order, every timestamp in UTC."""
-    (
-        name,
-        source_file,
-        sha256,
-        interval,
-        row_count,
-        first_ts,
-        last_ts,
-        table,
-        options,
-        publish_pending,
-        columns,
-        created,
-        updated,
-    ) = row
-    return DatasetRecord(
-        name=name,
-        source_file=source_file,
-        source_sha256=sha256,
-        bar_interval_s=interval,
-        row_count=row_count,
-        first_ts=utc(first_ts),
-        last_ts=utc(last_ts),
-        table_name=table,
-        read_options=options,
-        publish_pending=publish_pending,
-        columns=tuple(columns),
-        created_at=utc(created),
-        updated_at=utc(updated),
-    )
+    return record_from_row(DatasetRecord, row, (*_INPUT, "created_at", "updated_at"))

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from resources.catalog.dialect import Session
-from resources.catalog.rows import require_time_zone, utc
+from resources.catalog.rows import record_from_row, require_time_zone
 from trading_assets import naming
 from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord
 
@@ -108,11 +108,4 @@ def _maybe(row: Sequence[Any] | None) -> IndicatorSetRecord | None:
 
 
 def _from_row(row: Sequence[Any]) -> IndicatorSetRecord:
-    """An IndicatorSetRecord from a row in `_FIELDS` order, every timestamp in UTC."""
-    values = dict(zip(_FIELDS, row, strict=True))
-    values["columns"] = tuple(values["columns"])
-    values["lookbacks"] = tuple(values["lookbacks"])
-    for field in ("first_ts", "last_ts", "created_at", "updated_at"):
-        if values[field] is not None:
-            values[field] = utc(values[field])
-    return IndicatorSetRecord(**values)
+    return record_from_row(IndicatorSetRecord, row)

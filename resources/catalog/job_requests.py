@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resources.catalog.dialect import Session
-from resources.catalog.rows import utc_or_none
+from resources.catalog.rows import record_from_row
 from trading_assets.records import (
     JOB_KINDS,
     JOB_RUN_STATUSES,
@@ -254,36 +254,8 @@ def _lock(db: Session, request_id: int) -> JobRequestRecord | None:
 
 
 def request_from_row(row: Sequence[Any]) -> JobRequestRecord:
-    rid, kind, config, by, status, message, target, parent, attempts, created, started, finished, updated = (
-        row
-    )
-    return JobRequestRecord(
-        id=int(rid),
-        kind=kind,
-        config=config,
-        requested_by=by,
-        status=status,
-        message=message,
-        target=target,
-        parent_id=None if parent is None else int(parent),
-        intake_attempts=int(attempts),
-        created_at=utc_or_none(created),
-        started_at=utc_or_none(started),
-        finished_at=utc_or_none(finished),
-        updated_at=utc_or_none(updated),
-    )
+    return record_from_row(JobRequestRecord, row)
 
 
 def run_from_row(row: Sequence[Any]) -> JobRunRecord:
-    request_id, run_id, job_name, partition, status, message, url, started, finished = row
-    return JobRunRecord(
-        request_id=int(request_id),
-        run_id=run_id,
-        job_name=job_name,
-        partition=partition,
-        status=status,
-        message=message,
-        url=url,
-        started_at=utc_or_none(started),
-        finished_at=utc_or_none(finished),
-    )
+    return record_from_row(JobRunRecord, row)

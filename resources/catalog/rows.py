@@ -1,13 +1,17 @@
-"""Checks and conversions every aggregate's SQL shares: time zones and hashes."""
+"""Checks and conversions every aggregate's SQL shares: rows to records, time zones and hashes."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from trading_assets.records import CatalogError
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+R = TypeVar("R")
 
 
 def require_time_zone(owner: str, field: str, value: datetime) -> None:
@@ -23,3 +27,15 @@ def utc(value: datetime) -> datetime:
 
 def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
+
+
+def record_from_row(cls: type[R], row: Sequence[Any], columns: Sequence[str] | None = None) -> R:
+    """A `cls` from a row of its fields (or of `columns`) in order: arrays as tuples, timestamps in UTC."""
+    names = columns or [field.name for field in fields(cls)]
+    return cls(**{name: _value(value) for name, value in zip(names, row, strict=True)})
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value)
+    return tuple(value) if isinstance(value, list) else value

@@ -8,13 +8,13 @@ import math
 import numbers
 import operator
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
 from resources.catalog import datasets, job_requests
 from resources.catalog.dialect import Session
-from resources.catalog.rows import HEX64, require_time_zone, utc, utc_or_none
+from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc
 from trading_assets import naming
 from trading_assets.records import (
     EXIT_REASONS,
@@ -29,19 +29,6 @@ from trading_assets.records import (
 # SimulationRecord's fields in order: every SELECT and RETURNING lists them so, for _from_row.
 _FIELDS = tuple(field.name for field in fields(SimulationRecord))
 _OUTPUT = ", ".join(_FIELDS)
-# What registering writes; the status starts as 'registered' and the outputs stay NULL.
-_INPUT = (
-    "name",
-    "dataset",
-    "number",
-    "run",
-    "config",
-    "config_sha256",
-    "thresholds",
-    "dataset_version",
-    "models_version",
-    "code_version",
-)
 # What a completed attempt sets, together, and starting or failing an attempt clears.
 _OUTPUTS = ("metrics", "n_trades", "row_count", "first_ts", "last_ts", "series_columns")
 _TRADE_FIELDS = tuple(field.name for field in fields(SimulationTrade))
@@ -130,13 +117,14 @@ def register(db: Session, new: NewSimulation) -> SimulationRecord:
         name = naming.sim_table(dataset, number)
     except naming.InvalidNameError as err:
         raise CatalogError(f"dataset {dataset!r} cannot have simulations: {err}") from err
-    given = {"name": name, "number": number}
-    values = [given[column] if column in given else getattr(new, column) for column in _INPUT]
+    # The status starts as 'registered' and the outputs stay NULL.
+    values = {"name": name, "number": number, **asdict(new)}
+    del values["request_id"]  # not a column: the request takes the sim as its target below
     with db.refusing(f"simulation {name!r}"):
         row = db.one(
-            f"INSERT INTO simulations ({', '.join(_INPUT)}, status) "
-            f"VALUES ({', '.join(['%s'] * len(_INPUT))}, 'registered') RETURNING {_OUTPUT}",
-            values,
+            f"INSERT INTO simulations ({', '.join(values)}, status) "
+            f"VALUES ({', '.join(['%s'] * len(values))}, 'registered') RETURNING {_OUTPUT}",
+            list(values.values()),
         )
     if new.request_id is not None:
         job_requests.take(db, new.request_id, "simulation", name)
@@ -262,13 +250,7 @@ def _trades_cleared(db: Session, name: str, row: Sequence[Any] | None) -> Simula
 
 
 def _from_row(row: Sequence[Any]) -> SimulationRecord:
-    """A SimulationRecord from a row in `_FIELDS` order, every timestamp in UTC."""
-    values = dict(zip(_FIELDS, row, strict=True))
-    if values["series_columns"] is not None:
-        values["series_columns"] = tuple(values["series_columns"])
-    for field in ("first_ts", "last_ts", "started_at", "finished_at", "created_at", "updated_at"):
-        values[field] = utc_or_none(values[field])
-    return SimulationRecord(**values)
+    return record_from_row(SimulationRecord, row)
 
 
 def _trade_from_row(row: Sequence[Any]) -> SimulationTrade:

@@ -12,7 +12,7 @@ from typing import Any
 
 from resources.catalog import datasets, job_requests
 from resources.catalog.dialect import Session
-from resources.catalog.rows import HEX64, require_time_zone, utc, utc_or_none
+from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc, utc_or_none
 from trading_assets import naming
 from trading_assets.records import (
     CatalogError,
@@ -27,24 +27,6 @@ from trading_assets.records import (
 # WalkforwardRunRecord's fields in order: every SELECT and RETURNING lists them so, for run_from_row.
 _RUN_FIELDS = tuple(field.name for field in fields(WalkforwardRunRecord))
 _RUN_OUTPUT = ", ".join(_RUN_FIELDS)
-# What registering writes; the status starts as 'registered' and the outputs stay NULL.
-_RUN_INPUT = (
-    "name",
-    "dataset",
-    "number",
-    "indicator_version",
-    "measurement",
-    "config",
-    "config_sha256",
-    "hyperparameters",
-    "target",
-    "features",
-    "dataset_version",
-    "code_version",
-    "fold_count",
-    "rolling",
-    "history_sha256",
-)
 # A run has ended, for now, in these states; any other clears finished_at.
 _RUN_ENDED = frozenset({"trained", "completed", "failed"})
 _FOLD_STAMPS = ("train_start_ts", "train_end_ts", "test_start_ts", "test_end_ts")
@@ -111,28 +93,29 @@ def register(db: Session, new: NewWalkforwardRun) -> WalkforwardRunRecord:
         name = naming.run_table(dataset, number)
     except naming.InvalidNameError as err:
         raise CatalogError(f"dataset {dataset!r} cannot have walkforward runs: {err}") from err
-    values = [
-        name,
-        dataset,
-        number,
-        new.indicator_version,
-        measurement,
-        new.config,
-        new.config_sha256,
-        new.hyperparameters,
-        new.target,
-        list(features),  # both drivers bind a list (not a tuple) as an array
-        new.dataset_version,
-        new.code_version,
-        len(windows),
-        new.rolling,
-        new.history_sha256,
-    ]
+    # The status starts as 'registered' and the outputs stay NULL.
+    values = {
+        "name": name,
+        "dataset": dataset,
+        "number": number,
+        "indicator_version": new.indicator_version,
+        "measurement": measurement,
+        "config": new.config,
+        "config_sha256": new.config_sha256,
+        "hyperparameters": new.hyperparameters,
+        "target": new.target,
+        "features": list(features),  # both drivers bind a list (not a tuple) as an array
+        "dataset_version": new.dataset_version,
+        "code_version": new.code_version,
+        "fold_count": len(windows),
+        "rolling": new.rolling,
+        "history_sha256": new.history_sha256,
+    }
     with db.refusing(f"walkforward run {name!r}"):
         row = db.one(
-            f"INSERT INTO walkforward_runs ({', '.join(_RUN_INPUT)}, status) "
-            f"VALUES ({', '.join(['%s'] * len(_RUN_INPUT))}, 'registered') RETURNING {_RUN_OUTPUT}",
-            values,
+            f"INSERT INTO walkforward_runs ({', '.join(values)}, status) "
+            f"VALUES ({', '.join(['%s'] * len(values))}, 'registered') RETURNING {_RUN_OUTPUT}",
+            list(values.values()),
         )
     _insert_folds(db, name, new.dataset_version, windows, fold_params)
     if new.request_id is not None:
@@ -313,14 +296,7 @@ def extend(
 
 
 def run_from_row(row: Sequence[Any]) -> WalkforwardRunRecord:
-    """A WalkforwardRunRecord from a row in `_RUN_FIELDS` order, every timestamp in UTC."""
-    values = dict(zip(_RUN_FIELDS, row, strict=True))
-    values["features"] = tuple(values["features"])
-    if values["prediction_columns"] is not None:
-        values["prediction_columns"] = tuple(values["prediction_columns"])
-    for field in ("started_at", "finished_at", "first_ts", "last_ts", "created_at", "updated_at"):
-        values[field] = utc_or_none(values[field])
-    return WalkforwardRunRecord(**values)
+    return record_from_row(WalkforwardRunRecord, row)
 
 
 def fold_from_row(row: Sequence[Any]) -> WalkforwardFoldRecord:
