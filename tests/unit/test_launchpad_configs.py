@@ -15,6 +15,7 @@ from trading_assets.compute.training import Hyperparameters
 from trading_assets.compute.walkforward import WalkforwardSpec
 from trading_assets.indicators.config import IndicatorEntryConfig
 from trading_assets.launchpad import derived_config
+from trading_assets.simulation.assets import SweepConfig
 from trading_assets.simulation.config import SimulationConfig, SimulationSettings
 from trading_assets.simulation.service import SimulationSpec
 from trading_assets.walkforward.config import (
@@ -53,6 +54,18 @@ def test_each_form_field_has_its_dataclass_fields_name_type_and_default(form, so
     assert list(found) == list(expected)
     assert found == expected
     assert all(field.description for field in form.model_fields.values())
+
+
+def test_the_sweep_forms_trading_rules_have_the_simulators_types_and_defaults():
+    hints = typing.get_type_hints(SimConfig)
+    shared = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(SimConfig)}
+    found = {
+        name: (field.annotation, field.default)
+        for name, field in SweepConfig.model_fields.items()
+        if name in shared
+    }
+    assert set(found) == {"fee_bps", "slippage_bps", "fill", "direction"}
+    assert found == {name: shared[name] for name in found}
 
 
 def test_a_simulation_left_at_its_defaults_is_the_compute_librarys_default_simulation():
