@@ -1,9 +1,10 @@
 """`walkforward_sensor`: trains the folds of registered walkforward runs, then assembles their outputs.
 
-Each tick it
-0. takes the walkforward job requests queued in the catalog (a row a program inserted, `trading-assets
-   submit`): validates each with the launchpad's typed config and registers its run, or REJECTS it with
-   the validation message (trading_assets.requests.service);
+Each tick, deciding on the catalog's rows and the instance's partitions only (the data is read in runs), it
+0. asks for a `take_job_request` run of each walkforward job request queued in the catalog (a row a
+   program inserted, `trading-assets submit`), once per request and intake attempt: that run validates it
+   with the launchpad's typed config and registers its run, or REJECTS it with the validation message
+   (trading_assets.requests.jobs); the run's folds are asked for on the tick after it registered them;
 1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
    run's folds run side by side, each limited by the `gpu` pool, and fail and retry one by one;
@@ -16,9 +17,9 @@ materialises its partition from the UI once the cause is fixed. Run keys make ea
 import dagster as dg
 
 from resources.catalog import Catalog
-from resources.timeseries import TimeSeriesStore
 from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
-from trading_assets.requests.service import reconcile, request_tags, take_queued
+from trading_assets.requests.jobs import intake_requests, take_job_request
+from trading_assets.requests.service import reconcile, request_tags
 from trading_assets.walkforward.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
@@ -29,26 +30,24 @@ from trading_assets.walkforward.service import models_version
 
 
 @dg.sensor(
-    jobs=[train_folds_job, predict_walkforward_job],
+    jobs=[take_job_request, train_folds_job, predict_walkforward_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Takes queued walkforward job requests, trains the folds of registered walkforward runs "
-    "(one run per fold), then assembles each run's predictions and thresholds when all its folds have "
-    "succeeded.",
+    description="Asks for the intake of queued walkforward job requests, trains the folds of registered "
+    "walkforward runs (one run per fold), then assembles each run's predictions and thresholds when all its "
+    "folds have succeeded.",
 )
 def walkforward_sensor(
     context: dg.SensorEvaluationContext,
     catalog: dg.ResourceParam[Catalog],
-    timeseries: dg.ResourceParam[TimeSeriesStore],
 ) -> dg.SensorResult:
-    take_queued("walkforward", timeseries, catalog, context.instance, context.log)
     reconcile("walkforward", catalog, context.instance, context.log)
     tags_of = request_tags(catalog, "walkforward")
     known_runs = set(context.instance.get_dynamic_partitions(walkforward_runs.name))
     known_folds = set(context.instance.get_dynamic_partitions(fold_numbers.name))
     new_runs: list[str] = []
     new_folds: set[str] = set()
-    requests = []
+    requests = intake_requests(catalog, "walkforward")
     for run in catalog.list_walkforward_runs():
         if run.status == "completed":
             continue

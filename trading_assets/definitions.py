@@ -5,6 +5,8 @@ Backends come from environment variables (see trading_assets.settings): DuckDB f
 TRADING_DATA_DIR by default, Postgres and QuestDB when switched on.
 """
 
+import warnings
+
 import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
@@ -20,6 +22,7 @@ from trading_assets.bars.jobs import ingest_bars_job
 from trading_assets.compute.indicators import load_modules
 from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.jobs import add_indicator_set, materialize_indicators_job
+from trading_assets.requests.jobs import take_job_request
 from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
 from trading_assets.simulation.jobs import (
     compare_simulations_job,
@@ -38,7 +41,7 @@ from trading_assets.walkforward.jobs import (
 def build_definitions(settings: cfg.Settings) -> dg.Definitions:
     # Users' own indicators must be registered before a set that uses them is validated or computed.
     load_modules(settings.indicator_modules)
-    return dg.Definitions(
+    definitions = dg.Definitions(
         assets=[
             bars,
             indicators,
@@ -54,6 +57,7 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             ingest_bars_job,
             materialize_indicators_job,
             add_indicator_set,
+            take_job_request,
             start_walkforward,
             train_folds_job,
             predict_walkforward_job,
@@ -79,6 +83,13 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
         },
         executor=cfg.executor(settings),
     )
+    # Binding the resources to the sensors' op job (take_job_request) copies the sensors, and Dagster 1.13
+    # warns there about a beta `owners` parameter nobody set: a false alarm, silenced where it arises (the
+    # repository is built once and cached).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
+        definitions.get_repository_def()
+    return definitions
 
 
 defs = build_definitions(cfg.Settings.from_env())

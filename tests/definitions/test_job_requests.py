@@ -1,5 +1,5 @@
-"""Job requests end to end, as the daemon runs them: a row in the catalog's job_requests table taken by the
-sensors, the runs they launch executed in-process with the tags the sensors gave them, and the run-status
+"""Job requests end to end, as the daemon runs them: a row in the catalog's job_requests table taken by an
+intake run the sensors ask for, the runs they launch executed in-process with the tags the sensors gave them, and the run-status
 sensors evaluated against the instance's event log with their cursors, stopped and restarted. Real
 resources: DuckDB files, and Postgres in a throwaway schema for the catalog."""
 
@@ -17,6 +17,7 @@ from trading_assets.compute import walkforward
 from trading_assets.definitions import defs
 from trading_assets.partitions import fold_key
 from trading_assets.requests import service as job_requests
+from trading_assets.requests.jobs import TAKE_JOB_REQUEST_JOB, take_job_request
 from trading_assets.simulation.assets import simulation
 from trading_assets.simulation.jobs import start_simulation
 from trading_assets.walkforward.assets import fold_models, predictions, thresholds
@@ -57,9 +58,36 @@ class World:
     def submit(self, kind: str, config: dict) -> int:
         return self.catalog.submit_job_request(kind, json.dumps(config), "ana").id
 
-    def sensor(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+    def evaluate(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+        """One evaluation of `sensor`: every run request it returns."""
         with dg.build_sensor_context(instance=self.instance, resources=self.resources) as context:
             return sensor(context).run_requests
+
+    def sensor(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+        """A tick and the intake runs it launched, as the daemon runs them: the intake runs are executed,
+        then the next tick's requests other than intake runs."""
+        self.launch(sensor, self.evaluate(sensor))
+        return [r for r in self.evaluate(sensor) if r.job_name != TAKE_JOB_REQUEST_JOB]
+
+    def launch(self, sensor: dg.SensorDefinition, requests: list[dg.RunRequest]) -> list[str]:
+        """What the daemon does with a sensor's intake run requests: execute each one whose run key the
+        sensor has not used before, tagged as the daemon tags it; the run ids."""
+        launched = []
+        for request in requests:
+            if request.job_name != TAKE_JOB_REQUEST_JOB:
+                continue
+            tags = {"dagster/sensor_name": sensor.name, "dagster/run_key": request.run_key}
+            if self.instance.get_runs(dg.RunsFilter(tags=tags)):
+                continue
+            result = take_job_request.execute_in_process(
+                run_config=request.run_config,
+                tags={**request.tags, **tags},
+                resources=self.resources,
+                instance=self.instance,
+                raise_on_error=False,
+            )
+            launched.append(result.run_id)
+        return launched
 
     def tick(self, sensor: dg.SensorDefinition, cursor: str | None) -> str | None:
         """One evaluation of a run-status sensor from `cursor`; the cursor it leaves."""
@@ -90,7 +118,30 @@ class World:
 # Intake
 
 
-def test_the_sensor_takes_a_queued_row_registers_its_run_and_tags_its_fold_runs(world):
+def test_a_tick_only_asks_for_the_intake_run_and_a_repeated_tick_launches_nothing_twice(world):
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    first, again = world.evaluate(walkforward_sensor), world.evaluate(walkforward_sensor)
+    (intake,) = first
+    assert intake.job_name == "take_job_request" and [r.run_key for r in again] == [intake.run_key]
+    # The ticks read no data: nothing was taken, registered or added yet.
+    request = world.request(request_id)
+    assert (request.status, request.target, request.intake_attempts) == ("QUEUED", None, 0)
+    assert world.catalog.list_walkforward_runs() == []
+    assert not world.instance.has_dynamic_partition("walkforward_runs", "btc25_run1")
+    # The daemon launches the first tick's run and skips the repeated tick's duplicate run key.
+    (run_id,) = world.launch(walkforward_sensor, first + again)
+    assert world.launch(walkforward_sensor, world.evaluate(walkforward_sensor)) == []
+    request = world.request(request_id)
+    assert (request.status, request.target, request.intake_attempts) == ("QUEUED", "btc25_run1", 1)
+    assert world.instance.has_dynamic_partition("walkforward_runs", "btc25_run1")
+    tags = world.instance.get_run_by_id(run_id).tags
+    assert tags[job_requests.INTAKE_TAG] == str(request_id) and job_requests.REQUEST_TAG not in tags
+    # The intake run is not part of the request's work: its end is not mirrored.
+    world.tick_lifecycle()
+    assert world.catalog.list_job_runs(request_id) == []
+
+
+def test_the_intake_run_registers_the_queued_row_and_the_sensor_tags_its_fold_runs(world):
     request_id = world.submit("walkforward", TWO_FOLDS)
     requests = world.sensor(walkforward_sensor)
     assert [(r.job_name, r.partition_key) for r in requests] == [

@@ -2,7 +2,8 @@
 
 Three doors lead here, and all validate with the same typed configs (the walkforward and simulation rooms'
 config.py): the launchpad jobs `start_walkforward`/`start_simulation` (a request registered at once), a row
-a program inserts, and `trading-assets submit` (both taken by the walkforward and simulation sensors).
+a program inserts, and `trading-assets submit` (both taken by a `take_job_request` run, which the
+walkforward and simulation sensors ask for: trading_assets/requests/jobs.py).
 Registering gives the request its target (run or simulation) in the registration's own transaction, so a
 request never gets two. Every Dagster run launched for a request carries its id in the REQUEST_TAG tag,
 which is how the run-status sensors (sensors/job_requests.py) mirror the runs into the request's lifecycle.
@@ -11,6 +12,7 @@ which is how the run-status sensors (sensors/job_requests.py) mirror the runs in
 import json
 import os
 import typing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,9 +40,12 @@ REQUEST_TAG = "trading/job_request"
 # On the launchpad run that submitted a request: not REQUEST_TAG, as registering is not part of the
 # request's work (and a re-execution of that run, which copies its tags, would be taken for it).
 SUBMITTED_TAG = "trading/submitted_job_request"
+# On the intake run that takes a queued request (`take_job_request`): not REQUEST_TAG either, for the same
+# reason.
+INTAKE_TAG = "trading/job_request_intake"
 # A request whose intake keeps ending in an error other than an invalid config (its indicator set still
-# computing, the catalog unreachable, a store that cannot be read) is retried on later ticks until it has
-# had this many attempts and waited this long, then FAILED: never retried forever.
+# computing, the catalog unreachable, a store that cannot be read) is retried by later intake runs until it
+# has had this many attempts and waited this long, then FAILED: never retried forever.
 MAX_INTAKE_ATTEMPTS = 3
 MAX_INTAKE_WAIT_S = 3600.0
 # Where the Dagster UI is, for the links to runs kept with each request.
@@ -51,6 +56,15 @@ CONFIGS: dict[str, type[WalkforwardConfig] | type[SimulationConfig]] = {
     "simulation": SimulationConfig,
 }
 OPEN = ("QUEUED", "RUNNING", "FAILED")
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What one intake attempt of a request did: `outcome` is registered, waiting (left QUEUED for a later
+    attempt), REJECTED, FAILED or taken (someone else took it); `detail` the target's name or the why."""
+
+    outcome: str
+    detail: str
 
 
 class RequestInvalid(ValueError):
@@ -157,40 +171,41 @@ def add_run_partitions(instance: dg.DagsterInstance, run: str, fold_count: int) 
         instance.add_dynamic_partitions(fold_numbers.name, missing)
 
 
-def take_queued(
-    kind: str,
+def take(
+    request_id: int,
     timeseries: TimeSeriesStore,
     catalog: Catalog,
     instance: dg.DagsterInstance,
     log: Any,
-) -> None:
-    """Take every QUEUED request of `kind` with no target yet: register it, or end it as REJECTED (an
-    invalid config, with the validation message) or, once it has had MAX_INTAKE_ATTEMPTS attempts over
-    MAX_INTAKE_WAIT_S, FAILED with the last error."""
-    for request in catalog.list_job_requests(["QUEUED"], kind=kind):
-        if request.target is not None:
-            continue
-        started = catalog.begin_job_intake(request.id)
-        if started is None:
-            continue
-        try:
-            config = parse_config(kind, request.config)
-            target = register(config, request.id, timeseries, catalog, instance)
-            log.info(f"job request {request.id} ({kind}, by {request.requested_by}): {target.name}")
-        except RequestInvalid as err:
-            log.warning(f"job request {request.id} rejected: {err}")
-            catalog.refuse_job_request(request.id, "REJECTED", str(err))
-        except Exception as err:  # it may pass on a later tick, but not forever
-            now = catalog.get_job_request(request.id)
-            if now is None or now.target is not None:
-                continue  # registered before the error (its partitions are added by the sensors)
-            waited = (datetime.now(UTC) - now.created_at).total_seconds() if now.created_at else 0.0
-            if started.intake_attempts < MAX_INTAKE_ATTEMPTS or waited < MAX_INTAKE_WAIT_S:
-                log.warning(f"job request {request.id}: intake attempt {started.intake_attempts}: {err!r}")
-                continue
-            log.error(f"job request {request.id}: intake gave up after {started.intake_attempts} attempts")
-            message = f"intake gave up after {started.intake_attempts} attempts in {waited:.0f} s: {err!r}"
-            catalog.refuse_job_request(request.id, "FAILED", message)
+) -> Intake:
+    """Take the QUEUED request `request_id` if it has no target yet: register it, or end it as REJECTED
+    (an invalid config, with the validation message) or, once it has had MAX_INTAKE_ATTEMPTS attempts
+    over MAX_INTAKE_WAIT_S, FAILED with the last error; else leave it QUEUED for a later attempt."""
+    started = catalog.begin_job_intake(request_id)
+    if started is None:
+        return Intake("taken", "not a QUEUED request without a target: nothing to take")
+    kind = started.kind
+    try:
+        config = parse_config(kind, started.config)
+        target = register(config, request_id, timeseries, catalog, instance)
+    except RequestInvalid as err:
+        log.warning(f"job request {request_id} rejected: {err}")
+        catalog.refuse_job_request(request_id, "REJECTED", str(err))
+        return Intake("REJECTED", str(err))
+    except Exception as err:  # it may pass on a later attempt, but not forever
+        now = catalog.get_job_request(request_id)
+        if now is None or now.target is not None:  # registered before the error (partitions: the sensors)
+            return Intake("registered", f"registered before an error: {err!r}")
+        waited = (datetime.now(UTC) - now.created_at).total_seconds() if now.created_at else 0.0
+        if started.intake_attempts < MAX_INTAKE_ATTEMPTS or waited < MAX_INTAKE_WAIT_S:
+            log.warning(f"job request {request_id}: intake attempt {started.intake_attempts}: {err!r}")
+            return Intake("waiting", f"attempt {started.intake_attempts}: {err!r}")
+        log.error(f"job request {request_id}: intake gave up after {started.intake_attempts} attempts")
+        message = f"intake gave up after {started.intake_attempts} attempts in {waited:.0f} s: {err!r}"
+        catalog.refuse_job_request(request_id, "FAILED", message)
+        return Intake("FAILED", message)
+    log.info(f"job request {request_id} ({kind}, by {started.requested_by}): {target.name}")
+    return Intake("registered", target.name)
 
 
 def reconcile(kind: str, catalog: Catalog, instance: dg.DagsterInstance, log: Any) -> None:
