@@ -1,0 +1,32 @@
+"""`trading-assets`: the command line.
+
+trading-assets ingest FILE [--dataset NAME] [--tz ZONE] [--datetime-format FMT] [--calendar CAL] [--replace]
+trading-assets demo [--rows N]
+trading-assets demo-data --shape equity-daily|fx-hourly|crypto-minute [--rows N] [--seed S] [--out DIR]
+trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
+trading-assets catalog [--dataset NAME]
+trading-assets submit walkforward|simulation FILE.yaml [--requested-by NAME]
+trading-assets requests [--status S] [--id N]
+
+One module per command, each adding its parser (`add_parser`) and running it (`run`).
+"""
+
+import argparse
+import sys
+
+from trading_assets.cli import catalog, demo, demo_data, export, ingest, requests, submit
+
+COMMANDS = (ingest, demo, demo_data, export, catalog, submit, requests)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trading-assets", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as err:  # e.g. TRADING_TIMESERIES=sqlite
+        print(f"error: {err}", file=sys.stderr)
+        return 2
