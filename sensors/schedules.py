@@ -1,10 +1,10 @@
 """Schedules: rolling walkforward runs forward, and a rescan of the landing folder behind its sensor.
 
-`rolling_walkforward_schedule` (hourly) changes only the catalog and the partitions, and launches no run
-itself: the walkforward sensor trains the folds it adds and assembles the run (a request from here too
-would train each fold twice, since run keys are only unique per sensor or schedule), and the simulation
-sensor re-runs the simulations it refreshes. Each tick is a decision on the catalog's state, so a tick
-that runs again changes nothing.
+`rolling_walkforward_schedule` (hourly) asks for one `roll_walkforward` run per rolling walkforward run;
+that run reads the bars and changes only the catalog and the partitions: the walkforward sensor trains the
+folds it adds and assembles the run (a request from here too would train each fold twice, since run keys
+are only unique per sensor or schedule), and the simulation sensor re-runs the simulations it refreshes.
+Each roll is a decision on the catalog's and the data's state, so a roll that runs again changes nothing.
 
 `landing_rescan_schedule` (every 15 minutes) launches `ingest_bars` for an export the landing sensor
 should have imported and did not: its content (with its reading options) is not the catalog's, the file
@@ -17,14 +17,11 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
-from resources.timeseries import TimeSeriesStore
 from sensors.landing import already_imported
 from trading_assets.bars.jobs import INGEST_JOB
 from trading_assets.partitions import datasets
 from trading_assets.records import DatasetRecord
-from trading_assets.requests.service import add_run_partitions
-from trading_assets.rolling.service import extend_run, refresh_simulations
-from trading_assets.walkforward.jobs import TRAIN_FOLDS_JOB
+from trading_assets.rolling.jobs import roll_walkforward
 
 # An export younger than this is the landing sensor's (every 30 s) to import: launching it here too could
 # ingest it twice.
@@ -40,34 +37,29 @@ _IN_FLIGHT = [
 
 @dg.schedule(
     cron_schedule="0 * * * *",
-    job_name=TRAIN_FOLDS_JOB,
+    job=roll_walkforward,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Extends walkforward runs marked rolling with the next folds when their dataset has gained "
-    "bars for another test window (and its history is unchanged), then, once the extended run has "
-    "completed, marks its simulations to be run again. The sensors launch the runs.",
+    description="Asks for a roll_walkforward run of each walkforward run marked rolling: it extends the run "
+    "with the next folds when its dataset has gained bars for another test window (and its history is "
+    "unchanged), then, once the extended run has completed, marks its simulations to be run again. The "
+    "sensors launch the training and the replays.",
 )
 def rolling_walkforward_schedule(
-    context: dg.ScheduleEvaluationContext,
-    timeseries: dg.ResourceParam[TimeSeriesStore],
-    catalog: dg.ResourceParam[Catalog],
-) -> dg.SkipReason:
-    said = []
-    for run in catalog.list_walkforward_runs():
-        if not run.rolling:
-            continue
-        extension = extend_run(timeseries, catalog, run)
-        said.append(extension.message)
-        if extension.record is not None:  # extended
-            add_run_partitions(context.instance, run.name, extension.record.fold_count)
-            context.log.info(extension.message)
-            continue
-        if extension.outcome == "refused":
-            context.log.warning(extension.message)
-        for sim in refresh_simulations(catalog, run):
-            message = f"{sim.name}: registered again to replay {run.name} (models {sim.models_version})"
-            context.log.info(message)
-            said.append(message)
-    return dg.SkipReason("; ".join(said) or "no rolling walkforward runs")
+    context: dg.ScheduleEvaluationContext, catalog: dg.ResourceParam[Catalog]
+) -> list[dg.RunRequest] | dg.SkipReason:
+    tick = (context.scheduled_execution_time or datetime.now(UTC)).isoformat()
+    requests = [
+        dg.RunRequest(
+            # Unique per tick: whether to extend is decided in the run, on the data; the key only keeps a
+            # tick that is evaluated again from launching twice.
+            run_key=f"{run.name}:roll:{tick}",
+            run_config={"ops": {"roll_walkforward_run": {"config": {"run": run.name}}}},
+            tags={"trading/walkforward_run": run.name},
+        )
+        for run in catalog.list_walkforward_runs()
+        if run.rolling
+    ]
+    return requests or dg.SkipReason("no rolling walkforward runs")
 
 
 def _missed(

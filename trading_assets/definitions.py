@@ -23,6 +23,7 @@ from trading_assets.compute.indicators import load_modules
 from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.jobs import add_indicator_set, materialize_indicators_job
 from trading_assets.requests.jobs import take_job_request
+from trading_assets.rolling.jobs import roll_walkforward
 from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
 from trading_assets.simulation.jobs import (
     compare_simulations_job,
@@ -58,6 +59,7 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             materialize_indicators_job,
             add_indicator_set,
             take_job_request,
+            roll_walkforward,
             start_walkforward,
             train_folds_job,
             predict_walkforward_job,

@@ -25,6 +25,7 @@ from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.service import register_set
 from trading_assets.partitions import datasets, fold_key, fold_numbers, indicator_set_key, simulations
 from trading_assets.requests.service import add_run_partitions
+from trading_assets.rolling.jobs import roll_walkforward
 from trading_assets.simulation.assets import simulation
 from trading_assets.simulation.config import SimulationConfig
 from trading_assets.simulation.service import register_simulation
@@ -118,12 +119,22 @@ def simulated(resources, instance) -> str:
     return sim.name
 
 
-def roll(resources, instance) -> dg.SkipReason:
-    """One tick of the rolling schedule."""
+def roll(resources, instance) -> str:
+    """One tick of the rolling schedule and the roll_walkforward runs it asks for, executed as the daemon
+    would: what they said (or why the tick skipped)."""
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=datetime.now(UTC), resources=resources
     ) as context:
-        return rolling_walkforward_schedule(context)
+        tick = rolling_walkforward_schedule(context)
+    if isinstance(tick, dg.SkipReason):
+        return tick.skip_message
+    said = []
+    for request in tick:
+        result = roll_walkforward.execute_in_process(
+            run_config=request.run_config, tags=request.tags, resources=resources, instance=instance
+        )
+        said.append(result.output_for_node("roll_walkforward_run"))
+    return "; ".join(said)
 
 
 def sensor_requests(sensor, resources, instance) -> list[tuple[str, str, str]]:
@@ -174,7 +185,7 @@ def test_a_rolling_run_gains_a_fold_when_its_dataset_has_bars_for_one_then_its_s
 
     tick = roll(resources, instance)
 
-    assert "added folds 2..2" in tick.skip_message
+    assert "added folds 2..2" in tick
     run = catalog.get_walkforward_run(RUN)
     assert (run.fold_count, run.status, run.dataset_version) == (
         3,
@@ -198,7 +209,7 @@ def test_a_rolling_run_gains_a_fold_when_its_dataset_has_bars_for_one_then_its_s
 
     tick = roll(resources, instance)
 
-    assert f"{sim}: registered again" in tick.skip_message
+    assert f"{sim}: registered again" in tick
     record = catalog.get_simulation(sim)
     assert (record.status, record.models_version) == (
         "registered",
@@ -224,7 +235,7 @@ def test_a_rolling_run_without_bars_for_another_whole_test_window_is_left_as_it_
 
     tick = roll(resources, instance)
 
-    assert "hold no whole test window after fold 1 yet" in tick.skip_message
+    assert "hold no whole test window after fold 1 yet" in tick
     assert snapshot(resources["catalog"]) == state
 
 
@@ -237,7 +248,7 @@ def test_a_rolling_run_waits_for_its_indicators_to_be_computed_on_the_new_bars(
 
     tick = roll(resources, instance)
 
-    assert "indicators btc25|1 (ready) are not computed on its new bars yet" in tick.skip_message
+    assert "indicators btc25|1 (ready) are not computed on its new bars yet" in tick
     assert snapshot(resources["catalog"]) == state
 
 
@@ -265,7 +276,7 @@ def test_a_rolling_run_whose_history_changed_is_refused_and_left_as_it_is(
 
     tick = roll(resources, instance)
 
-    assert reason in tick.skip_message
+    assert reason in tick
     assert snapshot(resources["catalog"]) == state
 
 
@@ -276,7 +287,7 @@ def test_a_run_that_is_not_rolling_never_gains_folds(resources, instance, export
 
     tick = roll(resources, instance)
 
-    assert tick.skip_message == "no rolling walkforward runs"
+    assert tick == "no rolling walkforward runs"
     assert snapshot(resources["catalog"]) == state
 
 
