@@ -1,6 +1,12 @@
-"""`trading-assets demo`: generate the sample export and run the pipeline on the embedded default."""
+"""`trading-assets demo`: generate the sample export and run the pipeline on the embedded default.
+
+The demo launches the jobs the daemon would, in process and in order: `ingest_bars`, the launchpad's
+`add_indicator_set` then `materialize_indicators`, `start_walkforward` then one `train_folds` run per fold
+and `predict_walkforward`, `start_simulation` then `simulate` and `compare_simulations`.
+"""
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -9,6 +15,20 @@ from typing import Any
 from trading_assets import settings as cfg
 
 DEMO_DATASET = "btc25"
+# The demo's walkforward: 12 folds of 14 days, each trained on the 60 days before it, predicting the
+# log return 15 minutes ahead from every column of the default indicator set.
+DEMO_WALKFORWARD = {
+    "dataset": DEMO_DATASET,
+    "indicator_version": 1,
+    "target": {"kind": "regression", "horizon": 15},
+    "folds": {"train": "60d", "test": "14d", "mode": "sliding", "max_folds": 12},
+    "hyperparameters": {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05},
+    "seed": 7,
+}
+# The demo's simulation: the run's per-fold thresholds, all equity in each position, 1 bp fees and 1 bp
+# slippage per fill, filled at the next bar's open.
+DEMO_SIMULATION = {"thresholds": "run", "fee_bps": 1.0, "slippage_bps": 1.0}
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -17,6 +37,26 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=run)
+
+
+class Launcher:
+    """Executes the code location's jobs in process on one Dagster instance, quietly (warnings only)."""
+
+    def __init__(self, defs: Any, instance: Any) -> None:
+        self.defs, self.instance = defs, instance
+
+    def execute(self, job: str, partition_key: str | None = None, ops: dict | None = None) -> Any:
+        return self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance,
+            partition_key=partition_key,
+            raise_on_error=False,
+            run_config={**QUIET, "ops": ops} if ops else QUIET,
+        )
+
+
+def metadata(result: Any, node: str) -> dict[str, Any]:
+    """The values of the first materialisation's metadata of `node` in the run."""
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,23 +75,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"generated {export} ({args.rows} one-minute bars) in {time.perf_counter() - started:.1f}s")
 
     from trading_assets.definitions import defs
+    from trading_assets.partitions import datasets
 
     instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition("datasets", DEMO_DATASET):
-        instance.add_dynamic_partitions("datasets", [DEMO_DATASET])
-    result = defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance,
-        partition_key=DEMO_DATASET,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
+    # What the landing sensor does for a new export: its dataset's partition, then an ingest_bars run.
+    if not instance.has_dynamic_partition(datasets.name, DEMO_DATASET):
+        instance.add_dynamic_partitions(datasets.name, [DEMO_DATASET])
+    launcher = Launcher(defs, instance)
+    result = launcher.execute("ingest_bars", partition_key=DEMO_DATASET)
     if not result.success:
         print(
             "error: the ingest_bars run failed; see the Dagster UI (make dev) for its logs", file=sys.stderr
         )
         return 1
-    materialization = result.asset_materializations_for_node("bars")[0]
-    meta = {k: v.value for k, v in materialization.metadata.items()}
+    meta = metadata(result, "bars")
     checks = result.get_asset_check_evaluations()
     print(f"dataset        {DEMO_DATASET}  (run {result.run_id[:8]}, {time.perf_counter() - started:.1f}s)")
     print(f"table          {meta['dagster/table_name']}  ({meta['dagster/row_count']} rows)")
@@ -60,35 +97,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
     # A catalog with a connection pool (Postgres) must be closed again, hence the context manager.
     with cfg.catalog(settings).process_config_and_initialize_cm() as catalog:
-        passed = all(c.passed for c in checks) and _demo_indicators(defs, instance, catalog)
-        run = _demo_walkforward(defs, instance, catalog) if passed else None
-    passed = run is not None and _demo_simulation(defs, instance, run)
+        passed = all(c.passed for c in checks) and _indicators(launcher, catalog)
+        run_name = _walkforward(launcher, catalog) if passed else None
+    passed = run_name is not None and _simulation(launcher, run_name)
     print("UI             make dev, then open http://127.0.0.1:3000")
     return 0 if passed else 1
 
 
-def _demo_indicators(defs: object, instance: object, catalog: Any) -> bool:
-    """Register the default indicator set on the demo dataset and compute it, as the sensor would."""
+def _indicators(launcher: Launcher, catalog: Any) -> bool:
+    """Register the default indicator set on the demo dataset (the launchpad's add_indicator_set) and
+    compute it (the materialize_indicators run the indicator-sets sensor asks for)."""
     from trading_assets.compute.indicators import default_spec
-    from trading_assets.indicators.service import register_set
-    from trading_assets.partitions import indicator_set_key, indicator_versions
+    from trading_assets.partitions import indicator_set_key
 
     started = time.perf_counter()
-    record, _ = register_set(catalog, DEMO_DATASET, default_spec())
-    if not instance.has_dynamic_partition(indicator_versions.name, str(record.version)):
-        instance.add_dynamic_partitions(indicator_versions.name, [str(record.version)])
-    result = defs.resolve_job_def("materialize_indicators").execute_in_process(
-        instance=instance,
-        partition_key=indicator_set_key(DEMO_DATASET, record.version),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    spec = json.loads(default_spec().to_json())
+    config = {"dataset": DEMO_DATASET, "name": spec["name"], "indicators": spec["indicators"]}
+    registered = launcher.execute("add_indicator_set", ops={"register_indicator_set": {"config": config}})
+    if not registered.success:
+        print("error: the add_indicator_set run failed; see the Dagster UI for its logs", file=sys.stderr)
+        return False
+    measurement = registered.output_for_node("register_indicator_set")
+    (record,) = [s for s in catalog.list_indicator_sets(DEMO_DATASET) if s.measurement == measurement]
+    result = launcher.execute(
+        "materialize_indicators", partition_key=indicator_set_key(DEMO_DATASET, record.version)
     )
     if not result.success:
         print(
             "error: the materialize_indicators run failed; see the Dagster UI for its logs", file=sys.stderr
         )
         return False
-    meta = {k: v.value for k, v in result.asset_materializations_for_node("indicators")[0].metadata.items()}
+    meta = metadata(result, "indicators")
     checks = result.get_asset_check_evaluations()
     print(
         f"indicators     {meta['dagster/table_name']}  ({len(record.columns)} columns of set "
@@ -99,30 +138,15 @@ def _demo_indicators(defs: object, instance: object, catalog: Any) -> bool:
     return all(c.passed for c in checks)
 
 
-# The demo's walkforward: 12 folds of 14 days, each trained on the 60 days before it, predicting the
-# log return 15 minutes ahead from every column of the default indicator set.
-DEMO_WALKFORWARD = {
-    "dataset": DEMO_DATASET,
-    "indicator_version": 1,
-    "target": {"kind": "regression", "horizon": 15},
-    "folds": {"train": "60d", "test": "14d", "mode": "sliding", "max_folds": 12},
-    "hyperparameters": {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05},
-    "seed": 7,
-}
-
-
-def _demo_walkforward(defs: object, instance: object, catalog: Any) -> str | None:
-    """Register the demo's walkforward run, train its folds one partition at a time, then assemble its
-    predictions and thresholds: what the walkforward sensor asks for, run here in-process. The run's name
-    if every step and check passed."""
+def _walkforward(launcher: Launcher, catalog: Any) -> str | None:
+    """Register the demo's walkforward run (the launchpad's start_walkforward), train its folds one
+    partition at a time, then assemble its predictions and thresholds: the runs the walkforward sensor asks
+    for. The run's name if every step and check passed."""
     from trading_assets.partitions import fold_key
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started = time.perf_counter()
-    registered = defs.resolve_job_def("start_walkforward").execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={**quiet, "ops": {"register_walkforward_run": {"config": DEMO_WALKFORWARD}}},
+    registered = launcher.execute(
+        "start_walkforward", ops={"register_walkforward_run": {"config": DEMO_WALKFORWARD}}
     )
     if not registered.success:
         print("error: the start_walkforward run failed; see the Dagster UI for its logs", file=sys.stderr)
@@ -131,33 +155,24 @@ def _demo_walkforward(defs: object, instance: object, catalog: Any) -> str | Non
     folds = catalog.list_walkforward_folds(run)
     print(f"walkforward    {run}  ({len(folds)} folds, target {DEMO_WALKFORWARD['target']})")
     for fold in folds:
-        result = defs.resolve_job_def("train_folds").execute_in_process(
-            instance=instance,
-            partition_key=fold_key(run, fold.window.fold),
-            raise_on_error=False,
-            run_config=quiet,
-        )
+        result = launcher.execute("train_folds", partition_key=fold_key(run, fold.window.fold))
         if not result.success:
             print(
                 f"error: fold {fold.window.fold} of {run} failed; see the Dagster UI for its logs",
                 file=sys.stderr,
             )
             return None
-        meta = {
-            k: v.value for k, v in result.asset_materializations_for_node("fold_models")[0].metadata.items()
-        }
+        meta = metadata(result, "fold_models")
         print(
             f"fold {fold.window.fold:>2}        test {meta['test_window']}  IC {meta['ic']:+.3f}  "
             f"hit rate {meta['hit_rate']:.3f}  {meta['fit_rows']} rows, {meta['train_seconds']:.1f}s on "
             f"{meta['device']}"
         )
-    result = defs.resolve_job_def("predict_walkforward").execute_in_process(
-        instance=instance, partition_key=run, raise_on_error=False, run_config=quiet
-    )
+    result = launcher.execute("predict_walkforward", partition_key=run)
     if not result.success:
         print(f"error: the predict_walkforward run of {run} failed; see the Dagster UI", file=sys.stderr)
         return None
-    meta = {k: v.value for k, v in result.asset_materializations_for_node("predictions")[0].metadata.items()}
+    meta = metadata(result, "predictions")
     print(
         f"predictions    {meta['dagster/table_name']}  ({meta['dagster/row_count']} rows, IC "
         f"{meta['overall_ic']:+.3f}, hit rate {meta['overall_hit_rate']:.3f}, "
@@ -171,32 +186,22 @@ def _demo_walkforward(defs: object, instance: object, catalog: Any) -> str | Non
     return run if all(c.passed for c in checks) else None
 
 
-# The demo's simulation: the run's per-fold thresholds, all equity in each position, 1 bp fees and 1 bp
-# slippage per fill, filled at the next bar's open.
-DEMO_SIMULATION = {"thresholds": "run", "fee_bps": 1.0, "slippage_bps": 1.0}
-
-
-def _demo_simulation(defs: object, instance: object, run: str) -> bool:
-    """Register a simulation of the demo run and run it, then compare the dataset's simulations: what the
-    simulation sensor asks for, run here in-process."""
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+def _simulation(launcher: Launcher, run: str) -> bool:
+    """Register a simulation of the demo run (the launchpad's start_simulation) and run it, then compare
+    the dataset's simulations: the runs the simulation sensor asks for."""
     started = time.perf_counter()
-    registered = defs.resolve_job_def("start_simulation").execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={**quiet, "ops": {"register_simulation_op": {"config": {"run": run, **DEMO_SIMULATION}}}},
+    registered = launcher.execute(
+        "start_simulation", ops={"register_simulation_op": {"config": {"run": run, **DEMO_SIMULATION}}}
     )
     if not registered.success:
         print("error: the start_simulation run failed; see the Dagster UI for its logs", file=sys.stderr)
         return False
     sim = registered.output_for_node("register_simulation_op")
-    result = defs.resolve_job_def("simulate").execute_in_process(
-        instance=instance, partition_key=sim, raise_on_error=False, run_config=quiet
-    )
+    result = launcher.execute("simulate", partition_key=sim)
     if not result.success:
         print(f"error: the simulate run of {sim} failed; see the Dagster UI", file=sys.stderr)
         return False
-    meta = {k: v.value for k, v in result.asset_materializations_for_node("simulation")[0].metadata.items()}
+    meta = metadata(result, "simulation")
     print(
         f"simulation     {sim}  (run {run}, {meta['dagster/row_count']} bars, "
         f"{time.perf_counter() - started:.1f}s)"
@@ -213,14 +218,9 @@ def _demo_simulation(defs: object, instance: object, run: str) -> bool:
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
     dataset = run.rsplit("_run", 1)[0]
-    compared = defs.resolve_job_def("compare_simulations").execute_in_process(
-        instance=instance, partition_key=dataset, raise_on_error=False, run_config=quiet
-    )
+    compared = launcher.execute("compare_simulations", partition_key=dataset)
     if compared.success:
-        meta = {
-            k: v.value
-            for k, v in compared.asset_materializations_for_node("simulation_comparison")[0].metadata.items()
-        }
+        meta = metadata(compared, "simulation_comparison")
         print(
             f"comparison     {meta['simulations']} simulations of {dataset}; best by Sharpe "
             f"{meta['best_by_sharpe']}"
