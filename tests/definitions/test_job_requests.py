@@ -1,7 +1,7 @@
 """Job requests end to end, as the daemon runs them: a row in the catalog's job_requests table taken by an
-intake run the sensors ask for, the runs they launch executed in-process with the tags the sensors gave them, and the run-status
-sensors evaluated against the instance's event log with their cursors, stopped and restarted. Real
-resources: DuckDB files, and Postgres in a throwaway schema for the catalog."""
+intake run the sensors ask for, the runs they launch executed in-process with the tags the sensors gave
+them, and the run-status sensors evaluated against the instance's event log with their cursors, stopped
+and restarted. Real resources: DuckDB files, and Postgres in a throwaway schema for the catalog."""
 
 import json
 
