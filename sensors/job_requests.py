@@ -10,7 +10,7 @@ simulation request, which the simulation sensor takes.
 
 Restart safety: each sensor keeps a cursor over Dagster's run-status events, so events that happen while
 the daemon is down are recorded when it comes back; recording is idempotent and order-independent
-(resources/job_requests_sql.py), so an event seen twice, or a start seen after its end, changes nothing.
+(resources/catalog/job_requests.py), so an event seen twice, or a start seen after its end, changes nothing.
 Dagster moves the cursor past an event even when recording it failed (the catalog briefly unreachable):
 the walkforward and simulation sensors reconcile every open request with its runs each tick
 (trading_assets.requests.service.reconcile), so such an event is not lost either.
