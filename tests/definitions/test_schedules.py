@@ -24,7 +24,6 @@ from trading_assets.definitions import defs
 from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.service import register_set
 from trading_assets.partitions import datasets, fold_key, fold_numbers, indicator_set_key, simulations
-from trading_assets.requests.service import add_run_partitions
 from trading_assets.rolling.jobs import roll_walkforward
 from trading_assets.simulation.assets import simulation
 from trading_assets.simulation.config import SimulationConfig
@@ -32,7 +31,7 @@ from trading_assets.simulation.service import register_simulation
 from trading_assets.walkforward.assets import fold_models, predictions, thresholds
 from trading_assets.walkforward.config import WalkforwardConfig
 from trading_assets.walkforward.jobs import start_walkforward
-from trading_assets.walkforward.service import models_version, register_run
+from trading_assets.walkforward.service import add_run_partitions, models_version, register_run
 
 SET = {
     "name": "small",

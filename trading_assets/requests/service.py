@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
-from trading_assets.partitions import fold_numbers, simulations, walkforward_runs
+from trading_assets.partitions import simulations
 from trading_assets.records import (
     CatalogError,
     CatalogUnavailable,
@@ -34,7 +34,13 @@ from trading_assets.records import (
 from trading_assets.simulation.config import SimulationConfig
 from trading_assets.simulation.service import SimulationError, register_simulation
 from trading_assets.walkforward.config import WalkforwardConfig
-from trading_assets.walkforward.service import RunError, RunNotReady, models_version, register_run
+from trading_assets.walkforward.service import (
+    RunError,
+    RunNotReady,
+    add_run_partitions,
+    models_version,
+    register_run,
+)
 
 REQUEST_TAG = "trading/job_request"
 # On the launchpad run that submitted a request: not REQUEST_TAG, as registering is not part of the
@@ -159,16 +165,6 @@ def register(
     if not instance.has_dynamic_partition(simulations.name, sim.name):
         instance.add_dynamic_partitions(simulations.name, [sim.name])
     return sim
-
-
-def add_run_partitions(instance: dg.DagsterInstance, run: str, fold_count: int) -> None:
-    """Register the run's partition and its fold numbers, where missing."""
-    if not instance.has_dynamic_partition(walkforward_runs.name, run):
-        instance.add_dynamic_partitions(walkforward_runs.name, [run])
-    known = set(instance.get_dynamic_partitions(fold_numbers.name))
-    missing = [str(k) for k in range(fold_count) if str(k) not in known]
-    if missing:
-        instance.add_dynamic_partitions(fold_numbers.name, missing)
 
 
 def take(

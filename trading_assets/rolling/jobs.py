@@ -5,8 +5,8 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.requests.service import add_run_partitions
 from trading_assets.rolling.service import extend_run, refresh_simulations
+from trading_assets.walkforward.service import add_run_partitions
 
 ROLL_WALKFORWARD_JOB = "roll_walkforward"
 

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import xgboost
@@ -33,6 +34,7 @@ from trading_assets.compute.folds import Fold
 from trading_assets.compute.indicators import bars_sha256
 from trading_assets.compute.walkforward import FoldOutcome, Prepared, WalkforwardSpec
 from trading_assets.indicators.service import read_bars
+from trading_assets.partitions import fold_numbers, walkforward_runs
 from trading_assets.records import (
     FoldResult,
     FoldThresholds,
@@ -216,6 +218,16 @@ def register_run(
         history_sha256=history,
     )
     return catalog.register_walkforward_run(new)
+
+
+def add_run_partitions(instance: dg.DagsterInstance, run: str, fold_count: int) -> None:
+    """Register the run's partition and its fold numbers, where missing."""
+    if not instance.has_dynamic_partition(walkforward_runs.name, run):
+        instance.add_dynamic_partitions(walkforward_runs.name, [run])
+    known = set(instance.get_dynamic_partitions(fold_numbers.name))
+    missing = [str(k) for k in range(fold_count) if str(k) not in known]
+    if missing:
+        instance.add_dynamic_partitions(fold_numbers.name, missing)
 
 
 def prepare_again(
