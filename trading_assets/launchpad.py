@@ -9,7 +9,6 @@ form needs: a description of every field, and another type where the launchpad t
 from __future__ import annotations
 
 import dataclasses
-import sys
 import typing
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -24,12 +23,14 @@ def derived_config(
     sources: tuple[type, ...],
     descriptions: Mapping[str, str],
     *,
+    module: str,
     doc: str,
     exclude: Collection[str] = (),
     types: Mapping[str, Any] | None = None,
 ) -> type[dg.Config]:
-    """A `dg.Config` named `name` with the fields of the dataclasses `sources`, in their order, but those in
-    `exclude`: each with its dataclass type (or `types[field]`) and default, described by `descriptions`.
+    """A `dg.Config` named `name`, of module `module` (where it is imported and pickled from), with the
+    fields of the dataclasses `sources`, in their order, but those in `exclude`: each with its dataclass
+    type (or `types[field]`) and default, described by `descriptions`.
 
     ValueError if a field has no description or a description no field: the form and the dataclasses
     can then only drift apart by a deliberate `exclude`.
@@ -53,6 +54,4 @@ def derived_config(
                 description=descriptions[f.name],
             )
         definitions[f.name] = ((types or {}).get(f.name, hints[f.name]), default)
-    # The caller's module, as collections.namedtuple finds it: where the class is named and pickled from.
-    module = sys._getframe(1).f_globals["__name__"]
     return pydantic.create_model(name, __base__=dg.Config, __doc__=doc, __module__=module, **definitions)

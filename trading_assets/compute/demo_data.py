@@ -147,9 +147,6 @@ def _format_export(
     return out[:pos]
 
 
-guard(sys.modules[__name__])  # numba's cache of the kernels above (compute/numba_cache.py)
-
-
 def _raw_seasonality(seconds: np.ndarray) -> np.ndarray:
     """Unnormalised volatility profile: US afternoon busiest, Asian early morning quietest, calm weekends."""
     phase = 2.0 * np.pi * ((seconds % 86_400) / 86_400 - 15.0 / 24.0)
@@ -435,3 +432,7 @@ def write_shape(shape: DemoShape, folder: Path, bars: pa.Table) -> Path:
     tmp.write_text(json.dumps({"calendar": shape.calendar}) + "\n")
     os.replace(tmp, sidecar)
     return write_export(bars, folder / f"{shape.dataset}.txt", shape.price_decimals)
+
+
+# Last, so it sees every kernel of the module; before any is called (compute/numba_cache.py).
+guard(sys.modules[__name__])

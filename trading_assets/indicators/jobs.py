@@ -13,8 +13,6 @@ from trading_assets.partitions import indicator_versions
 from trading_assets.records import CatalogError
 
 ADD_INDICATOR_SET_JOB = "add_indicator_set"
-
-
 MATERIALIZE_INDICATORS_JOB = "materialize_indicators"
 
 

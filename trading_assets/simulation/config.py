@@ -33,6 +33,7 @@ SimulationSettings = derived_config(
         "take_profit_pct": "Take-profit, fraction of the entry.",
         "max_bars_held": "Close a trade after this many bars.",
     },
+    module=__name__,
     doc="How a walkforward run's predictions are traded (every simulation setting but the run). "
     "Conventions (fills, sizing, stops) are in docs/metrics.md.",
     # The run is SimulationConfig's own field (a chained simulation has none yet); the rules are the

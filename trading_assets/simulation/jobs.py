@@ -11,14 +11,8 @@ from trading_assets.requests.service import submit_from_launchpad
 from trading_assets.simulation.config import SimulationConfig
 
 START_SIMULATION_JOB = "start_simulation"
-
-
 SIMULATE_JOB = "simulate"
-
-
 SWEEP_JOB = "sweep_thresholds"
-
-
 COMPARE_SIMULATIONS_JOB = "compare_simulations"
 
 

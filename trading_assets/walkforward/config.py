@@ -23,6 +23,7 @@ TargetSettings = derived_config(
         "horizon": "Bars ahead the target looks (>= 1).",
         "dead_zone": "Classification: |return| at or below this has no label (>= 0).",
     },
+    module=__name__,
     doc="What the models predict.",
 )
 FoldSettings = derived_config(
@@ -37,6 +38,7 @@ FoldSettings = derived_config(
         "embargo": "Bars after each test window left out of later training.",
         "max_folds": "Stop after this many folds.",
     },
+    module=__name__,
     doc='How the bars are cut into folds. Lengths are bar counts ("5000") or durations ("90d", "12h").',
     # The target's horizon is the folds' too (WalkforwardConfig.spec); lengths are text for parse_length.
     exclude=("horizon",),
@@ -59,6 +61,7 @@ HyperparameterSettings = derived_config(
         "validation_fraction": "Last part of each training window (time order, never shuffled) held out for "
         "early stopping, in [0, 0.5].",
     },
+    module=__name__,
     doc="XGBoost hyperparameters (docs/walkforward.md explains each).",
 )
 ThresholdSettings = derived_config(
@@ -70,6 +73,7 @@ ThresholdSettings = derived_config(
         "long_quantile": "Long entry: this quantile of the predictions.",
         "short_quantile": "Short entry: this quantile (< long_quantile).",
     },
+    module=__name__,
     doc="How each fold's entry thresholds come from its own train-period predictions.",
 )
 

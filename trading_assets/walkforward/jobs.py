@@ -11,11 +11,7 @@ from trading_assets.requests.service import submit_from_launchpad
 from trading_assets.walkforward.config import WalkforwardConfig
 
 START_WALKFORWARD_JOB = "start_walkforward"
-
-
 TRAIN_FOLDS_JOB = "train_folds"
-
-
 PREDICT_WALKFORWARD_JOB = "predict_walkforward"
 
 
