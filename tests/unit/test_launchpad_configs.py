@@ -99,4 +99,6 @@ def test_an_indicator_entry_form_has_the_fields_of_a_set_entry():
 )
 def test_a_form_is_refused_when_its_descriptions_and_the_dataclass_fields_differ(descriptions, problem):
     with pytest.raises(ValueError, match=problem):
-        derived_config("Target", (TargetConfig,), descriptions, doc="What the models predict.")
+        derived_config(
+            "Target", (TargetConfig,), descriptions, module=__name__, doc="What the models predict."
+        )
