@@ -93,6 +93,22 @@ class IndicatorSetRecord:
 
 
 @dataclass(frozen=True)
+class NewIndicatorSet:
+    """What `register_indicator_set` registers: a spec applied to a dataset and what is derived from it.
+
+    `spec_sha256` identifies the spec within the dataset; `lookbacks` gives each column's warm-up bars, in
+    `columns` order.
+    """
+
+    dataset: str
+    label: str
+    spec: str
+    spec_sha256: str
+    columns: Sequence[str]
+    lookbacks: Sequence[int]
+
+
+@dataclass(frozen=True)
 class IndicatorOutputs:
     """What computing an indicator set produced, as `record_indicator_output` stores it."""
 
@@ -196,6 +212,26 @@ class WalkforwardRunRecord:
     message: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WalkforwardPredictions:
+    """What a run's predictions table holds, as `record_walkforward_predictions` describes it."""
+
+    columns: Sequence[str]
+    row_count: int
+    first_ts: datetime
+    last_ts: datetime
+
+
+@dataclass(frozen=True)
+class WalkforwardExtension:
+    """The folds `extend_walkforward_run` adds to a rolling run, and the bars they were computed on: the
+    dataset's version now and the hash of the history up to the end of the last new test window."""
+
+    dataset_version: str
+    history_sha256: str
+    windows: Sequence[FoldWindow]
 
 
 @dataclass(frozen=True)
@@ -333,6 +369,16 @@ class NewSimulation:
     request_id: int | None = None
 
 
+@dataclass(frozen=True)
+class SimulationRefresh:
+    """What `refresh_simulation` points a sim at: its run's thresholds (JSON) and versions as they are now."""
+
+    thresholds: str
+    dataset_version: str
+    models_version: str
+    code_version: str
+
+
 # Why a trade was closed: the entry signal flipped or ended, a stop, a target, the holding limit, or the
 # end of the data.
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "max_bars", "end")
@@ -436,6 +482,22 @@ class JobRequestRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewJobRequest:
+    """What `submit_job_request` records: a walkforward run or simulation (`kind`) asked for by someone.
+
+    `parent_id` chains a simulation to its walkforward request; `target` records a request whose run or
+    sim is already registered, `rejected` one refused with that message (the launchpad's door).
+    """
+
+    kind: str
+    config: str  # a JSON object
+    requested_by: str
+    parent_id: int | None = None
+    target: str | None = None
+    rejected: str | None = None
 
 
 @dataclass(frozen=True)

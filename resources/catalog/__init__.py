@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TypeVar
 
 import dagster as dg
@@ -20,17 +19,21 @@ from trading_assets.records import (
     DatasetRecord,
     FoldResult,
     FoldThresholds,
-    FoldWindow,
     IndicatorOutputs,
     IndicatorSetRecord,
     JobRequestRecord,
     JobRunRecord,
+    NewIndicatorSet,
+    NewJobRequest,
     NewSimulation,
     NewWalkforwardRun,
     SimulationOutcome,
     SimulationRecord,
+    SimulationRefresh,
     SimulationTrade,
+    WalkforwardExtension,
     WalkforwardFoldRecord,
+    WalkforwardPredictions,
     WalkforwardRunRecord,
 )
 
@@ -69,16 +72,8 @@ class Catalog(dg.ConfigurableResource, ABC):
         """All dataset rows, ordered by name."""
         return self._run(datasets.list_all)
 
-    def register_indicator_set(
-        self,
-        dataset: str,
-        label: str,
-        spec: str,
-        spec_sha256: str,
-        columns: Sequence[str],
-        lookbacks: Sequence[int],
-    ) -> tuple[IndicatorSetRecord, bool]:
-        """Return (record, created) for the spec on `dataset`, in one transaction.
+    def register_indicator_set(self, new: NewIndicatorSet) -> tuple[IndicatorSetRecord, bool]:
+        """Return (record, created) for the spec on `new.dataset`, in one transaction.
 
         The set already registered for (dataset, spec_sha256) if any (created False); else a new row with
         the dataset's next version (1 for the first), measurement `<dataset>_<version>` and status
@@ -87,9 +82,7 @@ class Catalog(dg.ConfigurableResource, ABC):
         after a lost connection repeats the whole transaction: if the first try had committed, the retry
         finds its row (created False).
         """
-        return self._transaction(
-            lambda db: indicator_sets.register(db, dataset, label, spec, spec_sha256, columns, lookbacks)
-        )
+        return self._transaction(lambda db: indicator_sets.register(db, new))
 
     def get_indicator_set(self, dataset: str, version: int) -> IndicatorSetRecord | None:
         """The indicator set `version` of `dataset`, or None."""
@@ -152,14 +145,11 @@ class Catalog(dg.ConfigurableResource, ABC):
         return self._transaction(lambda db: walkforward.record_fold(db, run, fold, result))
 
     def record_walkforward_predictions(
-        self, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
+        self, run: str, predictions: WalkforwardPredictions
     ) -> WalkforwardRunRecord:
         """Describe what the run's predictions table holds now, in one statement; CatalogError if there is
         no such run or a timestamp is naive."""
-        return self._run(
-            lambda db: walkforward.record_predictions(db, run, columns, row_count, first_ts, last_ts),
-            write=True,
-        )
+        return self._run(lambda db: walkforward.record_predictions(db, run, predictions), write=True)
 
     def record_walkforward_thresholds(
         self, run: str, thresholds: Sequence[FoldThresholds]
@@ -175,10 +165,9 @@ class Catalog(dg.ConfigurableResource, ABC):
         """The run's thresholds, ordered by fold."""
         return self._run(lambda db: walkforward.list_thresholds(db, run))
 
-    def extend_walkforward_run(
-        self, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
-    ) -> WalkforwardRunRecord:
-        """Add the folds `windows` to a completed rolling run whose dataset gained bars, in one transaction.
+    def extend_walkforward_run(self, run: str, extension: WalkforwardExtension) -> WalkforwardRunRecord:
+        """Add the folds `extension.windows` to a completed rolling run whose dataset gained bars, in one
+        transaction.
 
         The new folds are pending, computed on `dataset_version`; the run gets its new fold count,
         dataset_version and history_sha256 and goes back to "running" (its other folds keep their models
@@ -189,13 +178,9 @@ class Catalog(dg.ConfigurableResource, ABC):
         malformed (as at registration), dataset_version is not the dataset's version now, or a hash is not
         64 lowercase hex digits.
         """
-        return self._transaction(
-            lambda db: walkforward.extend(db, run, dataset_version, history_sha256, windows)
-        )
+        return self._transaction(lambda db: walkforward.extend(db, run, extension))
 
-    def refresh_simulation(
-        self, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
-    ) -> SimulationRecord:
+    def refresh_simulation(self, name: str, refresh: SimulationRefresh) -> SimulationRecord:
         """Point the sim at its run as the run is now and mark it "registered" again, in one transaction:
         its thresholds, dataset, models and code versions are replaced (its config is kept), its outputs,
         message, start and end are cleared and its trades deleted, so the simulation sensor runs it again.
@@ -204,11 +189,7 @@ class Catalog(dg.ConfigurableResource, ABC):
         sim, an attempt at it is running, its run is not "completed" or not of the dataset's version now,
         dataset_version is not that version, thresholds is not JSON, or models_version is empty.
         """
-        return self._transaction(
-            lambda db: simulations.refresh(
-                db, name, thresholds, dataset_version, models_version, code_version
-            )
-        )
+        return self._transaction(lambda db: simulations.refresh(db, name, refresh))
 
     def register_simulation(self, new: NewSimulation) -> SimulationRecord:
         """Register a new simulation of `new.run`'s predictions, in one transaction.
@@ -261,24 +242,13 @@ class Catalog(dg.ConfigurableResource, ABC):
         """The sim's trades, ordered by trade number (empty if there is no such sim or it has none)."""
         return self._run(lambda db: simulations.list_trades(db, name))
 
-    def submit_job_request(
-        self,
-        kind: str,
-        config: str,
-        requested_by: str,
-        parent_id: int | None = None,
-        *,
-        target: str | None = None,
-        rejected: str | None = None,
-    ) -> JobRequestRecord:
+    def submit_job_request(self, new: NewJobRequest) -> JobRequestRecord:
         """Queue a request (status QUEUED). CatalogError if kind is not in JOB_KINDS, config is not a JSON
         object or requested_by is empty. With `parent_id` (a chained simulation), the parent's existing
         chained request is returned if there is one, so chaining twice adds nothing. With `target`, the
         request is recorded with its run or sim already registered (the sensors do not take it again);
         with `rejected`, it is recorded as REJECTED with that message (the launchpad's door)."""
-        return self._transaction(
-            lambda db: job_requests.submit(db, kind, config, requested_by, parent_id, target, rejected)
-        )
+        return self._transaction(lambda db: job_requests.submit(db, new))
 
     def get_job_request(self, request_id: int) -> JobRequestRecord | None:
         """The request with this id, or None."""

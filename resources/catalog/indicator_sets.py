@@ -9,7 +9,7 @@ from typing import Any
 from resources.catalog.dialect import Session
 from resources.catalog.rows import record_from_row, require_time_zone
 from trading_assets import naming
-from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord
+from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord, NewIndicatorSet
 
 # IndicatorSetRecord's fields in order: every SELECT and RETURNING lists them so, for _from_row.
 _FIELDS = tuple(field.name for field in fields(IndicatorSetRecord))
@@ -28,49 +28,44 @@ _RECORD_OUTPUT = (
 )
 
 
-def register(
-    db: Session,
-    dataset: str,
-    label: str,
-    spec: str,
-    spec_sha256: str,
-    columns: Sequence[str],
-    lookbacks: Sequence[int],
-) -> tuple[IndicatorSetRecord, bool]:
+def register(db: Session, new: NewIndicatorSet) -> tuple[IndicatorSetRecord, bool]:
     """The steps of `Catalog.register_indicator_set`, under the dataset's numbering lock, so the next
     version read here is still free at the INSERT and two callers registering one spec find each other's
     row instead of colliding."""
-    if len(columns) != len(lookbacks):
+    owner = f"indicator set {new.label!r} of dataset {new.dataset!r}"
+    if len(new.columns) != len(new.lookbacks):
         raise CatalogError(
-            f"indicator set {label!r} of dataset {dataset!r}: {len(columns)} columns "
-            f"but {len(lookbacks)} lookbacks; give one lookback per column"
+            f"{owner}: {len(new.columns)} columns but {len(new.lookbacks)} lookbacks; "
+            "give one lookback per column"
         )
-    db.lock_numbering("indicator_sets", dataset)
+    db.lock_numbering("indicator_sets", new.dataset)
     # Checked here, not left to the foreign key: DuckDB has none, and the message can say what to do.
-    if db.one("SELECT 1 FROM datasets WHERE name = %s", [dataset]) is None:
+    if db.one("SELECT 1 FROM datasets WHERE name = %s", [new.dataset]) is None:
         raise CatalogError(
-            f"dataset {dataset!r} is not in the catalog; import its bars before registering indicator sets"
+            f"dataset {new.dataset!r} is not in the catalog; "
+            "import its bars before registering indicator sets"
         )
-    found = db.one(f"{_SELECT} WHERE dataset = %s AND spec_sha256 = %s", [dataset, spec_sha256])
+    found = db.one(f"{_SELECT} WHERE dataset = %s AND spec_sha256 = %s", [new.dataset, new.spec_sha256])
     if found is not None:
         existing = _from_row(found)
         # The hash is the caller's: a different text under it is a bug that would silently reuse values.
-        if existing.spec != spec:
+        if existing.spec != new.spec:
             raise CatalogError(
-                f"indicator set {existing.measurement!r} has spec_sha256 {spec_sha256} but a different spec"
+                f"indicator set {existing.measurement!r} has spec_sha256 {new.spec_sha256} but a different "
+                "spec"
             )
         return existing, False
     (version,) = db.one(
-        "SELECT coalesce(max(version), 0) + 1 FROM indicator_sets WHERE dataset = %s", [dataset]
+        "SELECT coalesce(max(version), 0) + 1 FROM indicator_sets WHERE dataset = %s", [new.dataset]
     )
     try:
-        measurement = naming.indicator_table(dataset, str(version))
+        measurement = naming.indicator_table(new.dataset, str(version))
     except naming.InvalidNameError as err:
-        raise CatalogError(f"dataset {dataset!r} cannot have indicator sets: {err}") from err
+        raise CatalogError(f"dataset {new.dataset!r} cannot have indicator sets: {err}") from err
     # Both drivers bind a list (not a tuple) as an array.
-    params = [measurement, dataset, version, label, spec, spec_sha256, list(columns), list(lookbacks)]
-    with db.refusing(f"indicator set {label!r} of dataset {dataset!r}"):
-        return _from_row(db.one(_INSERT, params)), True
+    params = [measurement, new.dataset, version, new.label, new.spec, new.spec_sha256]
+    with db.refusing(owner):
+        return _from_row(db.one(_INSERT, [*params, list(new.columns), list(new.lookbacks)])), True
 
 
 def get(db: Session, dataset: str, version: int) -> IndicatorSetRecord | None:

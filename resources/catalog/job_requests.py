@@ -24,6 +24,7 @@ from trading_assets.records import (
     CatalogError,
     JobRequestRecord,
     JobRunRecord,
+    NewJobRequest,
 )
 
 _REQUEST_COLUMNS = (
@@ -73,45 +74,37 @@ def lifecycle(request: JobRequestRecord, runs: Sequence[JobRunRecord], target_co
     return Lifecycle("QUEUED", None, started)
 
 
-def submit(
-    db: Session,
-    kind: str,
-    config: str,
-    requested_by: str,
-    parent_id: int | None,
-    target: str | None = None,
-    rejected: str | None = None,
-) -> JobRequestRecord:
+def submit(db: Session, new: NewJobRequest) -> JobRequestRecord:
     """Insert a request: QUEUED, with `target` already registered (the launchpad's door), or REJECTED with
     the message `rejected`. With `parent_id`, the parent's one chained request: an existing one is
     returned as it is, so chaining twice (or two sensors at once) adds nothing."""
-    if kind not in JOB_KINDS:
-        raise CatalogError(f"job request kind {kind!r} is not one of {', '.join(JOB_KINDS)}")
+    if new.kind not in JOB_KINDS:
+        raise CatalogError(f"job request kind {new.kind!r} is not one of {', '.join(JOB_KINDS)}")
     try:
-        if not isinstance(json.loads(config), dict):
-            raise CatalogError(f"job request config is not a JSON object: {config[:200]!r}")
+        if not isinstance(json.loads(new.config), dict):
+            raise CatalogError(f"job request config is not a JSON object: {new.config[:200]!r}")
     except (TypeError, ValueError) as err:
         raise CatalogError(f"job request config is not JSON ({err})") from None
-    if not requested_by.strip():
+    if not new.requested_by.strip():
         raise CatalogError("job request requested_by is empty; say who asks")
-    if target is not None and rejected is not None:
+    if new.target is not None and new.rejected is not None:
         raise CatalogError("a rejected job request has no target")
-    if rejected is not None and not rejected:
+    if new.rejected is not None and not new.rejected:
         raise CatalogError("job request: say why it is REJECTED")
-    if parent_id is not None and get(db, parent_id) is None:
-        raise CatalogError(f"no job request {parent_id} to chain to")
+    if new.parent_id is not None and get(db, new.parent_id) is None:
+        raise CatalogError(f"no job request {new.parent_id} to chain to")
     # The unique parent_id lets a second chaining insert nothing instead of failing.
-    on_conflict = " ON CONFLICT (parent_id) DO NOTHING" if parent_id is not None else ""
-    status, ended = ("REJECTED", True) if rejected is not None else ("QUEUED", False)
-    with db.refusing(f"job request ({kind}, by {requested_by!r})"):
+    on_conflict = " ON CONFLICT (parent_id) DO NOTHING" if new.parent_id is not None else ""
+    status, ended = ("REJECTED", True) if new.rejected is not None else ("QUEUED", False)
+    with db.refusing(f"job request ({new.kind}, by {new.requested_by!r})"):
         row = db.one(
             "INSERT INTO job_requests (kind, config, requested_by, parent_id, target, status, message, "
             "finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"
             f"{on_conflict} RETURNING {_REQUEST_COLUMNS}",
-            [kind, config, requested_by, parent_id, target, status, rejected, ended],
+            [new.kind, new.config, new.requested_by, new.parent_id, new.target, status, new.rejected, ended],
         )
     if row is None:
-        row = db.one(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = %s", [parent_id])
+        row = db.one(f"SELECT {_REQUEST_COLUMNS} FROM job_requests WHERE parent_id = %s", [new.parent_id])
     return request_from_row(row)
 
 

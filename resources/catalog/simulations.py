@@ -22,6 +22,7 @@ from trading_assets.records import (
     NewSimulation,
     SimulationOutcome,
     SimulationRecord,
+    SimulationRefresh,
     SimulationTrade,
     metrics_json,
 )
@@ -31,6 +32,8 @@ _FIELDS = tuple(field.name for field in fields(SimulationRecord))
 _OUTPUT = ", ".join(_FIELDS)
 # What a completed attempt sets, together, and starting or failing an attempt clears.
 _OUTPUTS = ("metrics", "n_trades", "row_count", "first_ts", "last_ts", "series_columns")
+# What refreshing a sim replaces: the columns named as SimulationRefresh's fields.
+_REFRESHED = tuple(field.name for field in fields(SimulationRefresh))
 _TRADE_FIELDS = tuple(field.name for field in fields(SimulationTrade))
 # Float fields of a trade in TRADE_COLUMNS order, with the bound each must meet besides being finite.
 _TRADE_FLOATS = (
@@ -131,16 +134,14 @@ def register(db: Session, new: NewSimulation) -> SimulationRecord:
     return _from_row(row)
 
 
-def refresh(
-    db: Session, name: str, thresholds: str, dataset_version: str, models_version: str, code_version: str
-) -> SimulationRecord:
+def refresh(db: Session, name: str, to: SimulationRefresh) -> SimulationRecord:
     """The steps of `Catalog.refresh_simulation`, inside the caller's transaction."""
     owner = f"simulation {name!r}"
     try:
-        json.loads(thresholds)
+        json.loads(to.thresholds)
     except (TypeError, ValueError) as err:
         raise CatalogError(f"{owner}: thresholds is not JSON ({err})") from None
-    if not models_version:
+    if not to.models_version:
         raise CatalogError(f"{owner}: models_version is empty; say which fold models are replayed")
     # First, so that on Postgres the row stays locked while it is checked and changed.
     found = db.one(
@@ -162,17 +163,17 @@ def refresh(
             f"{owner}: its walkforward run {run!r} predicts version {run_version} of dataset {dataset!r}, "
             f"which is now {current}"
         )
-    if dataset_version != current:
+    if to.dataset_version != current:
         raise CatalogError(
-            f"{owner}: dataset_version {dataset_version} is not the version of dataset {dataset!r} now "
-            f"({current})"
+            f"{owner}: dataset_version {to.dataset_version} is not the version of dataset {dataset!r} "
+            f"now ({current})"
         )
     with db.refusing(owner):
         row = db.one(
-            "UPDATE simulations SET thresholds = %s, dataset_version = %s, models_version = %s, "
-            f"code_version = %s, status = 'registered', {_cleared('message', 'started_at', 'finished_at')}, "
+            f"UPDATE simulations SET {', '.join(f'{column} = %s' for column in _REFRESHED)}, "
+            f"status = 'registered', {_cleared('message', 'started_at', 'finished_at')}, "
             f"updated_at = now() WHERE name = %s RETURNING {_OUTPUT}",
-            [thresholds, dataset_version, models_version, code_version, name],
+            [*(getattr(to, column) for column in _REFRESHED), name],
         )
     db.execute(_DELETE_TRADES, [name])
     return _from_row(row)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -20,7 +19,9 @@ from trading_assets.records import (
     FoldThresholds,
     FoldWindow,
     NewWalkforwardRun,
+    WalkforwardExtension,
     WalkforwardFoldRecord,
+    WalkforwardPredictions,
     WalkforwardRunRecord,
 )
 
@@ -190,18 +191,22 @@ def record_fold(db: Session, run: str, fold: int, result: FoldResult) -> Walkfor
     return fold_from_row(row)
 
 
-def record_predictions(
-    db: Session, run: str, columns: Sequence[str], row_count: int, first_ts: datetime, last_ts: datetime
-) -> WalkforwardRunRecord:
+def record_predictions(db: Session, run: str, predictions: WalkforwardPredictions) -> WalkforwardRunRecord:
     """The one statement of `Catalog.record_walkforward_predictions`."""
     owner = f"walkforward run {run!r}"
-    require_time_zone(owner, "first_ts", first_ts)
-    require_time_zone(owner, "last_ts", last_ts)
+    require_time_zone(owner, "first_ts", predictions.first_ts)
+    require_time_zone(owner, "last_ts", predictions.last_ts)
     with db.refusing(owner):
         row = db.one(
             "UPDATE walkforward_runs SET prediction_columns = %s, prediction_rows = %s, first_ts = %s, "
             f"last_ts = %s, updated_at = now() WHERE name = %s RETURNING {_RUN_OUTPUT}",
-            [list(columns), row_count, first_ts, last_ts, run],
+            [
+                list(predictions.columns),
+                predictions.row_count,
+                predictions.first_ts,
+                predictions.last_ts,
+                run,
+            ],
         )
     if row is None:
         raise CatalogError(f"no walkforward run {run!r} in the catalog")
@@ -242,9 +247,7 @@ def record_thresholds(db: Session, run: str, thresholds: Sequence[FoldThresholds
     return run_from_row(row)
 
 
-def extend(
-    db: Session, run: str, dataset_version: str, history_sha256: str, windows: Sequence[FoldWindow]
-) -> WalkforwardRunRecord:
+def extend(db: Session, run: str, extension: WalkforwardExtension) -> WalkforwardRunRecord:
     """The steps of `Catalog.extend_walkforward_run`, inside the caller's transaction.
 
     That the existing folds' windows and history are unchanged is the caller's to establish (it has the
@@ -252,6 +255,7 @@ def extend(
     the same state fail on the fold numbers instead of adding the folds twice.
     """
     owner = f"walkforward run {run!r}"
+    windows, dataset_version = extension.windows, extension.dataset_version
     _lock_run(db, run)
     record = run_from_row(db.one(f"{_SELECT_RUN} WHERE name = %s", [run]))
     if not record.rolling:
@@ -270,7 +274,7 @@ def extend(
             f"not {expected}"
         )
     fold_params = [_fold_window_params(f"fold {window.fold} of {owner}", window) for window in windows]
-    _require_history(owner, True, history_sha256)
+    _require_history(owner, True, extension.history_sha256)
     current = datasets.version(db, record.dataset)
     if dataset_version != current:
         raise CatalogError(
@@ -290,7 +294,7 @@ def extend(
         "UPDATE walkforward_runs SET fold_count = %s, dataset_version = %s, history_sha256 = %s, "
         "status = %s, message = %s, finished_at = CASE WHEN %s THEN now() END, updated_at = now() "
         f"WHERE name = %s RETURNING {_RUN_OUTPUT}",
-        [len(folds), dataset_version, history_sha256, status, message, status in _RUN_ENDED, run],
+        [len(folds), dataset_version, extension.history_sha256, status, message, status in _RUN_ENDED, run],
     )
     return run_from_row(row)
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from catalog_setup import bars
 from psycopg import sql
 
 from resources.catalog import Catalog
@@ -20,22 +21,7 @@ from resources.migrations import DUCKDB, POSTGRES, discover_migrations
 from resources.postgres_catalog import PostgresCatalog
 from trading_assets.records import CatalogError, DatasetRecord
 
-BTC = DatasetRecord(
-    name="btc",
-    source_file="landing/btc.csv",
-    source_sha256="ab" * 32,
-    bar_interval_s=60,
-    row_count=1440,
-    first_ts=datetime(2024, 1, 1, tzinfo=UTC),
-    last_ts=datetime(2024, 1, 1, 23, 59, tzinfo=UTC),
-    table_name="btc",
-    columns=("open", "high", "low", "close", "volume"),
-)
-
-
-def dataset(name: str, **changes: Any) -> DatasetRecord:
-    """BTC under another name (and table), with `changes` applied."""
-    return replace(BTC, name=name, table_name=name, source_file=f"landing/{name}.csv", **changes)
+BTC = bars("btc")
 
 
 @pytest.fixture
@@ -46,19 +32,21 @@ def pg_catalog(pg_settings: dict[str, Any], pg_schema_name: str) -> Iterator[Pos
     catalog.close()
 
 
-@pytest.fixture(params=["postgres", "duckdb"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Catalog:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_catalog")
-    return DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-
-
 def without_timestamps(record: DatasetRecord) -> DatasetRecord:
     return replace(record, created_at=None, updated_at=None)
 
 
-def test_both_catalogs_implement_the_protocol(catalog: Catalog) -> None:
-    assert isinstance(catalog, Catalog)
+@pytest.mark.parametrize("resource", [DuckDBCatalog, PostgresCatalog])
+def test_a_catalog_resource_adds_only_its_settings_and_dialect(resource: type[Catalog]) -> None:
+    """Every catalog call is written once, in Catalog; Postgres also opens and closes its pool."""
+    written = {
+        name
+        for name, value in vars(resource).items()
+        if inspect.isfunction(value) and value.__module__ == resource.__module__
+    }
+
+    assert issubclass(resource, Catalog)
+    assert written - {"close", "teardown_after_execution"} == {"_dialect"}
 
 
 def test_upsert_returns_the_stored_row_and_get_reads_it_back(catalog: Catalog) -> None:
@@ -101,7 +89,7 @@ def test_get_of_an_unknown_name_is_none(catalog: Catalog) -> None:
 
 def test_list_is_ordered_by_name(catalog: Catalog) -> None:
     for name in ("sol", "btc", "eth"):
-        catalog.upsert_dataset(dataset(name))
+        catalog.upsert_dataset(bars(name))
 
     assert [record.name for record in catalog.list_datasets()] == ["btc", "eth", "sol"]
 
@@ -133,7 +121,7 @@ def test_a_row_breaking_a_constraint_is_refused_and_not_stored(
     catalog.upsert_dataset(BTC)
 
     with pytest.raises(CatalogError, match="'eth' refused by the catalog"):
-        catalog.upsert_dataset(replace(dataset("eth"), **changes))
+        catalog.upsert_dataset(replace(bars("eth"), **changes))
     assert catalog.get_dataset("eth") is None
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,57 +13,21 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
+from catalog_setup import T0, bars, race
 
 from resources import duckdb_file
 from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
-from trading_assets.records import CatalogError, DatasetRecord, IndicatorOutputs, IndicatorSetRecord
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def dataset(name: str, **changes: Any) -> DatasetRecord:
-    """A day of minute bars as dataset `name` (its table of the same name), with `changes` applied."""
-    record = DatasetRecord(
-        name=name,
-        source_file=f"landing/{name}.csv",
-        source_sha256="ab" * 32,
-        bar_interval_s=60,
-        row_count=1440,
-        first_ts=T0,
-        last_ts=T0 + timedelta(minutes=1439),
-        table_name=name,
-        columns=("open", "high", "low", "close", "volume"),
-    )
-    return replace(record, **changes)
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def new_catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
-    """Makes catalogs on one database (a Postgres schema or a DuckDB file), each with its own connections."""
-    made: list[PostgresCatalog] = []
-
-    def make() -> Catalog:
-        if request.param == "duckdb":
-            return DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-        settings: dict[str, Any] = request.getfixturevalue("pg_settings")
-        schema: str = request.getfixturevalue("pg_schema_name")
-        catalog = PostgresCatalog(**settings, schema_name=schema, pool_min_size=0, pool_max_size=1)
-        made.append(catalog)
-        return catalog
-
-    yield make
-    for catalog in made:
-        catalog.close()
+from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord, NewIndicatorSet
 
 
 @pytest.fixture
 def catalog(new_catalog: Callable[[], Catalog]) -> Catalog:
     """A catalog that knows the datasets btc and eth."""
     catalog = new_catalog()
-    catalog.upsert_dataset(dataset("btc"))
-    catalog.upsert_dataset(dataset("eth"))
+    catalog.upsert_dataset(bars("btc"))
+    catalog.upsert_dataset(bars("eth"))
     return catalog
 
 
@@ -78,7 +41,9 @@ def register(
     catalog: Catalog, name: str = "btc", label: str = "default", period: int = 14
 ) -> tuple[IndicatorSetRecord, bool]:
     text, sha = spec(label, period)
-    return catalog.register_indicator_set(name, label, text, sha, [f"rsi_{period}"], [period])
+    return catalog.register_indicator_set(
+        NewIndicatorSet(name, label, text, sha, [f"rsi_{period}"], [period])
+    )
 
 
 def record(catalog: Catalog, name: str = "btc", version: int = 1, **changes: Any) -> IndicatorSetRecord:
@@ -103,37 +68,12 @@ def status_of(catalog: Catalog, name: str, version: int) -> str | None:
     return None if stored is None else stored.status
 
 
-def race(catalogs: list[Catalog], register_one: Callable[[int, Catalog], Any]) -> list[Any]:
-    """Call register_one(i, catalogs[i]) in one thread per catalog, all released at once; their results.
-
-    Each catalog is used once first, so its start-up (pool, migration check) is not part of the race.
-    """
-    for catalog in catalogs:
-        catalog.list_indicator_sets()
-    start = threading.Barrier(len(catalogs))
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run(i: int, catalog: Catalog) -> None:
-        start.wait()
-        try:
-            results.append(register_one(i, catalog))
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(catalogs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
-
-
 def test_the_first_spec_gets_version_1_and_its_table(catalog: Catalog) -> None:
     text, sha = spec()
 
-    stored, created = catalog.register_indicator_set("btc", "default", text, sha, ["rsi_14"], [14])
+    stored, created = catalog.register_indicator_set(
+        NewIndicatorSet("btc", "default", text, sha, ["rsi_14"], [14])
+    )
 
     assert created
     assert replace(stored, created_at=None, updated_at=None) == IndicatorSetRecord(
@@ -176,7 +116,9 @@ def test_a_known_hash_with_a_different_spec_text_is_refused(catalog: Catalog) ->
     _, sha = spec(period=14)
 
     with pytest.raises(CatalogError, match=r"'btc_1' has spec_sha256 [0-9a-f]{64} but a different spec"):
-        catalog.register_indicator_set("btc", "default", '{"other": 1}', sha, ["rsi_14"], [14])
+        catalog.register_indicator_set(
+            NewIndicatorSet("btc", "default", '{"other": 1}', sha, ["rsi_14"], [14])
+        )
 
 
 def test_versions_are_numbered_per_dataset(catalog: Catalog) -> None:
@@ -198,7 +140,7 @@ def test_an_unknown_dataset_is_refused_by_name(catalog: Catalog) -> None:
 
 def test_a_dataset_whose_name_cannot_prefix_a_table_is_refused(catalog: Catalog) -> None:
     # The datasets table takes any name; indicator tables need one that naming accepts.
-    catalog.upsert_dataset(dataset("BTC"))
+    catalog.upsert_dataset(bars("BTC"))
 
     with pytest.raises(CatalogError, match="dataset 'BTC' cannot have indicator sets"):
         register(catalog, "BTC")
@@ -208,7 +150,9 @@ def test_columns_and_lookbacks_of_different_lengths_are_refused(catalog: Catalog
     text, sha = spec()
 
     with pytest.raises(CatalogError, match="2 columns but 1 lookbacks"):
-        catalog.register_indicator_set("btc", "default", text, sha, ["rsi_14", "rsi_7"], [14])
+        catalog.register_indicator_set(
+            NewIndicatorSet("btc", "default", text, sha, ["rsi_14", "rsi_7"], [14])
+        )
     assert catalog.list_indicator_sets() == []
 
 
@@ -229,7 +173,7 @@ def test_a_set_breaking_a_constraint_is_refused_and_not_stored(
     args: dict[str, Any] = {"spec_sha256": sha, "columns": ["rsi_14"], "lookbacks": [14]} | changes
 
     with pytest.raises(CatalogError, match="indicator set 'default' of dataset 'btc' refused") as refused:
-        catalog.register_indicator_set("btc", "default", text, **args)
+        catalog.register_indicator_set(NewIndicatorSet("btc", "default", text, **args))
     # Postgres names the constraint; DuckDB quotes its expression.
     if isinstance(catalog, PostgresCatalog):
         assert constraint in str(refused.value)
@@ -369,7 +313,7 @@ def test_a_dataset_with_indicator_sets_can_still_be_reimported(catalog: Catalog)
     # DuckDB rewrites a row whose list column changes as delete + insert, which a foreign key refuses.
     register(catalog)
 
-    reimported = catalog.upsert_dataset(dataset("btc", row_count=2880, columns=("open", "close")))
+    reimported = catalog.upsert_dataset(bars("btc", row_count=2880, columns=("open", "close")))
 
     assert reimported.columns == ("open", "close")
     assert catalog.get_indicator_set("btc", 1) is not None
@@ -378,7 +322,7 @@ def test_a_dataset_with_indicator_sets_can_still_be_reimported(catalog: Catalog)
 def test_concurrent_registrations_of_different_specs_get_versions_1_to_n(
     new_catalog: Callable[[], Catalog],
 ) -> None:
-    new_catalog().upsert_dataset(dataset("btc"))
+    new_catalog().upsert_dataset(bars("btc"))
     # One catalog per thread: separate pools (Postgres) or connections (DuckDB), as in step processes.
     catalogs = [new_catalog() for _ in range(8)]
 
@@ -393,7 +337,7 @@ def test_concurrent_registrations_of_different_specs_get_versions_1_to_n(
 
 
 def test_concurrent_registrations_of_one_spec_create_one_set(new_catalog: Callable[[], Catalog]) -> None:
-    new_catalog().upsert_dataset(dataset("btc"))
+    new_catalog().upsert_dataset(bars("btc"))
     catalogs = [new_catalog() for _ in range(4)]
 
     registered = race(catalogs, lambda _, catalog: register(catalog))

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import datetime
 
 import duckdb
 import psycopg
 import pytest
+from catalog_setup import minute, new_run, with_indicators
 
 from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
-from resources.postgres_catalog import PostgresCatalog
-from trading_assets.records import CatalogError, DatasetRecord, FoldWindow, JobRunRecord, NewWalkforwardRun
+from trading_assets.records import CatalogError, JobRunRecord, NewJobRequest
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = json.dumps({"dataset": "btc", "indicator_version": 1, "folds": {"train": "100", "test": "20"}})
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "duckdb":
-        yield DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-        return
-    settings: dict[str, Any] = request.getfixturevalue("pg_settings")
-    made = PostgresCatalog(**settings, schema_name=request.getfixturevalue("pg_schema_name"))
-    yield made
-    made.close()
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
 
 
 def run(request_id: int, run_id: str, status: str, *, job: str = "train_folds", partition: str | None = "0|x",
@@ -47,34 +27,23 @@ def run(request_id: int, run_id: str, status: str, *, job: str = "train_folds", 
         status=status,
         message=message,
         url=f"http://ui/runs/{run_id}",
-        started_at=at(start),
-        finished_at=None if end is None else at(end),
+        started_at=minute(start),
+        finished_at=None if end is None else minute(end),
     )
 
 
 def register_run(catalog: Catalog, request_id: int | None) -> str:
     """Register walkforward run btc_run<n> (with its dataset and indicator set on first use)."""
     if catalog.get_dataset("btc") is None:
-        catalog.upsert_dataset(
-            DatasetRecord("btc", "landing/btc.csv", "ab" * 32, 60, 1440, T0, at(1439), "btc", ("close",))
-        )
-        spec = '{"dataset": "btc"}'
-        catalog.register_indicator_set(
-            "btc", "s", spec, hashlib.sha256(spec.encode()).hexdigest(), ["a"], [1]
-        )
-    window = FoldWindow(0, ((0, 100),), 101, 121, at(0), at(99), at(101), at(120))
-    version = catalog.get_dataset("btc").version
-    record = catalog.register_walkforward_run(
-        NewWalkforwardRun("btc", 1, "{}", "cd" * 32, "{}", "{}", ["a"], version, "abc", [window], request_id)
-    )
-    return record.name
+        with_indicators(catalog, "btc")
+    return catalog.register_walkforward_run(new_run(catalog, folds=1, request_id=request_id)).name
 
 
 # Submitting
 
 
 def test_a_bare_submission_is_queued_with_defaults(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     assert (request.status, request.target, request.message, request.intake_attempts) == (
         "QUEUED",
         None,
@@ -99,7 +68,7 @@ def test_a_malformed_submission_is_refused_and_nothing_stored(
     catalog: Catalog, kind: str, config: str, by: str, says: str
 ) -> None:
     with pytest.raises(CatalogError, match=says):
-        catalog.submit_job_request(kind, config, by)
+        catalog.submit_job_request(NewJobRequest(kind, config, by))
     assert catalog.list_job_requests() == []
 
 
@@ -122,26 +91,30 @@ def test_a_row_inserted_with_sql_is_a_request(catalog: Catalog, request: pytest.
 
 
 def test_chaining_twice_adds_one_request(catalog: Catalog) -> None:
-    parent = catalog.submit_job_request("walkforward", CONFIG, "ana")
-    first = catalog.submit_job_request("simulation", '{"run": "btc_run1"}', "ana", parent_id=parent.id)
-    again = catalog.submit_job_request("simulation", '{"run": "btc_run1"}', "ana", parent_id=parent.id)
+    parent = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
+    first = catalog.submit_job_request(
+        NewJobRequest("simulation", '{"run": "btc_run1"}', "ana", parent_id=parent.id)
+    )
+    again = catalog.submit_job_request(
+        NewJobRequest("simulation", '{"run": "btc_run1"}', "ana", parent_id=parent.id)
+    )
     assert again == first and first.parent_id == parent.id
     assert len(catalog.list_job_requests(kind="simulation")) == 1
     with pytest.raises(CatalogError, match="no job request 999"):
-        catalog.submit_job_request("simulation", "{}", "ana", parent_id=999)
+        catalog.submit_job_request(NewJobRequest("simulation", "{}", "ana", parent_id=999))
 
 
 # Intake
 
 
 def test_registering_with_a_request_gives_it_its_target(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     name = register_run(catalog, request.id)
     assert catalog.get_job_request(request.id).target == name == "btc_run1"
 
 
 def test_a_request_is_taken_once_and_a_second_registration_rolls_back(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     register_run(catalog, request.id)
     with pytest.raises(CatalogError, match=f"job request {request.id} cannot take walkforward 'btc_run2'"):
         register_run(catalog, request.id)
@@ -149,14 +122,14 @@ def test_a_request_is_taken_once_and_a_second_registration_rolls_back(catalog: C
 
 
 def test_a_request_of_another_kind_cannot_be_taken(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("simulation", '{"run": "btc_run1"}', "ana")
+    request = catalog.submit_job_request(NewJobRequest("simulation", '{"run": "btc_run1"}', "ana"))
     with pytest.raises(CatalogError, match="is simulation, QUEUED"):
         register_run(catalog, request.id)
     assert catalog.list_walkforward_runs() == []
 
 
 def test_intake_attempts_count_and_stop_once_taken(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     assert catalog.begin_job_intake(request.id).intake_attempts == 1
     assert catalog.begin_job_intake(request.id).intake_attempts == 2
     register_run(catalog, request.id)
@@ -164,7 +137,7 @@ def test_intake_attempts_count_and_stop_once_taken(catalog: Catalog) -> None:
 
 
 def test_rejecting_keeps_the_message_and_is_final(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     rejected = catalog.refuse_job_request(request.id, "REJECTED", "folds.train: field required")
     assert (rejected.status, rejected.message) == ("REJECTED", "folds.train: field required")
     assert rejected.finished_at is not None
@@ -178,7 +151,7 @@ def test_rejecting_keeps_the_message_and_is_final(catalog: Catalog) -> None:
     ("status", "message", "says"), [("COMPLETED", "x", "REJECTED or FAILED"), ("FAILED", "", "say why")]
 )
 def test_refusing_needs_an_end_and_a_reason(catalog: Catalog, status: str, message: str, says: str) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     with pytest.raises(CatalogError, match=says):
         catalog.refuse_job_request(request.id, status, message)
     assert catalog.get_job_request(request.id).status == "QUEUED"
@@ -189,14 +162,14 @@ def test_refusing_needs_an_end_and_a_reason(catalog: Catalog, status: str, messa
 
 @pytest.fixture
 def taken(catalog: Catalog) -> int:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     register_run(catalog, request.id)
     return request.id
 
 
 def test_a_started_run_makes_the_request_running(catalog: Catalog, taken: int) -> None:
     request = catalog.record_job_run(run(taken, "r1", "STARTED", start=5), target_completed=False)
-    assert (request.status, request.started_at, request.finished_at) == ("RUNNING", at(5), None)
+    assert (request.status, request.started_at, request.finished_at) == ("RUNNING", minute(5), None)
     assert [r.run_id for r in catalog.list_job_runs(taken)] == ["r1"]
 
 
@@ -244,7 +217,7 @@ def test_the_request_completes_with_its_target_and_stays_completed(catalog: Cata
 
 
 def test_a_request_without_target_cannot_complete(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "ana")
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "ana"))
     with pytest.raises(CatalogError, match="has no target"):
         catalog.settle_job_request(request.id, True)
 
@@ -264,21 +237,25 @@ def test_a_naive_run_time_is_refused(catalog: Catalog, taken: int) -> None:
 
 def test_a_request_recorded_with_its_target_is_not_taken_again(catalog: Catalog) -> None:
     name = register_run(catalog, None)
-    request = catalog.submit_job_request("walkforward", CONFIG, "launchpad", target=name)
+    request = catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "launchpad", target=name))
     assert (request.status, request.target) == ("QUEUED", "btc_run1")
     assert catalog.begin_job_intake(request.id) is None
     with pytest.raises(CatalogError, match="refused by the catalog"):
-        catalog.submit_job_request("walkforward", CONFIG, "launchpad", target=name)
+        catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "launchpad", target=name))
 
 
 def test_a_request_recorded_as_rejected_says_why(catalog: Catalog) -> None:
-    request = catalog.submit_job_request("walkforward", CONFIG, "launchpad", rejected="no dataset 'eth'")
+    request = catalog.submit_job_request(
+        NewJobRequest("walkforward", CONFIG, "launchpad", rejected="no dataset 'eth'")
+    )
     assert (request.status, request.message) == ("REJECTED", "no dataset 'eth'")
     assert request.finished_at is not None
     with pytest.raises(CatalogError, match="say why"):
-        catalog.submit_job_request("walkforward", CONFIG, "launchpad", rejected="")
+        catalog.submit_job_request(NewJobRequest("walkforward", CONFIG, "launchpad", rejected=""))
     with pytest.raises(CatalogError, match="has no target"):
-        catalog.submit_job_request("walkforward", CONFIG, "launchpad", target="x", rejected="why")
+        catalog.submit_job_request(
+            NewJobRequest("walkforward", CONFIG, "launchpad", target="x", rejected="why")
+        )
 
 
 def test_a_failed_request_completed_later_is_timed_at_its_completion(catalog: Catalog, taken: int) -> None:

@@ -3,28 +3,22 @@ folds, and refreshing its simulations. Postgres in a throwaway schema, DuckDB in
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_catalog_simulations import T0, minute, window
+from catalog_setup import bars, complete_run, minute, new_run, window, with_indicators
 
 from resources.catalog import Catalog
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.postgres_catalog import PostgresCatalog
 from trading_assets.records import (
     CatalogError,
-    DatasetRecord,
-    FoldResult,
-    FoldThresholds,
     NewSimulation,
-    NewWalkforwardRun,
     SimulationOutcome,
+    SimulationRefresh,
     SimulationTrade,
+    WalkforwardExtension,
     WalkforwardRunRecord,
 )
 
@@ -32,81 +26,28 @@ HISTORY = "aa" * 32
 LONGER = "bb" * 32
 
 
-def bars(source_sha256: str = "ab" * 32, rows: int = 1440) -> DatasetRecord:
-    """`rows` minute bars of dataset btc, imported from content `source_sha256`."""
-    return DatasetRecord(
-        name="btc",
-        source_file="landing/btc.csv",
-        source_sha256=source_sha256,
-        bar_interval_s=60,
-        row_count=rows,
-        first_ts=T0,
-        last_ts=minute(rows - 1),
-        table_name="btc",
-        columns=("open", "high", "low", "close", "volume"),
-    )
-
-
 def register(catalog: Catalog, **changes: Any) -> WalkforwardRunRecord:
     """Register run btc_run<n> of two folds on the dataset's version now, rolling unless changed."""
-    dataset = catalog.get_dataset("btc")
-    assert dataset is not None
-    args: dict[str, Any] = {
-        "dataset": "btc",
-        "indicator_version": 1,
-        "config": "{}",
-        "config_sha256": "cd" * 32,
-        "hyperparameters": "{}",
-        "target": "{}",
-        "features": ["rsi_14"],
-        "dataset_version": dataset.version,
-        "code_version": "abc123",
-        "windows": [window(fold) for fold in range(2)],
-        "rolling": True,
-        "history_sha256": HISTORY,
-    }
-    return catalog.register_walkforward_run(NewWalkforwardRun(**(args | changes)))
-
-
-def complete(catalog: Catalog, run: str, folds: range) -> WalkforwardRunRecord:
-    """Train `folds` of `run` and store thresholds for every fold of the run."""
-    for fold in folds:
-        catalog.start_walkforward_fold(run, fold)
-        catalog.record_walkforward_fold(run, fold, FoldResult("succeeded", model_sha256=f"{fold:02d}" * 32))
-    count = len(catalog.list_walkforward_folds(run))
-    return catalog.record_walkforward_thresholds(
-        run, [FoldThresholds(fold, 0.5, -0.5, "{}", 95) for fold in range(count)]
-    )
+    new = new_run(catalog, rolling=True, history_sha256=HISTORY)
+    return catalog.register_walkforward_run(replace(new, **changes))
 
 
 def reimport(catalog: Catalog) -> str:
     """Import btc again from other (longer) content; its new version."""
-    return catalog.upsert_dataset(bars("ef" * 32, rows=2000)).version
+    return catalog.upsert_dataset(bars("btc", rows=2000, source_sha256="ef" * 32)).version
 
 
-@pytest.fixture(params=["postgres", "duckdb"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+@pytest.fixture
+def catalog(new_catalog: Callable[[], Catalog]) -> Catalog:
     """A catalog with dataset btc and its indicator set 1."""
-    if request.param == "duckdb":
-        made: Catalog = DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-    else:
-        settings = request.getfixturevalue("pg_settings")
-        made = PostgresCatalog(**settings, schema_name=request.getfixturevalue("pg_schema_name"))
-    made.upsert_dataset(bars())
-    spec = '{"dataset": "btc"}'
-    made.register_indicator_set(
-        "btc", "default", spec, hashlib.sha256(spec.encode()).hexdigest(), ["rsi_14"], [14]
-    )
-    yield made
-    if isinstance(made, PostgresCatalog):
-        made.close()
+    return with_indicators(new_catalog(), "btc")
 
 
 @pytest.fixture
 def completed(catalog: Catalog) -> WalkforwardRunRecord:
     """btc_run1, rolling, with both folds trained and its thresholds stored."""
     register(catalog)
-    return complete(catalog, "btc_run1", range(2))
+    return complete_run(catalog, "btc_run1", range(2))
 
 
 # Registration
@@ -160,7 +101,9 @@ def test_extending_adds_pending_folds_on_the_new_version_and_sets_the_run_runnin
     version = reimport(catalog)
     before = catalog.list_walkforward_folds("btc_run1")
 
-    extended = catalog.extend_walkforward_run("btc_run1", version, LONGER, [window(2), window(3)])
+    extended = catalog.extend_walkforward_run(
+        "btc_run1", WalkforwardExtension(version, LONGER, [window(2), window(3)])
+    )
 
     assert (extended.fold_count, extended.dataset_version, extended.history_sha256) == (4, version, LONGER)
     assert (extended.status, extended.finished_at, extended.message) == ("running", None, None)
@@ -179,9 +122,9 @@ def test_extending_adds_pending_folds_on_the_new_version_and_sets_the_run_runnin
 def test_an_extended_run_completes_again_once_its_new_folds_are_trained(
     catalog: Catalog, completed: WalkforwardRunRecord
 ) -> None:
-    catalog.extend_walkforward_run("btc_run1", reimport(catalog), LONGER, [window(2)])
+    catalog.extend_walkforward_run("btc_run1", WalkforwardExtension(reimport(catalog), LONGER, [window(2)]))
 
-    stored = complete(catalog, "btc_run1", range(2, 3))
+    stored = complete_run(catalog, "btc_run1", range(2, 3))
 
     assert (stored.status, stored.fold_count) == ("completed", 3)
     assert [t.fold for t in catalog.list_walkforward_thresholds("btc_run1")] == [0, 1, 2]
@@ -192,13 +135,12 @@ def refuse_extension(catalog: Catalog, message: str, **changes: Any) -> None:
     neither the run nor its folds changed."""
     run, folds = catalog.get_walkforward_run("btc_run1"), catalog.list_walkforward_folds("btc_run1")
     args: dict[str, Any] = {
-        "run": "btc_run1",
         "dataset_version": catalog.get_dataset("btc").version,  # type: ignore[union-attr]
         "history_sha256": LONGER,
         "windows": [window(2)],
     }
     with pytest.raises(CatalogError, match=message):
-        catalog.extend_walkforward_run(**(args | changes))
+        catalog.extend_walkforward_run("btc_run1", WalkforwardExtension(**(args | changes)))
     after = catalog.get_walkforward_run("btc_run1")
     assert replace(after, updated_at=None) == replace(run, updated_at=None)  # type: ignore[arg-type]
     assert catalog.list_walkforward_folds("btc_run1") == folds
@@ -233,14 +175,14 @@ def test_only_a_completed_run_is_extended(catalog: Catalog) -> None:
 
 def test_a_run_that_is_not_rolling_is_never_extended(catalog: Catalog) -> None:
     register(catalog, rolling=False, history_sha256=None)
-    complete(catalog, "btc_run1", range(2))
+    complete_run(catalog, "btc_run1", range(2))
     reimport(catalog)
     refuse_extension(catalog, "is not rolling")
 
 
 def test_extending_an_unknown_run_is_refused(catalog: Catalog) -> None:
     with pytest.raises(CatalogError, match="no walkforward run 'btc_run9'"):
-        catalog.extend_walkforward_run("btc_run9", "ab" * 32, LONGER, [window(2)])
+        catalog.extend_walkforward_run("btc_run9", WalkforwardExtension("ab" * 32, LONGER, [window(2)]))
 
 
 # Refreshing a rolling run's simulations
@@ -271,8 +213,8 @@ def simulate(catalog: Catalog, run: WalkforwardRunRecord) -> str:
 def extended_and_completed(catalog: Catalog) -> str:
     """btc_run1 extended by fold 2 on the re-imported bars and completed again; the new dataset version."""
     version = reimport(catalog)
-    catalog.extend_walkforward_run("btc_run1", version, LONGER, [window(2)])
-    complete(catalog, "btc_run1", range(2, 3))
+    catalog.extend_walkforward_run("btc_run1", WalkforwardExtension(version, LONGER, [window(2)]))
+    complete_run(catalog, "btc_run1", range(2, 3))
     return version
 
 
@@ -284,7 +226,7 @@ def test_refreshing_a_sim_points_it_at_the_run_now_and_registers_it_again(
     version = extended_and_completed(catalog)
     thresholds = '{"0": [0.5, -0.5], "1": [0.5, -0.5], "2": [0.5, -0.5]}'
 
-    refreshed = catalog.refresh_simulation(name, thresholds, version, "new", "sim2")
+    refreshed = catalog.refresh_simulation(name, SimulationRefresh(thresholds, version, "new", "sim2"))
 
     assert (refreshed.status, refreshed.thresholds) == ("registered", thresholds)
     assert (refreshed.dataset_version, refreshed.models_version, refreshed.code_version) == (
@@ -315,7 +257,7 @@ def test_a_sim_whose_attempt_is_running_is_not_refreshed(
     catalog.start_simulation(name)
 
     with pytest.raises(CatalogError, match="an attempt is running"):
-        catalog.refresh_simulation(name, "{}", version, "new", "sim2")
+        catalog.refresh_simulation(name, SimulationRefresh("{}", version, "new", "sim2"))
 
     assert catalog.get_simulation(name).status == "running"  # type: ignore[union-attr]
 
@@ -325,10 +267,10 @@ def test_a_sim_is_not_refreshed_before_its_extended_run_has_completed(
 ) -> None:
     name = simulate(catalog, completed)
     version = reimport(catalog)
-    catalog.extend_walkforward_run("btc_run1", version, LONGER, [window(2)])
+    catalog.extend_walkforward_run("btc_run1", WalkforwardExtension(version, LONGER, [window(2)]))
 
     with pytest.raises(CatalogError, match="is 'running', not completed"):
-        catalog.refresh_simulation(name, "{}", version, "new", "sim2")
+        catalog.refresh_simulation(name, SimulationRefresh("{}", version, "new", "sim2"))
 
     assert catalog.get_simulation(name).status == "completed"  # type: ignore[union-attr]
 
@@ -354,10 +296,10 @@ def test_a_refresh_that_cannot_be_right_is_refused(
         "dataset_version": version,
         "models_version": "new",
         "code_version": "sim2",
-    }
+    } | changes
 
     with pytest.raises(CatalogError, match=message):
-        catalog.refresh_simulation(**(args | changes))
+        catalog.refresh_simulation(args.pop("name"), SimulationRefresh(**args))
 
     after = catalog.get_simulation(name)
     assert replace(after, updated_at=None) == replace(before, updated_at=None)  # type: ignore[arg-type]
@@ -371,4 +313,4 @@ def test_a_sim_of_a_run_whose_bars_were_imported_again_since_is_not_refreshed(
     version = reimport(catalog)
 
     with pytest.raises(CatalogError, match="predicts version"):
-        catalog.refresh_simulation(name, "{}", version, "new", "sim2")
+        catalog.refresh_simulation(name, SimulationRefresh("{}", version, "new", "sim2"))

@@ -5,34 +5,27 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from catalog_setup import bars, complete_run, minute, new_run, race, with_indicators
 
 from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
 from trading_assets.records import (
     CatalogError,
-    DatasetRecord,
-    FoldResult,
-    FoldThresholds,
-    FoldWindow,
     NewSimulation,
-    NewWalkforwardRun,
     SimulationOutcome,
     SimulationRecord,
     SimulationTrade,
 )
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = '{"costs": {"fee_bps": 5}, "run": "btc_run1", "sizing": {"units": 0.5}, "stop_loss_pct": 2.0}'
 CONFIG_SHA256 = hashlib.sha256(CONFIG.encode()).hexdigest()
 THRESHOLDS = '[{"fold": 0, "long": 0.5, "short": -0.5}, {"fold": 1, "long": 0.75, "short": -0.25}]'
@@ -42,61 +35,14 @@ ROWS = 100
 METRICS = {"final_equity": 10_123.456789, "max_drawdown": -0.1 - 0.2, "n_bars": 100, "sharpe": 1 / 3}
 
 
-def minute(row: int) -> datetime:
-    return T0 + timedelta(minutes=row)
-
-
-def window(fold: int) -> FoldWindow:
-    """Fold `fold`: 100 training rows, a 5-row purge, 20 test rows, 20 rows per step."""
-    train_start, test_start = 20 * fold, 105 + 20 * fold
-    return FoldWindow(
-        fold,
-        ((train_start, train_start + 100),),
-        test_start,
-        test_start + 20,
-        minute(train_start),
-        minute(train_start + 99),
-        minute(test_start),
-        minute(test_start + 19),
-    )
-
-
-def bars(name: str, source_sha256: str = "ab" * 32) -> DatasetRecord:
-    """A day of minute bars of dataset `name`."""
-    return DatasetRecord(
-        name=name,
-        source_file=f"landing/{name}.csv",
-        source_sha256=source_sha256,
-        bar_interval_s=60,
-        row_count=1440,
-        first_ts=T0,
-        last_ts=minute(1439),
-        table_name=name,
-        columns=("open", "high", "low", "close", "volume"),
-    )
-
-
 def with_runs(catalog: Catalog, *datasets: str, complete: bool = True) -> Catalog:
     """`catalog` with each dataset, its indicator set 1 and walkforward run 1 of two folds, trained and
     with thresholds stored (completed) unless `complete` is False."""
+    with_indicators(catalog, *datasets)
     for name in datasets:
-        dataset = catalog.upsert_dataset(bars(name))
-        spec = f'{{"dataset": "{name}"}}'
-        catalog.register_indicator_set(
-            name, "default", spec, hashlib.sha256(spec.encode()).hexdigest(), ["rsi_14"], [14]
-        )
-        windows = [window(fold) for fold in range(2)]
-        run = catalog.register_walkforward_run(
-            NewWalkforwardRun(
-                name, 1, "{}", "cd" * 32, "{}", "{}", ["rsi_14"], dataset.version, "abc123", windows
-            )
-        )
+        run = catalog.register_walkforward_run(new_run(catalog, name))
         if complete:
-            for fold in range(2):
-                catalog.start_walkforward_fold(run.name, fold)
-                catalog.record_walkforward_fold(run.name, fold, FoldResult("succeeded"))
-            thresholds = [FoldThresholds(fold, 0.5, -0.5, "{}", 95) for fold in range(2)]
-            catalog.record_walkforward_thresholds(run.name, thresholds)
+            complete_run(catalog, run.name, range(2))
     return catalog
 
 
@@ -148,25 +94,6 @@ def record(catalog: Catalog, trades: list[SimulationTrade], name: str = "btc_sim
         "last_ts": minute(ROWS - 1),
     }
     return catalog.record_simulation(name, SimulationOutcome(**(args | changes)))
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def new_catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
-    """Makes catalogs on one database (a Postgres schema or a DuckDB file), each with its own connections."""
-    made: list[PostgresCatalog] = []
-
-    def make() -> Catalog:
-        if request.param == "duckdb":
-            return DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-        settings: dict[str, Any] = request.getfixturevalue("pg_settings")
-        schema: str = request.getfixturevalue("pg_schema_name")
-        catalog = PostgresCatalog(**settings, schema_name=schema, pool_min_size=0, pool_max_size=1)
-        made.append(catalog)
-        return catalog
-
-    yield make
-    for catalog in made:
-        catalog.close()
 
 
 @pytest.fixture
@@ -285,26 +212,9 @@ def test_concurrent_registrations_get_numbers_1_to_n(new_catalog: Callable[[], C
     with_runs(new_catalog(), "btc")
     # One catalog per thread: separate pools (Postgres) or connections (DuckDB), as in step processes.
     catalogs = [new_catalog() for _ in range(6)]
-    for each in catalogs:
-        each.list_simulations()  # start-up (pool, migration check) is not part of the race
-    start = threading.Barrier(len(catalogs))
-    registered: list[SimulationRecord] = []
-    errors: list[BaseException] = []
 
-    def run(each: Catalog) -> None:
-        start.wait()
-        try:
-            registered.append(register(each))
-        except BaseException as err:
-            errors.append(err)
+    registered = race(catalogs, lambda _, each: register(each))
 
-    threads = [threading.Thread(target=run, args=(each,)) for each in catalogs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     assert sorted(sim.number for sim in registered) == [1, 2, 3, 4, 5, 6]
     assert [sim.name for sim in catalogs[0].list_simulations()] == [f"btc_sim{n}" for n in range(1, 7)]
 

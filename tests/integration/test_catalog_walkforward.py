@@ -4,29 +4,26 @@ tmp file."""
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
+from catalog_setup import minute, race, window, with_indicators
 
 from resources.catalog import Catalog
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
 from trading_assets.records import (
     CatalogError,
-    DatasetRecord,
     FoldResult,
     FoldThresholds,
-    FoldWindow,
     NewWalkforwardRun,
+    WalkforwardPredictions,
     WalkforwardRunRecord,
 )
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = '{"features": ["rsi_14", "ema_20"], "folds": {"test": 20, "train": 100}, "seed": 7}'
 CONFIG_SHA256 = hashlib.sha256(CONFIG.encode()).hexdigest()
 SUCCEEDED = FoldResult(
@@ -48,26 +45,6 @@ SUCCEEDED = FoldResult(
     hit_rate=0.5,
     feature_importance='{"ema_20": 0.25, "rsi_14": 0.75}',
 )
-
-
-def minute(row: int) -> datetime:
-    """The timestamp of bar `row` of the minute-bar datasets."""
-    return T0 + timedelta(minutes=row)
-
-
-def window(fold: int) -> FoldWindow:
-    """Fold `fold` of a sliding scheme: 100 training rows, a 5-row purge, 20 test rows, 20 rows per step."""
-    train_start, test_start = 20 * fold, 105 + 20 * fold
-    return FoldWindow(
-        fold=fold,
-        train_ranges=((train_start, train_start + 100),),
-        test_start_row=test_start,
-        test_end_row=test_start + 20,
-        train_start_ts=minute(train_start),
-        train_end_ts=minute(train_start + 99),
-        test_start_ts=minute(test_start),
-        test_end_ts=minute(test_start + 19),
-    )
 
 
 def register(catalog: Catalog, dataset: str = "btc", folds: int = 3, **changes: Any) -> WalkforwardRunRecord:
@@ -104,78 +81,10 @@ def status_of(catalog: Catalog, run: str = "btc_run1") -> str:
     return stored.status
 
 
-@pytest.fixture(params=["postgres", "duckdb"])
-def new_catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
-    """Makes catalogs on one database (a Postgres schema or a DuckDB file), each with its own connections."""
-    made: list[PostgresCatalog] = []
-
-    def make() -> Catalog:
-        if request.param == "duckdb":
-            return DuckDBCatalog(path=str(tmp_path / "catalog.duckdb"))
-        settings: dict[str, Any] = request.getfixturevalue("pg_settings")
-        schema: str = request.getfixturevalue("pg_schema_name")
-        catalog = PostgresCatalog(**settings, schema_name=schema, pool_min_size=0, pool_max_size=1)
-        made.append(catalog)
-        return catalog
-
-    yield make
-    for catalog in made:
-        catalog.close()
-
-
-def with_indicators(catalog: Catalog, *datasets: str) -> Catalog:
-    """`catalog` with each dataset (a day of minute bars) and its indicator set 1 (rsi_14, ema_20, macd)."""
-    for name in datasets:
-        catalog.upsert_dataset(
-            DatasetRecord(
-                name=name,
-                source_file=f"landing/{name}.csv",
-                source_sha256="ab" * 32,
-                bar_interval_s=60,
-                row_count=1440,
-                first_ts=T0,
-                last_ts=minute(1439),
-                table_name=name,
-                columns=("open", "high", "low", "close", "volume"),
-            )
-        )
-        spec = f'{{"dataset": "{name}"}}'
-        sha = hashlib.sha256(spec.encode()).hexdigest()
-        catalog.register_indicator_set(name, "default", spec, sha, ["rsi_14", "ema_20", "macd"], [14, 20, 26])
-    return catalog
-
-
 @pytest.fixture
 def catalog(new_catalog: Callable[[], Catalog]) -> Catalog:
     """A catalog with datasets btc and eth, each with indicator set 1."""
     return with_indicators(new_catalog(), "btc", "eth")
-
-
-def race(catalogs: list[Catalog], call: Callable[[int, Catalog], Any]) -> list[Any]:
-    """Call call(i, catalogs[i]) in one thread per catalog, all released at once; their results.
-
-    Each catalog is used once first, so its start-up (pool, migration check) is not part of the race.
-    """
-    for catalog in catalogs:
-        catalog.list_walkforward_runs()
-    start = threading.Barrier(len(catalogs))
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run(i: int, catalog: Catalog) -> None:
-        start.wait()
-        try:
-            results.append(call(i, catalog))
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(catalogs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
 
 
 # Registration
@@ -600,7 +509,8 @@ def test_the_predictions_table_is_described_on_the_run(catalog: Catalog) -> None
     plus_two = timezone(timedelta(hours=2))
 
     stored = catalog.record_walkforward_predictions(
-        "btc_run1", ["prediction", "fold"], 60, minute(105).astimezone(plus_two), minute(164)
+        "btc_run1",
+        WalkforwardPredictions(["prediction", "fold"], 60, minute(105).astimezone(plus_two), minute(164)),
     )
 
     assert (stored.prediction_columns, stored.prediction_rows) == (("prediction", "fold"), 60)
@@ -625,7 +535,9 @@ def test_a_predictions_description_that_cannot_be_right_is_refused(
     register(catalog)
 
     with pytest.raises(CatalogError, match=message):
-        catalog.record_walkforward_predictions(run, ["prediction"], rows, minute(105), last_ts)
+        catalog.record_walkforward_predictions(
+            run, WalkforwardPredictions(["prediction"], rows, minute(105), last_ts)
+        )
 
     stored = catalog.get_walkforward_run("btc_run1")
     assert stored is not None and stored.prediction_columns is None

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from trading_assets import settings as cfg
-from trading_assets.records import JOB_KINDS
+from trading_assets.records import JOB_KINDS, NewJobRequest
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -39,12 +39,11 @@ def run(args: argparse.Namespace) -> int:
     except RequestInvalid as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    requested_by = args.requested_by or getpass.getuser()
+    text = json.dumps(config.model_dump(exclude_unset=True), sort_keys=True)
+    new = NewJobRequest(args.kind, text, requested_by=args.requested_by or getpass.getuser())
     try:
         with cfg.catalog(cfg.Settings.from_env()).process_config_and_initialize_cm() as catalog:
-            request = catalog.submit_job_request(
-                args.kind, json.dumps(config.model_dump(exclude_unset=True), sort_keys=True), requested_by
-            )
+            request = catalog.submit_job_request(new)
     except (RuntimeError, OSError) as err:  # CatalogError, a lock timeout, no server
         print(f"error: {err}", file=sys.stderr)
         return 1

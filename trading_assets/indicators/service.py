@@ -44,7 +44,7 @@ from trading_assets.compute.indicators import (
     spec_from_json,
     warmup_violations,
 )
-from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord
+from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord, NewIndicatorSet
 
 Mode = Literal["full", "append", "unchanged", "refused"]
 
@@ -57,7 +57,7 @@ def table_schema(spec: SetSpec) -> TableSchema:
 def register_set(catalog: Catalog, dataset: str, spec: SetSpec) -> tuple[IndicatorSetRecord, bool]:
     """The catalog row of `spec` on `dataset` (and whether it is new); CatalogError if no such dataset."""
     return catalog.register_indicator_set(
-        dataset, spec.name, spec.to_json(), spec.sha256, spec.column_names, spec.lookbacks
+        NewIndicatorSet(dataset, spec.name, spec.to_json(), spec.sha256, spec.column_names, spec.lookbacks)
     )
 
 

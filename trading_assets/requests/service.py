@@ -28,6 +28,7 @@ from trading_assets.records import (
     CatalogUnavailable,
     JobRequestRecord,
     JobRunRecord,
+    NewJobRequest,
     SimulationRecord,
     WalkforwardRunRecord,
 )
@@ -313,7 +314,9 @@ def chain(catalog: Catalog, request: JobRequestRecord) -> JobRequestRecord | Non
     if settings is None:
         return None
     config = json.dumps({**settings, "run": request.target}, sort_keys=True)
-    return catalog.submit_job_request("simulation", config, request.requested_by, parent_id=request.id)
+    return catalog.submit_job_request(
+        NewJobRequest("simulation", config, request.requested_by, parent_id=request.id)
+    )
 
 
 def run_url(run_id: str) -> str:
@@ -338,8 +341,8 @@ def submit_from_launchpad(
     try:
         record = register(config, None, timeseries, catalog, context.instance)
     except (RequestInvalid, RunNotReady) as err:
-        catalog.submit_job_request(kind, text, requested_by, rejected=str(err))
+        catalog.submit_job_request(NewJobRequest(kind, text, requested_by, rejected=str(err)))
         raise dg.Failure(description=str(err), allow_retries=False) from None
-    request = catalog.submit_job_request(kind, text, requested_by, target=record.name)
+    request = catalog.submit_job_request(NewJobRequest(kind, text, requested_by, target=record.name))
     context.instance.add_run_tags(context.run_id, {SUBMITTED_TAG: str(request.id)})
     return request.id, record

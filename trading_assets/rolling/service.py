@@ -26,7 +26,14 @@ from typing import Literal
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets.compute.walkforward import WalkforwardSpec
-from trading_assets.records import CatalogError, FoldWindow, SimulationRecord, WalkforwardRunRecord
+from trading_assets.records import (
+    CatalogError,
+    FoldWindow,
+    SimulationRecord,
+    SimulationRefresh,
+    WalkforwardExtension,
+    WalkforwardRunRecord,
+)
 from trading_assets.simulation import service as simulations
 from trading_assets.simulation.service import SimulationSpec, run_thresholds, thresholds_json
 from trading_assets.walkforward.service import (
@@ -121,7 +128,7 @@ def extend_run(store: TimeSeriesStore, catalog: Catalog, run: WalkforwardRunReco
         )
     history = history_sha256(store, catalog, run.dataset, prepared, new[-1].test_end_row)
     try:
-        record = catalog.extend_walkforward_run(name, dataset.version, history, new)
+        record = catalog.extend_walkforward_run(name, WalkforwardExtension(dataset.version, history, new))
     except CatalogError as err:
         # The run or the dataset changed since they were read (a fold retrained, another import).
         return decided("waiting", f"not extended this time: {err}")
@@ -159,7 +166,10 @@ def refresh_simulations(catalog: Catalog, run: WalkforwardRunRecord) -> list[Sim
         try:
             refreshed.append(
                 catalog.refresh_simulation(
-                    sim.name, thresholds_json(used), run.dataset_version, current, simulations.code_version()
+                    sim.name,
+                    SimulationRefresh(
+                        thresholds_json(used), run.dataset_version, current, simulations.code_version()
+                    ),
                 )
             )
         except CatalogError:

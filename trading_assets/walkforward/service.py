@@ -41,6 +41,7 @@ from trading_assets.records import (
     FoldWindow,
     NewWalkforwardRun,
     WalkforwardFoldRecord,
+    WalkforwardPredictions,
     WalkforwardRunRecord,
 )
 
@@ -463,7 +464,10 @@ def write_predictions(
     store.replace(run.record.name, table, schema)
     ts = run.prepared.ts_us[np.concatenate([p.rows for p in predictions])]
     record = catalog.record_walkforward_predictions(
-        run.record.name, schema.column_names, table.num_rows, utc_datetime(ts.min()), utc_datetime(ts.max())
+        run.record.name,
+        WalkforwardPredictions(
+            schema.column_names, table.num_rows, utc_datetime(ts.min()), utc_datetime(ts.max())
+        ),
     )
     return table, record
 
