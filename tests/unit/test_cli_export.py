@@ -1,7 +1,6 @@
 """`trading-assets export` and `catalog` against a real DuckDB store and catalog in tmp_path."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -16,13 +15,6 @@ from trading_assets.compute.demo_data import generate_bars, write_export
 SCHEMA = TableSchema(columns=(("close", "double"), ("volume", "double"), ("side", "symbol")))
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ROWS = 500
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "data"
 
 
 @pytest.fixture

@@ -16,14 +16,6 @@ simulate: {fee_bps: 2}
 """
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("TRADING_CATALOG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "data"
-
-
 def catalog(data_dir: Path) -> DuckDBCatalog:
     return DuckDBCatalog(path=str(data_dir / "catalog.duckdb"))
 
