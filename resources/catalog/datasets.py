@@ -7,7 +7,7 @@ from typing import Any
 
 from resources.catalog.dialect import Session
 from resources.catalog.rows import record_from_row, require_time_zone
-from trading_assets.records import DatasetRecord
+from trading_assets.records import CatalogError, DatasetRecord
 
 # Columns the caller provides, in DatasetRecord's field order; the catalog sets the two timestamps.
 _INPUT = (
@@ -56,6 +56,15 @@ def version(db: Session, name: str) -> str | None:
     """The dataset's version now (`DatasetRecord.version`), or None if it is not in the catalog."""
     record = get(db, name)
     return None if record is None else record.version
+
+
+def require_version(owner: str, dataset: str, given: str, current: str | None, advice: str = "") -> None:
+    """CatalogError, naming `owner` and ending with `advice`, unless `given` is `dataset`'s version now."""
+    if given != current:
+        raise CatalogError(
+            f"{owner}: dataset_version {given} is not the version of dataset {dataset!r} now "
+            f"({current}){advice}"
+        )
 
 
 def _from_row(row: Sequence[Any]) -> DatasetRecord:

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from resources.catalog.dialect import Session
-from resources.catalog.rows import record_from_row, require_time_zone
+from resources.catalog.rows import record_from_row, require_time_zone, where
 from trading_assets import naming
 from trading_assets.records import CatalogError, IndicatorOutputs, IndicatorSetRecord, NewIndicatorSet
 
@@ -77,11 +77,8 @@ def get_by_measurement(db: Session, measurement: str) -> IndicatorSetRecord | No
 
 
 def list_of(db: Session, dataset: str | None) -> list[IndicatorSetRecord]:
-    if dataset is None:
-        rows = db.all(f"{_SELECT} ORDER BY dataset, version")
-    else:
-        rows = db.all(f"{_SELECT} WHERE dataset = %s ORDER BY version", [dataset])
-    return [_from_row(row) for row in rows]
+    clause, params = where(dataset=dataset)
+    return [_from_row(row) for row in db.all(f"{_SELECT}{clause} ORDER BY dataset, version", params)]
 
 
 def record_output(db: Session, dataset: str, version: int, outputs: IndicatorOutputs) -> IndicatorSetRecord:

@@ -29,6 +29,14 @@ def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
+def where(**equal: Any) -> tuple[str, list[Any]]:
+    """A ` WHERE column = %s AND ...` clause of the columns given a value (None leaves one out; "" if
+    all are), and its parameters."""
+    given = {column: value for column, value in equal.items() if value is not None}
+    clause = " AND ".join(f"{column} = %s" for column in given)
+    return (f" WHERE {clause}" if clause else ""), list(given.values())
+
+
 def record_from_row(cls: type[R], row: Sequence[Any], columns: Sequence[str] | None = None) -> R:
     """A `cls` from a row of its fields (or of `columns`) in order: arrays as tuples, timestamps in UTC."""
     names = columns or [field.name for field in fields(cls)]

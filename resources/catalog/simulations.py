@@ -14,7 +14,7 @@ from typing import Any
 
 from resources.catalog import datasets, job_requests
 from resources.catalog.dialect import Session
-from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc
+from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc, where
 from trading_assets import naming
 from trading_assets.records import (
     EXIT_REASONS,
@@ -54,12 +54,8 @@ def get(db: Session, name: str) -> SimulationRecord | None:
 
 def list_of(db: Session, dataset: str | None, run: str | None) -> list[SimulationRecord]:
     """The sims of `dataset` and of `run` (each filter only if given), ordered by dataset, number."""
-    filters = [(column, value) for column, value in (("dataset", dataset), ("run", run)) if value is not None]
-    where = " AND ".join(f"{column} = %s" for column, _ in filters)
-    rows = db.all(
-        f"SELECT {_OUTPUT} FROM simulations {'WHERE ' + where if where else ''} ORDER BY dataset, number",
-        [value for _, value in filters],
-    )
+    clause, params = where(dataset=dataset, run=run)
+    rows = db.all(f"SELECT {_OUTPUT} FROM simulations{clause} ORDER BY dataset, number", params)
     return [_from_row(row) for row in rows]
 
 
@@ -110,11 +106,7 @@ def register(db: Session, new: NewSimulation) -> SimulationRecord:
             f"walkforward run {run!r} predicts version {run_version} of dataset {dataset!r}, which was "
             f"imported again since (now {current}); simulate a run of the current bars"
         )
-    if new.dataset_version != current:
-        raise CatalogError(
-            f"{owner}: dataset_version {new.dataset_version} is not the version of dataset {dataset!r} "
-            f"now ({current})"
-        )
+    datasets.require_version(owner, dataset, new.dataset_version, current)
     (number,) = db.one("SELECT coalesce(max(number), 0) + 1 FROM simulations WHERE dataset = %s", [dataset])
     try:
         name = naming.sim_table(dataset, number)
@@ -163,11 +155,7 @@ def refresh(db: Session, name: str, to: SimulationRefresh) -> SimulationRecord:
             f"{owner}: its walkforward run {run!r} predicts version {run_version} of dataset {dataset!r}, "
             f"which is now {current}"
         )
-    if to.dataset_version != current:
-        raise CatalogError(
-            f"{owner}: dataset_version {to.dataset_version} is not the version of dataset {dataset!r} "
-            f"now ({current})"
-        )
+    datasets.require_version(owner, dataset, to.dataset_version, current)
     with db.refusing(owner):
         row = db.one(
             f"UPDATE simulations SET {', '.join(f'{column} = %s' for column in _REFRESHED)}, "

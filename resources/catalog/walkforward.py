@@ -11,7 +11,7 @@ from typing import Any
 
 from resources.catalog import datasets, job_requests
 from resources.catalog.dialect import Session
-from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc, utc_or_none
+from resources.catalog.rows import HEX64, record_from_row, require_time_zone, utc, utc_or_none, where
 from trading_assets import naming
 from trading_assets.records import (
     CatalogError,
@@ -130,11 +130,8 @@ def get(db: Session, name: str) -> WalkforwardRunRecord | None:
 
 
 def list_runs(db: Session, dataset: str | None) -> list[WalkforwardRunRecord]:
-    if dataset is None:
-        rows = db.all(f"{_SELECT_RUN} ORDER BY dataset, number")
-    else:
-        rows = db.all(f"{_SELECT_RUN} WHERE dataset = %s ORDER BY number", [dataset])
-    return [run_from_row(row) for row in rows]
+    clause, params = where(dataset=dataset)
+    return [run_from_row(row) for row in db.all(f"{_SELECT_RUN}{clause} ORDER BY dataset, number", params)]
 
 
 def list_folds(db: Session, run: str) -> list[WalkforwardFoldRecord]:
@@ -275,12 +272,13 @@ def extend(db: Session, run: str, extension: WalkforwardExtension) -> Walkforwar
         )
     fold_params = [_fold_window_params(f"fold {window.fold} of {owner}", window) for window in windows]
     _require_history(owner, True, extension.history_sha256)
-    current = datasets.version(db, record.dataset)
-    if dataset_version != current:
-        raise CatalogError(
-            f"{owner}: dataset_version {dataset_version} is not the version of dataset {record.dataset!r} "
-            f"now ({current}); compute the new folds on the bars as they are"
-        )
+    datasets.require_version(
+        owner,
+        record.dataset,
+        dataset_version,
+        datasets.version(db, record.dataset),
+        "; compute the new folds on the bars as they are",
+    )
     (last_end,) = db.one("SELECT max(test_end_row) FROM walkforward_folds WHERE run = %s", [run])
     if windows[0].test_start_row < last_end:
         raise CatalogError(
