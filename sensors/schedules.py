@@ -18,6 +18,7 @@ import dagster as dg
 from resources.catalog import Catalog
 from resources.landing import LandingFile, LandingFolder
 from sensors.landing import already_imported
+from sensors.runs import IN_FLIGHT
 from trading_assets.bars.jobs import INGEST_JOB
 from trading_assets.partitions import datasets
 from trading_assets.records import DatasetRecord
@@ -26,13 +27,6 @@ from trading_assets.rolling.jobs import roll_walkforward
 # An export younger than this is the landing sensor's (every 30 s) to import: launching it here too could
 # ingest it twice.
 RESCAN_AFTER_S = 300
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 @dg.schedule(
@@ -73,7 +67,7 @@ def _missed(
     if already_imported(record, data_sha, found):
         return None
     partition = {"dagster/partition": found.dataset}
-    if instance.get_runs(dg.RunsFilter(job_name=INGEST_JOB, tags=partition, statuses=_IN_FLIGHT), limit=1):
+    if instance.get_runs(dg.RunsFilter(job_name=INGEST_JOB, tags=partition, statuses=IN_FLIGHT), limit=1):
         return None
     latest = instance.get_runs(
         dg.RunsFilter(job_name=INGEST_JOB, tags={**partition, "trading/source_sha256": data_sha}), limit=1

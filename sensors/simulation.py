@@ -3,7 +3,8 @@
 Each tick, deciding on the catalog's rows and the instance's partitions only (the data is read in runs), it
 0. asks for a `take_job_request` run of each simulation job request queued in the catalog (a row,
    `trading-assets submit`, a walkforward request's chained `simulate`), once per request and intake
-   attempt: that run validates and registers it, or REJECTS it with the message;
+   attempt and never while one is in flight: that run validates and registers it, or REJECTS it with
+   the message;
 1. adds the partitions of sims registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `simulate` run per sim still "registered" (never attempted);
 3. asks for a `compare_simulations` run of each dataset whose finished sims changed (one completed or
@@ -16,9 +17,10 @@ import hashlib
 import dagster as dg
 
 from resources.catalog import Catalog
+from sensors.runs import unless_in_flight
 from trading_assets.partitions import simulations
 from trading_assets.requests.jobs import intake_requests, take_job_request
-from trading_assets.requests.service import reconcile, request_tags
+from trading_assets.requests.service import INTAKE_TAG, reconcile, request_tags
 from trading_assets.simulation.jobs import (
     COMPARE_SIMULATIONS_JOB,
     SIMULATE_JOB,
@@ -42,7 +44,7 @@ def simulation_sensor(
     tags_of = request_tags(catalog, "simulation")
     known = set(context.instance.get_dynamic_partitions(simulations.name))
     sims = catalog.list_simulations()
-    requests = intake_requests(catalog, "simulation")
+    requests = unless_in_flight(context.instance, intake_requests(catalog, "simulation"), INTAKE_TAG)
     by_dataset: dict[str, list[str]] = {}
     for sim in sims:
         if sim.status in ("completed", "failed"):

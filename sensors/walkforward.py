@@ -2,8 +2,9 @@
 
 Each tick, deciding on the catalog's rows and the instance's partitions only (the data is read in runs), it
 0. asks for a `take_job_request` run of each walkforward job request queued in the catalog (a row a
-   program inserted, `trading-assets submit`), once per request and intake attempt: that run validates it
-   with the launchpad's typed config and registers its run, or REJECTS it with the validation message
+   program inserted, `trading-assets submit`), once per request and intake attempt and never while one
+   is in flight (it counts its attempt when it starts): that run validates it with the launchpad's typed
+   config and registers its run, or REJECTS it with the validation message
    (trading_assets.requests.jobs); the run's folds are asked for on the tick after it registered them;
 1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
 2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
@@ -17,9 +18,10 @@ materialises its partition from the UI once the cause is fixed. Run keys make ea
 import dagster as dg
 
 from resources.catalog import Catalog
+from sensors.runs import unless_in_flight
 from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
 from trading_assets.requests.jobs import intake_requests, take_job_request
-from trading_assets.requests.service import reconcile, request_tags
+from trading_assets.requests.service import INTAKE_TAG, reconcile, request_tags
 from trading_assets.walkforward.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
@@ -47,7 +49,7 @@ def walkforward_sensor(
     known_folds = set(context.instance.get_dynamic_partitions(fold_numbers.name))
     new_runs: list[str] = []
     new_folds: set[str] = set()
-    requests = intake_requests(catalog, "walkforward")
+    requests = unless_in_flight(context.instance, intake_requests(catalog, "walkforward"), INTAKE_TAG)
     for run in catalog.list_walkforward_runs():
         if run.status == "completed":
             continue

@@ -4,6 +4,7 @@ them, and the run-status sensors evaluated against the instance's event log with
 and restarted. Real resources: DuckDB files, and Postgres in a throwaway schema for the catalog."""
 
 import json
+import uuid
 
 import dagster as dg
 import pytest
@@ -16,6 +17,7 @@ from sensors.walkforward import walkforward_sensor
 from trading_assets.compute import walkforward
 from trading_assets.definitions import defs
 from trading_assets.partitions import fold_key
+from trading_assets.records import NewJobRequest
 from trading_assets.requests import service as job_requests
 from trading_assets.requests.jobs import TAKE_JOB_REQUEST_JOB, take_job_request
 from trading_assets.simulation.assets import simulation
@@ -56,7 +58,7 @@ class World:
         self.tick_lifecycle()
 
     def submit(self, kind: str, config: dict) -> int:
-        return self.catalog.submit_job_request(kind, json.dumps(config), "ana").id
+        return self.catalog.submit_job_request(NewJobRequest(kind, json.dumps(config), "ana")).id
 
     def evaluate(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
         """One evaluation of `sensor`: every run request it returns."""
@@ -139,6 +141,30 @@ def test_a_tick_only_asks_for_the_intake_run_and_a_repeated_tick_launches_nothin
     # The intake run is not part of the request's work: its end is not mirrored.
     world.tick_lifecycle()
     assert world.catalog.list_job_runs(request_id) == []
+
+
+def test_no_second_intake_run_is_asked_for_while_one_of_the_request_is_in_flight(world):
+    """Taking a request computes its folds and can outlast a tick; the attempt it counted at its start
+    gives the next tick a new run key, yet only a run that ended leaves room for the next attempt."""
+    request_id = world.submit("walkforward", TWO_FOLDS)
+    (intake,) = world.evaluate(walkforward_sensor)
+    # The daemon launched it and it started: it counted its attempt and is computing the folds.
+    run = dg.DagsterRun(
+        job_name=TAKE_JOB_REQUEST_JOB,
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={**intake.tags, "dagster/run_key": intake.run_key},
+    )
+    world.instance.add_run(run)
+    world.catalog.begin_job_intake(request_id)
+
+    assert world.evaluate(walkforward_sensor) == []
+
+    # It died leaving the request QUEUED, its attempt counted: the next tick asks for the next attempt.
+    world.instance.report_run_failed(run)
+    assert world.request(request_id).status == "QUEUED"
+    (again,) = world.evaluate(walkforward_sensor)
+    assert again.tags[job_requests.INTAKE_TAG] == str(request_id) and again.run_key != intake.run_key
 
 
 def test_the_intake_run_registers_the_queued_row_and_the_sensor_tags_its_fold_runs(world):

@@ -55,10 +55,11 @@ def take_job_request() -> None:
 
 
 def intake_requests(catalog: Catalog, kind: str) -> list[dg.RunRequest]:
-    """A `take_job_request` run for each QUEUED request of `kind` with no target yet. The run key names
-    the request and its attempts so far: a tick evaluated again asks for nothing new, and a request left
-    QUEUED by an attempt (which counts itself) gets its next attempt on a later tick. The creation time
-    too: a catalog reset under a kept Dagster instance numbers requests again."""
+    """A `take_job_request` run for each QUEUED request of `kind` with no target yet, tagged INTAKE_TAG.
+    The run key names the request and its attempts so far: a tick evaluated again asks for nothing new,
+    and a request left QUEUED by an attempt (which counts itself) gets its next attempt on a later tick;
+    the sensors drop the requests whose intake run is still in flight, as the count moves when it starts.
+    The creation time too: a catalog reset under a kept Dagster instance numbers requests again."""
     return [
         dg.RunRequest(
             job_name=TAKE_JOB_REQUEST_JOB,
