@@ -1,10 +1,12 @@
 """Schedules: rolling walkforward runs forward, and a rescan of the landing folder behind its sensor.
 
-`rolling_walkforward_schedule` (hourly) asks for one `roll_walkforward` run per rolling walkforward run;
-that run reads the bars and changes only the catalog and the partitions: the walkforward sensor trains the
-folds it adds and assembles the run (a request from here too would train each fold twice, since run keys
-are only unique per sensor or schedule), and the simulation sensor re-runs the simulations it refreshes.
-Each roll is a decision on the catalog's and the data's state, so a roll that runs again changes nothing.
+`rolling_walkforward_schedule` (hourly) asks for a `roll_walkforward` run of each rolling walkforward run that
+could change, judged on catalog rows only (no bars read, nothing hashed: `nothing_to_roll`): a completed run
+whose dataset holds other bars, ready to be read, or that has simulations to refresh; else it skips, saying
+why. That run reads the bars and changes only the catalog and the partitions: the walkforward sensor trains
+the folds it adds and assembles the run (a request from here too would train each fold twice, since run keys
+are only unique per sensor or schedule), and the simulation sensor re-runs the simulations it refreshes. Each
+roll is a decision on the catalog's and the data's state, so a roll that runs again changes nothing.
 
 `landing_rescan_schedule` (every 15 minutes) launches `ingest_bars` for an export the landing sensor
 should have imported and did not: its content (with its reading options) is not the catalog's, the file
@@ -23,6 +25,7 @@ from trading_assets.bars.jobs import INGEST_JOB
 from trading_assets.partitions import datasets
 from trading_assets.records import DatasetRecord
 from trading_assets.rolling.jobs import roll_walkforward
+from trading_assets.rolling.service import nothing_to_roll
 
 # An export younger than this is the landing sensor's (every 30 s) to import: launching it here too could
 # ingest it twice.
@@ -33,27 +36,34 @@ RESCAN_AFTER_S = 300
     cron_schedule="0 * * * *",
     job=roll_walkforward,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Asks for a roll_walkforward run of each walkforward run marked rolling: it extends the run "
-    "with the next folds when its dataset has gained bars for another test window (and its history is "
-    "unchanged), then, once the extended run has completed, marks its simulations to be run again. The "
-    "sensors launch the training and the replays.",
+    description="Asks for a roll_walkforward run of each walkforward run marked rolling that has something "
+    "to roll, judged on the catalog: it extends the run with the next folds when its dataset has gained "
+    "bars for another test window (and its history is unchanged), then, once the extended run has "
+    "completed, marks its simulations to be run again. The sensors launch the training and the replays.",
 )
 def rolling_walkforward_schedule(
     context: dg.ScheduleEvaluationContext, catalog: dg.ResourceParam[Catalog]
 ) -> list[dg.RunRequest] | dg.SkipReason:
+    # None only when evaluated by hand (the UI's test, a test): the daemon always gives its tick's time.
     tick = (context.scheduled_execution_time or datetime.now(UTC)).isoformat()
-    requests = [
-        dg.RunRequest(
-            # Unique per tick: whether to extend is decided in the run, on the data; the key only keeps a
-            # tick that is evaluated again from launching twice.
-            run_key=f"{run.name}:roll:{tick}",
-            run_config={"ops": {"roll_walkforward_run": {"config": {"run": run.name}}}},
-            tags={"trading/walkforward_run": run.name},
+    requests: list[dg.RunRequest] = []
+    reasons: list[str] = []
+    for run in catalog.list_walkforward_runs():
+        if not run.rolling:
+            continue
+        if (why := nothing_to_roll(catalog, run)) is not None:
+            reasons.append(why)
+            continue
+        requests.append(
+            dg.RunRequest(
+                # Unique per tick: whether the bars give new folds is decided in the run; the key only keeps
+                # a tick that is evaluated again from launching twice.
+                run_key=f"{run.name}:roll:{tick}",
+                run_config={"ops": {"roll_walkforward_run": {"config": {"run": run.name}}}},
+                tags={"trading/walkforward_run": run.name},
+            )
         )
-        for run in catalog.list_walkforward_runs()
-        if run.rolling
-    ]
-    return requests or dg.SkipReason("no rolling walkforward runs")
+    return requests or dg.SkipReason("; ".join(reasons) or "no rolling walkforward runs")
 
 
 def _missed(

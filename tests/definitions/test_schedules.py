@@ -225,6 +225,18 @@ def test_a_rolling_run_gains_a_fold_when_its_dataset_has_bars_for_one_then_its_s
     assert snapshot(catalog) == state and catalog.get_simulation(sim).status == "completed"
 
 
+def test_a_tick_with_nothing_to_roll_launches_no_run_and_says_why(resources, instance, export_lines):
+    completed_run(resources, instance, export_lines)
+    simulated(resources, instance)  # replays the run as it is
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=datetime.now(UTC), resources=resources
+    ) as context:
+        tick = rolling_walkforward_schedule(context)
+
+    assert isinstance(tick, dg.SkipReason)
+    assert tick.skip_message == f"{RUN}: 'btc25' holds the bars the run was computed on"
+
+
 def test_a_rolling_run_without_bars_for_another_whole_test_window_is_left_as_it_is(
     resources, instance, export_lines
 ):
