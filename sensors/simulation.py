@@ -1,11 +1,8 @@
 """`simulation_sensor`: runs registered simulations, then refreshes their dataset's comparison.
 
 Each tick, deciding on the catalog's rows and the instance's partitions only (the data is read in runs), it
-0. asks for a `take_job_request` run of each simulation job request queued in the catalog (a row,
-   `trading-assets submit`, a walkforward request's chained `simulate`), once per request and intake
-   attempt and never while one is in flight: that run validates and registers it, or REJECTS it with
-   the message;
-1. adds the partitions of sims registered outside the launchpad job (the CLI, a notebook) where missing;
+1. adds the partitions of sims registered outside the launchpad job (an intake run, the CLI, a notebook)
+   where missing;
 2. asks for one `simulate` run per sim still "registered" (never attempted);
 3. asks for a `compare_simulations` run of each dataset whose finished sims changed (one completed or
    failed), keyed by their names, statuses and end times, so each state is compared once.
@@ -17,10 +14,8 @@ import hashlib
 import dagster as dg
 
 from resources.catalog import Catalog
-from sensors.runs import unless_in_flight
 from trading_assets.partitions import simulations
-from trading_assets.requests.jobs import intake_requests, take_job_request
-from trading_assets.requests.service import INTAKE_TAG, reconcile, request_tags
+from trading_assets.requests.service import reconcile, request_tags
 from trading_assets.simulation.jobs import (
     COMPARE_SIMULATIONS_JOB,
     SIMULATE_JOB,
@@ -30,11 +25,11 @@ from trading_assets.simulation.jobs import (
 
 
 @dg.sensor(
-    jobs=[take_job_request, simulate_job, compare_simulations_job],
+    jobs=[simulate_job, compare_simulations_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Asks for the intake of queued simulation job requests, runs registered simulations (one "
-    "run each), then refreshes each dataset's simulation_comparison when its simulations changed.",
+    description="Runs registered simulations (one run each), then refreshes each dataset's "
+    "simulation_comparison when its simulations changed.",
 )
 def simulation_sensor(
     context: dg.SensorEvaluationContext,
@@ -44,7 +39,7 @@ def simulation_sensor(
     tags_of = request_tags(catalog, "simulation")
     known = set(context.instance.get_dynamic_partitions(simulations.name))
     sims = catalog.list_simulations()
-    requests = unless_in_flight(context.instance, intake_requests(catalog, "simulation"), INTAKE_TAG)
+    requests: list[dg.RunRequest] = []
     by_dataset: dict[str, list[str]] = {}
     for sim in sims:
         if sim.status in ("completed", "failed"):

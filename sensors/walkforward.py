@@ -1,12 +1,8 @@
 """`walkforward_sensor`: trains the folds of registered walkforward runs, then assembles their outputs.
 
 Each tick, deciding on the catalog's rows and the instance's partitions only (the data is read in runs), it
-0. asks for a `take_job_request` run of each walkforward job request queued in the catalog (a row a
-   program inserted, `trading-assets submit`), once per request and intake attempt and never while one
-   is in flight (it counts its attempt when it starts): that run validates it with the launchpad's typed
-   config and registers its run, or REJECTS it with the validation message
-   (trading_assets.requests.jobs); the run's folds are asked for on the tick after it registered them;
-1. adds the partitions of runs registered outside the launchpad job (the CLI, a notebook) where missing;
+1. adds the partitions of runs registered outside the launchpad job (an intake run, the CLI, a notebook)
+   where missing;
 2. asks for one `train_folds` run per fold never attempted (also in a run that has a failed fold), so a
    run's folds run side by side, each limited by the `gpu` pool, and fail and retry one by one;
 3. asks for a `predict_walkforward` run (predictions, then thresholds) of every run whose folds have all
@@ -18,10 +14,8 @@ materialises its partition from the UI once the cause is fixed. Run keys make ea
 import dagster as dg
 
 from resources.catalog import Catalog
-from sensors.runs import unless_in_flight
 from trading_assets.partitions import fold_key, fold_numbers, walkforward_runs
-from trading_assets.requests.jobs import intake_requests, take_job_request
-from trading_assets.requests.service import INTAKE_TAG, reconcile, request_tags
+from trading_assets.requests.service import reconcile, request_tags
 from trading_assets.walkforward.jobs import (
     PREDICT_WALKFORWARD_JOB,
     TRAIN_FOLDS_JOB,
@@ -32,12 +26,11 @@ from trading_assets.walkforward.service import models_version
 
 
 @dg.sensor(
-    jobs=[take_job_request, train_folds_job, predict_walkforward_job],
+    jobs=[train_folds_job, predict_walkforward_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Asks for the intake of queued walkforward job requests, trains the folds of registered "
-    "walkforward runs (one run per fold), then assembles each run's predictions and thresholds when all its "
-    "folds have succeeded.",
+    description="Trains the folds of registered walkforward runs (one run per fold), then assembles each "
+    "run's predictions and thresholds when all its folds have succeeded.",
 )
 def walkforward_sensor(
     context: dg.SensorEvaluationContext,
@@ -49,7 +42,7 @@ def walkforward_sensor(
     known_folds = set(context.instance.get_dynamic_partitions(fold_numbers.name))
     new_runs: list[str] = []
     new_folds: set[str] = set()
-    requests = unless_in_flight(context.instance, intake_requests(catalog, "walkforward"), INTAKE_TAG)
+    requests: list[dg.RunRequest] = []
     for run in catalog.list_walkforward_runs():
         if run.status == "completed":
             continue

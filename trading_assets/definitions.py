@@ -5,11 +5,10 @@ Backends come from environment variables (see trading_assets.settings): DuckDB f
 TRADING_DATA_DIR by default, Postgres and QuestDB when switched on.
 """
 
-import warnings
-
 import dagster as dg
 
 from sensors.indicator_sets import indicator_sets_sensor
+from sensors.intake import job_request_intake_sensor
 from sensors.job_requests import LIFECYCLE_SENSORS
 from sensors.landing import landing_sensor
 from sensors.schedules import landing_rescan_schedule, rolling_walkforward_schedule
@@ -42,7 +41,7 @@ from trading_assets.walkforward.jobs import (
 def build_definitions(settings: cfg.Settings) -> dg.Definitions:
     # Users' own indicators must be registered before a set that uses them is validated or computed.
     load_modules(settings.indicator_modules)
-    definitions = dg.Definitions(
+    return dg.Definitions(
         assets=[
             bars,
             indicators,
@@ -71,6 +70,7 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
         sensors=[
             landing_sensor,
             indicator_sets_sensor,
+            job_request_intake_sensor,
             walkforward_sensor,
             simulation_sensor,
             *LIFECYCLE_SENSORS,
@@ -85,13 +85,6 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
         },
         executor=cfg.executor(settings),
     )
-    # Binding the resources to the sensors' op job (take_job_request) copies the sensors, and Dagster 1.13
-    # warns there about a beta `owners` parameter nobody set: a false alarm, silenced where it arises (the
-    # repository is built once and cached).
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
-        definitions.get_repository_def()
-    return definitions
 
 
 defs = build_definitions(cfg.Settings.from_env())

@@ -11,6 +11,7 @@ import pytest
 from test_walkforward_assets import CONFIG, ROWS, land_and_compute, start
 
 from resources.catalog import Catalog
+from sensors.intake import job_request_intake_sensor
 from sensors.job_requests import LIFECYCLE_SENSORS, job_request_failed, job_request_started
 from sensors.simulation import simulation_sensor
 from sensors.walkforward import walkforward_sensor
@@ -66,19 +67,17 @@ class World:
             return sensor(context).run_requests
 
     def sensor(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
-        """A tick and the intake runs it launched, as the daemon runs them: the intake runs are executed,
-        then the next tick's requests other than intake runs."""
-        self.launch(sensor, self.evaluate(sensor))
-        return [r for r in self.evaluate(sensor) if r.job_name != TAKE_JOB_REQUEST_JOB]
+        """A tick of the intake sensor and the intake runs it asked for, as the daemon runs them, then a
+        tick of `sensor`: its run requests."""
+        self.launch(self.evaluate(job_request_intake_sensor))
+        return self.evaluate(sensor)
 
-    def launch(self, sensor: dg.SensorDefinition, requests: list[dg.RunRequest]) -> list[str]:
-        """What the daemon does with a sensor's intake run requests: execute each one whose run key the
+    def launch(self, requests: list[dg.RunRequest]) -> list[str]:
+        """What the daemon does with the intake sensor's run requests: execute each one whose run key the
         sensor has not used before, tagged as the daemon tags it; the run ids."""
         launched = []
         for request in requests:
-            if request.job_name != TAKE_JOB_REQUEST_JOB:
-                continue
-            tags = {"dagster/sensor_name": sensor.name, "dagster/run_key": request.run_key}
+            tags = {"dagster/sensor_name": job_request_intake_sensor.name, "dagster/run_key": request.run_key}
             if self.instance.get_runs(dg.RunsFilter(tags=tags)):
                 continue
             result = take_job_request.execute_in_process(
@@ -122,7 +121,7 @@ class World:
 
 def test_a_tick_only_asks_for_the_intake_run_and_a_repeated_tick_launches_nothing_twice(world):
     request_id = world.submit("walkforward", TWO_FOLDS)
-    first, again = world.evaluate(walkforward_sensor), world.evaluate(walkforward_sensor)
+    first, again = world.evaluate(job_request_intake_sensor), world.evaluate(job_request_intake_sensor)
     (intake,) = first
     assert intake.job_name == "take_job_request" and [r.run_key for r in again] == [intake.run_key]
     # The ticks read no data: nothing was taken, registered or added yet.
@@ -131,8 +130,8 @@ def test_a_tick_only_asks_for_the_intake_run_and_a_repeated_tick_launches_nothin
     assert world.catalog.list_walkforward_runs() == []
     assert not world.instance.has_dynamic_partition("walkforward_runs", "btc25_run1")
     # The daemon launches the first tick's run and skips the repeated tick's duplicate run key.
-    (run_id,) = world.launch(walkforward_sensor, first + again)
-    assert world.launch(walkforward_sensor, world.evaluate(walkforward_sensor)) == []
+    (run_id,) = world.launch(first + again)
+    assert world.launch(world.evaluate(job_request_intake_sensor)) == []
     request = world.request(request_id)
     assert (request.status, request.target, request.intake_attempts) == ("QUEUED", "btc25_run1", 1)
     assert world.instance.has_dynamic_partition("walkforward_runs", "btc25_run1")
@@ -147,7 +146,7 @@ def test_no_second_intake_run_is_asked_for_while_one_of_the_request_is_in_flight
     """Taking a request computes its folds and can outlast a tick; the attempt it counted at its start
     gives the next tick a new run key, yet only a run that ended leaves room for the next attempt."""
     request_id = world.submit("walkforward", TWO_FOLDS)
-    (intake,) = world.evaluate(walkforward_sensor)
+    (intake,) = world.evaluate(job_request_intake_sensor)
     # The daemon launched it and it started: it counted its attempt and is computing the folds.
     run = dg.DagsterRun(
         job_name=TAKE_JOB_REQUEST_JOB,
@@ -158,12 +157,12 @@ def test_no_second_intake_run_is_asked_for_while_one_of_the_request_is_in_flight
     world.instance.add_run(run)
     world.catalog.begin_job_intake(request_id)
 
-    assert world.evaluate(walkforward_sensor) == []
+    assert world.evaluate(job_request_intake_sensor) == []
 
     # It died leaving the request QUEUED, its attempt counted: the next tick asks for the next attempt.
     world.instance.report_run_failed(run)
     assert world.request(request_id).status == "QUEUED"
-    (again,) = world.evaluate(walkforward_sensor)
+    (again,) = world.evaluate(job_request_intake_sensor)
     assert again.tags[job_requests.INTAKE_TAG] == str(request_id) and again.run_key != intake.run_key
 
 
