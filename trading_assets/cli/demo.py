@@ -217,12 +217,11 @@ def _simulation(launcher: Launcher, run: str) -> bool:
     checks = result.get_asset_check_evaluations()
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")
-    dataset = run.rsplit("_run", 1)[0]
-    compared = launcher.execute("compare_simulations", partition_key=dataset)
+    compared = launcher.execute("compare_simulations", partition_key=DEMO_DATASET)
     if compared.success:
         meta = metadata(compared, "simulation_comparison")
         print(
-            f"comparison     {meta['simulations']} simulations of {dataset}; best by Sharpe "
+            f"comparison     {meta['simulations']} simulations of {DEMO_DATASET}; best by Sharpe "
             f"{meta['best_by_sharpe']}"
         )
     return compared.success and all(c.passed for c in checks)
