@@ -6,6 +6,8 @@ trading-assets demo-data --shape equity-daily|fx-hourly|crypto-minute [--rows N]
 trading-assets export TABLE [--start T] [--end T] [--columns a,b] [--format parquet|csv] [--out PATH]
 trading-assets catalog [--dataset NAME]
 trading-assets submit walkforward|simulation FILE.yaml [--requested-by NAME]
+trading-assets walkforward FILE.yaml
+trading-assets simulate FILE.yaml
 trading-assets requests [--status S] [--id N]
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
@@ -14,9 +16,19 @@ One module per command, each adding its parser (`add_parser`) and running it (`r
 import argparse
 import sys
 
-from trading_assets.cli import catalog, demo, demo_data, export, ingest, requests, submit
+from trading_assets.cli import (
+    catalog,
+    demo,
+    demo_data,
+    export,
+    ingest,
+    requests,
+    simulate,
+    submit,
+    walkforward,
+)
 
-COMMANDS = (ingest, demo, demo_data, export, catalog, submit, requests)
+COMMANDS = (ingest, demo, demo_data, export, catalog, submit, walkforward, simulate, requests)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from trading_assets import settings as cfg
+from trading_assets.cli.launcher import Launcher, metadata
+from trading_assets.cli.simulate import print_metrics
 
 DEMO_DATASET = "btc25"
 # The demo's walkforward: 12 folds of 14 days, each trained on the 60 days before it, predicting the
@@ -28,7 +30,6 @@ DEMO_WALKFORWARD = {
 # The demo's simulation: the run's per-fold thresholds, all equity in each position, 1 bp fees and 1 bp
 # slippage per fill, filled at the next bar's open.
 DEMO_SIMULATION = {"thresholds": "run", "fee_bps": 1.0, "slippage_bps": 1.0}
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -37,26 +38,6 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     demo.add_argument("--rows", type=int, default=525_600)
     demo.set_defaults(run=run)
-
-
-class Launcher:
-    """Executes the code location's jobs in process on one Dagster instance, quietly (warnings only)."""
-
-    def __init__(self, defs: Any, instance: Any) -> None:
-        self.defs, self.instance = defs, instance
-
-    def execute(self, job: str, partition_key: str | None = None, ops: dict | None = None) -> Any:
-        return self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance,
-            partition_key=partition_key,
-            raise_on_error=False,
-            run_config={**QUIET, "ops": ops} if ops else QUIET,
-        )
-
-
-def metadata(result: Any, node: str) -> dict[str, Any]:
-    """The values of the first materialisation's metadata of `node` in the run."""
-    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,19 +182,7 @@ def _simulation(launcher: Launcher, run: str) -> bool:
     if not result.success:
         print(f"error: the simulate run of {sim} failed; see the Dagster UI", file=sys.stderr)
         return False
-    meta = metadata(result, "simulation")
-    print(
-        f"simulation     {sim}  (run {run}, {meta['dagster/row_count']} bars, "
-        f"{time.perf_counter() - started:.1f}s)"
-    )
-    print(
-        f"metrics        total return {meta['total_return']:+.2%}, CAGR {meta['cagr']:+.2%}, Sharpe "
-        f"{meta['sharpe']:.2f}, Sortino {meta['sortino']:.2f}, max drawdown {meta['max_drawdown']:.2%}"
-    )
-    print(
-        f"               {meta['n_trades']} trades, win rate {meta['win_rate']:.1%}, profit factor "
-        f"{meta['profit_factor']:.2f}, exposure {meta['exposure']:.1%}, SQN {meta['sqn']:.2f}"
-    )
+    print_metrics(sim, run, metadata(result, "simulation"), time.perf_counter() - started)
     checks = result.get_asset_check_evaluations()
     for check in checks:
         print(f"check          {check.check_name}: {'passed' if check.passed else 'FAILED'}")

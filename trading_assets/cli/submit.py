@@ -4,9 +4,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trading_assets import settings as cfg
 from trading_assets.records import JOB_KINDS, NewJobRequest
+
+if TYPE_CHECKING:
+    from trading_assets.simulation.config import SimulationConfig
+    from trading_assets.walkforward.config import WalkforwardConfig
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,23 +24,31 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     submit.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import getpass
+def read_config(kind: str, file: str) -> "WalkforwardConfig | SimulationConfig":
+    """The YAML file's fields as the kind's typed config; RequestInvalid naming the file or each wrong field.
 
+    The launchpad's typed config checks every field now; what depends on the data (the dataset, its bars,
+    a completed run) is checked when the config is registered."""
     import yaml
 
     from trading_assets.requests.service import RequestInvalid, config_from_data
 
-    path = Path(args.file)
+    path = Path(file)
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
-        print(f"error: {path}: {err}", file=sys.stderr)
-        return 2
+        raise RequestInvalid(f"{path}: {err}") from None
+    return config_from_data(kind, data, source=str(path))
+
+
+def run(args: argparse.Namespace) -> int:
+    import getpass
+
+    from trading_assets.requests.service import RequestInvalid
+
     try:
-        # The launchpad's typed config checks every field now; what depends on the data (the dataset, its
-        # bars, a completed run) is checked by the intake run, which REJECTS the request with the message.
-        config = config_from_data(args.kind, data, source=str(path))
+        # An invalid request is REJECTED by the intake run, with the message, if the data does not fit it.
+        config = read_config(args.kind, args.file)
     except RequestInvalid as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
