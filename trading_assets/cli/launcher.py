@@ -59,6 +59,29 @@ class Launcher:
         reconcile(kind, catalog, self.instance, logging.getLogger(__name__))
 
 
+def register_from_file(kind: str, path: str, job: str, op: str, noun: str) -> tuple[Launcher, Any, Any] | int:
+    """Read `path` as the `kind` config and register it through its launchpad `job` (op `op`), in process:
+    (launcher, config, the registering run's result), or the exit code after one line on stderr (2: a field
+    error, nothing written; 1: the `noun` was not registered)."""
+    from trading_assets.cli.submit import read_config
+    from trading_assets.requests.service import RequestInvalid
+
+    try:
+        config = read_config(kind, path)
+    except RequestInvalid as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # A failed step logs its stack trace at ERROR: the command says what failed in one line instead.
+    launcher = Launcher.for_settings(cfg.Settings.from_env(), log_level="CRITICAL")
+    registered = launcher.execute(
+        job, ops={op: {"config": config.model_dump(mode="json", exclude_unset=True)}}
+    )
+    if not registered.success:
+        print(f"error: the {noun} was not registered: {failure(registered)}", file=sys.stderr)
+        return 1
+    return launcher, config, registered
+
+
 def interrupted(result: Any) -> bool:
     """Whether a step of the run was interrupted (Ctrl-C): Dagster ends the run as failed, not raising."""
     return any(e.step_failure_data.error.cls_name in INTERRUPTS for e in _failures(result))

@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 from trading_assets import settings as cfg
-from trading_assets.cli.launcher import Launcher, failure, interrupted, metadata
-from trading_assets.cli.submit import read_config
+from trading_assets.cli.launcher import Launcher, failure, interrupted, metadata, register_from_file
 
 INTERRUPTED = "interrupted (Ctrl-C) in trading-assets simulate"
 
@@ -25,24 +24,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from trading_assets.requests.service import RequestInvalid
-
-    try:
-        config = read_config("simulation", args.file)
-    except RequestInvalid as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    settings = cfg.Settings.from_env()
-    # A failed step logs its stack trace at ERROR: the command says what failed in one line instead.
-    launcher = Launcher.for_settings(settings, log_level="CRITICAL")
     started = time.perf_counter()
-    registered = launcher.execute(
-        "start_simulation",
-        ops={"register_simulation_op": {"config": config.model_dump(mode="json", exclude_unset=True)}},
+    registration = register_from_file(
+        "simulation", args.file, "start_simulation", "register_simulation_op", "simulation"
     )
-    if not registered.success:
-        print(f"error: the simulation was not registered: {failure(registered)}", file=sys.stderr)
-        return 1
+    if isinstance(registration, int):
+        return registration
+    launcher, config, registered = registration
+    settings = cfg.Settings.from_env()
     name = registered.output_for_node("register_simulation_op")
     print(f"simulation {name}: replaying {config.run}", flush=True)
     with cfg.catalog(settings).process_config_and_initialize_cm() as catalog:

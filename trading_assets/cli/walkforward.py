@@ -11,8 +11,7 @@ import time
 from typing import Any
 
 from trading_assets import settings as cfg
-from trading_assets.cli.launcher import Launcher, Progress, failure, interrupted, metadata
-from trading_assets.cli.submit import read_config
+from trading_assets.cli.launcher import Launcher, Progress, failure, interrupted, metadata, register_from_file
 from trading_assets.records import FoldResult
 
 INTERRUPTED = "interrupted (Ctrl-C) in trading-assets walkforward"
@@ -27,23 +26,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from trading_assets.requests.service import RequestInvalid
-
-    try:
-        config = read_config("walkforward", args.file)
-    except RequestInvalid as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    settings = cfg.Settings.from_env()
-    # A failed step logs its stack trace at ERROR: the command says what failed in one line instead.
-    launcher = Launcher.for_settings(settings, log_level="CRITICAL")
-    registered = launcher.execute(
-        "start_walkforward",
-        ops={"register_walkforward_run": {"config": config.model_dump(mode="json", exclude_unset=True)}},
+    registration = register_from_file(
+        "walkforward", args.file, "start_walkforward", "register_walkforward_run", "run"
     )
-    if not registered.success:
-        print(f"error: the run was not registered: {failure(registered)}", file=sys.stderr)
-        return 1
+    if isinstance(registration, int):
+        return registration
+    launcher, _, registered = registration
+    settings = cfg.Settings.from_env()
     name = registered.output_for_node("register_walkforward_run")
     with cfg.catalog(settings).process_config_and_initialize_cm() as catalog:
         try:
