@@ -1,7 +1,13 @@
-"""Window primitives shared by the windowed kernels.
+"""Window primitives shared by the windowed kernels, each over a block of consecutive windows.
 
-Each primitive reads one window `x[end - n + 1 : end + 1]` and sums it oldest first from 0.0, so a value
-depends only on its window and never on where the array starts (no running sum carried along the array).
+Every window `x[end - n + 1 : end + 1]` is reduced oldest first from 0.0 (from its newest value for
+max/min), so a value depends only on its window and never on where the array starts: no running sum is
+carried along the array. The loops are swapped for speed, not the order: a primitive fills `out[t]` for
+the windows ending at t0 + t, t < len(out), by adding the k-th value of every window to its total for
+k = 0, 1, ... in turn. Each total sees the same additions in the same order as a window summed on its
+own, and the inner loop over t is elementwise, so LLVM makes it SIMD; `BLOCK` outputs at a time keep the
+totals in the L1 cache. Four window values enter per pass (((acc + a) + b) + c) + d: the same additions,
+a quarter of the loads and stores of the totals.
 
 numba's on-disk cache keys a kernel on its own file only: the package's `guard` call drops the callers'
 cached machine code when this module changes (`compute/numba_cache.py`).
@@ -14,54 +20,170 @@ import math
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, error_model="numpy")
-def window_sum_nb(x: np.ndarray, end: int, n: int) -> float:
-    """Sum of the `n` values ending at `end`, added oldest first."""
-    total = 0.0
-    for j in range(end - n + 1, end + 1):
-        total += x[j]
-    return total
+# Windows computed together: their totals (8 KiB) and the values they read stay in the L1 cache.
+BLOCK = 1024
 
 
 @njit(cache=True, error_model="numpy")
-def window_moments_nb(x: np.ndarray, end: int, n: int, ddof: int) -> tuple[float, float]:
-    """(mean - first value, standard deviation) of the `n` values ending at `end`; the squared deviations
-    are divided by n - ddof.
+def window_sums_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
+    """out[t] = the sum of the `n` values of `x` ending at t0 + t, added oldest first."""
+    m = out.shape[0]
+    first = t0 - n + 1
+    for t in range(m):
+        out[t] = 0.0
+    k = 0
+    while k + 4 <= n:
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        for t in range(m):
+            out[t] = (((out[t] + a[t]) + b[t]) + c[t]) + d[t]
+        k += 4
+    while k < n:
+        a = x[first + k : first + k + m]
+        for t in range(m):
+            out[t] += a[t]
+        k += 1
 
-    Two passes over values shifted by the window's first value: a flat window then gives exactly 0 for
-    both (the plain mean sum/n of equal values can be off by an ulp and leave a spurious tiny deviation),
-    and the shift keeps the squares small whatever the price level.
+
+@njit(cache=True, error_model="numpy")
+def window_weighted_sums_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
+    """out[t] = sum of w * x over the `n` values ending at t0 + t, weights 1..n oldest first, added
+    oldest first."""
+    m = out.shape[0]
+    first = t0 - n + 1
+    for t in range(m):
+        out[t] = 0.0
+    k = 0
+    while k + 4 <= n:
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        wa, wb, wc, wd = float(k + 1), float(k + 2), float(k + 3), float(k + 4)
+        for t in range(m):
+            out[t] = (((out[t] + wa * a[t]) + wb * b[t]) + wc * c[t]) + wd * d[t]
+        k += 4
+    while k < n:
+        a = x[first + k : first + k + m]
+        w = float(k + 1)
+        for t in range(m):
+            out[t] += w * a[t]
+        k += 1
+
+
+@njit(cache=True, error_model="numpy")
+def window_offsets_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
+    """out[t] = mean - first value of the `n` values ending at t0 + t: the values less the window's first
+    one, summed oldest first, over n.
+
+    Measured from the first value, a flat window gives exactly 0 (the plain mean sum/n of equal values
+    can be off by an ulp and leave a spurious tiny deviation), and the deviations stay small whatever the
+    price level.
     """
-    start = end - n + 1
-    base = x[start]
-    total = 0.0
-    for j in range(start, end + 1):
-        total += x[j] - base
-    offset = total / n
-    squares = 0.0
-    for j in range(start, end + 1):
-        d = (x[j] - base) - offset
-        squares += d * d
-    return offset, math.sqrt(squares / (n - ddof))
+    m = out.shape[0]
+    first = t0 - n + 1
+    base = x[first : first + m]
+    for t in range(m):
+        out[t] = 0.0
+    k = 0
+    while k + 4 <= n:
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        for t in range(m):
+            s = base[t]
+            out[t] = (((out[t] + (a[t] - s)) + (b[t] - s)) + (c[t] - s)) + (d[t] - s)
+        k += 4
+    while k < n:
+        a = x[first + k : first + k + m]
+        for t in range(m):
+            out[t] += a[t] - base[t]
+        k += 1
+    for t in range(m):
+        out[t] = out[t] / n
 
 
 @njit(cache=True, error_model="numpy")
-def window_max_nb(x: np.ndarray, end: int, n: int) -> float:
-    """Largest of the `n` values ending at `end`."""
-    best = x[end]
-    for j in range(end - n + 1, end):
-        best = max(best, x[j])
-    return best
+def window_squares_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray, out: np.ndarray) -> None:
+    """out[t] = sum of ((value - first value) - offset[t])**2 over the `n` values ending at t0 + t,
+    added oldest first (offset from `window_offsets_nb`)."""
+    m = out.shape[0]
+    first = t0 - n + 1
+    base = x[first : first + m]
+    for t in range(m):
+        out[t] = 0.0
+    for k in range(n):
+        a = x[first + k : first + k + m]
+        for t in range(m):
+            d = (a[t] - base[t]) - offset[t]
+            out[t] += d * d
 
 
 @njit(cache=True, error_model="numpy")
-def window_min_nb(x: np.ndarray, end: int, n: int) -> float:
-    """Smallest of the `n` values ending at `end`."""
-    best = x[end]
-    for j in range(end - n + 1, end):
-        best = min(best, x[j])
-    return best
+def window_abs_deviations_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray, out: np.ndarray) -> None:
+    """out[t] = sum of |(value - first value) - offset[t]| over the `n` values ending at t0 + t, added
+    oldest first (offset from `window_offsets_nb`)."""
+    m = out.shape[0]
+    first = t0 - n + 1
+    base = x[first : first + m]
+    for t in range(m):
+        out[t] = 0.0
+    for k in range(n):
+        a = x[first + k : first + k + m]
+        for t in range(m):
+            out[t] += abs((a[t] - base[t]) - offset[t])
+
+
+@njit(cache=True, error_model="numpy")
+def window_stds_nb(x: np.ndarray, t0: int, n: int, ddof: int, offset: np.ndarray, out: np.ndarray) -> None:
+    """offset[t] = mean - first value (`window_offsets_nb`) and out[t] = the standard deviation of the
+    `n` values ending at t0 + t, the squared deviations divided by n - ddof."""
+    window_offsets_nb(x, t0, n, offset)
+    window_squares_nb(x, t0, n, offset, out)
+    for t in range(out.shape[0]):
+        out[t] = math.sqrt(out[t] / (n - ddof))
+
+
+@njit(cache=True, error_model="numpy")
+def _beyond(value: float, best: float, largest: bool) -> bool:
+    """Whether `value` replaces `best`: strictly larger (smaller), as in numba's builtin max (min)."""
+    return value > best if largest else value < best
+
+
+@njit(cache=True, error_model="numpy")
+def window_extremes_nb(x: np.ndarray, t0: int, n: int, largest: bool, out: np.ndarray) -> None:
+    """out[t] = the largest (smallest) of the `n` values ending at t0 + t: the newest, then
+    max(best, value) over the others oldest first, so a NaN newest value stays and older NaNs are passed
+    over.
+
+    The leftover (n - 1) % 4 oldest values enter with the newest and the rest four per pass: a pass
+    with one value per total compiles to a masked store, several times slower than a blend.
+    """
+    m = out.shape[0]
+    first = t0 - n + 1
+    newest = x[t0 : t0 + m]
+    extra = (n - 1) % 4
+    for t in range(m):
+        best = newest[t]
+        for k in range(extra):
+            value = x[first + k + t]
+            best = value if _beyond(value, best, largest) else best
+        out[t] = best
+    for k in range(extra, n - 1, 4):
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        for t in range(m):
+            best = out[t]
+            best = a[t] if _beyond(a[t], best, largest) else best
+            best = b[t] if _beyond(b[t], best, largest) else best
+            best = c[t] if _beyond(c[t], best, largest) else best
+            best = d[t] if _beyond(d[t], best, largest) else best
+            out[t] = best
 
 
 @njit(cache=True, error_model="numpy")
@@ -70,9 +192,13 @@ def rolling_mean_nb(x: np.ndarray, n: int, first: int) -> np.ndarray:
 
     NaN until index first + n - 1, the first window made only of defined values.
     """
-    out = np.full(x.shape[0], np.nan)
-    for i in range(first + n - 1, x.shape[0]):
-        out[i] = window_sum_nb(x, i, n) / n
+    size = x.shape[0]
+    out = np.full(size, np.nan)
+    for t0 in range(first + n - 1, size, BLOCK):
+        block = out[t0 : min(t0 + BLOCK, size)]
+        window_sums_nb(x, t0, n, block)
+        for t in range(block.shape[0]):
+            block[t] = block[t] / n
     return out
 
 

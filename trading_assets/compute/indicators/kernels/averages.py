@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import rolling_mean_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, rolling_mean_nb, window_weighted_sums_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -17,14 +17,14 @@ def sma_nb(close: np.ndarray, n: int) -> np.ndarray:
 @njit(cache=True, error_model="numpy")
 def wma_nb(close: np.ndarray, n: int) -> np.ndarray:
     """Linearly weighted mean of the last `n` closes (weights 1..n, newest heaviest); NaN for n - 1 bars."""
-    out = np.full(close.shape[0], np.nan)
+    size = close.shape[0]
+    out = np.full(size, np.nan)
     divisor = n * (n + 1) / 2.0
-    for i in range(n - 1, close.shape[0]):
-        start = i - n + 1
-        total = 0.0
-        for j in range(n):
-            total += (j + 1) * close[start + j]
-        out[i] = total / divisor
+    for t0 in range(n - 1, size, BLOCK):
+        block = out[t0 : min(t0 + BLOCK, size)]
+        window_weighted_sums_nb(close, t0, n, block)
+        for t in range(block.shape[0]):
+            block[t] = block[t] / divisor
     return out
 
 

@@ -6,10 +6,12 @@ import numpy as np
 from numba import njit
 
 from trading_assets.compute.indicators.kernels._window import (
+    BLOCK,
     rolling_mean_nb,
     typical_price_nb,
-    window_max_nb,
-    window_min_nb,
+    window_abs_deviations_nb,
+    window_extremes_nb,
+    window_offsets_nb,
 )
 
 
@@ -56,12 +58,17 @@ def stoch_nb(
 
     fast %K = 100 * (close - LL) / (HH - LL) over the last `k` bars, 50 when HH == LL.
     """
-    fast_k = np.full(close.shape[0], np.nan)
-    for i in range(k - 1, close.shape[0]):
-        highest = window_max_nb(high, i, k)
-        lowest = window_min_nb(low, i, k)
-        span = highest - lowest
-        fast_k[i] = 100.0 * (close[i] - lowest) / span if span != 0.0 else 50.0
+    size = close.shape[0]
+    fast_k = np.full(size, np.nan)
+    highest = np.empty(BLOCK)
+    lowest = np.empty(BLOCK)
+    for t0 in range(k - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_extremes_nb(high, t0, k, True, highest[:m])
+        window_extremes_nb(low, t0, k, False, lowest[:m])
+        for t in range(m):
+            span = highest[t] - lowest[t]
+            fast_k[t0 + t] = 100.0 * (close[t0 + t] - lowest[t]) / span if span != 0.0 else 50.0
     slow_k = rolling_mean_nb(fast_k, smooth, k - 1)
     return slow_k, rolling_mean_nb(slow_k, d, k + smooth - 2)
 
@@ -72,31 +79,36 @@ def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
 
     Works on prices shifted by the window's first one, so a flat window has deviation exactly 0 (CCI 0).
     """
+    size = close.shape[0]
     tp = typical_price_nb(high, low, close)
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n - 1, close.shape[0]):
-        start = i - n + 1
-        base = tp[start]
-        total = 0.0
-        for j in range(start, i + 1):
-            total += tp[j] - base
-        offset = total / n
-        deviation = 0.0
-        for j in range(start, i + 1):
-            deviation += abs((tp[j] - base) - offset)
-        if deviation != 0.0:
-            out[i] = ((tp[i] - base) - offset) / (0.015 * (deviation / n))
-        else:
-            out[i] = 0.0
+    out = np.full(size, np.nan)
+    offset = np.empty(BLOCK)
+    deviation = np.empty(BLOCK)
+    for t0 in range(n - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_offsets_nb(tp, t0, n, offset[:m])
+        window_abs_deviations_nb(tp, t0, n, offset[:m], deviation[:m])
+        for t in range(m):
+            i = t0 + t
+            if deviation[t] != 0.0:
+                out[i] = ((tp[i] - tp[i - n + 1]) - offset[t]) / (0.015 * (deviation[t] / n))
+            else:
+                out[i] = 0.0
     return out
 
 
 @njit(cache=True, error_model="numpy")
 def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Williams %R: -100 * (HH - close) / (HH - LL) over the last `n` bars, -50 when HH == LL."""
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n - 1, close.shape[0]):
-        highest = window_max_nb(high, i, n)
-        span = highest - window_min_nb(low, i, n)
-        out[i] = -100.0 * (highest - close[i]) / span if span != 0.0 else -50.0
+    size = close.shape[0]
+    out = np.full(size, np.nan)
+    highest = np.empty(BLOCK)
+    lowest = np.empty(BLOCK)
+    for t0 in range(n - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_extremes_nb(high, t0, n, True, highest[:m])
+        window_extremes_nb(low, t0, n, False, lowest[:m])
+        for t in range(m):
+            span = highest[t] - lowest[t]
+            out[t0 + t] = -100.0 * (highest[t] - close[t0 + t]) / span if span != 0.0 else -50.0
     return out

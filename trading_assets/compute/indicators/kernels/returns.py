@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import window_moments_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, window_stds_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -41,23 +41,34 @@ def logret_nb(close: np.ndarray, n: int) -> np.ndarray:
 @njit(cache=True, error_model="numpy")
 def rvol_nb(close: np.ndarray, n: int, scale: float) -> np.ndarray:
     """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale)."""
+    size = close.shape[0]
     returns = logret_nb(close, 1)
     factor = math.sqrt(scale)
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n, close.shape[0]):
-        out[i] = window_moments_nb(returns, i, n, 1)[1] * factor
+    out = np.full(size, np.nan)
+    offset = np.empty(BLOCK)
+    for t0 in range(n, size, BLOCK):
+        block = out[t0 : min(t0 + BLOCK, size)]
+        window_stds_nb(returns, t0, n, 1, offset[: block.shape[0]], block)
+        for t in range(block.shape[0]):
+            block[t] = block[t] * factor
     return out
 
 
 @njit(cache=True, error_model="numpy")
 def zscore_nb(close: np.ndarray, n: int) -> np.ndarray:
     """(close - mean) / std over the last `n` closes, population std; 0 when the std is 0."""
-    out = np.full(close.shape[0], np.nan)
-    for i in range(n - 1, close.shape[0]):
-        # Measured from the window's first close, like the std, so a flat window gives 0 / 0 -> 0.
-        offset, std = window_moments_nb(close, i, n, 0)
-        if std != 0.0:
-            out[i] = ((close[i] - close[i - n + 1]) - offset) / std
-        else:
-            out[i] = 0.0
+    size = close.shape[0]
+    out = np.full(size, np.nan)
+    offset = np.empty(BLOCK)
+    std = np.empty(BLOCK)
+    for t0 in range(n - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
+        for t in range(m):
+            i = t0 + t
+            # Measured from the window's first close, like the std, so a flat window gives 0 / 0 -> 0.
+            if std[t] != 0.0:
+                out[i] = ((close[i] - close[i - n + 1]) - offset[t]) / std[t]
+            else:
+                out[i] = 0.0
     return out

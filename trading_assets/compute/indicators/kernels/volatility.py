@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import window_moments_nb, window_sum_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, window_stds_nb, window_sums_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -23,19 +23,26 @@ def bbands_nb(
     lower = np.full(size, np.nan)
     pctb = np.full(size, np.nan)
     bandwidth = np.full(size, np.nan)
-    for i in range(n - 1, size):
-        mid = window_sum_nb(close, i, n) / n
-        spread = k * window_moments_nb(close, i, n, 0)[1]
-        up = mid + spread
-        lo = mid - spread
-        middle[i], upper[i], lower[i] = mid, up, lo
-        width = up - lo
-        if width != 0.0:
-            pctb[i] = (close[i] - lo) / width
-            bandwidth[i] = width / mid
-        else:
-            pctb[i] = 0.5
-            bandwidth[i] = 0.0
+    offset = np.empty(BLOCK)
+    std = np.empty(BLOCK)
+    for t0 in range(n - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_sums_nb(close, t0, n, middle[t0 : t0 + m])
+        window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
+        for t in range(m):
+            i = t0 + t
+            mid = middle[i] / n
+            spread = k * std[t]
+            up = mid + spread
+            lo = mid - spread
+            middle[i], upper[i], lower[i] = mid, up, lo
+            width = up - lo
+            if width != 0.0:
+                pctb[i] = (close[i] - lo) / width
+                bandwidth[i] = width / mid
+            else:
+                pctb[i] = 0.5
+                bandwidth[i] = 0.0
     return middle, upper, lower, pctb, bandwidth
 
 

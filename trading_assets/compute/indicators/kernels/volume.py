@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import typical_price_nb, window_sum_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, typical_price_nb, window_sums_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -45,15 +45,20 @@ def mfi_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
     positive = np.zeros(size)
     negative = np.zeros(size)
     for j in range(1, size):
-        if tp[j] > tp[j - 1]:
-            positive[j] = tp[j] * volume[j]
-        elif tp[j] < tp[j - 1]:
-            negative[j] = tp[j] * volume[j]
+        # Both stored on every bar: a store under a condition compiles to a slow masked store.
+        flow = tp[j] * volume[j]
+        positive[j] = flow if tp[j] > tp[j - 1] else 0.0
+        negative[j] = flow if tp[j] < tp[j - 1] else 0.0
     out = np.full(size, np.nan)
-    for i in range(n, size):
-        up = window_sum_nb(positive, i, n)
-        total = up + window_sum_nb(negative, i, n)
-        out[i] = 100.0 * (up / total) if total != 0.0 else 50.0
+    up = np.empty(BLOCK)
+    down = np.empty(BLOCK)
+    for t0 in range(n, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        window_sums_nb(positive, t0, n, up[:m])
+        window_sums_nb(negative, t0, n, down[:m])
+        for t in range(m):
+            total = up[t] + down[t]
+            out[t0 + t] = 100.0 * (up[t] / total) if total != 0.0 else 50.0
     return out
 
 
@@ -67,10 +72,16 @@ def vwap_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.nda
     tp = typical_price_nb(high, low, close)
     weighted = tp * volume
     out = np.full(size, np.nan)
-    for i in range(n - 1, size):
-        shares = window_sum_nb(volume, i, n)
-        if shares != 0.0:
-            out[i] = window_sum_nb(weighted, i, n) / shares
-        else:
-            out[i] = window_sum_nb(tp, i, n) / n
+    shares = np.empty(BLOCK)
+    for t0 in range(n - 1, size, BLOCK):
+        m = min(BLOCK, size - t0)
+        block = out[t0 : t0 + m]
+        window_sums_nb(volume, t0, n, shares[:m])
+        window_sums_nb(weighted, t0, n, block)
+        for t in range(m):
+            if shares[t] != 0.0:
+                block[t] = block[t] / shares[t]
+            else:
+                window_sums_nb(tp, t0 + t, n, block[t : t + 1])
+                block[t] = block[t] / n
     return out
