@@ -8,6 +8,8 @@ trading-assets catalog [--dataset NAME]
 trading-assets submit walkforward|simulation FILE.yaml [--requested-by NAME]
 trading-assets walkforward FILE.yaml
 trading-assets simulate FILE.yaml
+trading-assets indicators FILE.yaml
+trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
@@ -21,14 +23,28 @@ from trading_assets.cli import (
     demo,
     demo_data,
     export,
+    indicators,
     ingest,
     requests,
     simulate,
     submit,
+    sweep,
     walkforward,
 )
 
-COMMANDS = (ingest, demo, demo_data, export, catalog, submit, walkforward, simulate, requests)
+COMMANDS = (
+    ingest,
+    demo,
+    demo_data,
+    export,
+    catalog,
+    submit,
+    indicators,
+    walkforward,
+    simulate,
+    sweep,
+    requests,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,11 @@
 """In-process execution of the code location's jobs, for the commands that run the pipeline in the
-foreground (`demo`, `walkforward`, `simulate`): the runs the daemon's sensors would launch, in order, on the
-same Dagster instance, so each one is in the UI's history as if the daemon had launched it."""
+foreground (`demo`, `walkforward`, `simulate`, `indicators`, `sweep`): the runs the daemon's sensors would
+launch, in order, on the same Dagster instance, so each one is in the UI's history as if the daemon had
+launched it.
+
+A foreground command registers its run, sim or set with a target (its job request is never QUEUED, so
+no intake run takes it), but the daemon's sensors launch the runs of every registered target: with a
+daemon alive on the same instance, the commands that register refuse to start (`daemon_conflict`)."""
 
 import logging
 import os
@@ -12,6 +17,8 @@ from trading_assets import settings as cfg
 
 # How a step that was interrupted (Ctrl-C) ends in Dagster's record of it: a failure of this class.
 INTERRUPTS = ("KeyboardInterrupt", "DagsterExecutionInterruptedError")
+# The sensor daemon writes a heartbeat every 30 s: one younger than three of those is a daemon alive.
+DAEMON_ALIVE_S = 90.0
 
 
 class Launcher:
@@ -62,7 +69,7 @@ class Launcher:
 def register_from_file(kind: str, path: str, job: str, op: str, noun: str) -> tuple[Launcher, Any, Any] | int:
     """Read `path` as the `kind` config and register it through its launchpad `job` (op `op`), in process:
     (launcher, config, the registering run's result), or the exit code after one line on stderr (2: a field
-    error, nothing written; 1: the `noun` was not registered)."""
+    error, nothing written; 1: a daemon would run it too, or the `noun` was not registered)."""
     from trading_assets.cli.submit import read_config
     from trading_assets.requests.service import RequestInvalid
 
@@ -71,15 +78,47 @@ def register_from_file(kind: str, path: str, job: str, op: str, noun: str) -> tu
     except RequestInvalid as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # A failed step logs its stack trace at ERROR: the command says what failed in one line instead.
+    launcher = foreground_launcher(f"`trading-assets submit {kind} {path}` queues it for the daemon")
+    if isinstance(launcher, int):
+        return launcher
+    registered = register(launcher, job, op, config.model_dump(mode="json", exclude_unset=True), noun)
+    if isinstance(registered, int):
+        return registered
+    return launcher, config, registered
+
+
+def foreground_launcher(instead: str) -> Launcher | int:
+    """The launcher of the settings' instance, quiet (a failed step logs its stack trace at ERROR: the
+    commands say what failed in one line instead); or 1 after one line on stderr if a daemon is alive on
+    that instance, saying what to do `instead`."""
     launcher = Launcher.for_settings(cfg.Settings.from_env(), log_level="CRITICAL")
-    registered = launcher.execute(
-        job, ops={op: {"config": config.model_dump(mode="json", exclude_unset=True)}}
+    if (conflict := daemon_conflict(launcher.instance)) is not None:
+        print(f"error: {conflict}; {instead}, or stop the daemon", file=sys.stderr)
+        return 1
+    return launcher
+
+
+def daemon_conflict(instance: Any) -> str | None:
+    """Why the foreground must not run on `instance`: its sensor daemon is alive, and its sensors would
+    launch the runs of what the command registers a second time; None if no sensor daemon beats."""
+    beat = instance.get_daemon_heartbeats().get("SENSOR")
+    age = None if beat is None else time.time() - beat.timestamp
+    if age is None or age > DAEMON_ALIVE_S:
+        return None
+    return (
+        f"a Dagster daemon is running on {instance.root_directory} (heartbeat {age:.0f}s ago): its sensors "
+        "would run this a second time"
     )
+
+
+def register(launcher: Launcher, job: str, op: str, config: dict[str, Any], noun: str) -> Any | int:
+    """The result of the launchpad `job` run registering `config` (op `op`), or 1 after one line on stderr
+    if the `noun` was not registered."""
+    registered = launcher.execute(job, ops={op: {"config": config}})
     if not registered.success:
         print(f"error: the {noun} was not registered: {failure(registered)}", file=sys.stderr)
         return 1
-    return launcher, config, registered
+    return registered
 
 
 def interrupted(result: Any) -> bool:

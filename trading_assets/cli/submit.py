@@ -29,16 +29,22 @@ def read_config(kind: str, file: str) -> "WalkforwardConfig | SimulationConfig":
 
     The launchpad's typed config checks every field now; what depends on the data (the dataset, its bars,
     a completed run) is checked when the config is registered."""
+    from trading_assets.requests.service import config_from_data
+
+    return config_from_data(kind, read_yaml(file), source=str(Path(file)))
+
+
+def read_yaml(file: str) -> object:
+    """The YAML file's data; RequestInvalid naming the file if it cannot be read or parsed."""
     import yaml
 
-    from trading_assets.requests.service import RequestInvalid, config_from_data
+    from trading_assets.requests.service import RequestInvalid
 
     path = Path(file)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise RequestInvalid(f"{path}: {err}") from None
-    return config_from_data(kind, data, source=str(path))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,6 +63,7 @@ CONFIGS: dict[str, type[WalkforwardConfig] | type[SimulationConfig]] = {
     "simulation": SimulationConfig,
 }
 OPEN = ("QUEUED", "RUNNING", "FAILED")
+C = typing.TypeVar("C", bound=dg.Config)
 
 
 @dataclass(frozen=True)
@@ -91,20 +92,25 @@ def parse_config(kind: str, text: str, source: str = "config") -> WalkforwardCon
 
 def config_from_data(kind: str, data: Any, source: str = "config") -> WalkforwardConfig | SimulationConfig:
     """`data` (parsed JSON or YAML) as the kind's typed config; RequestInvalid naming each wrong field."""
+    return typed_config(CONFIGS[kind], data, source, kind)
+
+
+def typed_config(model: type[C], data: Any, source: str, noun: str) -> C:
+    """`data` as the typed config `model` (a `noun` config); RequestInvalid naming each wrong field."""
     if not isinstance(data, dict):
         raise RequestInvalid(f"{source} must be a mapping of fields, not {type(data).__name__}")
     # Dagster's Config classes ignore unknown keys outside the launchpad (whose schema refuses them), and
     # a misspelt optional field would silently take its default: name them, and missing ones, here.
-    if problems := _field_problems(CONFIGS[kind], data, ""):
-        raise RequestInvalid(f"{source} is not a valid {kind} config: {'; '.join(problems)}")
+    if problems := _field_problems(model, data, ""):
+        raise RequestInvalid(f"{source} is not a valid {noun} config: {'; '.join(problems)}")
     try:
-        return CONFIGS[kind](**data)
+        return model(**data)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
             for error in err.errors()
         )
-        raise RequestInvalid(f"{source} is not a valid {kind} config: {problems}") from None
+        raise RequestInvalid(f"{source} is not a valid {noun} config: {problems}") from None
 
 
 def _field_problems(model: type[dg.Config], data: dict[str, Any], prefix: str) -> list[str]:
