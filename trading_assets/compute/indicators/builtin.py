@@ -37,6 +37,11 @@ _MAX_PERIOD = 100_000
 _HLC = ("high", "low", "close")
 
 
+def _out(like: np.ndarray, outputs: int = 1) -> np.ndarray:
+    """The array a kernel fills, one row per output when there are several (see `kernels`)."""
+    return np.empty(like.shape[0] if outputs == 1 else (outputs, like.shape[0]))
+
+
 def _period(default: int, minimum: int = 1, doc: str = "bars in the window") -> Param:
     return Param(int, default, min=minimum, max=_MAX_PERIOD, doc=doc)
 
@@ -44,7 +49,9 @@ def _period(default: int, minimum: int = 1, doc: str = "bars in the window") -> 
 @indicator(params={"n": _period(20)}, lookback=lambda n: n - 1, overlay=True, builtin=True)
 def sma(close: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average: the mean of the last n closes, summed oldest first. Warm-up n - 1 bars."""
-    return sma_nb(close, n)
+    out = _out(close)
+    sma_nb(close, n, out)
+    return out
 
 
 @indicator(
@@ -57,14 +64,18 @@ def sma(close: np.ndarray, n: int) -> np.ndarray:
 def ema(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
     """Exponential moving average with alpha = 2 / (n + 1): ema = (close - ema) * alpha + ema, seeded as
     TA-Lib does with the SMA of the first n closes at bar n - 1 (its warm-up). Stateful."""
-    return ema_nb(close, n, state, i0)
+    out = _out(close)
+    ema_nb(close, n, state, i0, out)
+    return out
 
 
 @indicator(params={"n": _period(20)}, lookback=lambda n: n - 1, overlay=True, builtin=True)
 def wma(close: np.ndarray, n: int) -> np.ndarray:
     """Weighted moving average: sum(w * close) / sum(w) over the last n closes with weights 1..n, the
     newest close weighing n. Warm-up n - 1 bars."""
-    return wma_nb(close, n)
+    out = _out(close)
+    wma_nb(close, n, out)
+    return out
 
 
 @indicator(
@@ -77,7 +88,9 @@ def rsi(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
     """Wilder's relative strength index, 100 * avg gain / (avg gain + avg loss). The first averages are
     the means of the first n close-to-close changes (RSI from bar n), then avg = (avg * (n - 1) + x) / n.
     With no gain and no loss (flat prices) the RSI is 50, where TA-Lib gives 0. Stateful."""
-    return rsi_nb(close, n, state, i0)
+    out = _out(close)
+    rsi_nb(close, n, state, i0, out)
+    return out
 
 
 @indicator(
@@ -105,7 +118,9 @@ def macd(
     EMAs starting at bar slow - 1 (the slow one seeded with the SMA of the first slow closes, the fast
     one with the SMA of the fast closes ending there); signal = EMA(signal) of the line seeded with the
     SMA of its first signal values, from bar slow + signal - 2; hist = line - signal. Stateful."""
-    return macd_nb(close, fast, slow, signal, state, i0)
+    out = _out(close, 3)
+    macd_nb(close, fast, slow, signal, state, i0, out)
+    return tuple(out)
 
 
 @indicator(
@@ -125,7 +140,9 @@ def bbands(
     """Bollinger bands: middle = SMA(n), upper/lower = middle +- k * std with the population std (ddof 0,
     as TA-Lib); pctb = (close - lower) / (upper - lower), bandwidth = (upper - lower) / middle. When the
     bands coincide (a flat window) pctb is 0.5 and bandwidth 0. Warm-up n - 1 bars."""
-    return bbands_nb(close, n, k)
+    out = _out(close, 5)
+    bbands_nb(close, n, k, out)
+    return tuple(out)
 
 
 @indicator(
@@ -141,7 +158,9 @@ def atr(
     """Wilder's average true range. TR = max(high - low, |high - prev close|, |low - prev close|) exists
     from bar 1; the first ATR, at bar n, is the mean of TR over bars 1..n, then atr = (atr * (n - 1) + tr)
     / n (TA-Lib's ATR). Stateful."""
-    return atr_nb(high, low, close, n, state, i0)
+    out = _out(close)
+    atr_nb(high, low, close, n, state, i0, out)
+    return out
 
 
 @indicator(
@@ -160,7 +179,9 @@ def adx(
     |+DI - -DI| / (+DI + -DI); ADX = mean DX of bars n..2n-1 at bar 2n - 1, then (adx * (n - 1) + dx) / n.
     When both DIs are 0 the DX is 0 and still enters the ADX (TA-Lib skips that bar and treats values
     below 1e-8 as 0; here only exact zeros are). Stateful."""
-    return adx_nb(high, low, close, n, state, i0)
+    out = _out(close, 3)
+    adx_nb(high, low, close, n, state, i0, out)
+    return tuple(out)
 
 
 @indicator(
@@ -180,7 +201,9 @@ def stoch(
     """Slow stochastic (TA-Lib STOCH with SMA smoothing): fast %K = 100 * (close - LL) / (HH - LL) over
     the last k bars' lows and highs, k = SMA(fast %K, smooth), d = SMA(k, d). A flat range (HH == LL)
     gives fast %K 50, where TA-Lib gives 0. Warm-up k + smooth - 2 bars for k, d - 1 more for d."""
-    return stoch_nb(high, low, close, k, smooth, d)
+    out = _out(close, 2)
+    stoch_nb(high, low, close, k, smooth, d, out)
+    return tuple(out)
 
 
 @indicator(inputs=_HLC, params={"n": _period(20, minimum=2)}, lookback=lambda n: n - 1, builtin=True)
@@ -188,21 +211,27 @@ def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     """Commodity channel index: (tp - SMA(tp)) / (0.015 * mean absolute deviation of tp from its SMA)
     over the last n bars, tp = (high + low + close) / 3. A window with no deviation gives 0 (as TA-Lib).
     Warm-up n - 1 bars."""
-    return cci_nb(high, low, close, n)
+    out = _out(close)
+    cci_nb(high, low, close, n, out)
+    return out
 
 
 @indicator(inputs=_HLC, params={"n": _period(14)}, lookback=lambda n: n - 1, builtin=True)
 def willr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Williams %R: -100 * (HH - close) / (HH - LL) over the last n bars' highs and lows, from -100 (close
     at the low) to 0 (at the high). A flat range gives -50, where TA-Lib gives 0. Warm-up n - 1 bars."""
-    return willr_nb(high, low, close, n)
+    out = _out(close)
+    willr_nb(high, low, close, n, out)
+    return out
 
 
 @indicator(inputs=("close", "volume"), lookback=0, state=lambda: np.zeros(3), builtin=True)
 def obv(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int) -> np.ndarray:
     """On-balance volume as TA-Lib: volume on the first bar, then the running total adding the volume of
     each bar closing higher and subtracting that of each bar closing lower. No warm-up. Stateful."""
-    return obv_nb(close, volume, state, i0)
+    out = _out(close)
+    obv_nb(close, volume, state, i0, out)
+    return out
 
 
 @indicator(inputs=(*_HLC, "volume"), params={"n": _period(14)}, lookback=lambda n: n, builtin=True)
@@ -210,7 +239,9 @@ def mfi(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
     """Money flow index: 100 * positive flow / total flow over the last n bars, a bar's flow tp * volume
     (tp = (high + low + close) / 3) counting as positive when tp rose from the bar before and negative
     when it fell. No flow in the window gives 50 (TA-Lib gives 0 below a total of 1). Warm-up n bars."""
-    return mfi_nb(high, low, close, volume, n)
+    out = _out(close)
+    mfi_nb(high, low, close, volume, n, out)
+    return out
 
 
 @indicator(
@@ -219,26 +250,34 @@ def mfi(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
 def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
     """Rolling volume-weighted average price: sum(tp * volume) / sum(volume) over the last n bars with
     tp = (high + low + close) / 3; a window without volume gives the mean tp. Warm-up n - 1 bars."""
-    return vwap_nb(high, low, close, volume, n)
+    out = _out(close)
+    vwap_nb(high, low, close, volume, n, out)
+    return out
 
 
 @indicator(params={"n": _period(10)}, lookback=lambda n: n, builtin=True)
 def roc(close: np.ndarray, n: int) -> np.ndarray:
     """Rate of change in percent, 100 * (close / close n bars ago - 1), 0 if that close is 0 (as TA-Lib).
     Warm-up n bars."""
-    return roc_nb(close, n)
+    out = _out(close)
+    roc_nb(close, n, out)
+    return out
 
 
 @indicator(params={"n": _period(10)}, lookback=lambda n: n, builtin=True)
 def mom(close: np.ndarray, n: int) -> np.ndarray:
     """Momentum: close - close n bars ago. Warm-up n bars."""
-    return mom_nb(close, n)
+    out = _out(close)
+    mom_nb(close, n, out)
+    return out
 
 
 @indicator(params={"n": _period(1)}, lookback=lambda n: n, builtin=True)
 def logret(close: np.ndarray, n: int) -> np.ndarray:
     """Log return over n bars, log(close / close n bars ago); closes must be positive. Warm-up n bars."""
-    return logret_nb(close, n)
+    out = _out(close)
+    logret_nb(close, n, out)
+    return out
 
 
 @indicator(
@@ -253,11 +292,15 @@ def logret(close: np.ndarray, n: int) -> np.ndarray:
 def rvol(close: np.ndarray, n: int, scale: float) -> np.ndarray:
     """Realised volatility: the sample standard deviation (ddof 1) of the last n one-bar log returns
     log(close / previous close), times sqrt(scale). Warm-up n bars (n returns need n + 1 closes)."""
-    return rvol_nb(close, n, scale)
+    out = _out(close)
+    rvol_nb(close, n, scale, out)
+    return out
 
 
 @indicator(params={"n": _period(20, minimum=2)}, lookback=lambda n: n - 1, builtin=True)
 def zscore(close: np.ndarray, n: int) -> np.ndarray:
     """Z-score of the close in its window: (close - mean) / std over the last n closes, population std
     (ddof 0); a flat window (std 0) gives 0. Warm-up n - 1 bars."""
-    return zscore_nb(close, n)
+    out = _out(close)
+    zscore_nb(close, n, out)
+    return out

@@ -1,10 +1,14 @@
-"""numba kernels of the built-in indicators: float64 arrays in, float64 arrays out, NaN in the warm-up.
+"""numba kernels of the built-in indicators: float64 arrays in, float64 arrays filled, NaN in the warm-up.
 
-Windowed kernels (`name_nb(inputs..., params...)`) compute each value from its own window with a fixed
-order of operations, so the value at a bar never depends on where the array starts. Stateful kernels
-(`name_nb(inputs..., params..., state, i0)`) run from position `i0`, read and update `state` in place
-(its first slot counts the bars seen, so the warm-up follows absolute bar numbers), and leave the
-positions before `i0` NaN; a prefix run then a resumed run equal one run bit for bit.
+Every kernel takes, last, the array it fills (one row per output when there are several), allocated by
+the caller: numpy asks for huge pages for large arrays, where numba's own allocations fault in 4 KiB
+pages, several times slower per new array.
+
+Windowed kernels (`name_nb(inputs..., params..., out)`) compute each value from its own window with a
+fixed order of operations, so the value at a bar never depends on where the array starts. Stateful
+kernels (`name_nb(inputs..., params..., state, i0, out)`) run from position `i0`, read and update `state`
+in place (its first slot counts the bars seen, so the warm-up follows absolute bar numbers), and fill the
+positions before `i0` with NaN; a prefix run then a resumed run equal one run bit for bit.
 
 All kernels are compiled without fastmath, so results are bit-identical from run to run, and with
 numpy's error model: a division by zero gives inf or NaN (caught by the warm-up check) instead of raising

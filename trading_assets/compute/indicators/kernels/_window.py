@@ -187,19 +187,18 @@ def window_extremes_nb(x: np.ndarray, t0: int, n: int, largest: bool, out: np.nd
 
 
 @njit(cache=True, error_model="numpy")
-def rolling_mean_nb(x: np.ndarray, n: int, first: int) -> np.ndarray:
-    """Mean of each `n`-value window of `x`, whose values are defined from index `first` on.
+def rolling_mean_nb(x: np.ndarray, n: int, first: int, out: np.ndarray) -> None:
+    """out = the mean of each `n`-value window of `x`, whose values are defined from index `first` on.
 
     NaN until index first + n - 1, the first window made only of defined values.
     """
     size = x.shape[0]
-    out = np.full(size, np.nan)
+    out[: first + n - 1] = np.nan
     for t0 in range(first + n - 1, size, BLOCK):
         block = out[t0 : min(t0 + BLOCK, size)]
         window_sums_nb(x, t0, n, block)
         for t in range(block.shape[0]):
             block[t] = block[t] / n
-    return out
 
 
 @njit(cache=True, error_model="numpy")

@@ -9,33 +9,32 @@ from trading_assets.compute.indicators.kernels._window import BLOCK, rolling_mea
 
 
 @njit(cache=True, error_model="numpy")
-def sma_nb(close: np.ndarray, n: int) -> np.ndarray:
+def sma_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Mean of the last `n` closes; NaN for the first n - 1 bars."""
-    return rolling_mean_nb(close, n, 0)
+    rolling_mean_nb(close, n, 0, out)
 
 
 @njit(cache=True, error_model="numpy")
-def wma_nb(close: np.ndarray, n: int) -> np.ndarray:
+def wma_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Linearly weighted mean of the last `n` closes (weights 1..n, newest heaviest); NaN for n - 1 bars."""
     size = close.shape[0]
-    out = np.full(size, np.nan)
+    out[: n - 1] = np.nan
     divisor = n * (n + 1) / 2.0
     for t0 in range(n - 1, size, BLOCK):
         block = out[t0 : min(t0 + BLOCK, size)]
         window_weighted_sums_nb(close, t0, n, block)
         for t in range(block.shape[0]):
             block[t] = block[t] / divisor
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def ema_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
+def ema_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarray) -> None:
     """Exponential moving average, seeded TA-Lib style with the SMA of the first `n` closes.
 
     state = [bars seen, sum of the first closes (warm-up), last EMA]. alpha = 2 / (n + 1) and the update
     is (close - ema) * alpha + ema, TA-Lib's order of operations.
     """
-    out = np.full(close.shape[0], np.nan)
+    out[:i0] = np.nan
     alpha = 2.0 / (n + 1)
     seen = int(state[0])
     total = state[1]
@@ -49,9 +48,7 @@ def ema_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
         else:
             ema = (x - ema) * alpha + ema
         seen += 1
-        if seen >= n:
-            out[i] = ema
+        out[i] = ema if seen >= n else np.nan
     state[0] = seen
     state[1] = total
     state[2] = ema
-    return out

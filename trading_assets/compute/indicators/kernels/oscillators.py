@@ -16,7 +16,7 @@ from trading_assets.compute.indicators.kernels._window import (
 
 
 @njit(cache=True, error_model="numpy")
-def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
+def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarray) -> None:
     """Wilder's RSI, TA-Lib's algorithm except the flat case.
 
     The first average gain and loss are the means of the first `n` close-to-close changes (RSI at bar
@@ -24,11 +24,12 @@ def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
 
     state = [bars seen, previous close, average (warm-up: summed) gain, same for loss].
     """
-    out = np.full(close.shape[0], np.nan)
+    out[:i0] = np.nan
     seen = int(state[0])
     prev, gain, loss = state[1], state[2], state[3]
     for i in range(i0, close.shape[0]):
         x = close[i]
+        out[i] = np.nan
         if seen > 0:
             change = x - prev
             if seen > n:
@@ -47,19 +48,18 @@ def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int) -> np.ndarray:
         prev = x
         seen += 1
     state[0], state[1], state[2], state[3] = seen, prev, gain, loss
-    return out
 
 
 @njit(cache=True, error_model="numpy")
 def stoch_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, smooth: int, d: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Slow stochastic: %K = SMA(fast %K, smooth), %D = SMA(%K, d).
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, smooth: int, d: int, out: np.ndarray
+) -> None:
+    """Slow stochastic: out = (%K, %D), %K = SMA(fast %K, smooth), %D = SMA(%K, d).
 
     fast %K = 100 * (close - LL) / (HH - LL) over the last `k` bars, 50 when HH == LL.
     """
     size = close.shape[0]
-    fast_k = np.full(size, np.nan)
+    fast_k = np.empty(size)
     highest = np.empty(BLOCK)
     lowest = np.empty(BLOCK)
     for t0 in range(k - 1, size, BLOCK):
@@ -69,19 +69,19 @@ def stoch_nb(
         for t in range(m):
             span = highest[t] - lowest[t]
             fast_k[t0 + t] = 100.0 * (close[t0 + t] - lowest[t]) / span if span != 0.0 else 50.0
-    slow_k = rolling_mean_nb(fast_k, smooth, k - 1)
-    return slow_k, rolling_mean_nb(slow_k, d, k + smooth - 2)
+    rolling_mean_nb(fast_k, smooth, k - 1, out[0])
+    rolling_mean_nb(out[0], d, k + smooth - 2, out[1])
 
 
 @njit(cache=True, error_model="numpy")
-def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Commodity Channel Index: (tp - mean) / (0.015 * mean absolute deviation) over `n` typical prices.
 
     Works on prices shifted by the window's first one, so a flat window has deviation exactly 0 (CCI 0).
     """
     size = close.shape[0]
     tp = typical_price_nb(high, low, close)
-    out = np.full(size, np.nan)
+    out[: n - 1] = np.nan
     offset = np.empty(BLOCK)
     deviation = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
@@ -94,14 +94,13 @@ def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
                 out[i] = ((tp[i] - tp[i - n + 1]) - offset[t]) / (0.015 * (deviation[t] / n))
             else:
                 out[i] = 0.0
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Williams %R: -100 * (HH - close) / (HH - LL) over the last `n` bars, -50 when HH == LL."""
     size = close.shape[0]
-    out = np.full(size, np.nan)
+    out[: n - 1] = np.nan
     highest = np.empty(BLOCK)
     lowest = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
@@ -111,4 +110,3 @@ def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np
         for t in range(m):
             span = highest[t] - lowest[t]
             out[t0 + t] = -100.0 * (highest[t] - close[t0 + t]) / span if span != 0.0 else -50.0
-    return out

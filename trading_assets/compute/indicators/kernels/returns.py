@@ -11,54 +11,51 @@ from trading_assets.compute.indicators.kernels._window import BLOCK, window_stds
 
 
 @njit(cache=True, error_model="numpy")
-def roc_nb(close: np.ndarray, n: int) -> np.ndarray:
+def roc_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Rate of change in percent, (close / close[i - n] - 1) * 100; 0 when the old close is 0 (TA-Lib)."""
-    out = np.full(close.shape[0], np.nan)
+    out[:n] = np.nan
     for i in range(n, close.shape[0]):
         old = close[i - n]
         out[i] = (close[i] / old - 1.0) * 100.0 if old != 0.0 else 0.0
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def mom_nb(close: np.ndarray, n: int) -> np.ndarray:
+def mom_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Momentum, close - close[i - n]."""
-    out = np.full(close.shape[0], np.nan)
+    out[:n] = np.nan
     for i in range(n, close.shape[0]):
         out[i] = close[i] - close[i - n]
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def logret_nb(close: np.ndarray, n: int) -> np.ndarray:
+def logret_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """Log return over `n` bars, log(close / close[i - n])."""
-    out = np.full(close.shape[0], np.nan)
+    out[:n] = np.nan
     for i in range(n, close.shape[0]):
         out[i] = math.log(close[i] / close[i - n])
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def rvol_nb(close: np.ndarray, n: int, scale: float) -> np.ndarray:
+def rvol_nb(close: np.ndarray, n: int, scale: float, out: np.ndarray) -> None:
     """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale)."""
     size = close.shape[0]
-    returns = logret_nb(close, 1)
+    returns = np.empty(size)
+    logret_nb(close, 1, returns)
     factor = math.sqrt(scale)
-    out = np.full(size, np.nan)
+    out[:n] = np.nan
     offset = np.empty(BLOCK)
     for t0 in range(n, size, BLOCK):
         block = out[t0 : min(t0 + BLOCK, size)]
         window_stds_nb(returns, t0, n, 1, offset[: block.shape[0]], block)
         for t in range(block.shape[0]):
             block[t] = block[t] * factor
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def zscore_nb(close: np.ndarray, n: int) -> np.ndarray:
+def zscore_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     """(close - mean) / std over the last `n` closes, population std; 0 when the std is 0."""
     size = close.shape[0]
-    out = np.full(size, np.nan)
+    out[: n - 1] = np.nan
     offset = np.empty(BLOCK)
     std = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
@@ -71,4 +68,3 @@ def zscore_nb(close: np.ndarray, n: int) -> np.ndarray:
                 out[i] = ((close[i] - close[i - n + 1]) - offset[t]) / std[t]
             else:
                 out[i] = 0.0
-    return out

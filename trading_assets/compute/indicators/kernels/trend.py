@@ -8,9 +8,9 @@ from numba import njit
 
 @njit(cache=True, error_model="numpy")
 def macd_nb(
-    close: np.ndarray, fast: int, slow: int, signal: int, state: np.ndarray, i0: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MACD line, signal line and histogram with TA-Lib's seeding (requires fast < slow).
+    close: np.ndarray, fast: int, slow: int, signal: int, state: np.ndarray, i0: int, out: np.ndarray
+) -> None:
+    """out = (MACD line, signal line, histogram) with TA-Lib's seeding (requires fast < slow).
 
     Both EMAs start at bar slow - 1: the slow one from the SMA of closes 0..slow-1, the fast one from
     the SMA of the `fast` closes ending there. The signal is an EMA of the line seeded with the SMA of
@@ -19,9 +19,8 @@ def macd_nb(
     state = [bars seen, slow seed sum, fast seed sum, slow EMA, fast EMA, signal seed sum, signal EMA].
     """
     size = close.shape[0]
-    line_out = np.full(size, np.nan)
-    signal_out = np.full(size, np.nan)
-    hist_out = np.full(size, np.nan)
+    line_out, signal_out, hist_out = out[0], out[1], out[2]
+    out[:, :i0] = np.nan
     k_slow = 2.0 / (slow + 1)
     k_fast = 2.0 / (fast + 1)
     k_signal = 2.0 / (signal + 1)
@@ -30,6 +29,7 @@ def macd_nb(
     slow_ema, fast_ema = state[3], state[4]
     signal_sum, signal_ema = state[5], state[6]
     for i in range(i0, size):
+        line_out[i] = signal_out[i] = hist_out[i] = np.nan
         x = close[i]
         if seen < slow:
             slow_sum += x
@@ -61,14 +61,13 @@ def macd_nb(
     state[1], state[2] = slow_sum, fast_sum
     state[3], state[4] = slow_ema, fast_ema
     state[5], state[6] = signal_sum, signal_ema
-    return line_out, signal_out, hist_out
 
 
 @njit(cache=True, error_model="numpy")
 def adx_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ADX, +DI and -DI with TA-Lib's conventions.
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarray
+) -> None:
+    """out = (ADX, +DI, -DI) with TA-Lib's conventions.
 
     +DM = up move when it is positive and larger than the down move, else 0 (and -DM symmetrically);
     TR is the true range. Bars 1..n-1 sum DM and TR; from bar n on each sum decays Wilder-style
@@ -79,14 +78,14 @@ def adx_nb(
     state = [bars seen, previous high, low, close, +DM sum, -DM sum, TR sum, DX seed sum, ADX].
     """
     size = close.shape[0]
-    adx_out = np.full(size, np.nan)
-    plus_out = np.full(size, np.nan)
-    minus_out = np.full(size, np.nan)
+    adx_out, plus_out, minus_out = out[0], out[1], out[2]
+    out[:, :i0] = np.nan
     seen = int(state[0])
     prev_high, prev_low, prev_close = state[1], state[2], state[3]
     plus_dm, minus_dm, tr_sum = state[4], state[5], state[6]
     dx_sum, adx = state[7], state[8]
     for i in range(i0, size):
+        adx_out[i] = plus_out[i] = minus_out[i] = np.nan
         h, lo, c = high[i], low[i], close[i]
         if seen > 0:
             up = h - prev_high
@@ -126,4 +125,3 @@ def adx_nb(
     state[1], state[2], state[3] = prev_high, prev_low, prev_close
     state[4], state[5], state[6] = plus_dm, minus_dm, tr_sum
     state[7], state[8] = dx_sum, adx
-    return adx_out, plus_out, minus_out

@@ -9,20 +9,16 @@ from trading_assets.compute.indicators.kernels._window import BLOCK, window_stds
 
 
 @njit(cache=True, error_model="numpy")
-def bbands_nb(
-    close: np.ndarray, n: int, k: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Bollinger bands over `n` closes: middle = SMA, upper/lower = middle +- k * population std.
+def bbands_nb(close: np.ndarray, n: int, k: float, out: np.ndarray) -> None:
+    """Bollinger bands over `n` closes, out = (middle, upper, lower, pctb, bandwidth): middle = SMA,
+    upper/lower = middle +- k * population std.
 
     pctb = (close - lower) / (upper - lower) and bandwidth = (upper - lower) / middle; when the bands
     coincide (a flat window, or a std too small to move the middle) pctb is 0.5 and bandwidth 0.
     """
     size = close.shape[0]
-    middle = np.full(size, np.nan)
-    upper = np.full(size, np.nan)
-    lower = np.full(size, np.nan)
-    pctb = np.full(size, np.nan)
-    bandwidth = np.full(size, np.nan)
+    middle, upper, lower, pctb, bandwidth = out[0], out[1], out[2], out[3], out[4]
+    out[:, : n - 1] = np.nan
     offset = np.empty(BLOCK)
     std = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
@@ -43,13 +39,12 @@ def bbands_nb(
             else:
                 pctb[i] = 0.5
                 bandwidth[i] = 0.0
-    return middle, upper, lower, pctb, bandwidth
 
 
 @njit(cache=True, error_model="numpy")
 def atr_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int
-) -> np.ndarray:
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarray
+) -> None:
     """Average true range, TA-Lib's algorithm.
 
     TR = max(high - low, |high - prev close|, |low - prev close|) from bar 1 on. The first ATR, at bar
@@ -57,10 +52,11 @@ def atr_nb(
 
     state = [bars seen, previous close, sum of TR (warm-up), last ATR].
     """
-    out = np.full(close.shape[0], np.nan)
+    out[:i0] = np.nan
     seen = int(state[0])
     prev_close, tr_sum, atr = state[1], state[2], state[3]
     for i in range(i0, close.shape[0]):
+        out[i] = np.nan
         if seen > 0:
             h, lo = high[i], low[i]
             tr = max(h - lo, abs(prev_close - h), abs(prev_close - lo))
@@ -75,4 +71,3 @@ def atr_nb(
         prev_close = close[i]
         seen += 1
     state[0], state[1], state[2], state[3] = seen, prev_close, tr_sum, atr
-    return out

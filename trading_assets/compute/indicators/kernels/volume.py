@@ -9,13 +9,13 @@ from trading_assets.compute.indicators.kernels._window import BLOCK, typical_pri
 
 
 @njit(cache=True, error_model="numpy")
-def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int) -> np.ndarray:
+def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int, out: np.ndarray) -> None:
     """On-balance volume as TA-Lib: volume[0] on the first bar, then +volume on an up close, -volume on
     a down close, unchanged on an equal close.
 
     state = [bars seen, previous close, OBV].
     """
-    out = np.full(close.shape[0], np.nan)
+    out[:i0] = np.nan
     seen = int(state[0])
     prev, obv = state[1], state[2]
     for i in range(i0, close.shape[0]):
@@ -30,11 +30,12 @@ def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int) ->
         prev = x
         seen += 1
     state[0], state[1], state[2] = seen, prev, obv
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def mfi_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+def mfi_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int, out: np.ndarray
+) -> None:
     """Money flow index over the last `n` bars: 100 * positive flow / (positive + negative flow).
 
     A bar's flow tp * volume is positive when its typical price tp rose from the bar before, negative
@@ -49,7 +50,7 @@ def mfi_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
         flow = tp[j] * volume[j]
         positive[j] = flow if tp[j] > tp[j - 1] else 0.0
         negative[j] = flow if tp[j] < tp[j - 1] else 0.0
-    out = np.full(size, np.nan)
+    out[:n] = np.nan
     up = np.empty(BLOCK)
     down = np.empty(BLOCK)
     for t0 in range(n, size, BLOCK):
@@ -59,11 +60,12 @@ def mfi_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndar
         for t in range(m):
             total = up[t] + down[t]
             out[t0 + t] = 100.0 * (up[t] / total) if total != 0.0 else 50.0
-    return out
 
 
 @njit(cache=True, error_model="numpy")
-def vwap_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int) -> np.ndarray:
+def vwap_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int, out: np.ndarray
+) -> None:
     """Rolling VWAP: sum(tp * volume) / sum(volume) over the last `n` bars, tp = (high + low + close) / 3.
 
     A window without volume gives the plain mean of its typical prices.
@@ -71,7 +73,7 @@ def vwap_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.nda
     size = close.shape[0]
     tp = typical_price_nb(high, low, close)
     weighted = tp * volume
-    out = np.full(size, np.nan)
+    out[: n - 1] = np.nan
     shares = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
         m = min(BLOCK, size - t0)
@@ -84,4 +86,3 @@ def vwap_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.nda
             else:
                 window_sums_nb(tp, t0 + t, n, block[t : t + 1])
                 block[t] = block[t] / n
-    return out
