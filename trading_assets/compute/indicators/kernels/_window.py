@@ -115,11 +115,23 @@ def window_squares_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray, out: n
     base = x[first : first + m]
     for t in range(m):
         out[t] = 0.0
-    for k in range(n):
+    k = 0
+    while k + 4 <= n:
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        for t in range(m):
+            s, o = base[t], offset[t]
+            da, db, dc, dd = (a[t] - s) - o, (b[t] - s) - o, (c[t] - s) - o, (d[t] - s) - o
+            out[t] = (((out[t] + da * da) + db * db) + dc * dc) + dd * dd
+        k += 4
+    while k < n:
         a = x[first + k : first + k + m]
         for t in range(m):
-            d = (a[t] - base[t]) - offset[t]
-            out[t] += d * d
+            da = (a[t] - base[t]) - offset[t]
+            out[t] += da * da
+        k += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -131,10 +143,27 @@ def window_abs_deviations_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray,
     base = x[first : first + m]
     for t in range(m):
         out[t] = 0.0
-    for k in range(n):
+    k = 0
+    while k + 4 <= n:
+        a = x[first + k : first + k + m]
+        b = x[first + k + 1 : first + k + 1 + m]
+        c = x[first + k + 2 : first + k + 2 + m]
+        d = x[first + k + 3 : first + k + 3 + m]
+        for t in range(m):
+            s, o = base[t], offset[t]
+            da, db, dc, dd = (
+                abs((a[t] - s) - o),
+                abs((b[t] - s) - o),
+                abs((c[t] - s) - o),
+                abs((d[t] - s) - o),
+            )
+            out[t] = (((out[t] + da) + db) + dc) + dd
+        k += 4
+    while k < n:
         a = x[first + k : first + k + m]
         for t in range(m):
             out[t] += abs((a[t] - base[t]) - offset[t])
+        k += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -202,9 +231,9 @@ def rolling_mean_nb(x: np.ndarray, n: int, first: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def typical_price_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """(high + low + close) / 3 of every bar, added in that order as TA-Lib does."""
-    out = np.empty(close.shape[0])
-    for i in range(close.shape[0]):
-        out[i] = (high[i] + low[i] + close[i]) / 3.0
-    return out
+def typical_prices_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, start: int, out: np.ndarray
+) -> None:
+    """out[j] = (high + low + close) / 3 of bar start + j, added in that order as TA-Lib does."""
+    for j in range(out.shape[0]):
+        out[j] = (high[start + j] + low[start + j] + close[start + j]) / 3.0

@@ -8,10 +8,11 @@ from numba import njit
 from trading_assets.compute.indicators.kernels._window import (
     BLOCK,
     rolling_mean_nb,
-    typical_price_nb,
+    typical_prices_nb,
     window_abs_deviations_nb,
     window_extremes_nb,
     window_offsets_nb,
+    window_sums_nb,
 )
 
 
@@ -59,18 +60,25 @@ def stoch_nb(
     fast %K = 100 * (close - LL) / (HH - LL) over the last `k` bars, 50 when HH == LL.
     """
     size = close.shape[0]
-    fast_k = np.empty(size)
-    highest = np.empty(BLOCK)
-    lowest = np.empty(BLOCK)
-    for t0 in range(k - 1, size, BLOCK):
+    first = k + smooth - 2
+    out[0, :first] = np.nan
+    # Per block of %K values, the fast %K their windows read: no array of them all.
+    fast = np.empty(BLOCK + smooth - 1)
+    highest = np.empty(BLOCK + smooth - 1)
+    lowest = np.empty(BLOCK + smooth - 1)
+    for t0 in range(first, size, BLOCK):
         m = min(BLOCK, size - t0)
-        window_extremes_nb(high, t0, k, True, highest[:m])
-        window_extremes_nb(low, t0, k, False, lowest[:m])
+        start, count = t0 - smooth + 1, m + smooth - 1
+        window_extremes_nb(high, start, k, True, highest[:count])
+        window_extremes_nb(low, start, k, False, lowest[:count])
+        for j in range(count):
+            span = highest[j] - lowest[j]
+            fast[j] = 100.0 * (close[start + j] - lowest[j]) / span if span != 0.0 else 50.0
+        block = out[0, t0 : t0 + m]
+        window_sums_nb(fast[:count], smooth - 1, smooth, block)
         for t in range(m):
-            span = highest[t] - lowest[t]
-            fast_k[t0 + t] = 100.0 * (close[t0 + t] - lowest[t]) / span if span != 0.0 else 50.0
-    rolling_mean_nb(fast_k, smooth, k - 1, out[0])
-    rolling_mean_nb(out[0], d, k + smooth - 2, out[1])
+            block[t] = block[t] / smooth
+    rolling_mean_nb(out[0], d, first, out[1])
 
 
 @njit(cache=True, error_model="numpy")
@@ -80,20 +88,23 @@ def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np
     Works on prices shifted by the window's first one, so a flat window has deviation exactly 0 (CCI 0).
     """
     size = close.shape[0]
-    tp = typical_price_nb(high, low, close)
     out[: n - 1] = np.nan
+    tp = np.empty(BLOCK + n - 1)
     offset = np.empty(BLOCK)
     deviation = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
         m = min(BLOCK, size - t0)
-        window_offsets_nb(tp, t0, n, offset[:m])
-        window_abs_deviations_nb(tp, t0, n, offset[:m], deviation[:m])
+        # The typical prices of the block's windows, which start n - 1 bars before it.
+        prices = tp[: m + n - 1]
+        typical_prices_nb(high, low, close, t0 - n + 1, prices)
+        window_offsets_nb(prices, n - 1, n, offset[:m])
+        window_abs_deviations_nb(prices, n - 1, n, offset[:m], deviation[:m])
         for t in range(m):
-            i = t0 + t
             if deviation[t] != 0.0:
-                out[i] = ((tp[i] - tp[i - n + 1]) - offset[t]) / (0.015 * (deviation[t] / n))
+                shifted = (prices[t + n - 1] - prices[t]) - offset[t]
+                out[t0 + t] = shifted / (0.015 * (deviation[t] / n))
             else:
-                out[i] = 0.0
+                out[t0 + t] = 0.0
 
 
 @njit(cache=True, error_model="numpy")

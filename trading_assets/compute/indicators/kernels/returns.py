@@ -39,15 +39,19 @@ def logret_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
 def rvol_nb(close: np.ndarray, n: int, scale: float, out: np.ndarray) -> None:
     """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale)."""
     size = close.shape[0]
-    returns = np.empty(size)
-    logret_nb(close, 1, returns)
     factor = math.sqrt(scale)
     out[:n] = np.nan
+    returns = np.empty(BLOCK + n - 1)
     offset = np.empty(BLOCK)
     for t0 in range(n, size, BLOCK):
-        block = out[t0 : min(t0 + BLOCK, size)]
-        window_stds_nb(returns, t0, n, 1, offset[: block.shape[0]], block)
-        for t in range(block.shape[0]):
+        m = min(BLOCK, size - t0)
+        # The one-bar log returns of the block's windows, which start n - 1 bars before it.
+        start, local = t0 - n + 1, returns[: m + n - 1]
+        for j in range(m + n - 1):
+            local[j] = math.log(close[start + j] / close[start + j - 1])
+        block = out[t0 : t0 + m]
+        window_stds_nb(local, n - 1, n, 1, offset[:m], block)
+        for t in range(m):
             block[t] = block[t] * factor
 
 

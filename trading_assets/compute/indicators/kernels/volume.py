@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import BLOCK, typical_price_nb, window_sums_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, typical_prices_nb, window_sums_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -42,21 +42,25 @@ def mfi_nb(
     when it fell, neither when unchanged; so the first value is at bar n. No flow at all gives 50.
     """
     size = close.shape[0]
-    tp = typical_price_nb(high, low, close)
-    positive = np.zeros(size)
-    negative = np.zeros(size)
-    for j in range(1, size):
-        # Both stored on every bar: a store under a condition compiles to a slow masked store.
-        flow = tp[j] * volume[j]
-        positive[j] = flow if tp[j] > tp[j - 1] else 0.0
-        negative[j] = flow if tp[j] < tp[j - 1] else 0.0
     out[:n] = np.nan
+    # Per block, the typical prices and flows its windows read (from n bars before it): no full arrays.
+    tp = np.empty(BLOCK + n)
+    positive = np.empty(BLOCK + n - 1)
+    negative = np.empty(BLOCK + n - 1)
     up = np.empty(BLOCK)
     down = np.empty(BLOCK)
     for t0 in range(n, size, BLOCK):
         m = min(BLOCK, size - t0)
-        window_sums_nb(positive, t0, n, up[:m])
-        window_sums_nb(negative, t0, n, down[:m])
+        start, count = t0 - n + 1, m + n - 1
+        typical_prices_nb(high, low, close, start - 1, tp[: count + 1])
+        for j in range(count):
+            # Both stored on every bar: a store under a condition compiles to a slow masked store.
+            price = tp[j + 1]
+            flow = price * volume[start + j]
+            positive[j] = flow if price > tp[j] else 0.0
+            negative[j] = flow if price < tp[j] else 0.0
+        window_sums_nb(positive[:count], n - 1, n, up[:m])
+        window_sums_nb(negative[:count], n - 1, n, down[:m])
         for t in range(m):
             total = up[t] + down[t]
             out[t0 + t] = 100.0 * (up[t] / total) if total != 0.0 else 50.0
@@ -71,18 +75,23 @@ def vwap_nb(
     A window without volume gives the plain mean of its typical prices.
     """
     size = close.shape[0]
-    tp = typical_price_nb(high, low, close)
-    weighted = tp * volume
     out[: n - 1] = np.nan
+    tp = np.empty(BLOCK + n - 1)
+    weighted = np.empty(BLOCK + n - 1)
     shares = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
         m = min(BLOCK, size - t0)
+        start, count = t0 - n + 1, m + n - 1
+        prices, flows = tp[:count], weighted[:count]
+        typical_prices_nb(high, low, close, start, prices)
+        for j in range(count):
+            flows[j] = prices[j] * volume[start + j]
         block = out[t0 : t0 + m]
         window_sums_nb(volume, t0, n, shares[:m])
-        window_sums_nb(weighted, t0, n, block)
+        window_sums_nb(flows, n - 1, n, block)
         for t in range(m):
             if shares[t] != 0.0:
                 block[t] = block[t] / shares[t]
             else:
-                window_sums_nb(tp, t0 + t, n, block[t : t + 1])
+                window_sums_nb(prices, n - 1 + t, n, block[t : t + 1])
                 block[t] = block[t] / n
