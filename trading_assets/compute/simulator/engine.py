@@ -82,9 +82,10 @@ def price_arrays(*prices: np.ndarray, target: np.ndarray | None = None) -> tuple
             raise SimInputError(f"{name} has {array.size} bars but open has {arrays[0].size}")
     if arrays[0].size == 0:
         raise SimInputError("no bars to simulate")
-    checked_target = arrays[4] if target is not None else np.empty(0)
-    index, problem = nb.invalid_bar_nb(*arrays[:4], checked_target)
-    if index >= 0:
+    checked = (*arrays[:4], arrays[4] if target is not None else np.empty(0))
+    # The SIMD check first; finding the bar takes longer and is needed only when there is one.
+    if not nb.bars_valid_nb(*checked):
+        index, problem = nb.invalid_bar_nb(*checked)
         name = "target" if problem in (nb.BAR_TARGET_NAN, nb.BAR_TARGET_RANGE) else "bar"
         raise SimInputError(f"{name} at index {index}: {_BAR_PROBLEMS[problem]}")
     return arrays

@@ -1,4 +1,4 @@
-"""numba kernels of the simulator: one run loop (`run_nb`) shared by `simulate` and `sweep`, and metrics.
+"""numba kernels of the simulator: one run (`simulate_nb`), blocks of runs side by side (`sweep_nb`), metrics.
 
 The trading rules these kernels follow are in the package docstring; their cached machine code is
 guarded as all compiled code of the compute library is (`compute/numba_cache.py`, called by the package).
@@ -6,9 +6,10 @@ guarded as all compiled code of the compute library is (`compute/numba_cache.py`
 The trading state of a run is a small float64 array indexed by the `S_*` constants (numba has no mutable
 scalars to pass by reference), the config a float64 array indexed by `P_*` (flags as codes, NaN or 0 for
 "off"), so the kernels compile once, whatever the config, and their machine code stays cacheable. Indices
-and integer amounts stored as float64 are exact below 2**53. What changes on every bar (equity, return
-sums, drawdown) stays in `run_nb`'s locals, and the bar loop calls no function that takes an array
-except on the bars that trade: both keep the loop at a few nanoseconds a bar.
+and integer amounts stored as float64 are exact below 2**53. Both loops share every step of a bar: the
+target (`signal_nb`, `_direction_target`), what may happen (`_triage`), the orders (`_bar_orders`, only
+on the bars `_triage` flags) and the equity and bar statistics (`_account`). `simulate_nb` keeps what
+changes on every bar in locals; `sweep_block_nb` keeps SWEEP_BLOCK runs side by side in SIMD lanes.
 
 No fastmath: the same inputs give bit-identical results, and each sweep cell equals `simulate` bit for bit.
 """
@@ -33,7 +34,7 @@ P_STOP_LOSS, P_TAKE_PROFIT, P_MAX_BARS, P_INITIAL_CASH, P_BARS_PER_YEAR = 6, 7, 
 N_PARAMS = 11
 
 # Ledger, the open trade's running sums, closed-trade statistics (Welford mean and M2 of pnl), and the
-# bar statistics `run_nb` keeps in locals until the end.
+# bar statistics (S_EQUITY is the last bar's equity, the one the next bar's return is measured from).
 S_CASH, S_POSITION = 0, 1
 S_SIDE, S_ENTRY_IDX, S_ENTRY_UNITS, S_ENTRY_NOTIONAL, S_EXIT_UNITS, S_EXIT_NOTIONAL, S_TRADE_FEES = (
     2, 3, 4, 5, 6, 7, 8,
@@ -47,7 +48,12 @@ S_EXPOSED = 29
 # The open trade's entry fills at their prices before slippage: stop levels are measured from these, so
 # costs never change which trades happen.
 S_ENTRY_RAW = 30
-N_STATE = 31
+# A run's own stop fractions (NaN = off) and the open trade's stop and take-profit prices, set whenever
+# its entry changes; the target of the bar, the last one acted on, the order waiting for the next open
+# (NaN = none) and its exit reason; the running peak of equity and the bars spent below it.
+S_STOP_LOSS, S_TAKE_PROFIT, S_STOP_PRICE, S_TAKE_PRICE = 31, 32, 33, 34
+S_TARGET, S_LAST_TARGET, S_PENDING_TARGET, S_PENDING_REASON, S_PEAK, S_UNDERWATER = 35, 36, 37, 38, 39, 40
+N_STATE = 41
 
 SERIES = ("equity", "cash", "position", "drawdown")
 TRADE_COLUMNS = (
@@ -95,18 +101,32 @@ def invalid_bar_nb(
 
 
 @njit(cache=True, error_model="numpy")
+def bars_valid_nb(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, target: np.ndarray
+) -> bool:
+    """Whether `invalid_bar_nb` finds no bad bar: the same checks (NaN fails every comparison) with no
+    early exit, which the compiler turns into SIMD code several times faster than finding the bar."""
+    valid = True
+    if target.shape[0]:
+        for i in range(close.shape[0]):
+            valid &= abs(target[i]) <= 1.0
+    for i in range(close.shape[0]):
+        o, h, lo, c = open_[i], high[i], low[i], close[i]
+        valid &= (lo > 0.0) & (lo <= o) & (lo <= c) & (h >= o) & (h >= c) & (h < np.inf)
+    return valid
+
+
+@njit(cache=True, error_model="numpy")
 def signal_nb(
     pred: float, long_threshold: float, short_threshold: float, previous: float, hold: bool
 ) -> float:
     """Target for one prediction: +1 at or above the long threshold, -1 at or below the short one, else
-    the previous target (`hold`) or 0. A NaN prediction is flat; a NaN threshold never triggers."""
-    if math.isnan(pred):
-        return 0.0
-    if pred >= long_threshold:
-        return 1.0
-    if pred <= short_threshold:
-        return -1.0
-    return previous if hold else 0.0
+    the previous target (`hold`) or 0. A NaN prediction is flat; a NaN threshold never triggers. Selects
+    rather than returns from branches, so that runs side by side stay in SIMD lanes."""
+    above, below = pred >= long_threshold, pred <= short_threshold
+    dead_zone = previous if hold else 0.0
+    side = 1.0 if above else (-1.0 if below else dead_zone)
+    return 0.0 if math.isnan(pred) else side
 
 
 @njit(cache=True, error_model="numpy")
@@ -123,12 +143,20 @@ def signals_nb(
 
 
 @njit(cache=True, error_model="numpy")
-def initial_state_nb(params: np.ndarray) -> np.ndarray:
-    """State before the first bar: all cash, flat, no trade."""
-    state = np.zeros(N_STATE)
-    state[S_CASH] = params[P_INITIAL_CASH]
-    state[S_BEST] = -np.inf
-    state[S_WORST] = np.inf
+def initial_state_nb(params: np.ndarray, stop_losses: np.ndarray, take_profits: np.ndarray) -> np.ndarray:
+    """State of one run per stop pair before the first bar (all cash, flat, no trade), interleaved: field
+    S_* of run k at S_* * runs + k, so `state[k::runs]` is run k's state and a field's runs are adjacent."""
+    runs = stop_losses.shape[0]
+    state = np.zeros(N_STATE * runs)
+    for k in range(runs):
+        run = state[k::runs]
+        run[S_CASH] = run[S_EQUITY] = run[S_PEAK] = params[P_INITIAL_CASH]
+        run[S_BEST] = -np.inf
+        run[S_WORST] = np.inf
+        run[S_STOP_LOSS] = stop_losses[k]
+        run[S_TAKE_PROFIT] = take_profits[k]
+        run[S_PENDING_TARGET] = np.nan
+        run[S_PENDING_REASON] = EXIT_SIGNAL
     return state
 
 
@@ -242,15 +270,22 @@ def _order(
 
 
 @njit(cache=True, error_model="numpy")
+def _set_stop_prices(state: np.ndarray) -> None:
+    """The open trade's stop-loss and take-profit prices from its entry before slippage (NaN = off)."""
+    side = state[S_SIDE]
+    entry = state[S_ENTRY_RAW] / state[S_ENTRY_UNITS]
+    state[S_STOP_PRICE] = entry * (1.0 - side * state[S_STOP_LOSS])
+    state[S_TAKE_PRICE] = entry * (1.0 + side * state[S_TAKE_PROFIT])
+
+
+@njit(cache=True, error_model="numpy")
 def exit_inside_bar_nb(
-    side: float, entry: float, stop_loss: float, take_profit: float, o: float, h: float, lo: float
+    side: float, stop: float, take: float, o: float, h: float, lo: float
 ) -> tuple[float, float]:
-    """(raw fill price, reason) of a stop-loss or take-profit exit of a trade on `side` entered at `entry`,
-    or (NaN, EXIT_SIGNAL) if neither level is reached in this bar (a NaN level is off). A level the open
+    """(raw fill price, reason) of a stop-loss or take-profit exit of a trade on `side` with those price
+    levels, or (NaN, EXIT_SIGNAL) if neither is reached in this bar (a NaN level is off). A level the open
     already gapped through fills at the open (the open comes first in time); touched inside the bar it
     fills at the level, the stop first if both are."""
-    stop = entry * (1.0 - side * stop_loss)
-    take = entry * (1.0 + side * take_profit)
     # Multiplying by the side turns a short's "at or above" into "at or below" and back.
     if (o - stop) * side <= 0.0:
         return o, EXIT_STOP_LOSS
@@ -308,116 +343,152 @@ def metrics_nb(state: np.ndarray, params: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def run_nb(
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    target_or_pred: np.ndarray,
-    from_pred: bool,
-    long_threshold: float,
-    short_threshold: float,
-    hold: bool,
+def _bar_orders(
+    state: np.ndarray,
     params: np.ndarray,
+    i: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    last: bool,
     trades: np.ndarray,
-    series: np.ndarray,
     store: bool,
-) -> np.ndarray:
-    """One run over all bars; returns its metrics (METRIC_NAMES order). The bar's target is
-    `target_or_pred[i]`, or with `from_pred` the `signal_nb` of that prediction and the thresholds. With
-    `store`, closed trades go to `trades` (one row per TRADE_COLUMNS entry, one column per trade) and the
-    SERIES rows of `series` get each bar's close values; `simulate_nb` and `sweep_nb` both run this."""
-    n = close.shape[0]
-    state = initial_state_nb(params)
-    # What every bar reads stays in locals (the state array is read back only after an order changed
-    # it): kept in the array, every bar would wait on its own last store.
-    previous = peak = params[P_INITIAL_CASH]
-    ret_sum = ret_sq = downside_sq = max_drawdown = underwater = max_underwater = exposed = 0.0
-    ruined = False
-    target = last_target = 0.0
-    pending_target, pending_reason = np.nan, EXIT_SIGNAL
-    cash, position = state[S_CASH], 0.0
+) -> None:
+    """Bar `i`'s orders for one run whose S_TARGET is already this bar's. In time order: the order waiting
+    for this open fills there, then stop-loss/take-profit inside the bar, then at the close the target is
+    decided (filled at once with fill="close"), and the last bar closes what is open."""
     next_open = params[P_FILL] == FILL_NEXT_OPEN
-    direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
-    stop_loss, take_profit = params[P_STOP_LOSS], params[P_TAKE_PROFIT]
-    for i in range(n):
-        c = close[i]
-        if from_pred:
-            target = signal_nb(target_or_pred[i], long_threshold, short_threshold, target, hold)
+    if next_open and not math.isnan(state[S_PENDING_TARGET]):
+        _order(state, params, i, o, state[S_PENDING_TARGET], state[S_PENDING_REASON], trades, store)
+        state[S_PENDING_TARGET] = np.nan
+        if state[S_POSITION] != 0.0:
+            _set_stop_prices(state)
+    if state[S_POSITION] != 0.0:
+        price, reason = exit_inside_bar_nb(state[S_SIDE], state[S_STOP_PRICE], state[S_TAKE_PRICE], o, h, lo)
+        if not math.isnan(price):
+            _order(state, params, i, price, 0.0, reason, trades, store)
+    target = state[S_TARGET]
+    order_target, reason = np.nan, EXIT_SIGNAL
+    if target != state[S_LAST_TARGET]:
+        order_target = state[S_LAST_TARGET] = target
+    fill_bar = i + 1 if next_open else i
+    max_bars = params[P_MAX_BARS]
+    # Time is up unless this very order closes the trade anyway (flat or the other side).
+    if (
+        state[S_POSITION] != 0.0
+        and max_bars > 0
+        and fill_bar - state[S_ENTRY_IDX] >= max_bars
+        and (math.isnan(order_target) or order_target * state[S_SIDE] > 0.0)
+    ):
+        order_target, reason = 0.0, EXIT_MAX_BARS
+    if last:
+        if state[S_POSITION] != 0.0:
+            _order(state, params, i, c, 0.0, EXIT_END, trades, store)
+    elif not math.isnan(order_target):
+        if next_open:
+            state[S_PENDING_TARGET], state[S_PENDING_REASON] = order_target, reason
         else:
-            target = target_or_pred[i]
-        # In time order: the order waiting for this open fills there, then stop-loss/take-profit
-        # inside the bar, then at the close the target is decided (filled at once with fill="close"),
-        # and the last bar closes what is open.
-        if next_open and not math.isnan(pending_target):
-            _order(state, params, i, open_[i], pending_target, pending_reason, trades, store)
-            pending_target = np.nan
-            cash, position = state[S_CASH], state[S_POSITION]
-        if position != 0.0:
-            price, reason = exit_inside_bar_nb(
-                state[S_SIDE], state[S_ENTRY_RAW] / state[S_ENTRY_UNITS], stop_loss, take_profit,
-                open_[i], high[i], low[i],
-            )  # fmt: skip
-            if not math.isnan(price):
-                _order(state, params, i, price, 0.0, reason, trades, store)
-                cash, position = state[S_CASH], state[S_POSITION]
-        if direction == DIRECTION_LONG:
-            target = max(target, 0.0)
-        elif direction == DIRECTION_SHORT:
-            target = min(target, 0.0)
-        order_target, reason = np.nan, EXIT_SIGNAL
-        if target != last_target:
-            order_target = last_target = target
-        fill_bar = i + 1 if next_open else i
-        # Time is up unless this very order closes the trade anyway (flat or the other side).
-        if (
-            position != 0.0
-            and max_bars > 0
-            and fill_bar - state[S_ENTRY_IDX] >= max_bars
-            and (math.isnan(order_target) or order_target * state[S_SIDE] > 0.0)
-        ):
-            order_target, reason = 0.0, EXIT_MAX_BARS
-        if i == n - 1:
-            if position != 0.0:
-                _order(state, params, i, c, 0.0, EXIT_END, trades, store)
-                cash, position = state[S_CASH], state[S_POSITION]
-        elif not math.isnan(order_target):
-            if next_open:
-                pending_target, pending_reason = order_target, reason
-            else:
-                _order(state, params, i, c, order_target, reason, trades, store)
-                cash, position = state[S_CASH], state[S_POSITION]
-        equity = cash + position * c
-        # Returns measured from a non-positive equity mean nothing; the metrics then leave them out.
-        ruined = ruined or previous <= 0.0
-        ret = equity / previous - 1.0
-        ret_sum += ret
-        ret_sq += ret * ret
-        if ret < 0.0:
-            downside_sq += ret * ret
-        peak = max(peak, equity)
-        drawdown = equity / peak - 1.0
-        max_drawdown = min(max_drawdown, drawdown)
-        underwater = underwater + 1.0 if drawdown < 0.0 else 0.0
-        max_underwater = max(max_underwater, underwater)
-        if position != 0.0:
-            exposed += 1.0
-        if store:
-            series[0, i] = equity
-            series[1, i] = cash
-            series[2, i] = position
-            series[3, i] = drawdown
-        previous = equity
-    state[S_EQUITY] = previous
-    state[S_RUINED] = ruined
-    state[S_N_BARS] = n
-    state[S_RET_SUM] = ret_sum
-    state[S_RET_SQ] = ret_sq
-    state[S_DOWNSIDE_SQ] = downside_sq
-    state[S_MAX_DRAWDOWN] = max_drawdown
-    state[S_MAX_UNDERWATER] = max_underwater
-    state[S_EXPOSED] = exposed
-    return metrics_nb(state, params)
+            _order(state, params, i, c, order_target, reason, trades, store)
+            if state[S_POSITION] != 0.0:
+                _set_stop_prices(state)
+
+
+@njit(cache=True, error_model="numpy")
+def _direction_target(target: float, direction: float) -> float:
+    """The target a run acts on: direction="long" treats negative targets as 0, "short" positive ones."""
+    long_only = max(target, 0.0) if direction == DIRECTION_LONG else target
+    return min(target, 0.0) if direction == DIRECTION_SHORT else long_only
+
+
+@njit(cache=True, error_model="numpy")
+def _triage(
+    target: float,
+    last_target: float,
+    pending: float,
+    pending_reason: float,
+    position: float,
+    side: float,
+    stop: float,
+    take: float,
+    entry_idx: float,
+    o: float,
+    h: float,
+    lo: float,
+    fill_bar: int,
+    max_bars: float,
+    next_open: bool,
+    stops: bool,
+    last: bool,
+) -> tuple[bool, float, float, float]:
+    """(act, last target, pending target, pending reason) of a run at a bar, its target already this
+    bar's. `act` if `_bar_orders` may have something to do (it decides exactly; a bar flagged for nothing
+    only costs time): an order waiting for this open, a stop level reached, time up, a new target to fill
+    at this close, the last bar. A new target with none of these and fill="next_open" only waits for the
+    next open: that is done here, as `_bar_orders` would. `stops` says whether any stop level is set.
+    Bitwise operators and selects, no branches, so that runs side by side stay in SIMD lanes."""
+    # `stops` (any stop level set) and max_bars are the same on every bar: the compiler drops what is off.
+    reached = (
+        (
+            ((o - stop) * side <= 0.0)
+            | ((o - take) * side >= 0.0)
+            | (min(lo * side, h * side) <= stop * side)
+            | (max(h * side, lo * side) >= take * side)
+        )
+        if stops
+        else False
+    )
+    expired = (fill_bar - entry_idx >= max_bars) if max_bars > 0 else False
+    changed = target != last_target
+    act = (
+        (pending == pending) | ((position != 0.0) & (reached | expired)) | (changed & (not next_open)) | last
+    )
+    queue = changed & (not act)
+    return (
+        act,
+        target if queue else last_target,
+        target if queue else pending,
+        EXIT_SIGNAL if queue else pending_reason,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _account(
+    cash: float,
+    position: float,
+    c: float,
+    equity_before: float,
+    peak: float,
+    underwater: float,
+    ruined: float,
+    ret_sum: float,
+    ret_sq: float,
+    downside_sq: float,
+    max_drawdown: float,
+    max_underwater: float,
+    exposed: float,
+) -> tuple[float, float, float, float, float, float, float, float, float, float, float]:
+    """A bar's equity and drawdown at the close and the bar statistics updated with them, in argument
+    order from `peak` on. The `+ 0.0` and the added zeros change no value (none of these is ever -0.0)
+    but store a sum rather than one of two values: a runs-side-by-side loop then stores whole SIMD
+    vectors instead of the masked stores it would make of "if x: field = y", which are slow."""
+    equity = cash + position * c
+    # Returns measured from a non-positive equity mean nothing; the metrics then leave them out.
+    ruined += 1.0 if equity_before <= 0.0 else 0.0
+    ret = equity / equity_before - 1.0
+    ret_sum += ret
+    ret_sq += ret * ret
+    downside_sq += ret * ret if ret < 0.0 else 0.0
+    peak = max(peak, equity) + 0.0
+    drawdown = equity / peak - 1.0
+    max_drawdown = min(max_drawdown, drawdown) + 0.0
+    underwater = underwater + 1.0 if drawdown < 0.0 else 0.0
+    max_underwater = max(max_underwater, underwater) + 0.0
+    exposed += 1.0 if position != 0.0 else 0.0
+    return (
+        equity, drawdown, peak, underwater, ruined, ret_sum, ret_sq, downside_sq, max_drawdown,
+        max_underwater, exposed,
+    )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -430,15 +501,140 @@ def simulate_nb(
     params: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(series, trades, metrics) of one run: `series` one row per SERIES entry with a value per bar,
-    `trades` one row per TRADE_COLUMNS entry with a column per closed trade."""
+    `trades` one row per TRADE_COLUMNS entry with a column per closed trade.
+
+    The run's hot values stay in locals, read back from its state array only after `_bar_orders` acted:
+    kept in the array, every bar would wait on its own last store."""
     n = close.shape[0]
     series = np.empty((len(SERIES), n))
     # A trade opens at most once per bar, so n columns always suffice; untouched pages cost no memory.
     trades = np.empty((len(TRADE_COLUMNS), n))
-    metrics = run_nb(
-        open_, high, low, close, target, False, np.nan, np.nan, False, params, trades, series, True
+    state = initial_state_nb(
+        params, params[P_STOP_LOSS : P_STOP_LOSS + 1], params[P_TAKE_PROFIT : P_TAKE_PROFIT + 1]
     )
+    next_open = params[P_FILL] == FILL_NEXT_OPEN
+    direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
+    cash, position, side, entry_idx = state[S_CASH], 0.0, 0.0, 0.0
+    stop = take = pending = np.nan
+    last_target, pending_reason = 0.0, EXIT_SIGNAL
+    stops = not (math.isnan(params[P_STOP_LOSS]) and math.isnan(params[P_TAKE_PROFIT]))
+    equity_before = peak = state[S_PEAK]
+    underwater = ruined = ret_sum = ret_sq = downside_sq = max_drawdown = max_underwater = exposed = 0.0
+    for i in range(n):
+        o, h, lo, c, t = open_[i], high[i], low[i], close[i], target[i]
+        t = _direction_target(t, direction)
+        act, last_target, pending, pending_reason = _triage(
+            t, last_target, pending, pending_reason, position, side, stop, take, entry_idx, o, h, lo,
+            i + 1 if next_open else i, max_bars, next_open, stops, i == n - 1,
+        )  # fmt: skip
+        if act:
+            state[S_TARGET], state[S_LAST_TARGET] = t, last_target
+            state[S_PENDING_TARGET], state[S_PENDING_REASON] = pending, pending_reason
+            _bar_orders(state, params, i, o, h, lo, c, i == n - 1, trades, True)
+            cash, position, side, entry_idx = (
+                state[S_CASH],
+                state[S_POSITION],
+                state[S_SIDE],
+                state[S_ENTRY_IDX],
+            )
+            stop, take = state[S_STOP_PRICE], state[S_TAKE_PRICE]
+            last_target, pending = state[S_LAST_TARGET], state[S_PENDING_TARGET]
+            pending_reason = state[S_PENDING_REASON]
+        (
+            equity_before, drawdown, peak, underwater, ruined, ret_sum, ret_sq, downside_sq, max_drawdown,
+            max_underwater, exposed,
+        ) = _account(
+            cash, position, c, equity_before, peak, underwater, ruined, ret_sum, ret_sq, downside_sq,
+            max_drawdown, max_underwater, exposed,
+        )  # fmt: skip
+        series[0, i] = equity_before
+        series[1, i] = cash
+        series[2, i] = position
+        series[3, i] = drawdown
+    state[S_EQUITY], state[S_PEAK], state[S_UNDERWATER], state[S_RUINED] = (
+        equity_before,
+        peak,
+        underwater,
+        ruined,
+    )
+    state[S_RET_SUM], state[S_RET_SQ], state[S_DOWNSIDE_SQ] = ret_sum, ret_sq, downside_sq
+    state[S_MAX_DRAWDOWN], state[S_MAX_UNDERWATER], state[S_EXPOSED] = max_drawdown, max_underwater, exposed
+    state[S_N_BARS] = n
+    metrics = metrics_nb(state, params)
     return series, trades[:, : int(metrics[M_N_TRADES])], metrics
+
+
+# Runs side by side in `sweep_nb`'s blocks: a compile-time constant, so that the compiler sees that the
+# runs' fields never overlap and keeps runs in SIMD lanes; enough runs for several full vectors.
+SWEEP_BLOCK = 32
+
+
+@njit(cache=True, error_model="numpy")
+def sweep_block_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    pred: np.ndarray,
+    long_thresholds: np.ndarray,
+    short_thresholds: np.ndarray,
+    hold: bool,
+    params: np.ndarray,
+    state: np.ndarray,
+) -> None:
+    """SWEEP_BLOCK runs in one pass over the bars, their states interleaved in `state`
+    (`initial_state_nb`); run k's target at bar i is the `signal_nb` of `pred[i]` and its thresholds.
+
+    Each bar takes three passes over the runs: their targets and whether anything may happen to them,
+    the orders of those flagged (`_bar_orders`, the rare branchy part), then every run's equity and
+    statistics (`_account`). The first and last have no branches, so the runs sit in SIMD lanes, and
+    each bar's prices are loaded once for all of them. A run's arithmetic is `simulate_nb`'s, in the same
+    order, so each run's results equal `simulate` on its targets bit for bit."""
+    w = SWEEP_BLOCK
+    n = close.shape[0]
+    next_open = params[P_FILL] == FILL_NEXT_OPEN
+    direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
+    act = np.empty(w, dtype=np.bool_)
+    no_trades = np.empty((0, 0))
+    levels = state[S_STOP_LOSS * w : (S_TAKE_PROFIT + 1) * w]
+    stops = not np.isnan(levels).all()
+    for i in range(n):
+        o, h, lo, c, x = open_[i], high[i], low[i], close[i], pred[i]
+        last = i == n - 1
+        for k in range(w):
+            target = _direction_target(
+                signal_nb(x, long_thresholds[k], short_thresholds[k], state[S_TARGET * w + k], hold),
+                direction,
+            )
+            (
+                act[k], last_target, pending, pending_reason,
+            ) = _triage(
+                target, state[S_LAST_TARGET * w + k], state[S_PENDING_TARGET * w + k],
+                state[S_PENDING_REASON * w + k], state[S_POSITION * w + k], state[S_SIDE * w + k],
+                state[S_STOP_PRICE * w + k], state[S_TAKE_PRICE * w + k], state[S_ENTRY_IDX * w + k],
+                o, h, lo, i + 1 if next_open else i, max_bars, next_open, stops, last,
+            )  # fmt: skip
+            # + 0.0 changes none of these (never -0.0): see `_account`.
+            state[S_TARGET * w + k] = target + 0.0
+            state[S_LAST_TARGET * w + k] = last_target + 0.0
+            state[S_PENDING_TARGET * w + k] = pending + 0.0
+            state[S_PENDING_REASON * w + k] = pending_reason + 0.0
+        for k in range(w):
+            if act[k]:
+                _bar_orders(state[k::w], params, i, o, h, lo, c, last, no_trades, False)
+        for k in range(w):
+            (
+                state[S_EQUITY * w + k], _, state[S_PEAK * w + k], state[S_UNDERWATER * w + k],
+                state[S_RUINED * w + k], state[S_RET_SUM * w + k], state[S_RET_SQ * w + k],
+                state[S_DOWNSIDE_SQ * w + k], state[S_MAX_DRAWDOWN * w + k], state[S_MAX_UNDERWATER * w + k],
+                state[S_EXPOSED * w + k],
+            ) = _account(
+                state[S_CASH * w + k], state[S_POSITION * w + k], c, state[S_EQUITY * w + k],
+                state[S_PEAK * w + k], state[S_UNDERWATER * w + k], state[S_RUINED * w + k],
+                state[S_RET_SUM * w + k], state[S_RET_SQ * w + k], state[S_DOWNSIDE_SQ * w + k],
+                state[S_MAX_DRAWDOWN * w + k], state[S_MAX_UNDERWATER * w + k], state[S_EXPOSED * w + k],
+            )  # fmt: skip
+    state[S_N_BARS * w : (S_N_BARS + 1) * w] = n
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -456,17 +652,21 @@ def sweep_nb(
     params: np.ndarray,
 ) -> np.ndarray:
     """Metrics (one row per cell, METRIC_NAMES order) of one run per cell: its thresholds turn `pred` into
-    targets bar by bar and its stop levels replace the config's. Cells run in parallel; each writes only
-    its own row, so the result does not depend on the thread count or schedule."""
-    out = np.empty((long_thresholds.shape[0], N_METRICS))
-    nothing = np.empty((len(TRADE_COLUMNS), 0))
-    no_series = np.empty((len(SERIES), 0))
-    for k in prange(long_thresholds.shape[0]):
-        cell_params = params.copy()
-        cell_params[P_STOP_LOSS] = stop_losses[k]
-        cell_params[P_TAKE_PROFIT] = take_profits[k]
-        out[k] = run_nb(
-            open_, high, low, close, pred, True, long_thresholds[k], short_thresholds[k], hold,
-            cell_params, nothing, no_series, False,
-        )  # fmt: skip
-    return out
+    targets bar by bar and its stop levels replace the config's. Blocks of SWEEP_BLOCK cells take one
+    pass over the bars each (`sweep_block_nb`), in parallel; the last block is filled up with runs whose
+    NaN thresholds never trade. Each block writes only its own rows, so the result does not depend on the
+    thread count or schedule."""
+    w = SWEEP_BLOCK
+    cells = long_thresholds.shape[0]
+    blocks = (cells + w - 1) // w
+    padded = np.full((4, blocks * w), np.nan)
+    for row, values in enumerate((long_thresholds, short_thresholds, stop_losses, take_profits)):
+        padded[row, :cells] = values
+    out = np.empty((blocks * w, N_METRICS))
+    for b in prange(blocks):
+        cut = slice(b * w, (b + 1) * w)
+        state = initial_state_nb(params, padded[2, cut], padded[3, cut])
+        sweep_block_nb(open_, high, low, close, pred, padded[0, cut], padded[1, cut], hold, params, state)
+        for k in range(w):
+            out[b * w + k] = metrics_nb(state[k::w], params)
+    return out[:cells]
