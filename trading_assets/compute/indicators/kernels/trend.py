@@ -97,10 +97,12 @@ def adx_nb(
                 tr_sum = tr_sum - tr_sum / n + tr
             else:
                 tr_sum += tr
-            if down > 0 and up < down:
-                minus_dm += down
-            elif up > 0 and up > down:
-                plus_dm += up
+            # Selected, not branched on (unpredictable): -DM takes the down move, else +DM the up move.
+            to_minus = (down > 0) & (up < down)
+            to_plus = ~to_minus & (up > 0) & (up > down)
+            minus_more, plus_more = minus_dm + down, plus_dm + up
+            minus_dm = minus_more if to_minus else minus_dm
+            plus_dm = plus_more if to_plus else plus_dm
             if seen >= n:
                 plus_di = 0.0
                 minus_di = 0.0

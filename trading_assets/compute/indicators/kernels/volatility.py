@@ -23,22 +23,23 @@ def bbands_nb(close: np.ndarray, n: int, k: float, out: np.ndarray) -> None:
     std = np.empty(BLOCK)
     for t0 in range(n - 1, size, BLOCK):
         m = min(BLOCK, size - t0)
-        window_sums_nb(close, t0, n, middle[t0 : t0 + m])
+        mid, up, lo = middle[t0 : t0 + m], upper[t0 : t0 + m], lower[t0 : t0 + m]
+        pct, bw, price = pctb[t0 : t0 + m], bandwidth[t0 : t0 + m], close[t0 : t0 + m]
+        window_sums_nb(close, t0, n, mid)
         window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
+        # One output per loop: few enough arrays that LLVM can check them for overlap and vectorise.
         for t in range(m):
-            i = t0 + t
-            mid = middle[i] / n
-            spread = k * std[t]
-            up = mid + spread
-            lo = mid - spread
-            middle[i], upper[i], lower[i] = mid, up, lo
-            width = up - lo
-            if width != 0.0:
-                pctb[i] = (close[i] - lo) / width
-                bandwidth[i] = width / mid
-            else:
-                pctb[i] = 0.5
-                bandwidth[i] = 0.0
+            mid[t] = mid[t] / n
+        for t in range(m):
+            up[t] = mid[t] + k * std[t]
+        for t in range(m):
+            lo[t] = mid[t] - k * std[t]
+        for t in range(m):
+            width = up[t] - lo[t]
+            pct[t] = (price[t] - lo[t]) / width if width != 0.0 else 0.5
+        for t in range(m):
+            width = up[t] - lo[t]
+            bw[t] = width / mid[t] if width != 0.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy")
