@@ -16,6 +16,7 @@ dataset) completes 3 and 4.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from resources.catalog import Catalog
@@ -64,35 +65,38 @@ def ingest_bars(
     # First, whatever the file now holds: an import that died after its commit point is completed.
     finish_publication(source.dataset, store, catalog)
     path = source.path
-    sha = file_sha256(path)
     options = options if options is not None else source.options()
-    parsed = read_bars(path, options.read)
-    report = validate_bars(parsed, path, options.rules, options.read.calendar)
-    table = naming.bars_table(source.dataset)
-    stored = store.read(table) if table in store.list_tables() else None
-    change = history_change(stored, parsed.table)
-    if change.rewrites_history and not options.replace:
-        line = None if change.first_row is None else _line(path, parsed.format, change.first_row)
-        raise HistoryRewriteError(
-            path.name,
-            f"would rewrite the stored history of {source.dataset!r}: {change.summary()}; import it with "
-            f'--replace (or "replace": true in {path.name.split(".", 1)[0]}.json) to replace the dataset',
-            line,
-            row_label="row" if parsed.format.kind == "parquet" else "line",
+    # The hash is only needed for the catalog row: a thread computes it while the file is read and staged.
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:
+        sha = hashing.submit(file_sha256, path)
+        parsed = read_bars(path, options.read)
+        report = validate_bars(parsed, path, options.rules, options.read.calendar)
+        table = naming.bars_table(source.dataset)
+        stored = store.read(table) if table in store.list_tables() else None
+        change = history_change(stored, parsed.table)
+        if change.rewrites_history and not options.replace:
+            line = None if change.first_row is None else _line(path, parsed.format, change.first_row)
+            raise HistoryRewriteError(
+                path.name,
+                f"would rewrite the stored history of {source.dataset!r}: {change.summary()}; import it "
+                f'with --replace (or "replace": true in {path.name.split(".", 1)[0]}.json) to replace the '
+                "dataset",
+                line,
+                row_label="row" if parsed.format.kind == "parquet" else "line",
+            )
+        store.stage(table, parsed.table, BARS_SCHEMA)
+        record = DatasetRecord(
+            name=source.dataset,
+            source_file=str(path.resolve()),
+            source_sha256=sha.result(),
+            bar_interval_s=max(report.interval_s, 1),
+            row_count=report.rows,
+            first_ts=report.first_ts,
+            last_ts=report.last_ts,
+            table_name=table,
+            columns=tuple(BARS_SCHEMA.column_names),
+            read_options=options.read.to_json(),
         )
-    record = DatasetRecord(
-        name=source.dataset,
-        source_file=str(path.resolve()),
-        source_sha256=sha,
-        bar_interval_s=max(report.interval_s, 1),
-        row_count=report.rows,
-        first_ts=report.first_ts,
-        last_ts=report.last_ts,
-        table_name=table,
-        columns=tuple(BARS_SCHEMA.column_names),
-        read_options=options.read.to_json(),
-    )
-    store.stage(table, parsed.table, BARS_SCHEMA)
     catalog.upsert_dataset(replace(record, publish_pending=True))
     if not store.publish(table):
         # Another import of the dataset took the staged rows: its row, not this one, must describe them.
