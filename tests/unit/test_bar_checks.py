@@ -3,8 +3,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from trading_assets.compute.bar_checks import BarRules, bar_interval_us, bars_report, validate_bars
-from trading_assets.compute.bar_format import BarFileError, read_bars
+from trading_assets.compute.bar_checks import (
+    BarRules,
+    _rules,
+    bar_interval_us,
+    bars_report,
+    validate_bars,
+)
+from trading_assets.compute.bar_format import BAR_FIELDS, BarFileError, read_bars
+from trading_assets.compute.bar_format.kernels import all_rules_hold
 
 GOOD = "2025.01.01,00:00,10,12,9,11,5\n2025.01.01,00:01,11,13,10,12,6\n"
 
@@ -121,3 +128,32 @@ def test_a_dataset_may_allow_nonpositive_prices_but_not_a_sign_flip_within_a_bar
         r"\(low -0\.25, high 0\.75\)",
     ):
         validate_bars(read_bars(path), path, allowed)
+
+
+@pytest.mark.parametrize("allow_nonpositive_prices", [False, True])
+def test_the_fused_pass_finds_a_bad_row_exactly_when_a_rule_does(allow_nonpositive_prices):
+    rng = np.random.default_rng(3)
+    rules = _rules(BarRules(allow_nonpositive_prices=allow_nonpositive_prices))
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e-300, 1e300]
+    verdicts = set()
+    for _ in range(500):
+        n = int(rng.integers(1, 6))
+        low = rng.uniform(0.5, 2, n) * rng.choice([1.0, -1.0])  # all positive, or all negative
+        high = low + rng.uniform(0, 1, n)
+        cols = {
+            "open": rng.uniform(low, high),
+            "high": high,
+            "low": low,
+            "close": rng.uniform(low, high),
+            "volume": rng.uniform(0, 5, n),
+            "ts": np.cumsum(rng.integers(1, 3, n)),
+        }
+        for _fault in range(int(rng.integers(0, 3))):  # none, one or two values changed anywhere
+            field = str(rng.choice([*BAR_FIELDS, "ts"]))
+            row = int(rng.integers(n))
+            cols[field][row] = rng.integers(-2, 3) if field == "ts" else rng.choice(specials)
+        by_rules = not any(rule.mask(cols).any() for rule in rules)
+        fused = all_rules_hold(*(cols[f] for f in (*BAR_FIELDS, "ts")), allow_nonpositive_prices)
+        assert fused == by_rules, cols
+        verdicts.add(fused)
+    assert verdicts == {True, False}

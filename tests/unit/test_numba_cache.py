@@ -61,7 +61,7 @@ def test_every_compiled_module_of_the_compute_library_is_guarded_wherever_numba_
         """
     )
     folders = [Path(line) for line in python(code, NUMBA_CACHE_DIR=str(tmp_path), PATH="").splitlines()]
-    assert len(folders) == 3  # the indicator kernels, the simulator's, demo_data's
+    assert len(folders) == 4  # the indicator kernels, the simulator's, demo_data's, bar_format's
     for folder in folders:
         assert folder.parent == tmp_path
         assert (folder / "kernels_source.sha256").exists()

@@ -1,10 +1,11 @@
 """Validation of parsed bars and the statistics reported with them (interval, gaps).
 
-Every rule is a vectorised mask over the whole table; only when a rule fails is the file scanned to
-turn the first offending row into a line number. Gaps are facts about the market, not errors: they are
-measured and reported, never rejected. Without a trading calendar every bar interval is a bar due; with
-one (`compute/calendars.py`), only the bars the calendar expects are, so a daily equity series does not
-report its weekends and holidays as gaps.
+One fused pass (`bar_format.kernels.all_rules_hold`) checks every rule on every row; only when it finds
+a bad row are the rules applied one by one, each a vectorised mask over the whole table, and the file
+scanned to turn the first offending row into a line number. Gaps are facts about the market, not errors:
+they are measured and reported, never rejected. Without a trading calendar every bar interval is a bar
+due; with one (`compute/calendars.py`), only the bars the calendar expects are, so a daily equity series
+does not report its weekends and holidays as gaps.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from trading_assets.compute.bar_format import BAR_FIELDS, BarFileError, BarFormat, ParsedBars, locate_row
+from trading_assets.compute.bar_format.kernels import all_rules_hold
 from trading_assets.compute.calendars import DAY_US, TradingCalendar, bar_slots, trading_calendar
 
 # Bars per strided sample when estimating the bar interval: plenty for a mode, cheap on 5M rows.
@@ -142,6 +144,8 @@ def validate_bars(
     if table.num_rows == 0:
         raise BarFileError(path.name, "no data rows")
     cols = _columns(table)
+    if all_rules_hold(*(cols[f] for f in (*BAR_FIELDS, "ts")), choices.allow_nonpositive_prices):
+        return bars_report(cols["ts"], trading_calendar(calendar) if calendar else None, fmt.timezone)
     for rule in _rules(choices):
         bad = rule.mask(cols)
         if bad.any():

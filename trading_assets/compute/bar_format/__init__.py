@@ -1,7 +1,8 @@
 """Reading bar exports written by desktop trading apps: format detection and parsing.
 
 `detect` sniffs how a file is laid out (a `BarFormat`); two readers share it:
-- `fast`: `read_bars`, Arrow's multithreaded CSV reader plus vectorised timestamp parsing.
+- `fast`: `read_bars`, numba kernels reading plain layouts in parallel chunks (`plain`, `kernels`), and
+  Arrow's multithreaded CSV reader plus vectorised timestamp parsing for every other file.
 - `reference`: `parse_line` and `ReferenceReader`, a slow, independent reader of one line at a time in
   plain Python. It locates the exact line and field when the fast reader rejects a file, and the
   `bars_match_source` check uses it as an oracle to compare stored rows with the source file.
@@ -11,6 +12,7 @@ in one column or two, epoch seconds/milliseconds/microseconds/nanoseconds, Parqu
 an offset are local times in the dataset's time zone (default UTC); everything comes out in UTC.
 """
 
+from trading_assets.compute.bar_format import kernels
 from trading_assets.compute.bar_format.detect import detect_format
 from trading_assets.compute.bar_format.fast import localize, read_bars
 from trading_assets.compute.bar_format.model import (
@@ -31,6 +33,9 @@ from trading_assets.compute.bar_format.reference import (
     parse_line,
     reference_rows,
 )
+from trading_assets.compute.numba_cache import guard
+
+guard(kernels)
 
 __all__ = [
     "BAR_FIELDS",

@@ -1,4 +1,5 @@
-"""The fast reader: Arrow's multithreaded CSV reader plus vectorised timestamp parsing."""
+"""The fast reader: the plain-layout kernels (`plain`) where they apply, else Arrow's multithreaded CSV
+reader plus vectorised timestamp parsing."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from trading_assets.compute.bar_format.model import (
     ParsedBars,
     ReadOptions,
 )
+from trading_assets.compute.bar_format.plain import read_plain_columns
 from trading_assets.compute.bar_format.reference import first_bad_line, locate_row
 
 
@@ -31,7 +33,9 @@ def read_bars(path: Path, options: ReadOptions | None = None) -> ParsedBars:
     if fmt.kind == "parquet":
         return ParsedBars(_read_parquet(path, fmt), fmt)
     try:
-        raw = _read_text_columns(path, fmt)
+        raw = read_plain_columns(path, fmt)
+        if raw is None:
+            raw = _read_text_columns(path, fmt)
         ts = _timestamps(raw.column("ts"), fmt)
     except (pa.ArrowInvalid, BarFileError) as err:
         # Arrow says what is wrong but not where: the reference reader finds the exact line and field.
