@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trading_assets.compute.indicators import builtin  # noqa: F401  (registers the built-ins)
+from trading_assets.compute.indicators import builtin  # registers the built-ins; its _out is patched below
 from trading_assets.compute.indicators.registry import REGISTRY, IndicatorError
 
 Bars = dict[str, np.ndarray]
@@ -110,6 +110,27 @@ def test_short_and_empty_inputs(name: str, params: dict) -> None:
             assert values.shape == (size,)
             assert np.isnan(values[: lookbacks[output]]).all()
             assert np.isfinite(values[lookbacks[output] :]).all()
+
+
+def _filled_out(fill: float):
+    """builtin._out with arrays holding `fill` instead of whatever numpy's new memory holds."""
+
+    def out(like: np.ndarray, outputs: int = 1) -> np.ndarray:
+        return np.full(len(like) if outputs == 1 else (outputs, len(like)), fill)
+
+    return out
+
+
+@pytest.mark.parametrize(("name", "params"), CASES, ids=_ids)
+def test_kernels_write_every_value_whatever_their_array_held(name: str, params: dict, monkeypatch) -> None:
+    # The kernels fill arrays numpy allocates uninitialised: warm-up and positions before i0 included.
+    bars, i0 = sticky_bars(2), 3 if REGISTRY.get(name).stateful else 0
+    results = []
+    for fill in (np.nan, 7.0):
+        monkeypatch.setattr(builtin, "_out", _filled_out(fill))
+        results.append(run(name, bars, params, i0=i0))
+    for output, values in results[0].items():
+        assert values.tobytes() == results[1][output].tobytes(), output
 
 
 @pytest.mark.parametrize(("name", "params"), STATEFUL_CASES, ids=_ids)
