@@ -18,14 +18,16 @@ def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int, ou
     out[:i0] = np.nan
     seen = int(state[0])
     prev, obv = state[1], state[2]
+    # OBV unchanged, plus or minus the volume, picked by index: an up or a down close is a coin toss that
+    # a branch (which LLVM makes of a select here) mispredicts half the time.
+    step = np.empty(3)
     for i in range(i0, close.shape[0]):
         x = close[i]
         if seen == 0:
             obv = volume[i]
-        elif x > prev:
-            obv += volume[i]
-        elif x < prev:
-            obv -= volume[i]
+        else:
+            step[0], step[1], step[2] = obv, obv + volume[i], obv - volume[i]
+            obv = step[(x > prev) + 2 * (x < prev)]
         out[i] = obv
         prev = x
         seen += 1
