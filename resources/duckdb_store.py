@@ -79,10 +79,11 @@ class DuckDBStore(dg.ConfigurableResource):
         staging = naming.quote(naming.staging_table(name))
         rows = _conform(data, schema, name)
         with self._transaction() as con, _incoming(con, rows):
-            # Into a new table, one thread writes finished row groups in order; several write partial
-            # ones that the checkpoint at close and the one after publish's rename rewrite: more time
-            # in all, and twice the file.
-            con.execute("SET threads = 1")
+            if max(column.num_chunks for column in rows.columns) > 1:
+                # Several threads write row groups that are then rewritten (at close, and again after
+                # publish's rename: twice the time, twice the file) unless each input batch ends on a row
+                # group boundary. One batch does; many (Arrow's CSV blocks) do not: one thread, then.
+                con.execute("SET threads = 1")
             con.execute(f"DROP TABLE IF EXISTS {staging}")
             con.execute(_create_sql(staging, schema))
             _insert(con, staging, rows)
