@@ -161,12 +161,14 @@ def initial_state_nb(params: np.ndarray, stop_losses: np.ndarray, take_profits: 
 
 
 @njit(cache=True, error_model="numpy")
-def _units_for_target(state: np.ndarray, params: np.ndarray, price: float, target: float) -> float:
+def _units_for_target(
+    state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, target: float
+) -> float:
     """Signed units wanted for `target` at `price` (before slippage); fraction sizing takes the equity at
     that price before the trade, and opens nothing while equity is zero or negative."""
     sizing = params[P_SIZING]
     if sizing == SIZING_FRACTION:
-        equity = state[S_CASH] + state[S_POSITION] * price
+        equity = state[S_CASH * w + k] + state[S_POSITION * w + k] * price
         return target * params[P_SIZE] * max(equity, 0.0) / price
     if sizing == SIZING_NOTIONAL:
         return target * params[P_SIZE] / price
@@ -174,66 +176,74 @@ def _units_for_target(state: np.ndarray, params: np.ndarray, price: float, targe
 
 
 @njit(cache=True, error_model="numpy")
-def _fill(state: np.ndarray, params: np.ndarray, price: float, units: float) -> None:
+def _fill(state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, units: float) -> None:
     """Trade `units` (signed, buy > 0) at `price` moved against us by the slippage, pay the fee on the
     traded notional, and add the fill to the open trade's entry or exit sums."""
     slippage = params[P_SLIPPAGE]
-    executed = price * (1.0 + slippage) if units > 0 else price * (1.0 - slippage)
+    executed = price * ((1.0 + slippage) if units > 0 else (1.0 - slippage))
     notional = abs(units) * executed
     fee = notional * params[P_FEE]
-    state[S_CASH] -= units * executed + fee
-    state[S_TRADE_FEES] += fee
-    if units * state[S_SIDE] > 0:
-        state[S_ENTRY_UNITS] += abs(units)
-        state[S_ENTRY_NOTIONAL] += notional
-        state[S_ENTRY_RAW] += abs(units) * price
-    else:
-        state[S_EXIT_UNITS] += abs(units)
-        state[S_EXIT_NOTIONAL] += notional
+    state[S_CASH * w + k] -= units * executed + fee
+    state[S_TRADE_FEES * w + k] += fee
+    # Both sums get a value, one of them 0.0 (no sum is ever -0.0): selects, not a branch the processor
+    # would guess wrong on every other fill.
+    entry = units * state[S_SIDE * w + k] > 0
+    state[S_ENTRY_UNITS * w + k] += abs(units) if entry else 0.0
+    state[S_ENTRY_NOTIONAL * w + k] += notional if entry else 0.0
+    state[S_ENTRY_RAW * w + k] += abs(units) * price if entry else 0.0
+    state[S_EXIT_UNITS * w + k] += 0.0 if entry else abs(units)
+    state[S_EXIT_NOTIONAL * w + k] += 0.0 if entry else notional
 
 
 @njit(cache=True, error_model="numpy")
-def _close_trade(state: np.ndarray, i: int, reason: float, trades: np.ndarray, store: bool) -> None:
+def _close_trade(
+    state: np.ndarray, k: int, w: int, i: int, reason: float, trades: np.ndarray, store: bool
+) -> None:
     """Book the open trade, now flat, as closed at bar `i`: trade statistics, and its row if `store`."""
-    side = state[S_SIDE]
-    pnl = side * (state[S_EXIT_NOTIONAL] - state[S_ENTRY_NOTIONAL]) - state[S_TRADE_FEES]
-    ret = pnl / state[S_ENTRY_NOTIONAL]
-    k = state[S_N_TRADES]
+    side = state[S_SIDE * w + k]
+    pnl = (
+        side * (state[S_EXIT_NOTIONAL * w + k] - state[S_ENTRY_NOTIONAL * w + k])
+        - state[S_TRADE_FEES * w + k]
+    )
+    ret = pnl / state[S_ENTRY_NOTIONAL * w + k]
+    count = state[S_N_TRADES * w + k]
     if store:
-        j = int(k)
-        trades[T_ENTRY_IDX, j] = state[S_ENTRY_IDX]
+        j = int(count)
+        trades[T_ENTRY_IDX, j] = state[S_ENTRY_IDX * w + k]
         trades[T_EXIT_IDX, j] = i
         trades[T_SIDE, j] = side
-        trades[T_SIZE, j] = state[S_ENTRY_UNITS]
-        trades[T_ENTRY_PRICE, j] = state[S_ENTRY_NOTIONAL] / state[S_ENTRY_UNITS]
-        trades[T_EXIT_PRICE, j] = state[S_EXIT_NOTIONAL] / state[S_EXIT_UNITS]
+        trades[T_SIZE, j] = state[S_ENTRY_UNITS * w + k]
+        trades[T_ENTRY_PRICE, j] = state[S_ENTRY_NOTIONAL * w + k] / state[S_ENTRY_UNITS * w + k]
+        trades[T_EXIT_PRICE, j] = state[S_EXIT_NOTIONAL * w + k] / state[S_EXIT_UNITS * w + k]
         trades[T_PNL, j] = pnl
         trades[T_RETURN, j] = ret
-        trades[T_FEES, j] = state[S_TRADE_FEES]
-        trades[T_BARS_HELD, j] = i - state[S_ENTRY_IDX]
+        trades[T_FEES, j] = state[S_TRADE_FEES * w + k]
+        trades[T_BARS_HELD, j] = i - state[S_ENTRY_IDX * w + k]
         trades[T_EXIT_REASON, j] = reason
-    k += 1
-    state[S_N_TRADES] = k
-    state[S_SUM_RETURN] += ret
-    state[S_BEST] = max(state[S_BEST], ret)
-    state[S_WORST] = min(state[S_WORST], ret)
-    if pnl > 0:
-        state[S_WINS] += 1
-        state[S_GROSS_WIN] += pnl
-        state[S_WIN_RETURN] += ret
-    elif pnl < 0:
-        state[S_LOSSES] += 1
-        state[S_GROSS_LOSS] += pnl
-        state[S_LOSS_RETURN] += ret
-    delta = pnl - state[S_PNL_MEAN]
-    state[S_PNL_MEAN] += delta / k
-    state[S_PNL_M2] += delta * (pnl - state[S_PNL_MEAN])
-    state[S_SIDE] = 0.0
+    count += 1
+    state[S_N_TRADES * w + k] = count
+    state[S_SUM_RETURN * w + k] += ret
+    state[S_BEST * w + k] = max(state[S_BEST * w + k], ret)
+    state[S_WORST * w + k] = min(state[S_WORST * w + k], ret)
+    # As in `_fill`: adding 0.0 rather than branching.
+    win, loss = pnl > 0, pnl < 0
+    state[S_WINS * w + k] += 1.0 if win else 0.0
+    state[S_GROSS_WIN * w + k] += pnl if win else 0.0
+    state[S_WIN_RETURN * w + k] += ret if win else 0.0
+    state[S_LOSSES * w + k] += 1.0 if loss else 0.0
+    state[S_GROSS_LOSS * w + k] += pnl if loss else 0.0
+    state[S_LOSS_RETURN * w + k] += ret if loss else 0.0
+    delta = pnl - state[S_PNL_MEAN * w + k]
+    state[S_PNL_MEAN * w + k] += delta / count
+    state[S_PNL_M2 * w + k] += delta * (pnl - state[S_PNL_MEAN * w + k])
+    state[S_SIDE * w + k] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
 def _order(
     state: np.ndarray,
+    k: int,
+    w: int,
     params: np.ndarray,
     i: int,
     price: float,
@@ -245,37 +255,37 @@ def _order(
     """Move the position to `target` with fills at bar `i`'s `price`. Going flat or to the other side
     closes the trade (exit `reason`) and a flip opens the new one in the same bar at the same price; a
     resize on the same side trades only the difference within the same trade."""
-    wanted = _units_for_target(state, params, price, target)
-    held = state[S_POSITION]
+    wanted = _units_for_target(state, k, w, params, price, target)
+    held = state[S_POSITION * w + k]
     if wanted == held:
         return
     if held != 0.0 and wanted * held <= 0.0:
-        _fill(state, params, price, -held)
-        state[S_POSITION] = 0.0
-        _close_trade(state, i, reason, trades, store)
+        _fill(state, k, w, params, price, -held)
+        state[S_POSITION * w + k] = 0.0
+        _close_trade(state, k, w, i, reason, trades, store)
         held = 0.0
     if wanted != 0.0:
         if held == 0.0:
-            state[S_SIDE] = 1.0 if wanted > 0 else -1.0
-            state[S_ENTRY_IDX] = i
-            state[S_ENTRY_UNITS] = 0.0
-            state[S_ENTRY_NOTIONAL] = 0.0
-            state[S_ENTRY_RAW] = 0.0
-            state[S_EXIT_UNITS] = 0.0
-            state[S_EXIT_NOTIONAL] = 0.0
-            state[S_TRADE_FEES] = 0.0
-        _fill(state, params, price, wanted - held)
+            state[S_SIDE * w + k] = 1.0 if wanted > 0 else -1.0
+            state[S_ENTRY_IDX * w + k] = i
+            state[S_ENTRY_UNITS * w + k] = 0.0
+            state[S_ENTRY_NOTIONAL * w + k] = 0.0
+            state[S_ENTRY_RAW * w + k] = 0.0
+            state[S_EXIT_UNITS * w + k] = 0.0
+            state[S_EXIT_NOTIONAL * w + k] = 0.0
+            state[S_TRADE_FEES * w + k] = 0.0
+        _fill(state, k, w, params, price, wanted - held)
         # Set, not accumulated: held + (wanted - held) can miss `wanted` by an ulp.
-        state[S_POSITION] = wanted
+        state[S_POSITION * w + k] = wanted
 
 
 @njit(cache=True, error_model="numpy")
-def _set_stop_prices(state: np.ndarray) -> None:
+def _set_stop_prices(state: np.ndarray, k: int, w: int) -> None:
     """The open trade's stop-loss and take-profit prices from its entry before slippage (NaN = off)."""
-    side = state[S_SIDE]
-    entry = state[S_ENTRY_RAW] / state[S_ENTRY_UNITS]
-    state[S_STOP_PRICE] = entry * (1.0 - side * state[S_STOP_LOSS])
-    state[S_TAKE_PRICE] = entry * (1.0 + side * state[S_TAKE_PROFIT])
+    side = state[S_SIDE * w + k]
+    entry = state[S_ENTRY_RAW * w + k] / state[S_ENTRY_UNITS * w + k]
+    state[S_STOP_PRICE * w + k] = entry * (1.0 - side * state[S_STOP_LOSS * w + k])
+    state[S_TAKE_PRICE * w + k] = entry * (1.0 + side * state[S_TAKE_PROFIT * w + k])
 
 
 @njit(cache=True, error_model="numpy")
@@ -345,6 +355,8 @@ def metrics_nb(state: np.ndarray, params: np.ndarray) -> np.ndarray:
 @njit(cache=True, error_model="numpy")
 def _bar_orders(
     state: np.ndarray,
+    k: int,
+    w: int,
     params: np.ndarray,
     i: int,
     o: float,
@@ -359,39 +371,52 @@ def _bar_orders(
     for this open fills there, then stop-loss/take-profit inside the bar, then at the close the target is
     decided (filled at once with fill="close"), and the last bar closes what is open."""
     next_open = params[P_FILL] == FILL_NEXT_OPEN
-    if next_open and not math.isnan(state[S_PENDING_TARGET]):
-        _order(state, params, i, o, state[S_PENDING_TARGET], state[S_PENDING_REASON], trades, store)
-        state[S_PENDING_TARGET] = np.nan
-        if state[S_POSITION] != 0.0:
-            _set_stop_prices(state)
-    if state[S_POSITION] != 0.0:
-        price, reason = exit_inside_bar_nb(state[S_SIDE], state[S_STOP_PRICE], state[S_TAKE_PRICE], o, h, lo)
+    if next_open and not math.isnan(state[S_PENDING_TARGET * w + k]):
+        _order(
+            state,
+            k,
+            w,
+            params,
+            i,
+            o,
+            state[S_PENDING_TARGET * w + k],
+            state[S_PENDING_REASON * w + k],
+            trades,
+            store,
+        )
+        state[S_PENDING_TARGET * w + k] = np.nan
+        if state[S_POSITION * w + k] != 0.0:
+            _set_stop_prices(state, k, w)
+    if state[S_POSITION * w + k] != 0.0:
+        price, reason = exit_inside_bar_nb(
+            state[S_SIDE * w + k], state[S_STOP_PRICE * w + k], state[S_TAKE_PRICE * w + k], o, h, lo
+        )
         if not math.isnan(price):
-            _order(state, params, i, price, 0.0, reason, trades, store)
-    target = state[S_TARGET]
+            _order(state, k, w, params, i, price, 0.0, reason, trades, store)
+    target = state[S_TARGET * w + k]
     order_target, reason = np.nan, EXIT_SIGNAL
-    if target != state[S_LAST_TARGET]:
-        order_target = state[S_LAST_TARGET] = target
+    if target != state[S_LAST_TARGET * w + k]:
+        order_target = state[S_LAST_TARGET * w + k] = target
     fill_bar = i + 1 if next_open else i
     max_bars = params[P_MAX_BARS]
     # Time is up unless this very order closes the trade anyway (flat or the other side).
     if (
-        state[S_POSITION] != 0.0
+        state[S_POSITION * w + k] != 0.0
         and max_bars > 0
-        and fill_bar - state[S_ENTRY_IDX] >= max_bars
-        and (math.isnan(order_target) or order_target * state[S_SIDE] > 0.0)
+        and fill_bar - state[S_ENTRY_IDX * w + k] >= max_bars
+        and (math.isnan(order_target) or order_target * state[S_SIDE * w + k] > 0.0)
     ):
         order_target, reason = 0.0, EXIT_MAX_BARS
     if last:
-        if state[S_POSITION] != 0.0:
-            _order(state, params, i, c, 0.0, EXIT_END, trades, store)
+        if state[S_POSITION * w + k] != 0.0:
+            _order(state, k, w, params, i, c, 0.0, EXIT_END, trades, store)
     elif not math.isnan(order_target):
         if next_open:
-            state[S_PENDING_TARGET], state[S_PENDING_REASON] = order_target, reason
+            state[S_PENDING_TARGET * w + k], state[S_PENDING_REASON * w + k] = order_target, reason
         else:
-            _order(state, params, i, c, order_target, reason, trades, store)
-            if state[S_POSITION] != 0.0:
-                _set_stop_prices(state)
+            _order(state, k, w, params, i, c, order_target, reason, trades, store)
+            if state[S_POSITION * w + k] != 0.0:
+                _set_stop_prices(state, k, w)
 
 
 @njit(cache=True, error_model="numpy")
@@ -530,7 +555,7 @@ def simulate_nb(
         if act:
             state[S_TARGET], state[S_LAST_TARGET] = t, last_target
             state[S_PENDING_TARGET], state[S_PENDING_REASON] = pending, pending_reason
-            _bar_orders(state, params, i, o, h, lo, c, i == n - 1, trades, True)
+            _bar_orders(state, 0, 1, params, i, o, h, lo, c, i == n - 1, trades, True)
             cash, position, side, entry_idx = (
                 state[S_CASH],
                 state[S_POSITION],
@@ -621,7 +646,7 @@ def sweep_block_nb(
             state[S_PENDING_REASON * w + k] = pending_reason + 0.0
         for k in range(w):
             if act[k]:
-                _bar_orders(state[k::w], params, i, o, h, lo, c, last, no_trades, False)
+                _bar_orders(state, k, w, params, i, o, h, lo, c, last, no_trades, False)
         for k in range(w):
             (
                 state[S_EQUITY * w + k], _, state[S_PEAK * w + k], state[S_UNDERWATER * w + k],
