@@ -21,6 +21,8 @@ TS_PART = 5
 # date/time part (what the part read so far is multiplied by: 0 at its first digit, else 10); an epoch
 # integer; the end.
 LITERAL, YEAR, MONTH, DAY, HOUR, MINUTE, SECOND, EPOCH, END = range(9)
+# Beyond the parts a program reads: the last date converted (yyyymmdd, -1 before any) and its days.
+DATE, DAYS = 9, 10
 # Clinger's fast path: a mantissa below 2**53 over an exact power of ten rounds correctly in one division,
 # to the same double as a correctly rounded parser (Arrow's, Python's float) gives.
 _MAX_MANTISSA = 1 << 53
@@ -200,19 +202,24 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _timestamp(parts: np.ndarray, epoch: bool) -> tuple[bool, int]:
-    """Naive microseconds of the parts read (or the raw epoch integer); False for an impossible date."""
+    """Naive microseconds of the parts read (or the raw epoch integer); False for an impossible date.
+
+    `parts[DAYS]` remembers the last date (`parts[DATE]`) turned into days: the next bars mostly share it.
+    """
     if epoch:
         return True, parts[EPOCH]
     year, month, day = parts[YEAR], parts[MONTH], parts[DAY]
+    date = (year * 100 + month) * 100 + day
+    if date != parts[DATE]:
+        if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month]):
+            return False, 0
+        if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+            return False, 0
+        parts[DATE], parts[DAYS] = date, _days_from_civil(year, month, day)
     hour, minute, second = parts[HOUR], parts[MINUTE], parts[SECOND]
-    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month]):
-        return False, 0
     if not (hour < 24 and minute < 60 and second < 60):
         return False, 0
-    if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
-        return False, 0
-    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    return True, seconds * 1_000_000
+    return True, (parts[DAYS] * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000
 
 
 @njit(cache=True, nogil=True)
@@ -237,7 +244,8 @@ def _parse_chunk(
     )
     n = buf.shape[0]
     columns = roles.shape[0]
-    parts = np.zeros(9, dtype=np.int64)
+    parts = np.zeros(11, dtype=np.int64)
+    parts[DATE] = -1
     # Where each timestamp field was last read: a date field like the previous line's is not read again.
     seen_at = np.full(programs.shape[0], -1, dtype=np.int64)
     seen_len = np.zeros(programs.shape[0], dtype=np.int64)
