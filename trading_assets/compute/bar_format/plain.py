@@ -27,8 +27,8 @@ _DIRECTIVES = {
     "M": (k.MINUTE, 2),
     "S": (k.SECOND, 2),
 }
-# Chunks per thread: a core slowed by other work leaves its share to the others.
-_CHUNKS_PER_THREAD = 4
+# Chunks per thread: enough for a thread slowed by other work to leave its share to the others.
+_CHUNKS_PER_THREAD = 8
 _MIN_CHUNK_BYTES = 1 << 20
 
 
@@ -48,11 +48,13 @@ def read_plain_columns(path: Path, fmt: BarFormat, chunk_bytes: int | None = Non
     if chunk_bytes is None:
         chunk_bytes = max(_MIN_CHUNK_BYTES, data.size // (numba.get_num_threads() * _CHUNKS_PER_THREAD))
     starts = k.chunk_starts(data, start, max(1, -(-(data.size - start) // chunk_bytes)))
-    capacity = k.count_lines(data, data[: data.size // 8 * 8].view(np.uint64), starts)
-    first_row = np.concatenate(([0], np.cumsum(capacity)[:-1]))
-    ts = np.empty(int(capacity.sum()), dtype=np.int64)
-    values = np.empty((len(BAR_FIELDS), ts.size), dtype=np.float64)
-    parsed = k.parse_chunks(data, starts, first_row, _layout(fmt, programs), ts, values)
+    # Chunks go one at a time to whichever thread is free: a core busy with other work takes fewer.
+    with numba.parallel_chunksize(1):
+        capacity = k.count_lines(data, data[: data.size // 8 * 8].view(np.uint64), starts)
+        first_row = np.concatenate(([0], np.cumsum(capacity)[:-1]))
+        ts = np.empty(int(capacity.sum()), dtype=np.int64)
+        values = np.empty((len(BAR_FIELDS), ts.size), dtype=np.float64)
+        parsed = k.parse_chunks(data, starts, first_row, _layout(fmt, programs), ts, values)
     if (parsed < 0).any():
         return None
     if (parsed != capacity).any():  # empty lines: close the chunks' gaps
