@@ -23,10 +23,10 @@ TS_PART = 5
 LITERAL, YEAR, MONTH, DAY, HOUR, MINUTE, SECOND, EPOCH, END = range(9)
 # Beyond the parts a program reads: the last date converted (yyyymmdd, -1 before any) and its days.
 DATE, DAYS = 9, 10
-# Clinger's fast path: a mantissa below 2**53 over an exact power of ten rounds correctly in one division,
-# to the same double as a correctly rounded parser (Arrow's, Python's float) gives.
-_MAX_MANTISSA = 1 << 53
-_POW10 = np.array([10.0**k for k in range(23)])
+# Clinger's fast path: a mantissa of at most 15 digits (below 2**53, an exact double) over an exact power
+# of ten rounds correctly in one division, to the double a correctly rounded parser (Arrow's, Python's
+# float) gives.
+_POW10 = np.array([10.0**k for k in range(16)])
 _NEWLINE, _CR = 10, 13
 _DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
