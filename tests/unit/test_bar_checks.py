@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from trading_assets.compute import bar_checks
 from trading_assets.compute.bar_checks import (
     BarRules,
     _rules,
@@ -14,6 +15,13 @@ from trading_assets.compute.bar_format import BAR_FIELDS, BarFileError, read_bar
 from trading_assets.compute.bar_format.kernels import all_rules_hold
 
 GOOD = "2025.01.01,00:00,10,12,9,11,5\n2025.01.01,00:01,11,13,10,12,6\n"
+
+
+@pytest.fixture(autouse=True, params=["masks", "fused pass first"])
+def validation_path(request, monkeypatch):
+    """Every test runs on small tables' path (the rules' masks) and on large tables' (the fused pass)."""
+    if request.param == "fused pass first":
+        monkeypatch.setattr(bar_checks, "_FUSED_MIN_ROWS", 0)
 
 
 def check(tmp_path, text: str, name: str = "x.txt"):

@@ -8,6 +8,7 @@ from trading_assets.compute.bar_format import (
     BarFileError,
     ReadOptions,
     detect_format,
+    fast,
     plain,
     read_bars,
     reference_rows,
@@ -49,6 +50,12 @@ OPTIONS = {
         "columns": {"volume": 0, "close": 1, "low": 2, "high": 3, "open": 4, "timestamp": 5}
     },
 }
+
+
+@pytest.fixture(autouse=True)
+def plain_for_every_size(monkeypatch):
+    """read_bars tries the plain path on small files too (by default they are Arrow's)."""
+    monkeypatch.setattr(fast, "_PLAIN_MIN_BYTES", 0)
 
 
 def write(tmp_path, name: str, text: str):

@@ -26,6 +26,10 @@ from trading_assets.compute.bar_format.model import (
 from trading_assets.compute.bar_format.plain import read_plain_columns
 from trading_assets.compute.bar_format.reference import first_bad_line, locate_row
 
+# Below this size Arrow reads a file in less time than a fresh process takes to load the compiled
+# plain-layout kernels.
+_PLAIN_MIN_BYTES = 32 << 20
+
 
 def read_bars(path: Path, options: ReadOptions | None = None) -> ParsedBars:
     """Read a bar file into a UTC table (unvalidated: see `bar_checks.validate_bars`)."""
@@ -33,7 +37,7 @@ def read_bars(path: Path, options: ReadOptions | None = None) -> ParsedBars:
     if fmt.kind == "parquet":
         return ParsedBars(_read_parquet(path, fmt), fmt)
     try:
-        raw = read_plain_columns(path, fmt)
+        raw = read_plain_columns(path, fmt) if path.stat().st_size >= _PLAIN_MIN_BYTES else None
         if raw is None:
             raw = _read_text_columns(path, fmt)
         ts = _timestamps(raw.column("ts"), fmt)
