@@ -24,63 +24,33 @@ from numba import njit
 BLOCK = 1024
 
 
-@njit(cache=True, error_model="numpy")
-def window_sums_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
-    """out[t] = the sum of the `n` values of `x` ending at t0 + t, added oldest first."""
-    m = out.shape[0]
-    first = t0 - n + 1
-    for t in range(m):
-        out[t] = 0.0
-    k = 0
-    while k + 4 <= n:
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
-        for t in range(m):
-            out[t] = (((out[t] + a[t]) + b[t]) + c[t]) + d[t]
-        k += 4
-    while k < n:
-        a = x[first + k : first + k + m]
-        for t in range(m):
-            out[t] += a[t]
-        k += 1
+# What `window_totals_nb` adds up for each value v of a window whose first value is v0.
+SUM = 0  # v
+WEIGHTED = 1  # w * v, weights 1..n oldest first
+SHIFTED = 2  # v - v0
+SQUARED = 3  # ((v - v0) - offset) ** 2
+ABSOLUTE = 4  # |(v - v0) - offset|
 
 
 @njit(cache=True, error_model="numpy")
-def window_weighted_sums_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
-    """out[t] = sum of w * x over the `n` values ending at t0 + t, weights 1..n oldest first, added
-    oldest first."""
-    m = out.shape[0]
-    first = t0 - n + 1
-    for t in range(m):
-        out[t] = 0.0
-    k = 0
-    while k + 4 <= n:
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
-        wa, wb, wc, wd = float(k + 1), float(k + 2), float(k + 3), float(k + 4)
-        for t in range(m):
-            out[t] = (((out[t] + wa * a[t]) + wb * b[t]) + wc * c[t]) + wd * d[t]
-        k += 4
-    while k < n:
-        a = x[first + k : first + k + m]
-        w = float(k + 1)
-        for t in range(m):
-            out[t] += w * a[t]
-        k += 1
+def _term(kind: int, value: float, first: float, offset: float, weight: float) -> float:
+    if kind == SUM:
+        return value
+    if kind == WEIGHTED:
+        return weight * value
+    if kind == SHIFTED:
+        return value - first
+    deviation = (value - first) - offset
+    return deviation * deviation if kind == SQUARED else abs(deviation)
 
 
 @njit(cache=True, error_model="numpy")
-def window_offsets_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
-    """out[t] = mean - first value of the `n` values ending at t0 + t: the values less the window's first
-    one, summed oldest first, over n.
+def window_totals_nb(x: np.ndarray, t0: int, n: int, kind: int, offset: np.ndarray, out: np.ndarray) -> None:
+    """out[t] = the total of the terms `kind` of the `n` values of `x` ending at t0 + t, added oldest
+    first from 0.0; `offset[t]` is that window's offset for SQUARED and ABSOLUTE, unread otherwise.
 
-    Measured from the first value, a flat window gives exactly 0 (the plain mean sum/n of equal values
-    can be off by an ulp and leave a spurious tiny deviation), and the deviations stay small whatever the
-    price level.
+    Every caller passes `kind` as a constant: numba compiles one loop per kind, the other terms folded
+    away.
     """
     m = out.shape[0]
     first = t0 - n + 1
@@ -89,81 +59,34 @@ def window_offsets_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
         out[t] = 0.0
     k = 0
     while k + 4 <= n:
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
+        w = x[first + k : first + k + m + 3]
+        wa, wb, wc, wd = float(k + 1), float(k + 2), float(k + 3), float(k + 4)
         for t in range(m):
-            s = base[t]
-            out[t] = (((out[t] + (a[t] - s)) + (b[t] - s)) + (c[t] - s)) + (d[t] - s)
+            s, o = base[t], offset[t]
+            total = out[t] + _term(kind, w[t], s, o, wa)
+            total = total + _term(kind, w[t + 1], s, o, wb)
+            total = total + _term(kind, w[t + 2], s, o, wc)
+            out[t] = total + _term(kind, w[t + 3], s, o, wd)
         k += 4
     while k < n:
-        a = x[first + k : first + k + m]
+        w = x[first + k : first + k + m]
+        weight = float(k + 1)
         for t in range(m):
-            out[t] += a[t] - base[t]
+            out[t] += _term(kind, w[t], base[t], offset[t], weight)
         k += 1
-    for t in range(m):
+
+
+@njit(cache=True, error_model="numpy")
+def window_offsets_nb(x: np.ndarray, t0: int, n: int, out: np.ndarray) -> None:
+    """out[t] = mean - first value of the `n` values ending at t0 + t (their SHIFTED total over n).
+
+    Measured from the first value, a flat window gives exactly 0 (the plain mean sum/n of equal values
+    can be off by an ulp and leave a spurious tiny deviation), and the deviations stay small whatever the
+    price level.
+    """
+    window_totals_nb(x, t0, n, SHIFTED, out, out)
+    for t in range(out.shape[0]):
         out[t] = out[t] / n
-
-
-@njit(cache=True, error_model="numpy")
-def window_squares_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray, out: np.ndarray) -> None:
-    """out[t] = sum of ((value - first value) - offset[t])**2 over the `n` values ending at t0 + t,
-    added oldest first (offset from `window_offsets_nb`)."""
-    m = out.shape[0]
-    first = t0 - n + 1
-    base = x[first : first + m]
-    for t in range(m):
-        out[t] = 0.0
-    k = 0
-    while k + 4 <= n:
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
-        for t in range(m):
-            s, o = base[t], offset[t]
-            da, db, dc, dd = (a[t] - s) - o, (b[t] - s) - o, (c[t] - s) - o, (d[t] - s) - o
-            out[t] = (((out[t] + da * da) + db * db) + dc * dc) + dd * dd
-        k += 4
-    while k < n:
-        a = x[first + k : first + k + m]
-        for t in range(m):
-            da = (a[t] - base[t]) - offset[t]
-            out[t] += da * da
-        k += 1
-
-
-@njit(cache=True, error_model="numpy")
-def window_abs_deviations_nb(x: np.ndarray, t0: int, n: int, offset: np.ndarray, out: np.ndarray) -> None:
-    """out[t] = sum of |(value - first value) - offset[t]| over the `n` values ending at t0 + t, added
-    oldest first (offset from `window_offsets_nb`)."""
-    m = out.shape[0]
-    first = t0 - n + 1
-    base = x[first : first + m]
-    for t in range(m):
-        out[t] = 0.0
-    k = 0
-    while k + 4 <= n:
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
-        for t in range(m):
-            s, o = base[t], offset[t]
-            da, db, dc, dd = (
-                abs((a[t] - s) - o),
-                abs((b[t] - s) - o),
-                abs((c[t] - s) - o),
-                abs((d[t] - s) - o),
-            )
-            out[t] = (((out[t] + da) + db) + dc) + dd
-        k += 4
-    while k < n:
-        a = x[first + k : first + k + m]
-        for t in range(m):
-            out[t] += abs((a[t] - base[t]) - offset[t])
-        k += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -171,7 +94,7 @@ def window_stds_nb(x: np.ndarray, t0: int, n: int, ddof: int, offset: np.ndarray
     """offset[t] = mean - first value (`window_offsets_nb`) and out[t] = the standard deviation of the
     `n` values ending at t0 + t, the squared deviations divided by n - ddof."""
     window_offsets_nb(x, t0, n, offset)
-    window_squares_nb(x, t0, n, offset, out)
+    window_totals_nb(x, t0, n, SQUARED, offset, out)
     for t in range(out.shape[0]):
         out[t] = math.sqrt(out[t] / (n - ddof))
 
@@ -225,7 +148,7 @@ def rolling_mean_nb(x: np.ndarray, n: int, first: int, out: np.ndarray) -> None:
     out[: first + n - 1] = np.nan
     for t0 in range(first + n - 1, size, BLOCK):
         block = out[t0 : min(t0 + BLOCK, size)]
-        window_sums_nb(x, t0, n, block)
+        window_totals_nb(x, t0, n, SUM, block, block)
         for t in range(block.shape[0]):
             block[t] = block[t] / n
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import BLOCK, rolling_mean_nb, window_weighted_sums_nb
+from trading_assets.compute.indicators.kernels._window import (
+    BLOCK,
+    WEIGHTED,
+    rolling_mean_nb,
+    window_totals_nb,
+)
 
 
 @njit(cache=True, error_model="numpy")
@@ -22,7 +27,7 @@ def wma_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
     divisor = n * (n + 1) / 2.0
     for t0 in range(n - 1, size, BLOCK):
         block = out[t0 : min(t0 + BLOCK, size)]
-        window_weighted_sums_nb(close, t0, n, block)
+        window_totals_nb(close, t0, n, WEIGHTED, block, block)
         for t in range(block.shape[0]):
             block[t] = block[t] / divisor
 

@@ -6,13 +6,14 @@ import numpy as np
 from numba import njit
 
 from trading_assets.compute.indicators.kernels._window import (
+    ABSOLUTE,
     BLOCK,
+    SUM,
     rolling_mean_nb,
     typical_prices_nb,
-    window_abs_deviations_nb,
     window_extremes_nb,
     window_offsets_nb,
-    window_sums_nb,
+    window_totals_nb,
 )
 
 
@@ -75,7 +76,7 @@ def stoch_nb(
             span = highest[j] - lowest[j]
             fast[j] = 100.0 * (close[start + j] - lowest[j]) / span if span != 0.0 else 50.0
         block = out[0, t0 : t0 + m]
-        window_sums_nb(fast[:count], smooth - 1, smooth, block)
+        window_totals_nb(fast[:count], smooth - 1, smooth, SUM, block, block)
         for t in range(m):
             block[t] = block[t] / smooth
     rolling_mean_nb(out[0], d, first, out[1])
@@ -98,7 +99,7 @@ def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: np
         prices = tp[: m + n - 1]
         typical_prices_nb(high, low, close, t0 - n + 1, prices)
         window_offsets_nb(prices, n - 1, n, offset[:m])
-        window_abs_deviations_nb(prices, n - 1, n, offset[:m], deviation[:m])
+        window_totals_nb(prices, n - 1, n, ABSOLUTE, offset[:m], deviation[:m])
         for t in range(m):
             if deviation[t] != 0.0:
                 shifted = (prices[t + n - 1] - prices[t]) - offset[t]

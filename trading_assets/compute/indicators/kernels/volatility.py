@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import BLOCK, window_stds_nb, window_sums_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, SUM, window_stds_nb, window_totals_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -25,7 +25,7 @@ def bbands_nb(close: np.ndarray, n: int, k: float, out: np.ndarray) -> None:
         m = min(BLOCK, size - t0)
         mid, up, lo = middle[t0 : t0 + m], upper[t0 : t0 + m], lower[t0 : t0 + m]
         pct, bw, price = pctb[t0 : t0 + m], bandwidth[t0 : t0 + m], close[t0 : t0 + m]
-        window_sums_nb(close, t0, n, mid)
+        window_totals_nb(close, t0, n, SUM, mid, mid)
         window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
         # One output per loop: few enough arrays that LLVM can check them for overlap and vectorise.
         for t in range(m):

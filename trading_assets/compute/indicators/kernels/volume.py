@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading_assets.compute.indicators.kernels._window import BLOCK, typical_prices_nb, window_sums_nb
+from trading_assets.compute.indicators.kernels._window import BLOCK, SUM, typical_prices_nb, window_totals_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -61,8 +61,8 @@ def mfi_nb(
             flow = price * volume[start + j]
             positive[j] = flow if price > tp[j] else 0.0
             negative[j] = flow if price < tp[j] else 0.0
-        window_sums_nb(positive[:count], n - 1, n, up[:m])
-        window_sums_nb(negative[:count], n - 1, n, down[:m])
+        window_totals_nb(positive[:count], n - 1, n, SUM, up[:m], up[:m])
+        window_totals_nb(negative[:count], n - 1, n, SUM, down[:m], down[:m])
         for t in range(m):
             total = up[t] + down[t]
             out[t0 + t] = 100.0 * (up[t] / total) if total != 0.0 else 50.0
@@ -89,11 +89,11 @@ def vwap_nb(
         for j in range(count):
             flows[j] = prices[j] * volume[start + j]
         block = out[t0 : t0 + m]
-        window_sums_nb(volume, t0, n, shares[:m])
-        window_sums_nb(flows, n - 1, n, block)
+        window_totals_nb(volume, t0, n, SUM, shares[:m], shares[:m])
+        window_totals_nb(flows, n - 1, n, SUM, block, block)
         for t in range(m):
             if shares[t] != 0.0:
                 block[t] = block[t] / shares[t]
             else:
-                window_sums_nb(prices, n - 1 + t, n, block[t : t + 1])
+                window_totals_nb(prices, n - 1 + t, n, SUM, block[t : t + 1], block[t : t + 1])
                 block[t] = block[t] / n
