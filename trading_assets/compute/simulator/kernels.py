@@ -209,17 +209,17 @@ def _close_trade(
     count = state[S_N_TRADES * w + k]
     if store:
         j = int(count)
-        trades[T_ENTRY_IDX, j] = state[S_ENTRY_IDX * w + k]
-        trades[T_EXIT_IDX, j] = i
-        trades[T_SIDE, j] = side
-        trades[T_SIZE, j] = state[S_ENTRY_UNITS * w + k]
-        trades[T_ENTRY_PRICE, j] = state[S_ENTRY_NOTIONAL * w + k] / state[S_ENTRY_UNITS * w + k]
-        trades[T_EXIT_PRICE, j] = state[S_EXIT_NOTIONAL * w + k] / state[S_EXIT_UNITS * w + k]
-        trades[T_PNL, j] = pnl
-        trades[T_RETURN, j] = ret
-        trades[T_FEES, j] = state[S_TRADE_FEES * w + k]
-        trades[T_BARS_HELD, j] = i - state[S_ENTRY_IDX * w + k]
-        trades[T_EXIT_REASON, j] = reason
+        trades[j, T_ENTRY_IDX] = state[S_ENTRY_IDX * w + k]
+        trades[j, T_EXIT_IDX] = i
+        trades[j, T_SIDE] = side
+        trades[j, T_SIZE] = state[S_ENTRY_UNITS * w + k]
+        trades[j, T_ENTRY_PRICE] = state[S_ENTRY_NOTIONAL * w + k] / state[S_ENTRY_UNITS * w + k]
+        trades[j, T_EXIT_PRICE] = state[S_EXIT_NOTIONAL * w + k] / state[S_EXIT_UNITS * w + k]
+        trades[j, T_PNL] = pnl
+        trades[j, T_RETURN] = ret
+        trades[j, T_FEES] = state[S_TRADE_FEES * w + k]
+        trades[j, T_BARS_HELD] = i - state[S_ENTRY_IDX * w + k]
+        trades[j, T_EXIT_REASON] = reason
     count += 1
     state[S_N_TRADES * w + k] = count
     state[S_SUM_RETURN * w + k] += ret
@@ -419,14 +419,14 @@ def _bar_orders(
                 _set_stop_prices(state, k, w)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _direction_target(target: float, direction: float) -> float:
     """The target a run acts on: direction="long" treats negative targets as 0, "short" positive ones."""
     long_only = max(target, 0.0) if direction == DIRECTION_LONG else target
     return min(target, 0.0) if direction == DIRECTION_SHORT else long_only
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _triage(
     target: float,
     last_target: float,
@@ -477,7 +477,7 @@ def _triage(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _account(
     cash: float,
     position: float,
@@ -532,8 +532,13 @@ def simulate_nb(
     kept in the array, every bar would wait on its own last store."""
     n = close.shape[0]
     series = np.empty((len(SERIES), n))
-    # A trade opens at most once per bar, so n columns always suffice; untouched pages cost no memory.
-    trades = np.empty((len(TRADE_COLUMNS), n))
+    # One row per trade. Every trade opens on an order of a new target, so there are at most as many as
+    # target changes: a buffer for the worst case (a trade a bar) would be fresh memory on every call,
+    # each of its pages a fault on first write.
+    changes = 0
+    for i in range(n):
+        changes += target[i] != (target[i - 1] if i else 0.0)
+    trades = np.empty((changes, len(TRADE_COLUMNS)))
     state = initial_state_nb(
         params, params[P_STOP_LOSS : P_STOP_LOSS + 1], params[P_TAKE_PROFIT : P_TAKE_PROFIT + 1]
     )
@@ -586,7 +591,7 @@ def simulate_nb(
     state[S_MAX_DRAWDOWN], state[S_MAX_UNDERWATER], state[S_EXPOSED] = max_drawdown, max_underwater, exposed
     state[S_N_BARS] = n
     metrics = metrics_nb(state, params)
-    return series, trades[:, : int(metrics[M_N_TRADES])], metrics
+    return series, np.ascontiguousarray(trades[: int(metrics[M_N_TRADES])].T), metrics
 
 
 # Runs side by side in `sweep_nb`'s blocks: a compile-time constant, so that the compiler sees that the
