@@ -60,13 +60,11 @@ def window_totals_nb(x: np.ndarray, t0: int, n: int, kind: int, offset: np.ndarr
     k = 0
     while k + 4 <= n:
         w = x[first + k : first + k + m + 3]
-        wa, wb, wc, wd = float(k + 1), float(k + 2), float(k + 3), float(k + 4)
         for t in range(m):
-            s, o = base[t], offset[t]
-            total = out[t] + _term(kind, w[t], s, o, wa)
-            total = total + _term(kind, w[t + 1], s, o, wb)
-            total = total + _term(kind, w[t + 2], s, o, wc)
-            out[t] = total + _term(kind, w[t + 3], s, o, wd)
+            total = out[t]
+            for j in range(4):
+                total = total + _term(kind, w[t + j], base[t], offset[t], float(k + 1 + j))
+            out[t] = total
         k += 4
     while k < n:
         w = x[first + k : first + k + m]
@@ -125,16 +123,11 @@ def window_extremes_nb(x: np.ndarray, t0: int, n: int, largest: bool, out: np.nd
             best = value if _beyond(value, best, largest) else best
         out[t] = best
     for k in range(extra, n - 1, 4):
-        a = x[first + k : first + k + m]
-        b = x[first + k + 1 : first + k + 1 + m]
-        c = x[first + k + 2 : first + k + 2 + m]
-        d = x[first + k + 3 : first + k + 3 + m]
+        w = x[first + k : first + k + m + 3]
         for t in range(m):
             best = out[t]
-            best = a[t] if _beyond(a[t], best, largest) else best
-            best = b[t] if _beyond(b[t], best, largest) else best
-            best = c[t] if _beyond(c[t], best, largest) else best
-            best = d[t] if _beyond(d[t], best, largest) else best
+            for j in range(4):
+                best = w[t + j] if _beyond(w[t + j], best, largest) else best
             out[t] = best
 
 
