@@ -371,6 +371,8 @@ def _bar_orders(
     for this open fills there, then stop-loss/take-profit inside the bar, then at the close the target is
     decided (filled at once with fill="close"), and the last bar closes what is open."""
     next_open = params[P_FILL] == FILL_NEXT_OPEN
+    # Without stop levels the trade's stop prices are never set nor read.
+    stops = not (math.isnan(state[S_STOP_LOSS * w + k]) and math.isnan(state[S_TAKE_PROFIT * w + k]))
     if next_open and not math.isnan(state[S_PENDING_TARGET * w + k]):
         _order(
             state,
@@ -385,9 +387,9 @@ def _bar_orders(
             store,
         )
         state[S_PENDING_TARGET * w + k] = np.nan
-        if state[S_POSITION * w + k] != 0.0:
+        if stops and state[S_POSITION * w + k] != 0.0:
             _set_stop_prices(state, k, w)
-    if state[S_POSITION * w + k] != 0.0:
+    if stops and state[S_POSITION * w + k] != 0.0:
         price, reason = exit_inside_bar_nb(
             state[S_SIDE * w + k], state[S_STOP_PRICE * w + k], state[S_TAKE_PRICE * w + k], o, h, lo
         )
@@ -415,7 +417,7 @@ def _bar_orders(
             state[S_PENDING_TARGET * w + k], state[S_PENDING_REASON * w + k] = order_target, reason
         else:
             _order(state, k, w, params, i, c, order_target, reason, trades, store)
-            if state[S_POSITION * w + k] != 0.0:
+            if stops and state[S_POSITION * w + k] != 0.0:
                 _set_stop_prices(state, k, w)
 
 
@@ -549,6 +551,7 @@ def simulate_nb(
     last_target, pending_reason = 0.0, EXIT_SIGNAL
     stops = not (math.isnan(params[P_STOP_LOSS]) and math.isnan(params[P_TAKE_PROFIT]))
     equity_before = peak = state[S_PEAK]
+    drawdown = 0.0
     underwater = ruined = ret_sum = ret_sq = downside_sq = max_drawdown = max_underwater = exposed = 0.0
     for i in range(n):
         o, h, lo, c, t = open_[i], high[i], low[i], close[i], target[i]
@@ -570,13 +573,19 @@ def simulate_nb(
             stop, take = state[S_STOP_PRICE], state[S_TAKE_PRICE]
             last_target, pending = state[S_LAST_TARGET], state[S_PENDING_TARGET]
             pending_reason = state[S_PENDING_REASON]
-        (
-            equity_before, drawdown, peak, underwater, ruined, ret_sum, ret_sq, downside_sq, max_drawdown,
-            max_underwater, exposed,
-        ) = _account(
-            cash, position, c, equity_before, peak, underwater, ruined, ret_sum, ret_sq, downside_sq,
-            max_drawdown, max_underwater, exposed,
-        )  # fmt: skip
+        if position == 0.0 and i > 0 and equity_before == cash and 0.0 < cash < np.inf:
+            # Flat, the equity as on the last bar: `_account` would find a return of 0 (which adds 0 to
+            # each sum) and the last bar's drawdown, so only the time under water moves.
+            underwater = underwater + 1.0 if drawdown < 0.0 else 0.0
+            max_underwater = max(max_underwater, underwater) + 0.0
+        else:
+            (
+                equity_before, drawdown, peak, underwater, ruined, ret_sum, ret_sq, downside_sq, max_drawdown,
+                max_underwater, exposed,
+            ) = _account(
+                cash, position, c, equity_before, peak, underwater, ruined, ret_sum, ret_sq, downside_sq,
+                max_drawdown, max_underwater, exposed,
+            )  # fmt: skip
         series[0, i] = equity_before
         series[1, i] = cash
         series[2, i] = position
