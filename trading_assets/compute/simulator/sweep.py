@@ -1,7 +1,8 @@
 """Grid search over signal thresholds (and stop levels), and how much to trust its best Sharpe ratio.
 
-`sweep` runs one simulation per grid cell in parallel, keeping only the metrics, and flags the best cell
-with its deflated Sharpe ratio: the more cells tried, the higher the best Sharpe climbs by luck alone.
+`sweep` runs one simulation per grid cell, keeping only the metrics, and flags the best cell with its
+deflated Sharpe ratio: the more cells tried, the higher the best Sharpe climbs by luck alone. The cells
+run in blocks side by side, one pass over the bars per block and blocks in parallel (`kernels.sweep_nb`).
 """
 
 from __future__ import annotations
