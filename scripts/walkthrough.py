@@ -11,7 +11,7 @@ again, also on error. The stops are the ones docs/qa/walkthrough.md describes to
 2. the `fold_models` partitions: the fold x run grid of a walkforward run (`fold_partitions.png`);
 3. a backfill of that run's folds, launched from the same page (Materialize... -> the run, all folds ->
    Launch backfill) and executed by `dagster-daemon`, which the script runs beside the webserver: the
-   backfill's page, its status per asset (`backfill.png`) and its run per fold partition
+   backfill's page, its status per asset (`backfill.png`) and its one run for all the folds
    (`backfill_runs.png`);
 4. a simulation's materialisation: its metric rows (`simulation_metrics.png`) and the equity and
    drawdown chart, opened from the `equity` metadata entry (`simulation_equity.png`).
@@ -89,7 +89,7 @@ class Report:
     # its "Partition selection": a tag per key, or "12 partitions" where there are too many to list
     backfill_partitions: list[str] = field(default_factory=list)
     backfill_assets: dict[str, dict[str, str]] = field(default_factory=dict)  # asset -> column -> cell
-    backfill_runs: dict[str, str] = field(default_factory=dict)  # partition -> status of its run
+    backfill_runs: list[str] = field(default_factory=list)  # the status of each of the backfill's runs
     simulation: str = ""
     simulation_metadata: dict[str, str] = field(default_factory=dict)  # metadata key -> value text
     equity_chart: dict[str, Any] = field(default_factory=dict)  # alt text and decoded size of the <img>
@@ -383,9 +383,9 @@ def _summary(page: Page, label: str) -> list[str]:
 
 def visit_backfill(page: Page, base_url: str, run: str, log: Path, out: Path, report: Report) -> None:
     """Stop 3: on fold_models' Partitions tab, Materialize... opens the launch dialog: the run `run`
-    in the run list, All folds, Launch backfill. The daemon runs one fold_models run per partition;
-    once it is done, the backfill's page (Runs -> Backfills, /runs/b/<id>) shows its status per asset
-    (Overview) and the run of each partition (Runs)."""
+    in the run list, All folds, Launch backfill. The daemon runs the run's folds in one fold_models run
+    (the asset's single-run backfill policy); once it is done, the backfill's page (Runs -> Backfills,
+    /runs/b/<id>) shows its status per asset (Overview) and its run (Runs)."""
     page.goto(f"{base_url}/assets/fold_models?view=partitions")
     page.get_by_text("Materialized (").first.wait_for()
     page.get_by_role("button", name="Materialize").first.click()
@@ -415,14 +415,9 @@ def visit_backfill(page: Page, base_url: str, run: str, log: Path, out: Path, re
     _shoot(page, out, "backfill.png", report)
 
     page.goto(f"{base_url}/runs/b/{report.backfill_id}?tab=runs")
-    # The run list is virtualised (only the rows on screen are drawn): read it in a tall window.
-    count = int(report.backfill_dialog_count.split()[0])
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": 300 + 120 * count})
-    page.locator('[class*="RunsFeedRow_rowGrid"]').nth(count - 1).wait_for()
-    for row in _run_rows(page):
-        tags = [line for line in row.get("ID", "").splitlines() if line.startswith("partition:")]
-        report.backfill_runs[tags[0].split(":", 1)[1].strip() if tags else ""] = row.get("Status", "")
-    page.set_viewport_size(VIEWPORT)
+    # fold_models' backfill policy makes one run of a walkforward run's fold cells (a range of them).
+    page.locator('[class*="RunsFeedRow_rowGrid"]').first.wait_for()
+    report.backfill_runs = [row.get("Status", "") for row in _run_rows(page)]
     _shoot(page, out, "backfill_runs.png", report)
 
 

@@ -2,6 +2,7 @@
 predictions and thresholds with their checks, failure and retry, lineage, the sensor. Real resources:
 DuckDB files, and Postgres in a throwaway schema for the catalog."""
 
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,6 +104,17 @@ def train(resources, instance, run: str, fold: int) -> dg.ExecuteInProcessResult
         instance=instance,
         raise_on_error=False,
     )
+
+
+def train_requested(resources, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """The sensor's `train_folds` request run as the daemon would: one run over its range of cells."""
+    return dg.materialize(
+        [fold_models], tags=dict(request.tags), resources=resources, instance=instance, raise_on_error=False
+    )
+
+
+def trained_cells(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [m.partition for m in result.asset_materializations_for_node("fold_models")]
 
 
 def assemble(resources, instance, run: str) -> dg.ExecuteInProcessResult:
@@ -347,12 +359,25 @@ def test_the_sensor_trains_every_fold_once_then_assembles_the_run(prepared_datas
     config = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
     assert start(resources, instance, config).success
     requests = evaluate(resources, instance).run_requests
-    assert [(r.job_name, r.partition_key, r.run_key) for r in requests] == [
-        ("train_folds", fold_key("btc25_run1", 0), "btc25_run1:fold:0"),
-        ("train_folds", fold_key("btc25_run1", 1), "btc25_run1:fold:1"),
+    # One run for the run's folds: the range of its cells 0|btc25_run1 .. 1|btc25_run1.
+    assert [(r.job_name, r.partition_key, r.run_key, r.partition_key_range) for r in requests] == [
+        (
+            "train_folds",
+            None,
+            "btc25_run1:folds:0-1",
+            dg.PartitionKeyRange(fold_key("btc25_run1", 0), fold_key("btc25_run1", 1)),
+        )
     ]
-    for fold in range(2):
-        assert train(resources, instance, "btc25_run1", fold).success
+    trained = train_requested(resources, instance, requests[0])
+    assert trained.success
+    assert trained_cells(trained) == [fold_key("btc25_run1", 0), fold_key("btc25_run1", 1)]
+    # Each cell is materialised with its own fold's metadata and its model's hash as data version.
+    folds = resources["catalog"].list_walkforward_folds("btc25_run1")
+    for event, fold in zip(trained.asset_materializations_for_node("fold_models"), folds, strict=True):
+        assert event.metadata["fold"].value == fold.window.fold
+        assert event.metadata["model_sha256"].value == fold.result.model_sha256
+        assert event.tags["dagster/data_version"] == fold.result.model_sha256[:16]
+    assert evaluate(resources, instance).run_requests[0].job_name == "predict_walkforward"
     requests = evaluate(resources, instance).run_requests
     assert [(r.job_name, r.partition_key) for r in requests] == [("predict_walkforward", "btc25_run1")]
     assert assemble(resources, instance, "btc25_run1").success
@@ -373,7 +398,85 @@ def test_the_sensor_adds_the_partitions_of_a_run_registered_outside_dagster(prep
     register_run(prepared_dataset["timeseries"], prepared_dataset["catalog"], "btc25", 1, config.spec())
     result = evaluate(prepared_dataset, instance)
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["btc25_run1"], ["0", "1", "2"]]
-    assert len(result.run_requests) == 3
+    assert [r.partition_key_range for r in result.run_requests] == [
+        dg.PartitionKeyRange(fold_key("btc25_run1", 0), fold_key("btc25_run1", 2))
+    ]
+
+
+def test_the_sensor_asks_nothing_more_of_a_run_while_its_training_run_is_in_flight(
+    prepared_dataset, instance
+):
+    """A training run starts each fold's attempt as it reaches it: until then its later folds read "never
+    attempted", and a tick in between must not ask for them again."""
+    resources = prepared_dataset
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}}).success
+    (request,) = evaluate(resources, instance).run_requests
+    run = dg.DagsterRun(
+        job_name="train_folds",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={**request.tags, "dagster/run_key": request.run_key},
+    )
+    instance.add_run(run)
+    resources["catalog"].start_walkforward_fold("btc25_run1", 0)
+    assert evaluate(resources, instance).run_requests == []
+    # The run died after its first fold started: the folds it never reached are asked for again.
+    instance.report_run_failed(run)
+    (again,) = evaluate(resources, instance).run_requests
+    assert again.partition_key_range == dg.PartitionKeyRange(
+        fold_key("btc25_run1", 1), fold_key("btc25_run1", 2)
+    )
+
+
+def test_one_run_trains_a_runs_folds_and_a_failed_fold_fails_alone(prepared_dataset, instance, monkeypatch):
+    from trading_assets.walkforward import assets
+
+    resources = prepared_dataset
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}}).success
+    request = evaluate(resources, instance).run_requests[0]
+    trained = assets.train_and_record
+
+    def second_fails(run, catalog, number, *args):
+        if number == 1:
+            return trained(run, catalog, number, "no-such-device", *args[1:])
+        return trained(run, catalog, number, *args)
+
+    monkeypatch.setattr(assets, "train_and_record", second_fails)
+    result = train_requested(resources, instance, request)
+    assert not result.success
+    # Folds 0 and 2 trained and are materialised; fold 1 is recorded failed and its cell shows failed.
+    assert trained_cells(result) == [fold_key("btc25_run1", 0), fold_key("btc25_run1", 2)]
+    folds = resources["catalog"].list_walkforward_folds("btc25_run1")
+    assert [f.status for f in folds] == ["succeeded", "failed", "succeeded"]
+    assert "fold 1" in result.failure_data_for_node("fold_models").error.message
+    status = instance.get_status_by_partition(
+        fold_models.key, [fold_key("btc25_run1", n) for n in range(3)], fold_models.partitions_def
+    )
+    assert [s.value for s in status.values()] == ["MATERIALIZED", "FAILED", "MATERIALIZED"]
+    # The sensor does not ask again; the failed cell re-runs alone, and then the run is assembled.
+    assert evaluate(resources, instance).run_requests == []
+    monkeypatch.setattr(assets, "train_and_record", trained)
+    assert trained_cells(train(resources, instance, "btc25_run1", 1)) == [fold_key("btc25_run1", 1)]
+    assert [r.job_name for r in evaluate(resources, instance).run_requests] == ["predict_walkforward"]
+
+
+def test_a_range_over_cells_a_run_does_not_have_trains_its_folds_and_fails_the_rest(
+    prepared_dataset, instance
+):
+    resources = prepared_dataset
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}).success
+    instance.add_dynamic_partitions("fold_numbers", ["0", "1", "2", "3"])
+    tags = {
+        "dagster/asset_partition_range_start": fold_key("btc25_run1", 0),
+        "dagster/asset_partition_range_end": fold_key("btc25_run1", 3),
+    }
+    result = dg.materialize(
+        [fold_models], tags=tags, resources=resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    assert trained_cells(result) == [fold_key("btc25_run1", 0), fold_key("btc25_run1", 1)]
+    message = result.failure_data_for_node("fold_models").error.message
+    assert "run 'btc25_run1' has folds 0..1; folds 2, 3 are not among them" in message
 
 
 def test_predictions_of_a_classifier_carry_the_probability(prepared_dataset, instance):
@@ -424,7 +527,10 @@ def test_a_fold_that_cannot_get_its_device_is_recorded_as_failed(prepared_datase
     record = resources["catalog"].get_walkforward_run("btc25_run1")
     assert record.status == "failed" and record.message.startswith("fold 0: TrainingError")
     # The sensor does not ask for it again: a person retries once the cause is fixed.
-    assert evaluate(resources, instance).run_requests[0].partition_key == fold_key("btc25_run1", 1)
+    (request,) = evaluate(resources, instance).run_requests
+    assert request.partition_key_range == dg.PartitionKeyRange(
+        fold_key("btc25_run1", 1), fold_key("btc25_run1", 1)
+    )
 
 
 def test_a_cell_of_a_fold_the_run_does_not_have_fails_at_once(prepared_dataset, instance):
@@ -433,7 +539,7 @@ def test_a_cell_of_a_fold_the_run_does_not_have_fails_at_once(prepared_dataset, 
     result = train(prepared_dataset, instance, "btc25_run1", 7)
     assert not result.success
     text = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
-    assert "run 'btc25_run1' has folds 0..1; fold 7 is not one of them" in text
+    assert "run 'btc25_run1' has folds 0..1; fold 7 is not among them" in text
 
 
 def test_predictions_still_reproduce_after_bars_are_appended(resources, instance, export_lines):

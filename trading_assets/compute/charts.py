@@ -6,16 +6,26 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on workers; must precede pyplot's import
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend, imported by the first chart drawn: it takes most of a
+    second, which a run that draws nothing (a fold step, a sensor's code server) does not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on workers; must precede pyplot's import
+    import matplotlib.pyplot as plt
+
+    return plt
+
 
 # A chart has at most this many x positions; each shows the min-max range of its bucket and its last close.
 _MAX_POINTS = 1500
@@ -106,6 +116,7 @@ def _finish_price_chart(fig: Figure, ax: Axes, title: str, title_loc: str = "cen
 
 def close_price_png(ts_us: np.ndarray, close: np.ndarray, title: str) -> bytes:
     """A 600x200 PNG of the close price; buckets of bars are drawn as their low-high envelope."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 2), dpi=100)
     try:
         _draw_price(ax, ts_us, close)
@@ -124,6 +135,7 @@ def indicator_overlay_png(
     (a bucket mean would lag the price line by half a bucket and blur crossings). NaNs, such as an
     indicator's warm-up, leave gaps; an overlay that is all NaN keeps its legend entry and draws nothing.
     """
+    plt = _pyplot()
     for name, values in overlays.items():
         if values.shape != close.shape:
             raise ValueError(f"overlay {name!r} has shape {values.shape}, close has {close.shape}")
@@ -216,6 +228,9 @@ def histogram_grid_png(
     later data shows. Bins: 40 over the column's 0.5%..99.5% quantile range. A column that is constant
     or has no finite value gets a note instead of bars.
     """
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
     panels = _histogram_panels(columns, split)
     nrows = max(1, math.ceil(len(panels) / _HIST_NCOLS))
     # Fixed margins in inches: room for the first row's titles, and for the legend row with a split.
@@ -313,6 +328,7 @@ def fold_metrics_png(
     scores leave gaps. A classification run passes AUC as `ic` and accuracy as `hit_rate`, names them with
     `ic_label` and `hit_label`, and may set `ic_baseline=0.5` so the bars show the AUC's edge over chance.
     """
+    plt = _pyplot()
     ic_values = np.asarray(ic, dtype=np.float64)
     hit_values = np.asarray(hit_rate, dtype=np.float64)
     if not len(folds) == ic_values.size == hit_values.size:
@@ -390,6 +406,9 @@ def predicted_vs_realised_png(y_pred: np.ndarray, y_true: np.ndarray, title: str
     scale: realised values are mostly noise, so on the density's scale a real edge looks flat, and here it
     shows as a line rising from left to right. Rows with NaN or ±inf in either input are ignored.
     """
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
     pred = np.asarray(y_pred, dtype=np.float64)
     true = np.asarray(y_true, dtype=np.float64)
     if pred.shape != true.shape:
@@ -452,6 +471,7 @@ def feature_importance_png(importance: Mapping[str, float], title: str, top: int
     the number of bars. Negative importances (permutation importance can give them) are red bars to the
     left of zero. Names over 40 characters are cut.
     """
+    plt = _pyplot()
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     names, values, left_out = _top_features(importance, top)
@@ -485,6 +505,7 @@ def feature_importance_png(importance: Mapping[str, float], title: str, top: int
 
 def equity_drawdown_png(ts_us: np.ndarray, equity: np.ndarray, drawdown: np.ndarray, title: str) -> bytes:
     """Equity (bucketed: each bucket's low-high range and last value) with the drawdown under it, in %."""
+    plt = _pyplot()
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 4.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": (3, 1.3)}
     )
@@ -526,6 +547,7 @@ def sweep_heatmap_png(
 ) -> bytes:
     """A metric over the long x short threshold grid (`values[i, j]` for long i, short j); NaN cells grey,
     the best cell outlined."""
+    plt = _pyplot()
     values = np.asarray(values, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
     try:
@@ -543,6 +565,7 @@ def _heatmap(
     title: str,
     label: str,
 ) -> bytes:
+    plt = _pyplot()
     finite = values[np.isfinite(values)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#d9d9d9")

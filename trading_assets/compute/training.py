@@ -26,10 +26,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import xgboost
+
+if TYPE_CHECKING:  # XGBoost (~1 s to import) is loaded by the functions that use it
+    import xgboost
 
 
 class TrainingError(ValueError):
@@ -114,6 +116,8 @@ print(json.loads(booster.save_config())["learner"]["generic_param"]["device"])
 @functools.cache
 def cuda_available() -> tuple[bool, str]:
     """(True, "") when XGBoost can fit on an NVIDIA GPU here, else (False, the reason). Asked once."""
+    import xgboost
+
     if not xgboost.build_info().get("USE_CUDA", False):
         return False, f"XGBoost {xgboost.__version__} was built without CUDA"
     if not _nvidia_gpu_listed():
@@ -204,6 +208,8 @@ def fit(
     trees up to the best iteration: the ones early stopping tried after it are neither used to predict
     nor counted in the feature importance.
     """
+    import xgboost
+
     hp.validate()
     features, target = _checked_inputs(features, target, kind, columns)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
@@ -308,6 +314,8 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of the trees up to the booster's best iteration, as float64: (values, None) for
     regression, (class 0/1, probability of class 1) for classification."""
+    import xgboost
+
     if kind not in KINDS:
         raise TrainingError(f"kind must be 'regression' or 'classification', got {kind!r}")
     features = np.asarray(features, dtype=np.float64)
@@ -352,6 +360,8 @@ def save_model(booster: xgboost.Booster, path: Path) -> str:
 
 def load_model(path: Path, expected_sha256: str | None = None) -> xgboost.Booster:
     """The model stored at `path`; TrainingError if its bytes do not have the expected SHA-256."""
+    import xgboost
+
     raw = Path(path).read_bytes()
     actual = hashlib.sha256(raw).hexdigest()
     if expected_sha256 is not None and actual != expected_sha256.lower():

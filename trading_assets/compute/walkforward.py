@@ -19,10 +19,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost
 
 from trading_assets.compute.fold_metrics import classification_metrics, regression_metrics
 from trading_assets.compute.folds import Fold, FoldConfig, FoldError, format_length, make_folds, parse_length
@@ -37,6 +36,9 @@ from trading_assets.compute.training import (
     predict,
     split_validation,
 )
+
+if TYPE_CHECKING:  # XGBoost (~1 s to import) is loaded by the functions that train or predict
+    import xgboost
 
 
 class WalkforwardError(ValueError):

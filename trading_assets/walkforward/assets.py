@@ -8,6 +8,7 @@ hyperparameters it used in its metadata and in the catalog.
 """
 
 import json
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -19,10 +20,10 @@ from resources.compute import ComputeResource
 from resources.timeseries import TimeSeriesStore
 from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
-from trading_assets.compute.walkforward import WalkforwardSpec
+from trading_assets.compute.walkforward import FoldOutcome, WalkforwardSpec
 from trading_assets.indicators.assets import indicators
 from trading_assets.metadata import png_md
-from trading_assets.partitions import one_dimension, walkforward_folds, walkforward_runs
+from trading_assets.partitions import fold_key, one_dimension, walkforward_folds, walkforward_runs
 from trading_assets.records import FoldResult, WalkforwardFoldRecord
 from trading_assets.walkforward import checks
 from trading_assets.walkforward.service import (
@@ -49,6 +50,10 @@ FOLDS_OF_THE_RUN = one_dimension("run")
 GPU_QUEUE = "gpu"
 GPU_STEP_TAGS = {"dagster-celery/queue": GPU_QUEUE}
 
+# The tag that carries a materialisation's data version (what `MaterializeResult(data_version=...)` sets);
+# a fold's cell is reported as its own event, which takes the version as this tag.
+DATA_VERSION_TAG = "dagster/data_version"
+
 
 def _loaded(store: TimeSeriesStore, catalog: Catalog, run: str) -> LoadedRun:
     try:
@@ -66,62 +71,29 @@ def _floats(values: dict[str, float]) -> dict[str, dg.MetadataValue]:
     return {name: dg.MetadataValue.float(float(value)) for name, value in values.items()}
 
 
-@dg.asset(
-    partitions_def=walkforward_folds,
-    deps=[dg.AssetDep(indicators, partition_mapping=dg.AllPartitionMapping())],
-    pool="gpu",
-    op_tags=GPU_STEP_TAGS,
-    group_name="walkforward",
-    kinds={"python", "xgboost"},
-    description="One XGBoost model per fold of a walkforward run (partition fold|run), trained on the "
-    "fold's training window and saved in the artifact folder; path, hash and test metrics go to the "
-    "catalog. Steps share the `gpu` pool, so at most one per GPU trains at once.",
-)
-def fold_models(
-    context: dg.AssetExecutionContext,
-    timeseries: dg.ResourceParam[TimeSeriesStore],
-    catalog: dg.ResourceParam[Catalog],
-    compute: ComputeResource,
-) -> dg.MaterializeResult:
-    keys = context.partition_key.keys_by_dimension
-    run_name, number = keys["run"], int(keys["fold"])
-    folds = [f.window.fold for f in catalog.list_walkforward_folds(run_name)]
-    if number not in folds:
-        # A cell of the shared fold dimension that this run does not have (or no such run).
-        have = f"folds 0..{len(folds) - 1}" if folds else "no folds (it is not registered)"
-        raise dg.Failure(
-            description=f"run {run_name!r} has {have}; fold {number} is not one of them", allow_retries=False
-        )
-    # From here on every failure is the fold's latest attempt, recorded with its reason: the run's status
-    # says failed, and the sensor does not ask again.
-    catalog.start_walkforward_fold(run_name, number)
-    try:
-        # Only the rows this fold trains and tests on: a step reads a fraction of a long dataset.
-        run = load_run(timeseries, catalog, run_name, fold=number)
-        device = compute.resolved_device()
-    except Exception as err:
-        catalog.record_walkforward_fold(
-            run_name, number, FoldResult(status="failed", message=f"{type(err).__name__}: {err}")
-        )
-        if isinstance(err, RunError | ValueError):
-            raise dg.Failure(description=str(err), allow_retries=False) from None
-        raise
-    for note in run.notes:
-        context.log.warning(note)
-    outcome, stored = train_and_record(
-        run, catalog, number, device, compute.nthread, compute.model_path(run_name, number)
-    )
-    result = stored.result
+def _cells(keys: list[str]) -> dict[str, list[int]]:
+    """The fold numbers asked of each run, in order: a step materialises one cell (a fold from the UI) or
+    many (a run's folds in one run, the walkforward sensor's way)."""
+    asked: dict[str, list[int]] = {}
+    for key in keys:
+        dims = walkforward_folds.get_partition_key_from_str(str(key)).keys_by_dimension
+        asked.setdefault(dims["run"], []).append(int(dims["fold"]))
+    return {run: sorted(set(numbers)) for run, numbers in asked.items()}
+
+
+def _fold_materialization(
+    run: LoadedRun, number: int, outcome: FoldOutcome, stored: WalkforwardFoldRecord, device: str
+) -> dg.AssetMaterialization:
+    """The fold's cell materialised, with what trained it and how it scored; its data version is the
+    model's hash (a CPU retrain with the same inputs gives the same bits, and the same version)."""
+    result, window = stored.result, stored.window
     assert result is not None
-    window = stored.window
-    context.log.info(
-        f"{run_name} fold {number}: {outcome.model.fit_rows} rows fitted on {device} in "
-        f"{outcome.model.seconds:.2f}s, best iteration {outcome.model.best_iteration}"
-    )
     importance = sorted(outcome.importance.items(), key=lambda kv: -kv[1])
-    return dg.MaterializeResult(
+    return dg.AssetMaterialization(
+        asset_key=FOLD_MODELS_KEY,
+        partition=fold_key(run.record.name, number),
         metadata={
-            "run": run_name,
+            "run": run.record.name,
             "fold": number,
             "indicators_partition": f"{run.record.dataset}|{run.record.indicator_version}",
             "measurement": run.record.measurement,
@@ -145,8 +117,90 @@ def fold_models(
             ),
             "attempt": stored.attempts,
         },
-        data_version=dg.DataVersion(str(result.model_sha256)[:16]),
+        tags={DATA_VERSION_TAG: str(result.model_sha256)[:16]},
     )
+
+
+def fold_models(
+    context: dg.AssetExecutionContext,
+    timeseries: dg.ResourceParam[TimeSeriesStore],
+    catalog: dg.ResourceParam[Catalog],
+    compute: ComputeResource,
+) -> Iterator[dg.AssetMaterialization]:
+    failures: list[str] = []
+    for run_name, numbers in _cells(context.partition_keys).items():
+        registered = {f.window.fold for f in catalog.list_walkforward_folds(run_name)}
+        # Cells of the shared fold dimension that this run does not have (or no such run) fail.
+        strays = [n for n in numbers if n not in registered]
+        if strays:
+            have = f"folds 0..{len(registered) - 1}" if registered else "no folds (it is not registered)"
+            which = f"fold {strays[0]} is" if len(strays) == 1 else f"folds {_numbers(strays)} are"
+            failures.append(f"run {run_name!r} has {have}; {which} not among them")
+        numbers = [n for n in numbers if n in registered]
+        if not numbers:
+            continue
+        try:
+            # Only the rows these folds train and test on: one read for all of them.
+            run = load_run(timeseries, catalog, run_name, folds=numbers)
+            device = compute.resolved_device()
+        except Exception as err:
+            # Every asked fold's attempt is recorded failed with the reason: the run's status says so,
+            # and the sensor does not ask again.
+            for number in numbers:
+                catalog.start_walkforward_fold(run_name, number)
+                catalog.record_walkforward_fold(
+                    run_name, number, FoldResult(status="failed", message=f"{type(err).__name__}: {err}")
+                )
+            if isinstance(err, RunError | ValueError):
+                failures.append(f"{run_name}: {err}")
+                continue
+            raise
+        for note in run.notes:
+            context.log.warning(note)
+        for number in numbers:
+            catalog.start_walkforward_fold(run_name, number)
+            try:
+                outcome, stored = train_and_record(
+                    run, catalog, number, device, compute.nthread, compute.model_path(run_name, number)
+                )
+            except Exception as err:  # recorded failed by train_and_record; the other folds go on
+                context.log.error(f"{run_name} fold {number} failed: {type(err).__name__}: {err}")
+                failures.append(f"{run_name} fold {number}: {type(err).__name__}: {err}")
+                continue
+            context.log.info(
+                f"{run_name} fold {number}: {outcome.model.fit_rows} rows fitted on {device} in "
+                f"{outcome.model.seconds:.2f}s, best iteration {outcome.model.best_iteration}"
+            )
+            yield _fold_materialization(run, number, outcome, stored, device)
+    if failures:
+        # The folds that trained stay materialised; the failed cells show failed, and re-run alone.
+        raise dg.Failure(description="; ".join(failures), allow_retries=False)
+
+
+# BackfillPolicy is beta in dagster 1.13 (pinned in requirements.lock); its warning is silenced here only.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`")
+    fold_models = dg.asset(
+        partitions_def=walkforward_folds,
+        deps=[dg.AssetDep(indicators, partition_mapping=dg.AllPartitionMapping())],
+        # A backfill of many folds is one run (the sensor asks for a run's folds that way), whose one step
+        # reads the run's data once and trains the folds one after another; each fold is materialised (or
+        # fails) on its own, as its cell's event, the moment it is done.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        output_required=False,
+        pool="gpu",
+        op_tags=GPU_STEP_TAGS,
+        group_name="walkforward",
+        kinds={"python", "xgboost"},
+        description="One XGBoost model per fold of a walkforward run (partition fold|run), trained on the "
+        "fold's training window and saved in the artifact folder; path, hash and test metrics go to the "
+        "catalog. A run's folds train in one step, one after another, each materialised or failed on its "
+        "own; steps share the `gpu` pool, so at most one per GPU trains at once.",
+    )(fold_models)
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
 
 
 def _fold_table(run: LoadedRun) -> dg.MetadataValue:

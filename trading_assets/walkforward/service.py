@@ -16,16 +16,18 @@ The assets, `trading-assets demo`, the benchmark and tests call these, so every 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-import xgboost
 
 from resources.catalog import Catalog
 from resources.timeseries import TIMESTAMP_COLUMN, TS_TYPE, TableSchema, TimeSeriesStore, utc_datetime
@@ -47,6 +49,9 @@ from trading_assets.records import (
 
 _METRIC_FIELDS = ("rmse", "mae", "r2", "ic", "rank_ic", "hit_rate", "log_loss", "auc", "accuracy")
 
+if TYPE_CHECKING:  # XGBoost (~1 s to import) is loaded by the functions that train or predict
+    import xgboost
+
 
 class RunError(RuntimeError):
     """A run that cannot be registered or loaded as asked; the message says which and why."""
@@ -59,7 +64,7 @@ class RunNotReady(RunError):
 
 def code_version() -> str:
     """A hash of the code that turns a run's inputs into models and predictions, and XGBoost's version."""
-    digest = hashlib.sha256(xgboost.__version__.encode())
+    digest = hashlib.sha256(importlib.metadata.version("xgboost").encode())
     for module in (folds, targets, training, walkforward, thresholds, fold_metrics):
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:16]
@@ -272,24 +277,23 @@ class LoadedRun:
         )
 
 
-def load_run(store: TimeSeriesStore, catalog: Catalog, name: str, fold: int | None = None) -> LoadedRun:
+def load_run(
+    store: TimeSeriesStore, catalog: Catalog, name: str, folds: Collection[int] | None = None
+) -> LoadedRun:
     """The run `name` as registered, with its data prepared and its folds at their registered windows.
 
-    With `fold`, only the features of the rows that fold trains and tests on are read (a fold step needs
-    no more, and on a long dataset that is a fraction); every other row is then unusable."""
+    With `folds`, only the features of the rows from the first of those folds' training rows to the last
+    of their test rows are read (a step that trains them needs no more, and on a long dataset that is a
+    fraction); every other row is then unusable."""
     record = catalog.get_walkforward_run(name)
     if record is None:
         raise RunError(f"no walkforward run {name!r} in the catalog")
     spec = WalkforwardSpec.from_json(record.config)
     fold_records = catalog.list_walkforward_folds(name)
-    # A fold the run does not have reads every row, and the step reports it (LoadedRun.fold).
-    window = next(
-        (
-            (f.window.train_ranges[0][0], f.window.test_end_row)
-            for f in fold_records
-            if fold is not None and f.window.fold == fold
-        ),
-        None,
+    # Folds the run does not have read every row, and the step reports them (LoadedRun.fold).
+    chosen = [f.window for f in fold_records if folds is not None and f.window.fold in folds]
+    window = (
+        (min(w.train_ranges[0][0] for w in chosen), max(w.test_end_row for w in chosen)) if chosen else None
     )
     prepared, _, dataset_version = _read_inputs(
         store, catalog, record.dataset, record.indicator_version, spec, window
