@@ -1,9 +1,9 @@
 """Short-lived DuckDB connections to a file shared by several processes.
 
-DuckDB lets one process at a time open a database file for writing, and Dagster's default executor runs
-each step in its own process. So every access opens the file for the duration of one operation, under an
-OS file lock beside it: shared for readers, exclusive for writers. Steps that write at the same moment
-wait their turn instead of failing on DuckDB's own lock.
+DuckDB lets one process at a time open a database file for writing, and runs (and, under the multiprocess
+executor, each step of a run) work in processes of their own. So every access opens the file for the
+duration of one operation, under an OS file lock beside it: shared for readers, exclusive for writers.
+Steps that write at the same moment wait their turn instead of failing on DuckDB's own lock.
 """
 
 from __future__ import annotations

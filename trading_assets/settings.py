@@ -10,7 +10,8 @@ DAGSTER_HOME          the Dagster instance (default $TRADING_DATA_DIR/dagster_ho
 TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, QUESTDB_USER, QUESTDB_PASSWORD
 TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
                       TRADING_CATALOG_SCHEMA
-TRADING_EXECUTOR      multiprocess (default) | celery: TRADING_CELERY_BROKER, TRADING_CELERY_BACKEND
+TRADING_EXECUTOR      in_process (default) | multiprocess | celery: TRADING_CELERY_BROKER,
+                      TRADING_CELERY_BACKEND
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
 from resources.sets_folder import SetsFolder
 
+EXECUTORS = ("in_process", "multiprocess", "celery")
+
 # The celery executor's broker and result backend URLs; the same variables configure the workers
 # (deploy/celery.yaml).
 CELERY_ENV = ("TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND")
@@ -45,7 +48,7 @@ class Settings:
     catalog: str
     indicator_modules: tuple[str, ...] = ()
     device: str = "auto"
-    executor: str = "multiprocess"
+    executor: str = "in_process"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,7 +62,7 @@ class Settings:
             timeseries=os.environ.get("TRADING_TIMESERIES", "duckdb"),
             catalog=os.environ.get("TRADING_CATALOG", "duckdb"),
             device=os.environ.get("TRADING_DEVICE", "auto"),
-            executor=os.environ.get("TRADING_EXECUTOR", "multiprocess"),
+            executor=os.environ.get("TRADING_EXECUTOR", "in_process"),
             indicator_modules=tuple(
                 m.strip() for m in os.environ.get("TRADING_INDICATOR_MODULES", "").split(",") if m.strip()
             ),
@@ -70,8 +73,10 @@ class Settings:
             raise ValueError(f"TRADING_CATALOG must be duckdb or postgres, not {settings.catalog!r}")
         if settings.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"TRADING_DEVICE must be auto, cpu or cuda, not {settings.device!r}")
-        if settings.executor not in ("multiprocess", "celery"):
-            raise ValueError(f"TRADING_EXECUTOR must be multiprocess or celery, not {settings.executor!r}")
+        if settings.executor not in EXECUTORS:
+            raise ValueError(
+                f"TRADING_EXECUTOR must be in_process, multiprocess or celery, not {settings.executor!r}"
+            )
         if settings.executor == "celery":
             # Checked at load: an unset variable would otherwise only fail the first run that starts.
             missing = [name for name in CELERY_ENV if not os.environ.get(name)]
@@ -123,7 +128,12 @@ def compute(settings: Settings) -> ComputeResource:
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition | None:
-    """None keeps Dagster's default, the multiprocess executor (in-process for `execute_in_process`)."""
+    """The executor of every job: `in_process` runs a run's steps one after another in the run's own
+    process, so a run the daemon launches pays one process start, not one more per step (about as long as
+    importing the code location: seconds, where a fold step can take milliseconds); `multiprocess`
+    (None: Dagster's default) runs each step in a process of its own; `celery` on celery workers."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
     if settings.executor != "celery":
         return None
     # Imported only when chosen: celery is not loaded by the embedded default.

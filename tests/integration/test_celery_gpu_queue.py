@@ -274,9 +274,14 @@ def test_fold_steps_run_on_the_gpu_worker_and_the_rest_on_the_cpu_worker(setting
     assert record.status == "completed"
 
 
-def test_the_default_executor_is_dagsters_multiprocess_one(monkeypatch):
+def test_the_default_executor_runs_a_runs_steps_in_its_own_process(monkeypatch):
     monkeypatch.delenv("TRADING_EXECUTOR", raising=False)
-    assert cfg.executor(cfg.Settings.from_env()) is None
+    assert cfg.executor(cfg.Settings.from_env()) is dg.in_process_executor
+    monkeypatch.setenv("TRADING_EXECUTOR", "multiprocess")
+    assert cfg.executor(cfg.Settings.from_env()) is None  # Dagster's default: a process per step
+    monkeypatch.setenv("TRADING_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="TRADING_EXECUTOR must be in_process, multiprocess or celery"):
+        cfg.Settings.from_env()
 
 
 def test_the_celery_executor_is_refused_at_load_without_its_backend(monkeypatch):
