@@ -10,8 +10,8 @@ anything is written. Then, so that a crash at any point leaves the old dataset o
 4. the catalog clears `publish_pending`.
 
 A crash before 2 leaves the old table and row (a stale staging table is dropped by the next stage); a
-crash after 2 leaves a row that says so, and `finish_publication` (run by every import of the dataset,
-beside its reading of the file and before it compares with the stored history) completes 3 and 4.
+crash after 2 leaves a row that says so, and `finish_publication` (run first by every import of the
+dataset) completes 3 and 4.
 """
 
 from __future__ import annotations
@@ -62,17 +62,15 @@ def ingest_bars(
 ) -> IngestResult:
     """Import `source` as dataset `source.dataset`; raise (storing nothing) when the file is bad or would
     rewrite the stored history without `options.replace`."""
+    # First, whatever the file now holds: an import that died after its commit point is completed.
+    finish_publication(source.dataset, store, catalog)
     path = source.path
-    # Threads do, while the file is read and checked, what does not need it: completing an import that
-    # died after its commit point (whatever the file holds; done before the stored history is read), and
-    # the file's hash (only the catalog row needs it).
-    with ThreadPoolExecutor(2, thread_name_prefix="ingest") as background:
-        finished = background.submit(finish_publication, source.dataset, store, catalog)
-        sha = background.submit(file_sha256, path)
-        options = options if options is not None else source.options()
+    options = options if options is not None else source.options()
+    # The hash is only needed for the catalog row: a thread computes it while the file is read and staged.
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hashing:
+        sha = hashing.submit(file_sha256, path)
         parsed = read_bars(path, options.read)
         report = validate_bars(parsed, path, options.rules, options.read.calendar)
-        finished.result()
         table = naming.bars_table(source.dataset)
         stored = store.read(table) if table in store.list_tables() else None
         change = history_change(stored, parsed.table)
