@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # The embedded default's Dagster instance: SQLite storage under DAGSTER_HOME (Dagster's default), and the
 # step pools: the only one, `gpu`, lets one fold train at a time; the run queue is read every second (Dagster's
-# default is 5 s), so a run a sensor asks for starts within a second or two.
+# default is 5 s), so a run a sensor asks for starts within a second or two; sensors tick in threads, so one
+# slow evaluation does not hold back the others.
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf '%s\n' "# Embedded default: SQLite storage in this folder. Production uses the repo's dagster.yaml." \
@@ -24,7 +25,8 @@ $(DAGSTER_HOME)/dagster.yaml:
 		"        value: { applyLimitPerUniqueValue: true }" "        limit: 1" \
 		"  pools:" "    granularity: op" "    default_limit: 1" \
 		"run_coordinator:" "  module: dagster._core.run_coordinator" "  class: QueuedRunCoordinator" \
-		"  config:" "    dequeue_interval_seconds: 1" "telemetry:" "  enabled: false" > $@
+		"  config:" "    dequeue_interval_seconds: 1" "sensors:" "  use_threads: true" "  num_workers: 4" \
+		"telemetry:" "  enabled: false" > $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/trading-assets demo
