@@ -57,6 +57,7 @@ bench: $(VENV)/.installed services
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/indicators.py
 	$(BIN)/python benchmarks/walkforward.py
+	$(BIN)/python benchmarks/walkforward.py --daemon
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/questdb_store.py
 	$(BIN)/python benchmarks/export.py --store questdb
