@@ -14,7 +14,7 @@ from resources.catalog import Catalog
 from sensors.intake import job_request_intake_sensor
 from sensors.job_requests import LIFECYCLE_SENSORS, job_request_failed, job_request_started
 from sensors.simulation import simulation_sensor
-from sensors.walkforward import walkforward_sensor
+from sensors.walkforward import RANGE_END, RANGE_START, walkforward_sensor
 from trading_assets.compute import walkforward
 from trading_assets.definitions import defs
 from trading_assets.partitions import fold_key
@@ -111,6 +111,18 @@ class World:
             instance=self.instance,
             raise_on_error=False,
         )
+
+    def folds(self, request: dg.RunRequest) -> list[dg.RunRequest]:
+        """The cells of a `train_folds` request's range as runs of their own, with the request's other tags:
+        what re-executing the fold cells one by one from the UI launches."""
+        first = int(request.tags[RANGE_START].split("|")[0])
+        last = int(request.tags[RANGE_END].split("|")[0])
+        run = request.tags["trading/walkforward_run"]
+        tags = {k: v for k, v in request.tags.items() if k not in (RANGE_START, RANGE_END)}
+        return [
+            dg.RunRequest(job_name="train_folds", partition_key=fold_key(run, k), tags=tags)
+            for k in range(first, last + 1)
+        ]
 
     def request(self, request_id: int):
         return self.catalog.get_job_request(request_id)
@@ -261,7 +273,7 @@ def test_the_launchpad_records_its_own_request_taken_and_the_sensor_launches_it(
     world.tick_lifecycle()
     assert world.catalog.list_job_runs(request.id) == []
     folds = world.sensor(walkforward_sensor)
-    assert [r.tags[job_requests.REQUEST_TAG] for r in folds] == [str(request.id)] * 2
+    assert [r.tags[job_requests.REQUEST_TAG] for r in folds] == [str(request.id)]  # one run, both folds
     assert world.request(request.id).intake_attempts == 0  # not taken a second time
 
 
@@ -276,15 +288,12 @@ def test_an_invalid_launchpad_config_is_a_rejected_request(world):
 
 def test_a_request_runs_then_completes_only_when_every_fold_and_the_assembly_succeeded(world):
     request_id = world.submit("walkforward", TWO_FOLDS)
-    first, second = world.sensor(walkforward_sensor)
-    assert world.execute(first).success
+    (train,) = world.sensor(walkforward_sensor)
+    assert world.execute(train).success
     world.tick_lifecycle()
     request = world.request(request_id)
-    assert (request.status, request.finished_at) == ("RUNNING", None)
+    assert (request.status, request.finished_at) == ("RUNNING", None)  # trained, not yet assembled
     assert request.started_at is not None
-    assert world.execute(second).success
-    world.tick_lifecycle()
-    assert world.request(request_id).status == "RUNNING"  # trained, not yet assembled
     (assemble,) = world.sensor(walkforward_sensor)
     assert assemble.tags[job_requests.REQUEST_TAG] == str(request_id)
     result = world.execute(assemble)
@@ -292,9 +301,9 @@ def test_a_request_runs_then_completes_only_when_every_fold_and_the_assembly_suc
     request = world.request(request_id)
     assert request.status == "COMPLETED" and request.finished_at is not None
     runs = world.catalog.list_job_runs(request_id)
+    # The training run is recorded with its range of fold cells, as Dagster's UI writes it.
     assert {(r.partition, r.status) for r in runs} == {
-        (fold_key("btc25_run1", 0), "SUCCESS"),
-        (fold_key("btc25_run1", 1), "SUCCESS"),
+        (f"{fold_key('btc25_run1', 0)}...{fold_key('btc25_run1', 1)}", "SUCCESS"),
         ("btc25_run1", "SUCCESS"),
     }
     assert all(r.url.endswith(f"/runs/{r.run_id}") and r.finished_at >= r.started_at for r in runs)
@@ -303,7 +312,7 @@ def test_a_request_runs_then_completes_only_when_every_fold_and_the_assembly_suc
 
 def test_a_failed_fold_fails_the_request_and_its_re_execution_resumes_it(world, monkeypatch):
     request_id = world.submit("walkforward", TWO_FOLDS)
-    first, _ = world.sensor(walkforward_sensor)
+    (first,) = world.sensor(walkforward_sensor)
     real = walkforward.train_fold
 
     def broken(*args, **kwargs):
@@ -314,10 +323,12 @@ def test_a_failed_fold_fails_the_request_and_its_re_execution_resumes_it(world, 
     world.tick_lifecycle()
     request = world.request(request_id)
     assert request.status == "FAILED"
-    assert f"{fold_key('btc25_run1', 0)} failed (run {failed.run_id})" in request.message
+    cells = f"{fold_key('btc25_run1', 0)}...{fold_key('btc25_run1', 1)}"
+    # Which cells the run trained, and which folds failed in it.
+    assert f"{cells} failed (run {failed.run_id}): fold_models: btc25_run1 fold 0: Mem" in request.message
     assert "out of device memory" in request.message
     monkeypatch.setattr(walkforward, "train_fold", real)
-    assert world.execute(first).success  # a person re-executes the fold (same tags)
+    assert world.execute(first).success  # a person re-executes the run (same tags)
     world.tick_lifecycle()
     assert world.request(request_id).status == "RUNNING"
 
@@ -327,7 +338,8 @@ def test_a_stopped_and_restarted_daemon_loses_no_transition(world, monkeypatch):
     cursors; a restart that evaluates from an older cursor (the tick died before saving it) changes
     nothing."""
     request_id = world.submit("walkforward", TWO_FOLDS)
-    first, second = world.sensor(walkforward_sensor)
+    # The folds as runs of their own (re-executed one by one): two events to mirror in an order.
+    first, second = world.folds(*world.sensor(walkforward_sensor))
     saved = dict(world.cursors)  # the daemon stops here
     assert world.execute(first).success
 
@@ -356,7 +368,7 @@ def test_an_event_whose_recording_failed_is_recovered_by_the_next_sensor_tick(wo
     """Dagster moves a run-status sensor's cursor past an event even when the sensor raised: the
     walkforward sensor's reconciliation records it on its next tick."""
     request_id = world.submit("walkforward", TWO_FOLDS)
-    first, _ = world.sensor(walkforward_sensor)
+    (first,) = world.sensor(walkforward_sensor)
     assert world.execute(first).success
     real = type(world.catalog).record_job_run
 

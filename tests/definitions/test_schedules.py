@@ -194,7 +194,7 @@ def test_a_rolling_run_gains_a_fold_when_its_dataset_has_bars_for_one_then_its_s
     assert instance.has_dynamic_partition(fold_numbers.name, "2")
     # The walkforward sensor trains the new fold, and only it.
     assert sensor_requests(walkforward_sensor, resources, instance) == [
-        ("train_folds", fold_key(RUN, 2), f"{RUN}:fold:2")
+        ("train_folds", None, f"{RUN}:folds:2-2")
     ]
     assembled = train_and_assemble(resources, instance, range(2, 3))
     assert all(check.passed for check in assembled.get_asset_check_evaluations())

@@ -12,6 +12,7 @@ which is how the run-status sensors (sensors/job_requests.py) mirror the runs in
 import json
 import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -249,6 +250,16 @@ MIRRORED_STATUS = {
 MESSAGE_CHARS = 2000
 
 
+def run_partition(tags: Mapping[str, str]) -> str | None:
+    """A run's partition as the catalog records it: its key, or `<first>...<last>` for a run over a range
+    of partitions (a walkforward run's folds), as Dagster's UI writes ranges; None for neither."""
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"]
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    return f"{first}...{last}" if first is not None and last is not None else None
+
+
 def job_run(instance: dg.DagsterInstance, request_id: int, record: Any, status: str) -> JobRunRecord:
     """The catalog's record of one run of a request (`record`: Dagster's RunRecord of it)."""
     run = record.dagster_run
@@ -259,7 +270,7 @@ def job_run(instance: dg.DagsterInstance, request_id: int, record: Any, status: 
         request_id=request_id,
         run_id=run.run_id,
         job_name=run.job_name,
-        partition=run.tags.get("dagster/partition"),
+        partition=run_partition(run.tags),
         status=status,
         message=failure_message(instance, run.run_id) if status in ("FAILURE", "CANCELED") else None,
         url=run_url(run.run_id),
