@@ -138,11 +138,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     store = cfg.timeseries_store(settings).process_config_and_initialize()
     catalog = cfg.catalog(settings).process_config_and_initialize()
     device = training.resolve_device(args.device)
-    print(
-        f"{args.rows:,} bars, {args.folds} folds; {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, xgboost {xgboost.__version__}, "
-        f"dagster {dg.__version__}, device {device}"
-    )
+    print(f"{args.rows:,} bars, {args.folds} folds; {_machine(device)}")
 
     # --- setup: bars and indicators, as `trading-assets demo` makes them -------------------------------
     started = time.perf_counter()
@@ -375,6 +371,16 @@ DAILY_CONFIG = {
 }
 
 
+def _machine(device: str) -> str:
+    """The cores, processor, library versions and training device, for a figure's first line."""
+    import xgboost
+
+    return (
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"xgboost {xgboost.__version__}, dagster {dg.__version__}, device {device}"
+    )
+
+
 def _environment(work: Path, device: str) -> None:
     """Point every setting into `work` (settings are read when trading_assets.definitions is imported)."""
     os.environ.update(
@@ -395,7 +401,6 @@ def daemon_path(args: argparse.Namespace, work: Path) -> None:
     the folds, predictions and thresholds). Beside it, the same folds through the compute library."""
     import subprocess
 
-    import xgboost
     import yaml
 
     _environment(work, args.device)
@@ -412,11 +417,7 @@ def daemon_path(args: argparse.Namespace, work: Path) -> None:
     settings = cfg.Settings.from_env()
     catalog = cfg.catalog(settings).process_config_and_initialize()
     device = training.resolve_device(args.device)
-    print(
-        f"daemon path: {DAILY_ROWS:,} daily bars, {DAILY_FOLDS} folds; {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, xgboost {xgboost.__version__}, "
-        f"dagster {dg.__version__}, device {device}"
-    )
+    print(f"daemon path: {DAILY_ROWS:,} daily bars, {DAILY_FOLDS} folds; {_machine(device)}")
     # The embedded default's instance, as `make` writes it (SQLite, the gpu pool, the run queue).
     home = settings.dagster_home
     subprocess.run(["make", "-s", f"DAGSTER_HOME={home}", f"{home}/dagster.yaml"], cwd=ROOT, check=True)
