@@ -338,6 +338,17 @@ def test_with_a_daemon_alive_on_the_instance_the_foreground_refuses_and_register
     assert len(home.instance.get_runs()) == 1  # the import's
 
 
+def test_the_demo_refuses_before_its_export_lands_while_a_daemon_beats(home, data_dir, capsys):
+    from dagster._daemon.types import DaemonHeartbeat
+
+    home.instance.add_daemon_heartbeat(DaemonHeartbeat(time.time() - 20, "SENSOR", "daemon", None))
+    assert cli.main(["demo", "--rows", "3000"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: a Dagster daemon is running on {home.instance.root_directory}")
+    assert line.endswith("; stop it first (make dev runs one)")
+    assert not (data_dir / "landing").exists() and home.instance.get_runs() == []
+
+
 def test_a_daemon_that_stopped_beating_does_not_hold_the_foreground_back(bars, home, capsys):
     from dagster._daemon.types import DaemonHeartbeat
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from trading_assets import settings as cfg
-from trading_assets.cli.launcher import Launcher, metadata
+from trading_assets.cli.launcher import Launcher, daemon_conflict, metadata
 from trading_assets.cli.simulate import print_metrics
 
 DEMO_DATASET = "btc25"
@@ -48,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
     settings = cfg.Settings.from_env()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    # Before the export lands: a daemon's landing sensor would import it, and its other sensors run what
+    # the demo registers, a second time.
+    if (conflict := daemon_conflict(dg.DagsterInstance.get())) is not None:
+        print(f"error: {conflict}; stop it first (make dev runs one)", file=sys.stderr)
+        return 1
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     export = settings.landing_dir / f"{DEMO_DATASET}.txt"
     started = time.perf_counter()
