@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -127,10 +128,9 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     from trading_assets import settings as cfg
     from trading_assets.compute import thresholds, training, walkforward
     from trading_assets.compute.demo_data import generate_bars, write_export
-    from trading_assets.compute.indicators import default_spec
     from trading_assets.definitions import defs
-    from trading_assets.indicators.service import read_bars, register_set
-    from trading_assets.partitions import fold_key, indicator_set_key, indicator_versions
+    from trading_assets.indicators.service import read_bars
+    from trading_assets.partitions import fold_key
     from trading_assets.walkforward.config import WalkforwardConfig
     from trading_assets.walkforward.service import load_run, predict_run
 
@@ -151,21 +151,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     instance = dg.DagsterInstance.local_temp(
         tempdir=str(settings.dagster_home), overrides={"telemetry": {"enabled": False}}
     )
-    started = time.perf_counter()
-    instance.add_dynamic_partitions("datasets", [DATASET])
-    defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance, partition_key=DATASET, run_config=QUIET
-    )
-    ingested = time.perf_counter() - started
-    started = time.perf_counter()
-    indicator_set, _ = register_set(catalog, DATASET, default_spec())
-    instance.add_dynamic_partitions(indicator_versions.name, [str(indicator_set.version)])
-    defs.resolve_job_def("materialize_indicators").execute_in_process(
-        instance=instance,
-        partition_key=indicator_set_key(DATASET, indicator_set.version),
-        run_config=QUIET,
-    )
-    computed = time.perf_counter() - started
+    indicator_set, ingested, computed = _import_and_compute(defs, instance, catalog)
     print(
         f"setup          generate + write export {generated:.1f} s, ingest_bars {ingested:.1f} s, "
         f"materialize_indicators {computed:.1f} s ({len(indicator_set.columns)} columns)"
@@ -371,6 +357,31 @@ DAILY_CONFIG = {
 }
 
 
+def _import_and_compute(
+    defs: dg.Definitions, instance: dg.DagsterInstance, catalog: Any
+) -> tuple[Any, float, float]:
+    """The export in the landing folder imported by `ingest_bars` and the default indicator set registered
+    and computed by `materialize_indicators`, as `trading-assets demo` does: the set's record and the two
+    jobs' seconds."""
+    from trading_assets.compute.indicators import default_spec
+    from trading_assets.indicators.service import register_set
+    from trading_assets.partitions import indicator_set_key, indicator_versions
+
+    started = time.perf_counter()
+    instance.add_dynamic_partitions("datasets", [DATASET])
+    defs.resolve_job_def("ingest_bars").execute_in_process(
+        instance=instance, partition_key=DATASET, run_config=QUIET
+    )
+    ingested = time.perf_counter() - started
+    started = time.perf_counter()
+    indicator_set, _ = register_set(catalog, DATASET, default_spec())
+    instance.add_dynamic_partitions(indicator_versions.name, [str(indicator_set.version)])
+    defs.resolve_job_def("materialize_indicators").execute_in_process(
+        instance=instance, partition_key=indicator_set_key(DATASET, indicator_set.version), run_config=QUIET
+    )
+    return indicator_set, ingested, time.perf_counter() - started
+
+
 def _machine(device: str) -> str:
     """The cores, processor, library versions and training device, for a figure's first line."""
     import xgboost
@@ -407,10 +418,7 @@ def daemon_path(args: argparse.Namespace, work: Path) -> None:
     from trading_assets import settings as cfg
     from trading_assets.compute import thresholds, training, walkforward
     from trading_assets.compute.demo_data import generate_bars, write_export
-    from trading_assets.compute.indicators import default_spec
     from trading_assets.definitions import defs
-    from trading_assets.indicators.service import register_set
-    from trading_assets.partitions import indicator_set_key, indicator_versions
     from trading_assets.walkforward.config import WalkforwardConfig
     from trading_assets.walkforward.service import load_run
 
@@ -425,15 +433,7 @@ def daemon_path(args: argparse.Namespace, work: Path) -> None:
     settings.landing_dir.mkdir(parents=True)
     bars = generate_bars(n_rows=DAILY_ROWS, interval_s=86_400, n_gaps=0, seed=3)
     write_export(bars, settings.landing_dir / f"{DATASET}.txt")
-    instance.add_dynamic_partitions("datasets", [DATASET])
-    defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance, partition_key=DATASET, run_config=QUIET
-    )
-    indicator_set, _ = register_set(catalog, DATASET, default_spec())
-    instance.add_dynamic_partitions(indicator_versions.name, [str(indicator_set.version)])
-    defs.resolve_job_def("materialize_indicators").execute_in_process(
-        instance=instance, partition_key=indicator_set_key(DATASET, indicator_set.version), run_config=QUIET
-    )
+    indicator_set, _, _ = _import_and_compute(defs, instance, catalog)
     config = {**DAILY_CONFIG, "features": list(indicator_set.columns[:FEATURES])}
     spec = WalkforwardConfig(**config).spec()
     hp = spec.hyperparameters
