@@ -26,7 +26,7 @@ from trading_assets.requests.service import INTAKE_TAG
     job_name=TAKE_JOB_REQUEST_JOB,
     # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
     # waits for a tick. Its evaluation reads a few catalog rows.
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Asks for a take_job_request run of each walkforward or simulation job request queued in "
     "the catalog, once per intake attempt and never while one is in flight: the run validates and registers "

@@ -50,7 +50,7 @@ def _lifecycle_sensor(run_status: dg.DagsterRunStatus, status: str, name: str) -
     @dg.run_status_sensor(
         name=name,
         run_status=run_status,
-        minimum_interval_seconds=5,
+        minimum_interval_seconds=1,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Mirrors runs of job requests that {status.lower()} into the catalog's job_requests "
         "lifecycle (QUEUED, RUNNING, COMPLETED, FAILED); chains a completed walkforward request's "

@@ -28,7 +28,7 @@ from trading_assets.simulation.jobs import (
     jobs=[simulate_job, compare_simulations_job],
     # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
     # waits for a tick. Its evaluation reads a few catalog rows.
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Runs registered simulations (one run each), then refreshes each dataset's "
     "simulation_comparison when its simulations changed.",

@@ -58,7 +58,7 @@ def _blocks(order: list[str], wanted: set[str]) -> list[tuple[str, str]]:
     jobs=[train_folds_job, predict_walkforward_job],
     # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
     # waits for a tick. Its evaluation reads a few catalog rows.
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Trains the folds of registered walkforward runs (one run for a run's untried folds), then "
     "assembles each run's predictions and thresholds when all its folds have succeeded.",
