@@ -202,7 +202,7 @@ def stoch(
     the last k bars' lows and highs, k = SMA(fast %K, smooth), d = SMA(k, d). A flat range (HH == LL)
     gives fast %K 50, where TA-Lib gives 0. Warm-up k + smooth - 2 bars for k, d - 1 more for d."""
     out = _out(close, 2)
-    stoch_nb(high, low, close, k, smooth, d, out)
+    stoch_nb(high, low, close, k, smooth, d, out, np.empty(0))
     return tuple(out)
 
 
@@ -293,7 +293,7 @@ def rvol(close: np.ndarray, n: int, scale: float) -> np.ndarray:
     """Realised volatility: the sample standard deviation (ddof 1) of the last n one-bar log returns
     log(close / previous close), times sqrt(scale). Warm-up n bars (n returns need n + 1 closes)."""
     out = _out(close)
-    rvol_nb(close, n, scale, out)
+    rvol_nb(close, n, scale, np.empty(0), out)
     return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trading_assets.compute.indicators.fusion import fused_outputs
 from trading_assets.compute.indicators.registry import BAR_INPUTS
 from trading_assets.compute.indicators.spec import SetSpec
 
@@ -89,9 +90,12 @@ def extend_set(spec: SetSpec, tail: Bars, i0: int, state: SetState) -> SetResult
 def _run(spec: SetSpec, bars: Bars, *, i0: int, state: SetState, rows: int) -> SetResult:
     values: dict[str, np.ndarray] = {}
     new_states: dict[int, np.ndarray] = {}
+    fused = fused_outputs(spec, bars)
     for index, entry in enumerate(spec.entries):
         item = spec.indicator(index)
-        if item.stateful:
+        if index in fused:
+            outputs = fused[index]
+        elif item.stateful:
             saved = state.entries.get(index)
             entry_state = item.new_state(entry.params) if saved is None or i0 == 0 else saved.copy()
             outputs = item.compute(bars, entry.params, state=entry_state, i0=i0)

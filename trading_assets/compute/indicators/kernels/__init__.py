@@ -29,9 +29,14 @@ from trading_assets.compute.indicators.kernels import (
 )
 from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb
 from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb
-from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb, zscore_nb
+from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb
 from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb
-from trading_assets.compute.indicators.kernels.volatility import atr_nb, bbands_nb
+from trading_assets.compute.indicators.kernels.volatility import (
+    atr_nb,
+    bbands_nb,
+    close_windows_nb,
+    zscore_nb,
+)
 from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb
 from trading_assets.compute.numba_cache import guard
 
@@ -42,6 +47,7 @@ __all__ = [
     "atr_nb",
     "bbands_nb",
     "cci_nb",
+    "close_windows_nb",
     "ema_nb",
     "logret_nb",
     "macd_nb",

@@ -54,31 +54,47 @@ def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarra
 
 @njit(cache=True, error_model="numpy")
 def stoch_nb(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, smooth: int, d: int, out: np.ndarray
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    k: int,
+    smooth: int,
+    d: int,
+    out: np.ndarray,
+    willr: np.ndarray,
 ) -> None:
-    """Slow stochastic: out = (%K, %D), %K = SMA(fast %K, smooth), %D = SMA(%K, d).
+    """Slow stochastic: out = (%K, %D), %K = SMA(fast %K, smooth), %D = SMA(%K, d); and, when `willr` is
+    not empty, Williams %R over the same `k` bars (`willr_nb`) from the same highs and lows.
 
     fast %K = 100 * (close - LL) / (HH - LL) over the last `k` bars, 50 when HH == LL.
     """
     size = close.shape[0]
     first = k + smooth - 2
     out[0, :first] = np.nan
+    willr[: k - 1] = np.nan
     # Per block of %K values, the fast %K their windows read: no array of them all.
     fast = np.empty(BLOCK + smooth - 1)
     highest = np.empty(BLOCK + smooth - 1)
     lowest = np.empty(BLOCK + smooth - 1)
-    for t0 in range(first, size, BLOCK):
-        m = min(BLOCK, size - t0)
-        start, count = t0 - smooth + 1, m + smooth - 1
+    # Blocks by their first range (bar start), smooth - 1 bars before their first %K: a last block too
+    # short for a %K still holds ranges for %R.
+    for start in range(k - 1, size, BLOCK):
+        count = min(BLOCK + smooth - 1, size - start)
+        t0, m = start + smooth - 1, count - smooth + 1
         window_extremes_nb(high, start, k, True, highest[:count])
         window_extremes_nb(low, start, k, False, lowest[:count])
         for j in range(count):
             span = highest[j] - lowest[j]
             fast[j] = 100.0 * (close[start + j] - lowest[j]) / span if span != 0.0 else 50.0
-        block = out[0, t0 : t0 + m]
-        window_totals_nb(fast[:count], smooth - 1, smooth, SUM, block, block)
-        for t in range(m):
-            block[t] = block[t] / smooth
+        if willr.shape[0] > 0:
+            _willr_block(
+                highest[:count], lowest[:count], close[start : start + count], willr[start : start + count]
+            )
+        if m > 0:
+            block = out[0, t0 : t0 + m]
+            window_totals_nb(fast[:count], smooth - 1, smooth, SUM, block, block)
+            for t in range(m):
+                block[t] = block[t] / smooth
     rolling_mean_nb(out[0], d, first, out[1])
 
 
@@ -119,6 +135,12 @@ def willr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, out: 
         m = min(BLOCK, size - t0)
         window_extremes_nb(high, t0, n, True, highest[:m])
         window_extremes_nb(low, t0, n, False, lowest[:m])
-        for t in range(m):
-            span = highest[t] - lowest[t]
-            out[t0 + t] = -100.0 * (highest[t] - close[t0 + t]) / span if span != 0.0 else -50.0
+        _willr_block(highest[:m], lowest[:m], close[t0 : t0 + m], out[t0 : t0 + m])
+
+
+@njit(cache=True, error_model="numpy")
+def _willr_block(highest: np.ndarray, lowest: np.ndarray, close: np.ndarray, out: np.ndarray) -> None:
+    """%R of a block of bars from their closes and their windows' highest highs and lowest lows."""
+    for t in range(out.shape[0]):
+        span = highest[t] - lowest[t]
+        out[t] = -100.0 * (highest[t] - close[t]) / span if span != 0.0 else -50.0

@@ -1,4 +1,4 @@
-"""Changes and their statistics over windows: ROC, momentum, log return, realised volatility, z-score."""
+"""Changes and their statistics over windows: ROC, momentum, log return, realised volatility."""
 
 from __future__ import annotations
 
@@ -36,39 +36,28 @@ def logret_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def rvol_nb(close: np.ndarray, n: int, scale: float, out: np.ndarray) -> None:
-    """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale)."""
+def rvol_nb(close: np.ndarray, n: int, scale: float, returns: np.ndarray, out: np.ndarray) -> None:
+    """Realised volatility: sample std (ddof 1) of the last `n` one-bar log returns times sqrt(scale).
+
+    `returns` holds those returns (`logret_nb` with n = 1) when the caller has them, else is empty and
+    each block takes its own logs.
+    """
     size = close.shape[0]
     factor = math.sqrt(scale)
     out[:n] = np.nan
-    returns = np.empty(BLOCK + n - 1)
+    scratch = np.empty(BLOCK + n - 1)
     offset = np.empty(BLOCK)
     for t0 in range(n, size, BLOCK):
         m = min(BLOCK, size - t0)
         # The one-bar log returns of the block's windows, which start n - 1 bars before it.
-        start, local = t0 - n + 1, returns[: m + n - 1]
-        for j in range(m + n - 1):
-            local[j] = math.log(close[start + j] / close[start + j - 1])
+        start = t0 - n + 1
+        if returns.shape[0] > 0:
+            local = returns[start : start + m + n - 1]
+        else:
+            local = scratch[: m + n - 1]
+            for j in range(m + n - 1):
+                local[j] = math.log(close[start + j] / close[start + j - 1])
         block = out[t0 : t0 + m]
         window_stds_nb(local, n - 1, n, 1, offset[:m], block)
         for t in range(m):
             block[t] = block[t] * factor
-
-
-@njit(cache=True, error_model="numpy")
-def zscore_nb(close: np.ndarray, n: int, out: np.ndarray) -> None:
-    """(close - mean) / std over the last `n` closes, population std; 0 when the std is 0."""
-    size = close.shape[0]
-    out[: n - 1] = np.nan
-    offset = np.empty(BLOCK)
-    std = np.empty(BLOCK)
-    for t0 in range(n - 1, size, BLOCK):
-        m = min(BLOCK, size - t0)
-        window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
-        for t in range(m):
-            i = t0 + t
-            # Measured from the window's first close, like the std, so a flat window gives 0 / 0 -> 0.
-            if std[t] != 0.0:
-                out[i] = ((close[i] - close[i - n + 1]) - offset[t]) / std[t]
-            else:
-                out[i] = 0.0
