@@ -8,8 +8,11 @@ scalars to pass by reference), the config a float64 array indexed by `P_*` (flag
 "off"), so the kernels compile once, whatever the config, and their machine code stays cacheable. Indices
 and integer amounts stored as float64 are exact below 2**53. Both loops share every step of a bar: the
 target (`signal_nb`, `_direction_target`), what may happen (`_triage`), the orders (`_bar_orders`, only
-on the bars `_triage` flags) and the equity and bar statistics (`_account`). `simulate_nb` keeps what
-changes on every bar in locals; `sweep_block_nb` keeps SWEEP_BLOCK runs side by side in SIMD lanes.
+on the bars `_triage` flags) and the equity and bar statistics (`_account`; `simulate_nb` does the same
+arithmetic in a second pass, `_account_series`). `simulate_nb` keeps what changes on every bar in locals
+and skips the bars on which nothing can happen; `sweep_block_nb` keeps SWEEP_BLOCK runs side by side in
+SIMD lanes. The order helpers run without numba's reference counting (`_nrt=False`, they allocate
+nothing): counted, each call paid atomic increments and decrements for every array it was passed.
 
 No fastmath: the same inputs give bit-identical results, and each sweep cell equals `simulate` bit for bit.
 """
@@ -160,7 +163,7 @@ def initial_state_nb(params: np.ndarray, stop_losses: np.ndarray, take_profits: 
     return state
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _units_for_target(
     state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, target: float
 ) -> float:
@@ -175,7 +178,7 @@ def _units_for_target(
     return target * params[P_SIZE]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _fill(state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, units: float) -> None:
     """Trade `units` (signed, buy > 0) at `price` moved against us by the slippage, pay the fee on the
     traded notional, and add the fill to the open trade's entry or exit sums."""
@@ -195,7 +198,7 @@ def _fill(state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, u
     state[S_EXIT_NOTIONAL * w + k] += 0.0 if entry else notional
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _close_trade(
     state: np.ndarray, k: int, w: int, i: int, reason: float, trades: np.ndarray, store: bool
 ) -> None:
@@ -239,7 +242,7 @@ def _close_trade(
     state[S_SIDE * w + k] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _order(
     state: np.ndarray,
     k: int,
@@ -279,7 +282,7 @@ def _order(
         state[S_POSITION * w + k] = wanted
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _set_stop_prices(state: np.ndarray, k: int, w: int) -> None:
     """The open trade's stop-loss and take-profit prices from its entry before slippage (NaN = off)."""
     side = state[S_SIDE * w + k]
@@ -352,7 +355,7 @@ def metrics_nb(state: np.ndarray, params: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _bar_orders(
     state: np.ndarray,
     k: int,
@@ -518,6 +521,59 @@ def _account(
     )  # fmt: skip
 
 
+# Bars per chunk of `_account_series`: its scratch rows stay in the L1 cache.
+ACCOUNT_CHUNK = 256
+
+
+@njit(cache=True, error_model="numpy")
+def _account_series(series: np.ndarray, close: np.ndarray, state: np.ndarray) -> None:
+    """Equity and drawdown rows of `series` from its cash and position rows, and the bar statistics into
+    `state` (one run): `_account` bar by bar, cut into loops the compiler turns into SIMD code (the
+    divisions, the stores) and loops of the running sums, which must keep their order."""
+    equity, cash, position, drawdown = series[0], series[1], series[2], series[3]
+    returns, peaks = np.empty(ACCOUNT_CHUNK), np.empty(ACCOUNT_CHUNK)
+    equity_before = peak = state[S_EQUITY]
+    ret_sum = ret_sq = downside_sq = max_drawdown = max_underwater = 0.0
+    # Counts as integers (exact, and free of the float adds' latency); `ruined` counts the bars whose
+    # equity before is <= 0: the first bar's is the initial cash, the last bar's equity is no bar's.
+    ruined, exposed = int(equity_before <= 0.0), 0
+    above = -1  # the last bar with no drawdown: the bars under water since then are the time under water
+    n = close.shape[0]
+    for start in range(0, n, ACCOUNT_CHUNK):
+        # Slices, indexed from 0 by range loops: indices the compiler knows are not negative.
+        cut = slice(start, min(start + ACCOUNT_CHUNK, n))
+        eq, held, dd, m = equity[cut], position[cut], drawdown[cut], min(ACCOUNT_CHUNK, n - start)
+        c, ca = close[cut], cash[cut]
+        for j in range(m):
+            eq[j] = ca[j] + held[j] * c[j]
+            ruined += eq[j] <= 0.0
+            exposed += held[j] != 0.0
+        returns[0] = eq[0] / equity_before - 1.0
+        for j in range(1, m):
+            returns[j] = eq[j] / eq[j - 1] - 1.0
+        # The sums in bar order; none of these maxima and minima can be -0.0 (see `_account`).
+        for j in range(m):
+            ret = returns[j]
+            ret_sum += ret
+            ret_sq += ret * ret
+            downside_sq += ret * ret if ret < 0.0 else 0.0
+            peak = max(peak, eq[j])
+            peaks[j] = peak
+        for j in range(m):
+            dd[j] = eq[j] / peaks[j] - 1.0
+        for j in range(m):
+            max_drawdown = min(max_drawdown, dd[j])
+            above = above if dd[j] < 0.0 else start + j
+            max_underwater = max(max_underwater, float(start + j - above))
+        equity_before = eq[m - 1]
+    ruined -= equity_before <= 0.0
+    state[S_EQUITY], state[S_PEAK], state[S_RUINED] = equity_before, peak, float(ruined)
+    state[S_UNDERWATER], state[S_EXPOSED] = float(n - 1 - above), float(exposed)
+    state[S_RET_SUM], state[S_RET_SQ], state[S_DOWNSIDE_SQ] = ret_sum, ret_sq, downside_sq
+    state[S_MAX_DRAWDOWN], state[S_MAX_UNDERWATER] = max_drawdown, max_underwater
+    state[S_N_BARS] = n
+
+
 @njit(cache=True, error_model="numpy")
 def simulate_nb(
     open_: np.ndarray,
@@ -530,16 +586,17 @@ def simulate_nb(
     """(series, trades, metrics) of one run: `series` one row per SERIES entry with a value per bar,
     `trades` one row per TRADE_COLUMNS entry with a column per closed trade.
 
-    The run's hot values stay in locals, read back from its state array only after `_bar_orders` acted:
-    kept in the array, every bar would wait on its own last store."""
+    Two passes: the orders (cash and position rows), then the equity and bar statistics
+    (`_account_series`). The run's hot values stay in locals, read back from its state array only after
+    `_bar_orders` acted: kept in the array, every bar would wait on its own last store."""
     n = close.shape[0]
     series = np.empty((len(SERIES), n))
     # One row per trade. Every trade opens on an order of a new target, so there are at most as many as
     # target changes: a buffer for the worst case (a trade a bar) would be fresh memory on every call,
     # each of its pages a fault on first write.
-    changes = 0
-    for i in range(n):
-        changes += target[i] != (target[i - 1] if i else 0.0)
+    changes = target[0] != 0.0
+    for i in range(1, n):
+        changes += target[i] != target[i - 1]
     trades = np.empty((changes, len(TRADE_COLUMNS)))
     state = initial_state_nb(
         params, params[P_STOP_LOSS : P_STOP_LOSS + 1], params[P_TAKE_PROFIT : P_TAKE_PROFIT + 1]
@@ -550,10 +607,17 @@ def simulate_nb(
     stop = take = pending = np.nan
     last_target, pending_reason = 0.0, EXIT_SIGNAL
     stops = not (math.isnan(params[P_STOP_LOSS]) and math.isnan(params[P_TAKE_PROFIT]))
-    equity_before = peak = state[S_PEAK]
-    drawdown = 0.0
-    underwater = ruined = ret_sum = ret_sq = downside_sq = max_drawdown = max_underwater = exposed = 0.0
-    for i in range(n):
+    cash_row, position_row = series[1], series[2]
+    # Without stop levels or max_bars, or while flat, nothing happens on a bar until the target changes
+    # unless an order waits for the open or it is the last bar: such bars only copy cash and position.
+    quiet = not stops and max_bars <= 0
+    i = 0
+    while i < n:
+        if math.isnan(pending) and (quiet or position == 0.0):
+            while i < n - 1 and _direction_target(target[i], direction) == last_target:
+                cash_row[i] = cash
+                position_row[i] = position
+                i += 1
         o, h, lo, c, t = open_[i], high[i], low[i], close[i], target[i]
         t = _direction_target(t, direction)
         act, last_target, pending, pending_reason = _triage(
@@ -573,32 +637,10 @@ def simulate_nb(
             stop, take = state[S_STOP_PRICE], state[S_TAKE_PRICE]
             last_target, pending = state[S_LAST_TARGET], state[S_PENDING_TARGET]
             pending_reason = state[S_PENDING_REASON]
-        if position == 0.0 and i > 0 and equity_before == cash and 0.0 < cash < np.inf:
-            # Flat, the equity as on the last bar: `_account` would find a return of 0 (which adds 0 to
-            # each sum) and the last bar's drawdown, so only the time under water moves.
-            underwater = underwater + 1.0 if drawdown < 0.0 else 0.0
-            max_underwater = max(max_underwater, underwater) + 0.0
-        else:
-            (
-                equity_before, drawdown, peak, underwater, ruined, ret_sum, ret_sq, downside_sq, max_drawdown,
-                max_underwater, exposed,
-            ) = _account(
-                cash, position, c, equity_before, peak, underwater, ruined, ret_sum, ret_sq, downside_sq,
-                max_drawdown, max_underwater, exposed,
-            )  # fmt: skip
-        series[0, i] = equity_before
-        series[1, i] = cash
-        series[2, i] = position
-        series[3, i] = drawdown
-    state[S_EQUITY], state[S_PEAK], state[S_UNDERWATER], state[S_RUINED] = (
-        equity_before,
-        peak,
-        underwater,
-        ruined,
-    )
-    state[S_RET_SUM], state[S_RET_SQ], state[S_DOWNSIDE_SQ] = ret_sum, ret_sq, downside_sq
-    state[S_MAX_DRAWDOWN], state[S_MAX_UNDERWATER], state[S_EXPOSED] = max_drawdown, max_underwater, exposed
-    state[S_N_BARS] = n
+        cash_row[i] = cash
+        position_row[i] = position
+        i += 1
+    _account_series(series, close, state)
     metrics = metrics_nb(state, params)
     return series, np.ascontiguousarray(trades[: int(metrics[M_N_TRADES])].T), metrics
 
