@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from test_indicator_windows import awkward_bars
 
-from trading_assets.compute.indicators import REGISTRY, compute_set, default_spec, indicator, parse_spec
+from trading_assets.compute.indicators import (
+    REGISTRY,
+    compute_set,
+    default_spec,
+    extend_set,
+    indicator,
+    parse_spec,
+)
 from trading_assets.compute.indicators.fusion import fused_outputs
 
 # Entries sharing work in every pairing the fusion knows, with look-alikes that must not join them.
@@ -26,6 +33,13 @@ SHARING = [
     {"indicator": "logret", "params": {"n": 1}, "column": "logret_1"},
     {"indicator": "rvol", "params": {"n": 20}, "column": "rvol_20"},
     {"indicator": "rvol", "params": {"n": 3, "scale": 525600.0}, "column": "rvol_3"},
+    {"indicator": "ema", "params": {"n": 20}, "column": "ema_20"},
+    {"indicator": "ema", "params": {"n": 3}, "column": "ema_3"},
+    {"indicator": "rsi", "params": {"n": 14}, "column": "rsi_14"},
+    {"indicator": "macd", "params": {"fast": 12, "slow": 26, "signal": 9}, "column": "macd"},
+    {"indicator": "atr", "params": {"n": 5}, "column": "atr_5"},
+    {"indicator": "adx", "params": {"n": 14}, "column": "adx_14"},
+    {"indicator": "obv", "column": "obv"},
 ]
 
 
@@ -51,11 +65,34 @@ def test_entries_computed_together_equal_each_computed_alone(rows: int):
     assert_same_bits(compute_set(spec, bars).values, alone(spec, bars))
 
 
+def test_a_resumed_set_equals_each_entry_computed_alone_on_all_bars():
+    spec = parse_spec({"name": "sharing", "indicators": SHARING})
+    bars = awkward_bars(6, 3_000)
+    old = compute_set(spec, {k: v[:1_000] for k, v in bars.items()})
+    history = spec.max_lookback
+    tail = extend_set(spec, {k: v[1_000 - history :] for k, v in bars.items()}, history, old.state)
+    assert_same_bits(tail.values, {k: v[1_000:] for k, v in alone(spec, bars).items()})
+
+
+def test_the_recursions_of_a_set_of_closes_alone_need_no_highs_lows_or_volumes():
+    spec = parse_spec({"name": "closes", "indicators": [SHARING[-7], SHARING[-5], SHARING[-4]]})
+    bars = {"close": awkward_bars(7)["close"]}
+    assert_same_bits(compute_set(spec, bars).values, alone(spec, bars))
+
+
 def test_the_default_set_shares_the_bands_ranges_and_returns():
     spec = default_spec()
     bars = awkward_bars(4)
-    fused = {spec.entries[i].column for i in fused_outputs(spec, bars)}
-    assert fused == {"sma_20", "bb", "zscore_20", "stoch", "willr_14", "logret_1", "rvol_20"}
+    states = {i: spec.indicator(i).new_state(e.params) for i, e in enumerate(spec.entries)}
+    fused = {spec.entries[i].column for i in fused_outputs(spec, bars, states, 0)}
+    assert fused == {"sma_20", "bb", "zscore_20", "stoch", "willr_14", "logret_1", "rvol_20"} | {
+        "ema_20",
+        "rsi_14",
+        "macd",
+        "atr_14",
+        "adx_14",
+        "obv",
+    }
     assert_same_bits(compute_set(spec, bars).values, alone(spec, bars))
 
 

@@ -90,16 +90,18 @@ def extend_set(spec: SetSpec, tail: Bars, i0: int, state: SetState) -> SetResult
 def _run(spec: SetSpec, bars: Bars, *, i0: int, state: SetState, rows: int) -> SetResult:
     values: dict[str, np.ndarray] = {}
     new_states: dict[int, np.ndarray] = {}
-    fused = fused_outputs(spec, bars)
+    for index, entry in enumerate(spec.entries):
+        item = spec.indicator(index)
+        if item.stateful:
+            saved = state.entries.get(index)
+            new_states[index] = item.new_state(entry.params) if saved is None or i0 == 0 else saved.copy()
+    fused = fused_outputs(spec, bars, new_states, i0)
     for index, entry in enumerate(spec.entries):
         item = spec.indicator(index)
         if index in fused:
             outputs = fused[index]
         elif item.stateful:
-            saved = state.entries.get(index)
-            entry_state = item.new_state(entry.params) if saved is None or i0 == 0 else saved.copy()
-            outputs = item.compute(bars, entry.params, state=entry_state, i0=i0)
-            new_states[index] = entry_state
+            outputs = item.compute(bars, entry.params, state=new_states[index], i0=i0)
         else:
             # Windowed: each value depends on its own window only, so history makes the tail exact.
             outputs = item.compute(bars, entry.params)

@@ -5,9 +5,11 @@
 - The stochastic and Williams %R over the same bars: the highest highs and lowest lows once (`stoch_nb`).
 - Realised volatility reads the one-bar log returns of a `logret` entry with n = 1 instead of taking
   its own logs (`rvol_nb`).
+- The stateful ones (EMA, RSI, MACD, ATR, ADX, OBV, one entry of each) run in one pass over the bars
+  (`recursions_nb`), each from its own state.
 
-All of them are windowed, so the engine needs no state for them. Only the built-ins are fused: an entry
-whose name a user's registry gives to another function is computed as that function says.
+Only the built-ins are fused: an entry whose name a user's registry gives to another function is
+computed as that function says.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from trading_assets.compute.indicators import builtin
-from trading_assets.compute.indicators.kernels import close_windows_nb, logret_nb, rvol_nb, stoch_nb
+from trading_assets.compute.indicators.kernels import (
+    close_windows_nb,
+    logret_nb,
+    recursions_nb,
+    rvol_nb,
+    stoch_nb,
+)
 from trading_assets.compute.indicators.spec import SetSpec
 
 Bars = Mapping[str, np.ndarray]
@@ -25,11 +33,14 @@ Outputs = dict[str, np.ndarray]
 NONE = np.empty(0)
 
 
-def fused_outputs(spec: SetSpec, bars: Bars) -> dict[int, Outputs]:
-    """The outputs of the entries of `spec` that share work with another entry, by entry index."""
+def fused_outputs(spec: SetSpec, bars: Bars, states: Mapping[int, np.ndarray], i0: int) -> dict[int, Outputs]:
+    """The outputs of the entries of `spec` that share work with another entry, by entry index.
+
+    Stateful entries start at `i0` from their state in `states` (by entry index), updated in place."""
     found: dict[int, Outputs] = {}
     for fuse in (_close_windows, _ranges, _returns):
         found.update(fuse(spec, bars))
+    found.update(_recursions(spec, bars, states, i0))
     return found
 
 
@@ -100,4 +111,39 @@ def _returns(spec: SetSpec, bars: Bars) -> dict[int, Outputs]:
         out = np.empty(close.shape[0])
         rvol_nb(close, p["n"], p["scale"], returns, out)
         found[i] = {"value": out}
+    return found
+
+
+# The stateful built-ins `recursions_nb` runs: the parameters it takes, and how many outputs.
+_RECURSIONS = {
+    "ema": (("n",), 1),
+    "rsi": (("n",), 1),
+    "macd": (("fast", "slow", "signal"), 3),
+    "atr": (("n",), 1),
+    "adx": (("n",), 3),
+    "obv": ((), 1),
+}
+
+
+def _recursions(spec: SetSpec, bars: Bars, states: Mapping[int, np.ndarray], i0: int) -> dict[int, Outputs]:
+    # The first entry of each; another one of the same indicator is computed alone.
+    chosen = {name: min(found) for name in _RECURSIONS if (found := _entries(spec, name))}
+    if len(chosen) < 2:
+        return {}
+    size = len(bars["close"])
+    jobs: dict[str, tuple | None] = dict.fromkeys(_RECURSIONS)
+    found: dict[int, Outputs] = {}
+    for name, i in chosen.items():
+        params, outputs = _RECURSIONS[name]
+        out = np.empty(size) if outputs == 1 else np.empty((outputs, size))
+        jobs[name] = (*(spec.entries[i].params[p] for p in params), states[i], out)
+        item = spec.indicator(i)
+        found[i] = dict(zip(item.outputs, out if outputs > 1 else (out,), strict=True))
+    # An input no chosen indicator reads may be missing from `bars`: the closes stand in, never read.
+    needed = {name for i in chosen.values() for name in spec.indicator(i).inputs}
+    close = _input(bars, "close")
+    high, low, volume = (
+        _input(bars, name) if name in needed else close for name in ("high", "low", "volume")
+    )
+    recursions_nb(high, low, close, volume, i0, **jobs)
     return found

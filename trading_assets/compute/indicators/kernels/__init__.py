@@ -22,6 +22,7 @@ from trading_assets.compute.indicators.kernels import (
     _window,
     averages,
     oscillators,
+    recursions,
     returns,
     trend,
     volatility,
@@ -29,6 +30,7 @@ from trading_assets.compute.indicators.kernels import (
 )
 from trading_assets.compute.indicators.kernels.averages import ema_nb, sma_nb, wma_nb
 from trading_assets.compute.indicators.kernels.oscillators import cci_nb, rsi_nb, stoch_nb, willr_nb
+from trading_assets.compute.indicators.kernels.recursions import recursions_nb
 from trading_assets.compute.indicators.kernels.returns import logret_nb, mom_nb, roc_nb, rvol_nb
 from trading_assets.compute.indicators.kernels.trend import adx_nb, macd_nb
 from trading_assets.compute.indicators.kernels.volatility import (
@@ -40,7 +42,7 @@ from trading_assets.compute.indicators.kernels.volatility import (
 from trading_assets.compute.indicators.kernels.volume import mfi_nb, obv_nb, vwap_nb
 from trading_assets.compute.numba_cache import guard
 
-guard(_window, averages, oscillators, returns, trend, volatility, volume)
+guard(_window, averages, oscillators, recursions, returns, trend, volatility, volume)
 
 __all__ = [
     "adx_nb",
@@ -54,6 +56,7 @@ __all__ = [
     "mfi_nb",
     "mom_nb",
     "obv_nb",
+    "recursions_nb",
     "roc_nb",
     "rsi_nb",
     "rvol_nb",

@@ -40,20 +40,31 @@ def ema_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarra
     is (close - ema) * alpha + ema, TA-Lib's order of operations.
     """
     out[:i0] = np.nan
-    alpha = 2.0 / (n + 1)
-    seen = int(state[0])
-    total = state[1]
-    ema = state[2]
+    s = ema_load(state)
     for i in range(i0, close.shape[0]):
-        x = close[i]
-        if seen < n:
-            total += x
-            if seen == n - 1:
-                ema = total / n
-        else:
-            ema = (x - ema) * alpha + ema
-        seen += 1
-        out[i] = ema if seen >= n else np.nan
-    state[0] = seen
-    state[1] = total
-    state[2] = ema
+        s, out[i] = ema_step(n, s, close[i])
+    ema_store(s, state)
+
+
+@njit(cache=True, error_model="numpy")
+def ema_load(state: np.ndarray) -> tuple[int, float, float]:
+    return int(state[0]), state[1], state[2]
+
+
+@njit(cache=True, error_model="numpy")
+def ema_store(s: tuple[int, float, float], state: np.ndarray) -> None:
+    state[0], state[1], state[2] = s
+
+
+@njit(cache=True, error_model="numpy")
+def ema_step(n: int, s: tuple[int, float, float], x: float) -> tuple[tuple[int, float, float], float]:
+    """One bar of `ema_nb`: (the state after close `x`, the EMA or NaN in the warm-up)."""
+    seen, total, ema = s
+    if seen < n:
+        total += x
+        if seen == n - 1:
+            ema = total / n
+    else:
+        ema = (x - ema) * (2.0 / (n + 1)) + ema
+    seen += 1
+    return (seen, total, ema), ema if seen >= n else np.nan

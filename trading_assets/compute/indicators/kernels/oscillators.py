@@ -27,29 +27,45 @@ def rsi_nb(close: np.ndarray, n: int, state: np.ndarray, i0: int, out: np.ndarra
     state = [bars seen, previous close, average (warm-up: summed) gain, same for loss].
     """
     out[:i0] = np.nan
-    seen = int(state[0])
-    prev, gain, loss = state[1], state[2], state[3]
+    s = rsi_load(state)
     for i in range(i0, close.shape[0]):
-        x = close[i]
-        out[i] = np.nan
-        if seen > 0:
-            change = x - prev
-            if seen > n:
-                gain *= n - 1
-                loss *= n - 1
-            if change < 0:
-                loss -= change
-            else:
-                gain += change
-            if seen >= n:
-                # seen == n turns the warm-up sums into means; later bars finish the Wilder update.
-                gain /= n
-                loss /= n
-                total = gain + loss
-                out[i] = 100.0 * (gain / total) if total != 0.0 else 50.0
-        prev = x
-        seen += 1
-    state[0], state[1], state[2], state[3] = seen, prev, gain, loss
+        s, out[i] = rsi_step(n, s, close[i])
+    rsi_store(s, state)
+
+
+@njit(cache=True, error_model="numpy")
+def rsi_load(state: np.ndarray) -> tuple[int, float, float, float]:
+    return int(state[0]), state[1], state[2], state[3]
+
+
+@njit(cache=True, error_model="numpy")
+def rsi_store(s: tuple[int, float, float, float], state: np.ndarray) -> None:
+    state[0], state[1], state[2], state[3] = s
+
+
+@njit(cache=True, error_model="numpy")
+def rsi_step(
+    n: int, s: tuple[int, float, float, float], x: float
+) -> tuple[tuple[int, float, float, float], float]:
+    """One bar of `rsi_nb`: (the state after close `x`, the RSI or NaN in the warm-up)."""
+    seen, prev, gain, loss = s
+    value = np.nan
+    if seen > 0:
+        change = x - prev
+        if seen > n:
+            gain *= n - 1
+            loss *= n - 1
+        if change < 0:
+            loss -= change
+        else:
+            gain += change
+        if seen >= n:
+            # seen == n turns the warm-up sums into means; later bars finish the Wilder update.
+            gain /= n
+            loss /= n
+            total = gain + loss
+            value = 100.0 * (gain / total) if total != 0.0 else 50.0
+    return (seen + 1, x, gain, loss), value
 
 
 @njit(cache=True, error_model="numpy")

@@ -101,21 +101,37 @@ def atr_nb(
     state = [bars seen, previous close, sum of TR (warm-up), last ATR].
     """
     out[:i0] = np.nan
-    seen = int(state[0])
-    prev_close, tr_sum, atr = state[1], state[2], state[3]
+    s = atr_load(state)
     for i in range(i0, close.shape[0]):
-        out[i] = np.nan
-        if seen > 0:
-            h, lo = high[i], low[i]
-            tr = max(h - lo, abs(prev_close - h), abs(prev_close - lo))
-            if seen <= n:
-                tr_sum += tr
-                if seen == n:
-                    atr = tr_sum / n
-            else:
-                atr = (atr * (n - 1) + tr) / n
-            if seen >= n:
-                out[i] = atr
-        prev_close = close[i]
-        seen += 1
-    state[0], state[1], state[2], state[3] = seen, prev_close, tr_sum, atr
+        s, out[i] = atr_step(n, s, high[i], low[i], close[i])
+    atr_store(s, state)
+
+
+@njit(cache=True, error_model="numpy")
+def atr_load(state: np.ndarray) -> tuple[int, float, float, float]:
+    return int(state[0]), state[1], state[2], state[3]
+
+
+@njit(cache=True, error_model="numpy")
+def atr_store(s: tuple[int, float, float, float], state: np.ndarray) -> None:
+    state[0], state[1], state[2], state[3] = s
+
+
+@njit(cache=True, error_model="numpy")
+def atr_step(
+    n: int, s: tuple[int, float, float, float], h: float, lo: float, c: float
+) -> tuple[tuple[int, float, float, float], float]:
+    """One bar of `atr_nb`: (the state after the bar, the ATR or NaN in the warm-up)."""
+    seen, prev_close, tr_sum, atr = s
+    value = np.nan
+    if seen > 0:
+        tr = max(h - lo, abs(prev_close - h), abs(prev_close - lo))
+        if seen <= n:
+            tr_sum += tr
+            if seen == n:
+                atr = tr_sum / n
+        else:
+            atr = (atr * (n - 1) + tr) / n
+        if seen >= n:
+            value = atr
+    return (seen + 1, c, tr_sum, atr), value

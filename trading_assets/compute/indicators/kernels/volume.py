@@ -16,22 +16,37 @@ def obv_nb(close: np.ndarray, volume: np.ndarray, state: np.ndarray, i0: int, ou
     state = [bars seen, previous close, OBV].
     """
     out[:i0] = np.nan
-    seen = int(state[0])
-    prev, obv = state[1], state[2]
-    # OBV unchanged, plus or minus the volume, picked by index: an up or a down close is a coin toss that
-    # a branch (which LLVM makes of a select here) mispredicts half the time.
-    step = np.empty(3)
+    s = obv_load(state)
+    scratch = np.empty(3)
     for i in range(i0, close.shape[0]):
-        x = close[i]
-        if seen == 0:
-            obv = volume[i]
-        else:
-            step[0], step[1], step[2] = obv, obv + volume[i], obv - volume[i]
-            obv = step[(x > prev) + 2 * (x < prev)]
-        out[i] = obv
-        prev = x
-        seen += 1
-    state[0], state[1], state[2] = seen, prev, obv
+        s, out[i] = obv_step(s, close[i], volume[i], scratch)
+    obv_store(s, state)
+
+
+@njit(cache=True, error_model="numpy")
+def obv_load(state: np.ndarray) -> tuple[int, float, float]:
+    return int(state[0]), state[1], state[2]
+
+
+@njit(cache=True, error_model="numpy")
+def obv_store(s: tuple[int, float, float], state: np.ndarray) -> None:
+    state[0], state[1], state[2] = s
+
+
+@njit(cache=True, error_model="numpy")
+def obv_step(
+    s: tuple[int, float, float], x: float, volume: float, scratch: np.ndarray
+) -> tuple[tuple[int, float, float], float]:
+    """One bar of `obv_nb`: (the state after the bar, the OBV); `scratch` holds 3 values."""
+    seen, prev, obv = s
+    if seen == 0:
+        obv = volume
+    else:
+        # OBV unchanged, plus or minus the volume, picked by index: an up or a down close is a coin toss
+        # that a branch (which LLVM makes of a select here) mispredicts half the time.
+        scratch[0], scratch[1], scratch[2] = obv, obv + volume, obv - volume
+        obv = scratch[(x > prev) + 2 * (x < prev)]
+    return (seen + 1, x, obv), obv
 
 
 @njit(cache=True, error_model="numpy")
