@@ -53,7 +53,9 @@ def close_windows_nb(
         if stds:
             window_stds_nb(close, t0, n, 0, offset[:m], std[:m])
         if sma.shape[0] > 0:
-            sma[t0 : t0 + m] = mid[:m]
+            # Copied in a loop: an array assigned to a slice costs seconds more of compiling.
+            for t in range(m):
+                sma[t0 + t] = mid[t]
         for i in range(ks.shape[0]):
             _bands_block(price, mid[:m], std[:m], ks[i], bands[i], t0)
         if zscore.shape[0] > 0:
