@@ -7,7 +7,7 @@ The SQL is grouped per aggregate (datasets, indicator_sets, walkforward, simulat
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import dagster as dg
@@ -143,6 +143,15 @@ class Catalog(dg.ConfigurableResource, ABC):
         it was never started, or `result.status` is neither "succeeded" nor "failed".
         """
         return self._transaction(lambda db: walkforward.record_fold(db, run, fold, result))
+
+    def record_walkforward_folds(
+        self, run: str, results: Mapping[int, FoldResult], start: Sequence[int] = ()
+    ) -> tuple[list[WalkforwardFoldRecord], list[WalkforwardFoldRecord]]:
+        """Store the latest attempts' `results` (fold -> result), then start an attempt at each fold of
+        `start`, all in one transaction: what `record_walkforward_fold` and `start_walkforward_fold` do one
+        by one, with one commit. Returns the recorded and the started folds, in the order given. A step that
+        trains many short folds calls it once per group of folds instead of twice per fold."""
+        return self._transaction(lambda db: walkforward.record_and_start(db, run, results, start))
 
     def record_walkforward_predictions(
         self, run: str, predictions: WalkforwardPredictions

@@ -4,7 +4,7 @@ per-fold thresholds that complete a run."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from itertools import pairwise
 from typing import Any
@@ -186,6 +186,15 @@ def record_fold(db: Session, run: str, fold: int, result: FoldResult) -> Walkfor
         )
     _fold_changed(db, run, fold)
     return fold_from_row(row)
+
+
+def record_and_start(
+    db: Session, run: str, results: Mapping[int, FoldResult], start: Sequence[int]
+) -> tuple[list[WalkforwardFoldRecord], list[WalkforwardFoldRecord]]:
+    """The steps of `Catalog.record_walkforward_folds`, inside the caller's transaction."""
+    recorded = [record_fold(db, run, fold, result) for fold, result in results.items()]
+    started = [start_fold(db, run, fold) for fold in start]
+    return recorded, started
 
 
 def record_predictions(db: Session, run: str, predictions: WalkforwardPredictions) -> WalkforwardRunRecord:

@@ -434,14 +434,14 @@ def test_one_run_trains_a_runs_folds_and_a_failed_fold_fails_alone(prepared_data
     resources = prepared_dataset
     assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 3}}).success
     request = evaluate(resources, instance).run_requests[0]
-    trained = assets.train_and_record
+    trained = assets.train_one
 
-    def second_fails(run, catalog, number, *args):
+    def second_fails(run, number, *args):
         if number == 1:
-            return trained(run, catalog, number, "no-such-device", *args[1:])
-        return trained(run, catalog, number, *args)
+            return trained(run, number, "no-such-device", *args[1:])
+        return trained(run, number, *args)
 
-    monkeypatch.setattr(assets, "train_and_record", second_fails)
+    monkeypatch.setattr(assets, "train_one", second_fails)
     result = train_requested(resources, instance, request)
     assert not result.success
     # Folds 0 and 2 trained and are materialised; fold 1 is recorded failed and its cell shows failed.
@@ -455,9 +455,42 @@ def test_one_run_trains_a_runs_folds_and_a_failed_fold_fails_alone(prepared_data
     assert [s.value for s in status.values()] == ["MATERIALIZED", "FAILED", "MATERIALIZED"]
     # The sensor does not ask again; the failed cell re-runs alone, and then the run is assembled.
     assert evaluate(resources, instance).run_requests == []
-    monkeypatch.setattr(assets, "train_and_record", trained)
+    monkeypatch.setattr(assets, "train_one", trained)
     assert trained_cells(train(resources, instance, "btc25_run1", 1)) == [fold_key("btc25_run1", 1)]
     assert [r.job_name for r in evaluate(resources, instance).run_requests] == ["predict_walkforward"]
+
+
+def test_folds_are_recorded_in_groups_and_an_interrupt_records_the_group_it_stopped(
+    prepared_dataset, instance, monkeypatch
+):
+    from trading_assets.walkforward import assets
+
+    resources = prepared_dataset
+    assert start(resources, instance, {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 4}}).success
+    request = evaluate(resources, instance).run_requests[0]
+    trained = assets.train_one
+    calls = []
+
+    def interrupted_third(run, number, *args):
+        calls.append(number)
+        if number == 2:
+            raise KeyboardInterrupt
+        return trained(run, number, *args)
+
+    # Fold 0 alone, then every other fold in one group (as light folds are): 1 trains, 2 is interrupted.
+    monkeypatch.setattr(assets, "GROUP_SECONDS", 1e9)
+    monkeypatch.setattr(assets, "train_one", interrupted_third)
+    assert not train_requested(resources, instance, request).success
+    assert calls == [0, 1, 2]
+    folds = resources["catalog"].list_walkforward_folds("btc25_run1")
+    assert [(f.status, f.attempts) for f in folds] == [("succeeded", 1)] * 2 + [("failed", 1)] * 2
+    assert folds[2].result.message == "interrupted (KeyboardInterrupt) while it trained"
+    assert folds[3].result.message == "interrupted (KeyboardInterrupt) at fold 2, before it"
+    # What the group got to is materialised: the cells of the two folds that trained.
+    status = instance.get_status_by_partition(
+        fold_models.key, [fold_key("btc25_run1", n) for n in range(2)], fold_models.partitions_def
+    )
+    assert [s.value for s in status.values()] == ["MATERIALIZED", "MATERIALIZED"]
 
 
 def test_a_range_over_cells_a_run_does_not_have_trains_its_folds_and_fails_the_rest(

@@ -301,6 +301,41 @@ def test_a_succeeded_result_is_stored_with_every_field(catalog: Catalog) -> None
     assert catalog.list_walkforward_folds("btc_run1")[0] == fold
 
 
+def test_a_group_of_results_is_recorded_and_the_next_group_started_at_once(catalog: Catalog) -> None:
+    register(catalog, folds=4)
+    catalog.record_walkforward_folds("btc_run1", {}, start=[0, 1])
+
+    recorded, started = catalog.record_walkforward_folds(
+        "btc_run1", {0: SUCCEEDED, 1: FoldResult("failed", message="nan loss")}, start=[2, 3]
+    )
+
+    assert [(f.window.fold, f.status) for f in recorded] == [(0, "succeeded"), (1, "failed")]
+    assert [(f.window.fold, f.status, f.attempts) for f in started] == [(2, "running", 1), (3, "running", 1)]
+    assert recorded[0].result == SUCCEEDED
+    assert [f.status for f in catalog.list_walkforward_folds("btc_run1")] == [
+        "succeeded",
+        "failed",
+        "running",
+        "running",
+    ]
+    assert status_of(catalog) == "failed"
+
+
+def test_a_group_with_a_refused_result_stores_none_of_it(catalog: Catalog) -> None:
+    register(catalog, folds=3)
+    catalog.record_walkforward_folds("btc_run1", {}, start=[0])
+
+    # Fold 1 was never started: the whole transaction is refused, fold 0's result and 2's start included.
+    with pytest.raises(CatalogError, match="fold 1 of walkforward run 'btc_run1' was never started"):
+        catalog.record_walkforward_folds("btc_run1", {0: SUCCEEDED, 1: SUCCEEDED}, start=[2])
+
+    assert [(f.status, f.attempts) for f in catalog.list_walkforward_folds("btc_run1")] == [
+        ("running", 1),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+
+
 def test_a_failed_fold_fails_the_run_with_its_message(catalog: Catalog) -> None:
     register(catalog)
     catalog.start_walkforward_fold("btc_run1", 0)

@@ -121,7 +121,7 @@ def test_ctrl_c_during_a_fold_stops_records_the_fold_as_failed_and_says_how_to_r
 ):
     import trading_assets.walkforward.assets as assets
 
-    trained = assets.train_and_record
+    trained = assets.train_one
     calls = []
 
     def interrupted_second(*args, **kwargs):
@@ -130,7 +130,7 @@ def test_ctrl_c_during_a_fold_stops_records_the_fold_as_failed_and_says_how_to_r
             raise KeyboardInterrupt
         return trained(*args, **kwargs)
 
-    monkeypatch.setattr(assets, "train_and_record", interrupted_second)
+    monkeypatch.setattr(assets, "train_one", interrupted_second)
     Path("run.yaml").write_text(RUN)
     assert cli.main(["walkforward", "run.yaml"]) == 130
     captured = capsys.readouterr()
@@ -165,7 +165,7 @@ def test_a_fold_that_fails_exits_1_with_one_line_naming_the_fold_and_its_run(dat
     def broken(*args, **kwargs):
         raise RuntimeError("no memory left")
 
-    monkeypatch.setattr(assets, "train_and_record", broken)
+    monkeypatch.setattr(assets, "train_one", broken)
     Path("run.yaml").write_text(RUN)
     assert cli.main(["walkforward", "run.yaml"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -363,7 +363,7 @@ def test_the_request_of_a_foreground_run_is_never_queued_for_the_daemons_intake(
     import trading_assets.walkforward.assets as assets
     from sensors.intake import job_request_intake_sensor
 
-    trained, asked = assets.train_and_record, []
+    trained, asked = assets.train_one, []
 
     def watched(*args, **kwargs):
         resources = {"catalog": DuckDBCatalog(path=str(dataset))}
@@ -371,7 +371,7 @@ def test_the_request_of_a_foreground_run_is_never_queued_for_the_daemons_intake(
             asked.append(job_request_intake_sensor(context).run_requests)
         return trained(*args, **kwargs)
 
-    monkeypatch.setattr(assets, "train_and_record", watched)
+    monkeypatch.setattr(assets, "train_one", watched)
     Path("run.yaml").write_text(RUN.replace("max_folds: 3", "max_folds: 1"))
     assert cli.main(["walkforward", "run.yaml"]) == 0
     assert asked == [[]]

@@ -96,10 +96,19 @@ def _scores(meta: dict[str, Any]) -> str:
 def _settle_interrupted(catalog: Any, name: str) -> list[int]:
     """Record the fold whose training was interrupted as failed, with why: the catalog would otherwise show
     it running for ever (its step never got to record an outcome). The numbers of the folds recorded."""
-    running = [f.window.fold for f in catalog.list_walkforward_folds(name) if f.status == "running"]
+    from trading_assets.walkforward.assets import INTERRUPTED as STEP_INTERRUPTED
+
+    folds = catalog.list_walkforward_folds(name)
+    running = [f.window.fold for f in folds if f.status == "running"]
     for number in running:
         catalog.record_walkforward_fold(name, number, FoldResult("failed", message=INTERRUPTED))
-    return running
+    # The step itself records the fold it was training when it is interrupted there.
+    stopped = [
+        f.window.fold
+        for f in folds
+        if f.status == "failed" and ((f.result and f.result.message) or "").startswith(STEP_INTERRUPTED)
+    ]
+    return sorted(running + stopped)
 
 
 def _print_table(catalog: Any, name: str, trained: list[dict[str, Any]], predictions: dict[str, Any]) -> None:

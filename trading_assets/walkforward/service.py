@@ -6,7 +6,7 @@ the catalog, the bars and indicator columns from the store, and the folds from t
 from the spec again, so a longer export does not move or add folds under a running run. A window whose
 timestamps no longer match the bars (the dataset was re-imported with other bars) stops the step.
 
-Each fold then trains (`train_and_record`) and saves its model in the artifact folder, its path and hash
+Each fold then trains (`train_one`) and saves its model in the artifact folder, its path and hash
 in the catalog. Predictions and thresholds are derived from the stored models (`predict_run`,
 `derive_thresholds`), so what is in the tables is what the saved models give.
 
@@ -367,24 +367,14 @@ def fold_result(
     )
 
 
-def train_and_record(
-    run: LoadedRun, catalog: Catalog, number: int, device: str, nthread: int, model_path: Path
-) -> tuple[FoldOutcome, WalkforwardFoldRecord]:
-    """Train fold `number` (whose attempt the caller has started in the catalog), save its model at
-    `model_path` and record the fold; any error records the attempt as failed with the message, then
-    propagates."""
-    try:
-        outcome = walkforward.train_fold(run.prepared, run.spec, number, device=device, nthread=nthread)
-        sha256 = training.save_model(outcome.model.booster, model_path)
-        stored = catalog.record_walkforward_fold(
-            run.record.name, number, fold_result(outcome, model_path, sha256, run.spec.thresholds)
-        )
-    except BaseException as err:
-        catalog.record_walkforward_fold(
-            run.record.name, number, FoldResult(status="failed", message=f"{type(err).__name__}: {err}")
-        )
-        raise
-    return outcome, stored
+def train_one(
+    run: LoadedRun, number: int, device: str, nthread: int, model_path: Path
+) -> tuple[FoldOutcome, FoldResult]:
+    """Train fold `number`, save its model at `model_path`, and return the outcome with the catalog row to
+    record (the caller records it, alone or with other folds' rows in one transaction)."""
+    outcome = walkforward.train_fold(run.prepared, run.spec, number, device=device, nthread=nthread)
+    sha256 = training.save_model(outcome.model.booster, model_path)
+    return outcome, fold_result(outcome, model_path, sha256, run.spec.thresholds)
 
 
 def models_version(folds: list[WalkforwardFoldRecord]) -> str:
