@@ -19,16 +19,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from resources.compute import ComputeResource
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.duckdb_store import DuckDBStore
-from resources.landing import LandingFolder
-from resources.postgres_catalog import PostgresCatalog
-from resources.questdb_store import QuestDBStore
-from resources.sets_folder import SetsFolder
+# The resources are imported by the functions that build them: a command that only needs the catalog
+# (`trading-assets submit`, `runs`) does not load the parser's numba kernels, the QuestDB client or the
+# indicator library.
+if TYPE_CHECKING:
+    from resources.compute import ComputeResource
+    from resources.duckdb_catalog import DuckDBCatalog
+    from resources.duckdb_store import DuckDBStore
+    from resources.landing import LandingFolder
+    from resources.postgres_catalog import PostgresCatalog
+    from resources.questdb_store import QuestDBStore
+    from resources.sets_folder import SetsFolder
 
 EXECUTORS = ("in_process", "multiprocess", "celery")
 
@@ -92,6 +97,8 @@ def _secret(name: str) -> str | None:
 
 def timeseries_store(settings: Settings) -> DuckDBStore | QuestDBStore:
     if settings.timeseries == "questdb":
+        from resources.questdb_store import QuestDBStore
+
         host, _, port = os.environ.get("QUESTDB_ADDR", "127.0.0.1:9000").rpartition(":")
         return QuestDBStore(
             host=host or "127.0.0.1",
@@ -99,11 +106,15 @@ def timeseries_store(settings: Settings) -> DuckDBStore | QuestDBStore:
             username=os.environ.get("QUESTDB_USER"),
             password=_secret("QUESTDB_PASSWORD"),
         )
+    from resources.duckdb_store import DuckDBStore
+
     return DuckDBStore(path=str(settings.data_dir / "timeseries.duckdb"))
 
 
 def catalog(settings: Settings) -> DuckDBCatalog | PostgresCatalog:
     if settings.catalog == "postgres":
+        from resources.postgres_catalog import PostgresCatalog
+
         return PostgresCatalog(
             host=os.environ.get("PGHOST", "127.0.0.1"),
             port=int(os.environ.get("PGPORT", "5432")),
@@ -112,18 +123,26 @@ def catalog(settings: Settings) -> DuckDBCatalog | PostgresCatalog:
             dbname=os.environ.get("PGDATABASE", "trading_assets"),
             schema_name=os.environ.get("TRADING_CATALOG_SCHEMA", "public"),
         )
+    from resources.duckdb_catalog import DuckDBCatalog
+
     return DuckDBCatalog(path=str(settings.data_dir / "catalog.duckdb"))
 
 
 def landing(settings: Settings) -> LandingFolder:
+    from resources.landing import LandingFolder
+
     return LandingFolder(path=str(settings.landing_dir))
 
 
 def sets_folder(settings: Settings) -> SetsFolder:
+    from resources.sets_folder import SetsFolder
+
     return SetsFolder(path=str(settings.sets_dir))
 
 
 def compute(settings: Settings) -> ComputeResource:
+    from resources.compute import ComputeResource
+
     return ComputeResource(device=settings.device, artifacts_dir=str(settings.artifacts_dir))  # type: ignore[arg-type]
 
 
