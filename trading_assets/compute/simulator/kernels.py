@@ -3,16 +3,16 @@
 The trading rules these kernels follow are in the package docstring; their cached machine code is
 guarded as all compiled code of the compute library is (`compute/numba_cache.py`, called by the package).
 
-The trading state of a run is a small float64 array indexed by the `S_*` constants (numba has no mutable
-scalars to pass by reference), the config a float64 array indexed by `P_*` (flags as codes, NaN or 0 for
-"off"), so the kernels compile once, whatever the config, and their machine code stays cacheable. Indices
-and integer amounts stored as float64 are exact below 2**53. Both loops share every step of a bar: the
-target (`signal_nb`, `_direction_target`), what may happen (`_triage`), the orders (`_bar_orders`, only
-on the bars `_triage` flags) and the equity and bar statistics (`_account`; `simulate_nb` does the same
-arithmetic in a second pass, `_account_series`). `simulate_nb` keeps what changes on every bar in locals
-and skips the bars on which nothing can happen; `sweep_block_nb` keeps SWEEP_BLOCK runs side by side in
-SIMD lanes. The order helpers run without numba's reference counting (`_nrt=False`, they allocate
-nothing): counted, each call paid atomic increments and decrements for every array it was passed.
+The trading state of a run is a small float64 array indexed by the `S_*` constants, the config a float64
+array indexed by `P_*` (flags as codes, NaN or 0 for "off"), so the kernels compile once, whatever the
+config, and their machine code stays cacheable. Indices and integer amounts stored as float64 are exact
+below 2**53. Both loops share every step of a bar: the target (`signal_nb`, `_direction_target`), what may
+happen (`_triage`), the orders (`_bar_orders`, only on the bars `_triage` flags) and the equity and bar
+statistics (`_account`; `simulate_nb` does the same arithmetic in a second pass, `_account_series`). The
+order helpers are inlined and take and return a run's ledger, trade statistics and order book as tuples
+of locals (numba has no mutable scalars), so its values stay in registers: `simulate_nb` keeps them in
+locals throughout and skips the bars on which nothing can happen; `sweep_block_nb` keeps SWEEP_BLOCK runs
+side by side in SIMD lanes in its state array and loads a flagged run's tuples from it and back.
 
 No fastmath: the same inputs give bit-identical results, and each sweep cell equals `simulate` bit for bit.
 """
@@ -163,134 +163,6 @@ def initial_state_nb(params: np.ndarray, stop_losses: np.ndarray, take_profits: 
     return state
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _units_for_target(
-    state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, target: float
-) -> float:
-    """Signed units wanted for `target` at `price` (before slippage); fraction sizing takes the equity at
-    that price before the trade, and opens nothing while equity is zero or negative."""
-    sizing = params[P_SIZING]
-    if sizing == SIZING_FRACTION:
-        equity = state[S_CASH * w + k] + state[S_POSITION * w + k] * price
-        return target * params[P_SIZE] * max(equity, 0.0) / price
-    if sizing == SIZING_NOTIONAL:
-        return target * params[P_SIZE] / price
-    return target * params[P_SIZE]
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _fill(state: np.ndarray, k: int, w: int, params: np.ndarray, price: float, units: float) -> None:
-    """Trade `units` (signed, buy > 0) at `price` moved against us by the slippage, pay the fee on the
-    traded notional, and add the fill to the open trade's entry or exit sums."""
-    slippage = params[P_SLIPPAGE]
-    executed = price * ((1.0 + slippage) if units > 0 else (1.0 - slippage))
-    notional = abs(units) * executed
-    fee = notional * params[P_FEE]
-    state[S_CASH * w + k] -= units * executed + fee
-    state[S_TRADE_FEES * w + k] += fee
-    # Both sums get a value, one of them 0.0 (no sum is ever -0.0): selects, not a branch the processor
-    # would guess wrong on every other fill.
-    entry = units * state[S_SIDE * w + k] > 0
-    state[S_ENTRY_UNITS * w + k] += abs(units) if entry else 0.0
-    state[S_ENTRY_NOTIONAL * w + k] += notional if entry else 0.0
-    state[S_ENTRY_RAW * w + k] += abs(units) * price if entry else 0.0
-    state[S_EXIT_UNITS * w + k] += 0.0 if entry else abs(units)
-    state[S_EXIT_NOTIONAL * w + k] += 0.0 if entry else notional
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _close_trade(
-    state: np.ndarray, k: int, w: int, i: int, reason: float, trades: np.ndarray, store: bool
-) -> None:
-    """Book the open trade, now flat, as closed at bar `i`: trade statistics, and its row if `store`."""
-    side = state[S_SIDE * w + k]
-    pnl = (
-        side * (state[S_EXIT_NOTIONAL * w + k] - state[S_ENTRY_NOTIONAL * w + k])
-        - state[S_TRADE_FEES * w + k]
-    )
-    ret = pnl / state[S_ENTRY_NOTIONAL * w + k]
-    count = state[S_N_TRADES * w + k]
-    if store:
-        j = int(count)
-        trades[j, T_ENTRY_IDX] = state[S_ENTRY_IDX * w + k]
-        trades[j, T_EXIT_IDX] = i
-        trades[j, T_SIDE] = side
-        trades[j, T_SIZE] = state[S_ENTRY_UNITS * w + k]
-        trades[j, T_ENTRY_PRICE] = state[S_ENTRY_NOTIONAL * w + k] / state[S_ENTRY_UNITS * w + k]
-        trades[j, T_EXIT_PRICE] = state[S_EXIT_NOTIONAL * w + k] / state[S_EXIT_UNITS * w + k]
-        trades[j, T_PNL] = pnl
-        trades[j, T_RETURN] = ret
-        trades[j, T_FEES] = state[S_TRADE_FEES * w + k]
-        trades[j, T_BARS_HELD] = i - state[S_ENTRY_IDX * w + k]
-        trades[j, T_EXIT_REASON] = reason
-    count += 1
-    state[S_N_TRADES * w + k] = count
-    state[S_SUM_RETURN * w + k] += ret
-    state[S_BEST * w + k] = max(state[S_BEST * w + k], ret)
-    state[S_WORST * w + k] = min(state[S_WORST * w + k], ret)
-    # As in `_fill`: adding 0.0 rather than branching.
-    win, loss = pnl > 0, pnl < 0
-    state[S_WINS * w + k] += 1.0 if win else 0.0
-    state[S_GROSS_WIN * w + k] += pnl if win else 0.0
-    state[S_WIN_RETURN * w + k] += ret if win else 0.0
-    state[S_LOSSES * w + k] += 1.0 if loss else 0.0
-    state[S_GROSS_LOSS * w + k] += pnl if loss else 0.0
-    state[S_LOSS_RETURN * w + k] += ret if loss else 0.0
-    delta = pnl - state[S_PNL_MEAN * w + k]
-    state[S_PNL_MEAN * w + k] += delta / count
-    state[S_PNL_M2 * w + k] += delta * (pnl - state[S_PNL_MEAN * w + k])
-    state[S_SIDE * w + k] = 0.0
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _order(
-    state: np.ndarray,
-    k: int,
-    w: int,
-    params: np.ndarray,
-    i: int,
-    price: float,
-    target: float,
-    reason: float,
-    trades: np.ndarray,
-    store: bool,
-) -> None:
-    """Move the position to `target` with fills at bar `i`'s `price`. Going flat or to the other side
-    closes the trade (exit `reason`) and a flip opens the new one in the same bar at the same price; a
-    resize on the same side trades only the difference within the same trade."""
-    wanted = _units_for_target(state, k, w, params, price, target)
-    held = state[S_POSITION * w + k]
-    if wanted == held:
-        return
-    if held != 0.0 and wanted * held <= 0.0:
-        _fill(state, k, w, params, price, -held)
-        state[S_POSITION * w + k] = 0.0
-        _close_trade(state, k, w, i, reason, trades, store)
-        held = 0.0
-    if wanted != 0.0:
-        if held == 0.0:
-            state[S_SIDE * w + k] = 1.0 if wanted > 0 else -1.0
-            state[S_ENTRY_IDX * w + k] = i
-            state[S_ENTRY_UNITS * w + k] = 0.0
-            state[S_ENTRY_NOTIONAL * w + k] = 0.0
-            state[S_ENTRY_RAW * w + k] = 0.0
-            state[S_EXIT_UNITS * w + k] = 0.0
-            state[S_EXIT_NOTIONAL * w + k] = 0.0
-            state[S_TRADE_FEES * w + k] = 0.0
-        _fill(state, k, w, params, price, wanted - held)
-        # Set, not accumulated: held + (wanted - held) can miss `wanted` by an ulp.
-        state[S_POSITION * w + k] = wanted
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _set_stop_prices(state: np.ndarray, k: int, w: int) -> None:
-    """The open trade's stop-loss and take-profit prices from its entry before slippage (NaN = off)."""
-    side = state[S_SIDE * w + k]
-    entry = state[S_ENTRY_RAW * w + k] / state[S_ENTRY_UNITS * w + k]
-    state[S_STOP_PRICE * w + k] = entry * (1.0 - side * state[S_STOP_LOSS * w + k])
-    state[S_TAKE_PRICE * w + k] = entry * (1.0 + side * state[S_TAKE_PROFIT * w + k])
-
-
 @njit(cache=True, error_model="numpy")
 def exit_inside_bar_nb(
     side: float, stop: float, take: float, o: float, h: float, lo: float
@@ -355,73 +227,257 @@ def metrics_nb(state: np.ndarray, params: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+# A run's ledger and closed-trade statistics travel through the order helpers as tuples of locals (numba
+# has no mutable scalars): the helpers are inlined, so the values stay in registers. `sweep_block_nb`
+# loads a flagged run's fields from its state array into these tuples and stores them back.
+# Ledger: cash, position, and the open trade: side, entry bar, entry and exit sums (units, notional, entry
+# units at their prices before slippage), fees. Trade statistics: see `_close_trade`.
+L_CASH, L_POSITION, L_SIDE, L_ENTRY_IDX = 0, 1, 2, 3
+LEDGER = (S_CASH, S_POSITION, S_SIDE, S_ENTRY_IDX, S_ENTRY_UNITS, S_ENTRY_NOTIONAL, S_ENTRY_RAW,
+          S_EXIT_UNITS, S_EXIT_NOTIONAL, S_TRADE_FEES)  # fmt: skip
+STATS = (S_N_TRADES, S_WINS, S_LOSSES, S_GROSS_WIN, S_GROSS_LOSS, S_SUM_RETURN, S_WIN_RETURN,
+         S_LOSS_RETURN, S_BEST, S_WORST, S_PNL_MEAN, S_PNL_M2)  # fmt: skip
+ORDERS = (S_STOP_PRICE, S_TAKE_PRICE, S_LAST_TARGET, S_PENDING_TARGET, S_PENDING_REASON)
+Ledger = Stats = Orders = tuple[float, ...]
+Rules = tuple[bool, float, float, float, float, float]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rules(params: np.ndarray) -> Rules:
+    """The config values the orders read: (next_open, sizing, size, slippage, fee, max_bars)."""
+    return (
+        params[P_FILL] == FILL_NEXT_OPEN, params[P_SIZING], params[P_SIZE], params[P_SLIPPAGE],
+        params[P_FEE], params[P_MAX_BARS],
+    )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _units_for_target(
+    sizing: float, size: float, cash: float, position: float, price: float, target: float
+) -> float:
+    """Signed units wanted for `target` at `price` (before slippage); fraction sizing takes the equity at
+    that price before the trade, and opens nothing while equity is zero or negative."""
+    if sizing == SIZING_FRACTION:
+        equity = cash + position * price
+        return target * size * max(equity, 0.0) / price
+    if sizing == SIZING_NOTIONAL:
+        return target * size / price
+    return target * size
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _fill(ledger: Ledger, slippage: float, fee_rate: float, price: float, units: float) -> Ledger:
+    """The ledger after trading `units` (signed, buy > 0) at `price` moved against us by the slippage,
+    paying the fee on the traded notional, the fill added to the open trade's entry or exit sums."""
+    (cash, position, side, entry_idx, entry_units, entry_notional, entry_raw, exit_units, exit_notional,
+     fees) = ledger  # fmt: skip
+    executed = price * ((1.0 + slippage) if units > 0 else (1.0 - slippage))
+    notional = abs(units) * executed
+    fee = notional * fee_rate
+    # Both sums get a value, one of them 0.0 (no sum is ever -0.0): selects, not a branch the processor
+    # would guess wrong on every other fill.
+    entry = units * side > 0
+    return (
+        cash - (units * executed + fee),
+        position,
+        side,
+        entry_idx,
+        entry_units + (abs(units) if entry else 0.0),
+        entry_notional + (notional if entry else 0.0),
+        entry_raw + (abs(units) * price if entry else 0.0),
+        exit_units + (0.0 if entry else abs(units)),
+        exit_notional + (0.0 if entry else notional),
+        fees + fee,
+    )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _close_trade(
+    ledger: Ledger, stats: Stats, i: int, reason: float, trades: np.ndarray, store: bool
+) -> tuple[Ledger, Stats]:
+    """(ledger, stats) after booking the open trade, now flat, as closed at bar `i`: the closed-trade
+    statistics (count, wins, losses, gross win and loss, sums of returns, of winners' and losers'
+    returns, best and worst return, Welford mean and M2 of pnl), and its column of `trades` if `store`."""
+    (cash, position, side, entry_idx, entry_units, entry_notional, entry_raw, exit_units, exit_notional,
+     fees) = ledger  # fmt: skip
+    count, wins, losses, gross_win, gross_loss, sum_return, win_return, loss_return, best, worst, mean, m2 = (
+        stats
+    )
+    pnl = side * (exit_notional - entry_notional) - fees
+    ret = pnl / entry_notional
+    if store:
+        j = int(count)
+        trades[T_ENTRY_IDX, j] = entry_idx
+        trades[T_EXIT_IDX, j] = i
+        trades[T_SIDE, j] = side
+        trades[T_SIZE, j] = entry_units
+        trades[T_ENTRY_PRICE, j] = entry_notional / entry_units
+        trades[T_EXIT_PRICE, j] = exit_notional / exit_units
+        trades[T_PNL, j] = pnl
+        trades[T_RETURN, j] = ret
+        trades[T_FEES, j] = fees
+        trades[T_BARS_HELD, j] = i - entry_idx
+        trades[T_EXIT_REASON, j] = reason
+    count += 1
+    # As in `_fill`: adding 0.0 rather than branching.
+    win, loss = pnl > 0, pnl < 0
+    delta = pnl - mean
+    mean += delta / count
+    ledger = (
+        cash, position, 0.0, entry_idx, entry_units, entry_notional, entry_raw, exit_units, exit_notional,
+        fees,
+    )  # fmt: skip
+    stats = (
+        count,
+        wins + (1.0 if win else 0.0),
+        losses + (1.0 if loss else 0.0),
+        gross_win + (pnl if win else 0.0),
+        gross_loss + (pnl if loss else 0.0),
+        sum_return + ret,
+        win_return + (ret if win else 0.0),
+        loss_return + (ret if loss else 0.0),
+        max(best, ret),
+        min(worst, ret),
+        mean,
+        m2 + delta * (pnl - mean),
+    )
+    return ledger, stats
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _with_position(ledger: Ledger, position: float) -> Ledger:
+    """`ledger` with its position replaced."""
+    return (
+        ledger[0], position, ledger[2], ledger[3], ledger[4], ledger[5], ledger[6], ledger[7], ledger[8],
+        ledger[9],
+    )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _order(
+    ledger: Ledger,
+    stats: Stats,
+    rules: Rules,
+    i: int,
+    price: float,
+    target: float,
+    reason: float,
+    trades: np.ndarray,
+    store: bool,
+) -> tuple[Ledger, Stats]:
+    """(ledger, stats) after moving the position to `target` with fills at bar `i`'s `price`. Going flat
+    or to the other side closes the trade (exit `reason`) and a flip opens the new one in the same bar at
+    the same price; a resize on the same side trades only the difference within the same trade."""
+    _, sizing, size, slippage, fee_rate, _ = rules
+    held = ledger[L_POSITION]
+    wanted = _units_for_target(sizing, size, ledger[L_CASH], held, price, target)
+    if wanted == held:
+        return ledger, stats
+    if held != 0.0 and wanted * held <= 0.0:
+        ledger = _fill(ledger, slippage, fee_rate, price, -held)
+        ledger = _with_position(ledger, 0.0)
+        ledger, stats = _close_trade(ledger, stats, i, reason, trades, store)
+        held = 0.0
+    if wanted != 0.0:
+        if held == 0.0:
+            # A new trade: its side and entry bar, its sums from zero.
+            ledger = (
+                ledger[L_CASH],
+                held,
+                1.0 if wanted > 0 else -1.0,
+                float(i),
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+            )
+        ledger = _fill(ledger, slippage, fee_rate, price, wanted - held)
+        # Set, not accumulated: held + (wanted - held) can miss `wanted` by an ulp.
+        ledger = _with_position(ledger, wanted)
+    return ledger, stats
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _stop_prices(ledger: Ledger, stop_loss: float, take_profit: float) -> tuple[float, float]:
+    """The open trade's stop-loss and take-profit prices from its entry before slippage (NaN = off)."""
+    side = ledger[L_SIDE]
+    entry = ledger[6] / ledger[4]
+    return entry * (1.0 - side * stop_loss), entry * (1.0 + side * take_profit)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _bar_orders(
-    state: np.ndarray,
-    k: int,
-    w: int,
-    params: np.ndarray,
+    ledger: Ledger,
+    stats: Stats,
+    orders: Orders,
+    stop_loss: float,
+    take_profit: float,
+    rules: Rules,
     i: int,
     o: float,
     h: float,
     lo: float,
     c: float,
+    target: float,
     last: bool,
     trades: np.ndarray,
     store: bool,
-) -> None:
-    """Bar `i`'s orders for one run whose S_TARGET is already this bar's. In time order: the order waiting
-    for this open fills there, then stop-loss/take-profit inside the bar, then at the close the target is
-    decided (filled at once with fill="close"), and the last bar closes what is open."""
-    next_open = params[P_FILL] == FILL_NEXT_OPEN
+) -> tuple[Ledger, Stats, Orders]:
+    """(ledger, stats, orders) after bar `i`'s orders for one run, `target` this bar's; `orders` is
+    (stop price, take-profit price, last target acted on, pending target (NaN = none), its exit reason).
+    In time order: the order waiting for this open fills there, then stop-loss/take-profit inside the
+    bar, then at the close the target is decided (filled at once with fill="close"), and the last bar
+    closes what is open."""
+    next_open, _, _, _, _, max_bars = rules
+    stop_price, take_price, last_target, pending, pending_reason = orders
     # Without stop levels the trade's stop prices are never set nor read.
-    stops = not (math.isnan(state[S_STOP_LOSS * w + k]) and math.isnan(state[S_TAKE_PROFIT * w + k]))
-    if next_open and not math.isnan(state[S_PENDING_TARGET * w + k]):
-        _order(
-            state,
-            k,
-            w,
-            params,
-            i,
-            o,
-            state[S_PENDING_TARGET * w + k],
-            state[S_PENDING_REASON * w + k],
-            trades,
-            store,
-        )
-        state[S_PENDING_TARGET * w + k] = np.nan
-        if stops and state[S_POSITION * w + k] != 0.0:
-            _set_stop_prices(state, k, w)
-    if stops and state[S_POSITION * w + k] != 0.0:
-        price, reason = exit_inside_bar_nb(
-            state[S_SIDE * w + k], state[S_STOP_PRICE * w + k], state[S_TAKE_PRICE * w + k], o, h, lo
-        )
-        if not math.isnan(price):
-            _order(state, k, w, params, i, price, 0.0, reason, trades, store)
-    target = state[S_TARGET * w + k]
-    order_target, reason = np.nan, EXIT_SIGNAL
-    if target != state[S_LAST_TARGET * w + k]:
-        order_target = state[S_LAST_TARGET * w + k] = target
-    fill_bar = i + 1 if next_open else i
-    max_bars = params[P_MAX_BARS]
-    # Time is up unless this very order closes the trade anyway (flat or the other side).
-    if (
-        state[S_POSITION * w + k] != 0.0
-        and max_bars > 0
-        and fill_bar - state[S_ENTRY_IDX * w + k] >= max_bars
-        and (math.isnan(order_target) or order_target * state[S_SIDE * w + k] > 0.0)
-    ):
-        order_target, reason = 0.0, EXIT_MAX_BARS
-    if last:
-        if state[S_POSITION * w + k] != 0.0:
-            _order(state, k, w, params, i, c, 0.0, EXIT_END, trades, store)
-    elif not math.isnan(order_target):
-        if next_open:
-            state[S_PENDING_TARGET * w + k], state[S_PENDING_REASON * w + k] = order_target, reason
+    stops = not (math.isnan(stop_loss) and math.isnan(take_profit))
+    # Three moments, each with at most one order: one call of `_order` in a loop rather than three, which
+    # would triple the inlined code.
+    for moment in range(3):
+        price, order_target, reason = np.nan, np.nan, EXIT_SIGNAL
+        if moment == 0:
+            # The order waiting for this open.
+            if next_open and not math.isnan(pending):
+                price, order_target, reason = o, pending, pending_reason
+                pending = np.nan
+        elif moment == 1:
+            # A stop level reached inside the bar.
+            if stops and ledger[L_POSITION] != 0.0:
+                price, reason = exit_inside_bar_nb(ledger[L_SIDE], stop_price, take_price, o, h, lo)
+                order_target = 0.0
         else:
-            _order(state, k, w, params, i, c, order_target, reason, trades, store)
-            if stops and state[S_POSITION * w + k] != 0.0:
-                _set_stop_prices(state, k, w)
+            # The close: the target decided there, time up, the end of the data.
+            if target != last_target:
+                order_target = last_target = target
+            fill_bar = i + 1 if next_open else i
+            # Time is up unless this very order closes the trade anyway (flat or the other side).
+            if (
+                ledger[L_POSITION] != 0.0
+                and max_bars > 0
+                and fill_bar - ledger[L_ENTRY_IDX] >= max_bars
+                and (math.isnan(order_target) or order_target * ledger[L_SIDE] > 0.0)
+            ):
+                order_target, reason = 0.0, EXIT_MAX_BARS
+            if last:
+                if ledger[L_POSITION] != 0.0:
+                    price, order_target, reason = c, 0.0, EXIT_END
+                else:
+                    order_target = np.nan
+            elif next_open:
+                if not math.isnan(order_target):
+                    pending, pending_reason = order_target, reason
+                order_target = np.nan
+            else:
+                price = c
+        if not math.isnan(order_target) and not math.isnan(price):
+            ledger, stats = _order(ledger, stats, rules, i, price, order_target, reason, trades, store)
+            # The stop prices of the trade opened or resized (none after a stop exit: it is flat).
+            if stops and ledger[L_POSITION] != 0.0:
+                stop_price, take_price = _stop_prices(ledger, stop_loss, take_profit)
+    return ledger, stats, (stop_price, take_price, last_target, pending, pending_reason)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -587,62 +643,63 @@ def simulate_nb(
     `trades` one row per TRADE_COLUMNS entry with a column per closed trade.
 
     Two passes: the orders (cash and position rows), then the equity and bar statistics
-    (`_account_series`). The run's hot values stay in locals, read back from its state array only after
-    `_bar_orders` acted: kept in the array, every bar would wait on its own last store."""
+    (`_account_series`). The run's state stays in locals (the order helpers are inlined) and is written
+    to a state array for the metrics at the end."""
     n = close.shape[0]
     series = np.empty((len(SERIES), n))
-    # One row per trade. Every trade opens on an order of a new target, so there are at most as many as
-    # target changes: a buffer for the worst case (a trade a bar) would be fresh memory on every call,
+    # One column per trade. Every trade opens on an order of a new target, so there are at most as many
+    # as target changes: a buffer for the worst case (a trade a bar) would be fresh memory on every call,
     # each of its pages a fault on first write.
     changes = target[0] != 0.0
     for i in range(1, n):
         changes += target[i] != target[i - 1]
-    trades = np.empty((changes, len(TRADE_COLUMNS)))
+    trades = np.empty((len(TRADE_COLUMNS), changes))
     state = initial_state_nb(
         params, params[P_STOP_LOSS : P_STOP_LOSS + 1], params[P_TAKE_PROFIT : P_TAKE_PROFIT + 1]
     )
-    next_open = params[P_FILL] == FILL_NEXT_OPEN
+    rules = _rules(params)
+    next_open = rules[0]
     direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
-    cash, position, side, entry_idx = state[S_CASH], 0.0, 0.0, 0.0
+    stop_loss, take_profit = params[P_STOP_LOSS], params[P_TAKE_PROFIT]
+    ledger = (state[S_CASH], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    stats = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -np.inf, np.inf, 0.0, 0.0)
     stop = take = pending = np.nan
     last_target, pending_reason = 0.0, EXIT_SIGNAL
-    stops = not (math.isnan(params[P_STOP_LOSS]) and math.isnan(params[P_TAKE_PROFIT]))
+    stops = not (math.isnan(stop_loss) and math.isnan(take_profit))
     cash_row, position_row = series[1], series[2]
     # Without stop levels or max_bars, or while flat, nothing happens on a bar until the target changes
     # unless an order waits for the open or it is the last bar: such bars only copy cash and position.
     quiet = not stops and max_bars <= 0
     i = 0
     while i < n:
+        cash, position = ledger[L_CASH], ledger[L_POSITION]
         if math.isnan(pending) and (quiet or position == 0.0):
             while i < n - 1 and _direction_target(target[i], direction) == last_target:
                 cash_row[i] = cash
                 position_row[i] = position
                 i += 1
-        o, h, lo, c, t = open_[i], high[i], low[i], close[i], target[i]
-        t = _direction_target(t, direction)
+        o, h, lo, c = open_[i], high[i], low[i], close[i]
+        t = _direction_target(target[i], direction)
         act, last_target, pending, pending_reason = _triage(
-            t, last_target, pending, pending_reason, position, side, stop, take, entry_idx, o, h, lo,
-            i + 1 if next_open else i, max_bars, next_open, stops, i == n - 1,
+            t, last_target, pending, pending_reason, position, ledger[L_SIDE], stop, take,
+            ledger[L_ENTRY_IDX], o, h, lo, i + 1 if next_open else i, max_bars, next_open, stops, i == n - 1,
         )  # fmt: skip
         if act:
-            state[S_TARGET], state[S_LAST_TARGET] = t, last_target
-            state[S_PENDING_TARGET], state[S_PENDING_REASON] = pending, pending_reason
-            _bar_orders(state, 0, 1, params, i, o, h, lo, c, i == n - 1, trades, True)
-            cash, position, side, entry_idx = (
-                state[S_CASH],
-                state[S_POSITION],
-                state[S_SIDE],
-                state[S_ENTRY_IDX],
-            )
-            stop, take = state[S_STOP_PRICE], state[S_TAKE_PRICE]
-            last_target, pending = state[S_LAST_TARGET], state[S_PENDING_TARGET]
-            pending_reason = state[S_PENDING_REASON]
-        cash_row[i] = cash
-        position_row[i] = position
+            ledger, stats, orders = _bar_orders(
+                ledger, stats, (stop, take, last_target, pending, pending_reason), stop_loss, take_profit,
+                rules, i, o, h, lo, c, t, i == n - 1, trades, True,
+            )  # fmt: skip
+            stop, take, last_target, pending, pending_reason = orders
+        cash_row[i] = ledger[L_CASH]
+        position_row[i] = ledger[L_POSITION]
         i += 1
+    for j in range(len(LEDGER)):
+        state[LEDGER[j]] = ledger[j]
+    for j in range(len(STATS)):
+        state[STATS[j]] = stats[j]
     _account_series(series, close, state)
     metrics = metrics_nb(state, params)
-    return series, np.ascontiguousarray(trades[: int(metrics[M_N_TRADES])].T), metrics
+    return series, trades[:, : int(metrics[M_N_TRADES])], metrics
 
 
 # Runs side by side in `sweep_nb`'s blocks: a compile-time constant, so that the compiler sees that the
@@ -675,6 +732,7 @@ def sweep_block_nb(
     n = close.shape[0]
     next_open = params[P_FILL] == FILL_NEXT_OPEN
     direction, max_bars = params[P_DIRECTION], params[P_MAX_BARS]
+    rules = _rules(params)
     act = np.empty(w, dtype=np.bool_)
     no_trades = np.empty((0, 0))
     levels = state[S_STOP_LOSS * w : (S_TAKE_PROFIT + 1) * w]
@@ -702,7 +760,32 @@ def sweep_block_nb(
             state[S_PENDING_REASON * w + k] = pending_reason + 0.0
         for k in range(w):
             if act[k]:
-                _bar_orders(state, k, w, params, i, o, h, lo, c, last, no_trades, False)
+                ledger = (
+                    state[S_CASH * w + k], state[S_POSITION * w + k], state[S_SIDE * w + k],
+                    state[S_ENTRY_IDX * w + k], state[S_ENTRY_UNITS * w + k], state[S_ENTRY_NOTIONAL * w + k],
+                    state[S_ENTRY_RAW * w + k], state[S_EXIT_UNITS * w + k], state[S_EXIT_NOTIONAL * w + k],
+                    state[S_TRADE_FEES * w + k],
+                )  # fmt: skip
+                stats = (
+                    state[S_N_TRADES * w + k], state[S_WINS * w + k], state[S_LOSSES * w + k],
+                    state[S_GROSS_WIN * w + k], state[S_GROSS_LOSS * w + k], state[S_SUM_RETURN * w + k],
+                    state[S_WIN_RETURN * w + k], state[S_LOSS_RETURN * w + k], state[S_BEST * w + k],
+                    state[S_WORST * w + k], state[S_PNL_MEAN * w + k], state[S_PNL_M2 * w + k],
+                )  # fmt: skip
+                orders = (
+                    state[S_STOP_PRICE * w + k], state[S_TAKE_PRICE * w + k], state[S_LAST_TARGET * w + k],
+                    state[S_PENDING_TARGET * w + k], state[S_PENDING_REASON * w + k],
+                )  # fmt: skip
+                ledger, stats, orders = _bar_orders(
+                    ledger, stats, orders, state[S_STOP_LOSS * w + k], state[S_TAKE_PROFIT * w + k], rules,
+                    i, o, h, lo, c, state[S_TARGET * w + k], last, no_trades, False,
+                )  # fmt: skip
+                for j in range(len(LEDGER)):
+                    state[LEDGER[j] * w + k] = ledger[j]
+                for j in range(len(STATS)):
+                    state[STATS[j] * w + k] = stats[j]
+                for j in range(len(ORDERS)):
+                    state[ORDERS[j] * w + k] = orders[j]
         for k in range(w):
             (
                 state[S_EQUITY * w + k], _, state[S_PEAK * w + k], state[S_UNDERWATER * w + k],
