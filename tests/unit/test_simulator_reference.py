@@ -7,6 +7,7 @@ gaps and wide ranges (so stops trigger) and targets that persist, flip and resiz
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,7 +197,10 @@ def assert_close(actual, expected, what):
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(config=configs, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40))
 def test_simulate_matches_the_reference_simulator(config, seed, n):
-    bars = random_market(seed, n)
+    assert_matches_reference(random_market(seed, n), config)
+
+
+def assert_matches_reference(bars, config):
     result = simulate(*bars, config)
     equity, cash, position, trades = reference_simulate(*bars, config)
 
@@ -208,6 +212,45 @@ def test_simulate_matches_the_reference_simulator(config, seed, n):
         assert result.trades[column].tolist() == trades[column].tolist(), column
     for column in ("size", "entry_price", "exit_price", "pnl", "return_pct", "fees"):
         assert_close(result.trades[column].to_numpy(), trades[column].to_numpy(dtype=float), column)
+    return result
+
+
+def stretch_market(seed: int, n: int) -> tuple[np.ndarray, ...]:
+    """`random_market`'s prices with targets that change on about one bar in 40: long stretches of
+    unchanged targets, the bars `simulate` skips unless a stop, max_bars or a waiting order needs them."""
+    open_, high, low, close, _ = random_market(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    levels = rng.choice([-1.0, -0.5, 0.0, 0.3, 1.0], n)
+    changes = np.flatnonzero(rng.random(n) < 0.025)
+    target = np.zeros(n)
+    for start, end in zip(changes, [*changes[1:], n], strict=True):
+        target[start:end] = levels[start]
+    return open_, high, low, close, target
+
+
+STRETCH_CONFIGS = [
+    SimConfig(
+        fill=fill, stop_loss_pct=stop, take_profit_pct=take, max_bars_held=bars, sizing=sizing, units=3.0
+    )
+    for fill in ("next_open", "close")
+    for stop, take, bars in ((0.03, None, None), (None, 0.05, None), (None, None, 7), (0.04, 0.06, 25))
+    for sizing in ("fraction", "units")
+]
+
+
+@pytest.mark.parametrize("config", STRETCH_CONFIGS)
+def test_exits_inside_long_stretches_of_unchanged_targets_match_the_reference(config):
+    """Stops and max_bars fire on bars where the target has not changed for a while (bars a fast path
+    might skip), and the run stays flat after them until the target changes."""
+    inside = 0
+    for seed in range(12):
+        bars = stretch_market(seed, 400)
+        trades = assert_matches_reference(bars, config).trades
+        target = bars[4]
+        for exit_idx, reason in zip(trades["exit_idx"], trades["exit_reason"], strict=True):
+            steady = exit_idx >= 5 and (target[exit_idx - 5 : exit_idx + 1] == target[exit_idx]).all()
+            inside += reason in ("stop_loss", "take_profit", "max_bars") and steady
+    assert inside >= 10
 
 
 def test_the_random_cases_reach_every_exit_reason_and_back_to_back_trades():
