@@ -24,8 +24,9 @@ from trading_assets.requests.service import INTAKE_TAG
 
 @dg.sensor(
     job_name=TAKE_JOB_REQUEST_JOB,
-    # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
-    # waits for a tick. Its evaluation reads a few catalog rows.
+    # Every loop of the daemon's sensor thread (every 5 s; a minimum of 5 s here skipped a loop whenever the
+    # last tick was a hair under 5 s ago): submit to result is a chain of runs, each link waiting for a tick.
+    # Its evaluation reads a few catalog rows.
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Asks for a take_job_request run of each walkforward or simulation job request queued in "

@@ -26,8 +26,9 @@ from trading_assets.simulation.jobs import (
 
 @dg.sensor(
     jobs=[simulate_job, compare_simulations_job],
-    # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
-    # waits for a tick. Its evaluation reads a few catalog rows.
+    # Every loop of the daemon's sensor thread (every 5 s; a minimum of 5 s here skipped a loop whenever the
+    # last tick was a hair under 5 s ago): submit to result is a chain of runs, each link waiting for a tick.
+    # Its evaluation reads a few catalog rows.
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Runs registered simulations (one run each), then refreshes each dataset's "

@@ -56,8 +56,9 @@ def _blocks(order: list[str], wanted: set[str]) -> list[tuple[str, str]]:
 
 @dg.sensor(
     jobs=[train_folds_job, predict_walkforward_job],
-    # Every sensor loop of the daemon (5 s at the least): submit to result is a chain of runs, and each link
-    # waits for a tick. Its evaluation reads a few catalog rows.
+    # Every loop of the daemon's sensor thread (every 5 s; a minimum of 5 s here skipped a loop whenever the
+    # last tick was a hair under 5 s ago): submit to result is a chain of runs, each link waiting for a tick.
+    # Its evaluation reads a few catalog rows.
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Trains the folds of registered walkforward runs (one run for a run's untried folds), then "
