@@ -44,8 +44,10 @@ test: $(VENV)/.installed services
 	$(BIN)/ruff check .
 	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/pytest -n auto --dist loadfile
 
+# The Dagster UI on :3000 and the HTTP API on :8000 (trading-assets serve; docs/api.md), stopped together.
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
+	$(BIN)/trading-assets serve & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # Screenshots of the UI on the demo's state (docs/qa/walkthrough.md), through Debian's headless Chromium.

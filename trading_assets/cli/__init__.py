@@ -11,6 +11,7 @@ trading-assets simulate FILE.yaml
 trading-assets indicators FILE.yaml
 trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
+trading-assets serve [--host H] [--port P]
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
 """
@@ -26,6 +27,7 @@ from trading_assets.cli import (
     indicators,
     ingest,
     requests,
+    serve,
     simulate,
     submit,
     sweep,
@@ -44,6 +46,7 @@ COMMANDS = (
     simulate,
     sweep,
     requests,
+    serve,
 )
 
 

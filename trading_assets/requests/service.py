@@ -77,7 +77,12 @@ class Intake:
 
 
 class RequestInvalid(ValueError):
-    """The request cannot be registered as asked; the message says which field and why."""
+    """The request cannot be registered as asked; the message says which field and why, and `problems` lists
+    each wrong field as (path, problem), the path dotted ("folds.train"; "(top)" for the whole config)."""
+
+    def __init__(self, message: str, problems: typing.Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 def parse_config(kind: str, text: str, source: str = "config") -> WalkforwardConfig | SimulationConfig:
@@ -99,28 +104,30 @@ def config_from_data(kind: str, data: Any, source: str = "config") -> Walkforwar
 def typed_config(model: type[C], data: Any, source: str, noun: str) -> C:
     """`data` as the typed config `model` (a `noun` config); RequestInvalid naming each wrong field."""
     if not isinstance(data, dict):
-        raise RequestInvalid(f"{source} must be a mapping of fields, not {type(data).__name__}")
+        problem = f"must be a mapping of fields, not {type(data).__name__}"
+        raise RequestInvalid(f"{source} {problem}", [("(top)", problem)])
     # Dagster's Config classes ignore unknown keys outside the launchpad (whose schema refuses them), and
     # a misspelt optional field would silently take its default: name them, and missing ones, here.
-    if problems := _field_problems(model, data, ""):
-        raise RequestInvalid(f"{source} is not a valid {noun} config: {'; '.join(problems)}")
-    try:
-        return model(**data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-            for error in err.errors()
-        )
-        raise RequestInvalid(f"{source} is not a valid {noun} config: {problems}") from None
+    problems = _field_problems(model, data, "")
+    if not problems:
+        try:
+            return model(**data)
+        except ValidationError as err:
+            problems = [
+                (".".join(str(part) for part in error["loc"]) or "(top)", error["msg"])
+                for error in err.errors()
+            ]
+    listed = "; ".join(f"{path}: {problem}" for path, problem in problems)
+    raise RequestInvalid(f"{source} is not a valid {noun} config: {listed}", problems)
 
 
-def _field_problems(model: type[dg.Config], data: dict[str, Any], prefix: str) -> list[str]:
-    """Unknown and missing fields of `data` for `model`, nested configs included, as 'path: problem'."""
-    problems = [f"{prefix}{key}: unknown field" for key in data if key not in model.model_fields]
+def _field_problems(model: type[dg.Config], data: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
+    """Unknown and missing fields of `data` for `model`, nested configs included, as (path, problem)."""
+    problems = [(f"{prefix}{key}", "unknown field") for key in data if key not in model.model_fields]
     for name, field in model.model_fields.items():
         if name not in data:
             if field.is_required():
-                problems.append(f"{prefix}{name}: field required")
+                problems.append((f"{prefix}{name}", "field required"))
             continue
         nested = [t for t in typing.get_args(field.annotation) or (field.annotation,) if _is_config(t)]
         if nested and isinstance(data[name], dict):

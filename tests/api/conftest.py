@@ -1,0 +1,153 @@
+"""The API against real data: a small pipeline (import, indicators, a 3-fold walkforward run, a simulation)
+run once per module by the same jobs the daemon launches, into a tmp folder on the embedded default
+(DuckDB catalog and store), and the app served by a real uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.duckdb_store import DuckDBStore
+from trading_assets.api.app import create_app
+from trading_assets.api.settings import ApiSettings
+
+WRITE_TOKEN = "write-token-0123456789abcdef"
+READ_TOKEN = "read-token-0123456789abcdef"
+RUN = """\
+dataset: btc25
+indicator_version: 1
+target: {kind: regression, horizon: 3}
+folds: {train: "1500", test: "500", embargo: 5, max_folds: 3}
+hyperparameters: {n_estimators: 20, max_depth: 3, early_stopping_rounds: 5}
+seed: 11
+"""
+SET = {
+    "name": "small",
+    "indicators": [
+        {"indicator": "rsi", "params": {"n": 14}},
+        {"indicator": "logret", "params": {"n": 5}},
+        {"indicator": "zscore", "params": {"n": 30}},
+    ],
+}
+
+
+@dataclass
+class Demo:
+    data: Path
+    catalog: DuckDBCatalog
+    store: DuckDBStore
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="package")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """btc25 (3,500 one-minute bars), indicator set btc25_1, walkforward run btc25_run1 and simulation
+    btc25_sim1, made by the project's own jobs in the foreground (`trading-assets walkforward`/`simulate`)."""
+    from trading_assets import cli
+    from trading_assets import settings as cfg
+    from trading_assets.cli.launcher import Launcher
+    from trading_assets.compute.demo_data import generate_bars, write_export
+    from trading_assets.compute.indicators import parse_spec
+    from trading_assets.indicators.service import register_set
+    from trading_assets.partitions import indicator_set_key
+
+    root = tmp_path_factory.mktemp("api")
+    data = root / "data"
+    home = data / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with _env(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu"):
+            for backend in ("TRADING_TIMESERIES", "TRADING_CATALOG"):
+                os.environ.pop(backend, None)
+            settings = cfg.Settings.from_env()
+            launcher = Launcher.for_settings(settings)
+            settings.landing_dir.mkdir()
+            write_export(generate_bars(n_rows=3_500, seed=4), settings.landing_dir / "btc25.txt")
+            launcher.instance.add_dynamic_partitions("datasets", ["btc25"])
+            assert launcher.execute("ingest_bars", partition_key="btc25").success
+            launcher.instance.add_dynamic_partitions("indicator_versions", ["1"])
+            catalog = DuckDBCatalog(path=str(data / "catalog.duckdb"))
+            register_set(catalog, "btc25", parse_spec(SET, source="test"))
+            assert launcher.execute(
+                "materialize_indicators", partition_key=indicator_set_key("btc25", 1)
+            ).success
+            Path("run.yaml").write_text(RUN)
+            assert cli.main(["walkforward", "run.yaml"]) == 0
+            Path("sim.yaml").write_text("run: btc25_run1\nfee_bps: 1\nslippage_bps: 1\n")
+            assert cli.main(["simulate", "sim.yaml"]) == 0
+    finally:
+        os.chdir(cwd)
+    return Demo(data, catalog, DuckDBStore(path=str(data / "timeseries.duckdb")))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(settings: ApiSettings, demo: Demo) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread; its base URL."""
+    app = create_app(settings, catalog=demo.catalog, store=demo.store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="package")
+def base_url(demo: Demo) -> Iterator[str]:
+    """Served with a write token and open reads."""
+    with serve(ApiSettings(port=_free_port(), write_token=WRITE_TOKEN, max_body=64 * 1024), demo) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+def guarded_url(demo: Demo) -> Iterator[str]:
+    """Served with both tokens: reads need one too."""
+    settings = ApiSettings(port=_free_port(), write_token=WRITE_TOKEN, read_token=READ_TOKEN)
+    with serve(settings, demo) as url:
+        yield url
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as client:
+        yield client

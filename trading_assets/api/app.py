@@ -1,0 +1,164 @@
+"""The API service: FastAPI on the catalog and the time-series store, versioned under /api/v1.
+
+`create_app()` builds it from the environment (trading_assets.settings for the stores, api.settings for
+where it listens, tokens and limits); tests pass their own catalog and store. Every error is JSON
+(`Problem`): `detail` for people, `problems` naming each wrong field; no stack trace ever reaches a client
+(the server logs it with an id that the response repeats).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
+from trading_assets.api import routes
+from trading_assets.api.settings import ApiSettings
+
+log = logging.getLogger("trading_assets.api")
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    catalog: Catalog | None = None,
+    store: TimeSeriesStore | None = None,
+) -> FastAPI:
+    """The app; the catalog and store default to the configured ones (TRADING_CATALOG, TRADING_TIMESERIES)."""
+    settings = settings or ApiSettings.from_env()
+    if catalog is None or store is None:
+        from trading_assets import settings as cfg
+
+        configured = cfg.Settings.from_env()
+        catalog = catalog or cfg.catalog(configured).process_config_and_initialize()
+        store = store or cfg.timeseries_store(configured).process_config_and_initialize()
+    app = FastAPI(
+        title="trading-assets",
+        version="1",
+        summary="Catalog, time series and jobs of the trading-assets platform",
+        description="Reads need `Authorization: Bearer <token>` when TRADING_API_READ_TOKEN is set; writes "
+        "always need TRADING_API_WRITE_TOKEN's value. Errors are `Problem` objects.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.store = store
+    app.include_router(routes.catalog_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
+    app.include_router(routes.series_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
+    app.include_router(routes.jobs_router, prefix=API_PREFIX)
+    _errors(app)
+    # Outermost: a body over the limit is refused before anything reads it.
+    app.add_middleware(BodyLimit, max_body=settings.max_body)
+    return app
+
+
+def _problem(status: int, detail: str, problems: list[dict[str, str]] | None = None, **headers: str) -> Any:
+    return JSONResponse({"detail": detail, "problems": problems or []}, status_code=status, headers=headers)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        problems = exc.detail.get("problems") if isinstance(exc.detail, dict) else None
+        if isinstance(exc.detail, dict):
+            detail = str(exc.detail.get("detail", detail))
+        return _problem(exc.status_code, detail, problems, **(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        # loc is (where, *path): "query"/"path"/"header" and the parameter, or "body" and the field's path
+        # ("(top)" for the body as a whole, as the job-request intake says it).
+        problems = [{"field": _field(error["loc"]), "problem": error["msg"]} for error in exc.errors()]
+        listed = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return _problem(422, f"invalid request: {listed}", problems)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Any:
+        # The client gets an id to quote; the log has the trace (no request headers, so no token).
+        error_id = uuid.uuid4().hex[:12]
+        log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+        return _problem(500, f"internal error {error_id}: the server's log has the details")
+
+
+def _field(loc: Any) -> str:
+    path = ".".join(str(part) for part in loc[1:])
+    if path:
+        return path
+    return "(top)" if not loc or loc[0] == "body" else str(loc[0])
+
+
+class BodyLimit:
+    """Refuses a request whose body is larger than `max_body` bytes with 413, whether it says its length
+    (Content-Length) or streams it in chunks, before the app reads more than the limit."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_problem(send, 400, "Content-Length is not a number")
+                    return
+                if declared > self.max_body:
+                    await _send_problem(send, 413, f"request body over {self.max_body} bytes")
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    # FastAPI passes an HTTPException raised while it reads the body on to its handler.
+                    raise StarletteHTTPException(413, f"request body over {self.max_body} bytes")
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except StarletteHTTPException as exc:  # read outside FastAPI's handlers
+            if started or exc.status_code != 413:
+                raise
+            await _send_problem(send, 413, f"request body over {self.max_body} bytes")
+
+
+async def _send_problem(send: Callable[[Message], Awaitable[None]], status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail, "problems": []}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
