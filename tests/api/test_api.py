@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
+import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -301,3 +302,32 @@ def test_the_openapi_document_is_published(api: httpx.Client) -> None:
     )
     body = spec["paths"]["/api/v1/job-requests/walkforward"]["post"]["requestBody"]
     assert "WalkforwardConfig" in json.dumps(body)
+
+
+def test_a_series_is_cut_to_the_points_asked_for_and_keeps_its_extremes(
+    api: httpx.Client, demo: Demo
+) -> None:
+    import numpy as np
+
+    from trading_assets.compute.downsample import downsample
+
+    page = api.get("/tables/btc25/series", params={"columns": "close,high", "points": 50}).json()
+    bars = demo.store.read("btc25", columns=["ts", "close", "high"])
+    assert page["rows"] == bars.num_rows and len(page["ts"]) <= 50
+    expected = downsample(
+        bars.column("ts").cast(pa.int64()).to_numpy(),
+        {"close": bars.column("close").to_numpy(), "high": bars.column("high").to_numpy()},
+        50,
+    )
+    assert page["step"] == expected.step
+    assert page["columns"]["close"]["last"] == expected.last["close"].tolist()
+    assert max(page["columns"]["high"]["high"]) == float(np.max(bars.column("high").to_numpy()))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"columns": "close", "points": 5}, "points"), ({"columns": "ts"}, "columns"), ({}, "columns")],
+)
+def test_bad_series_queries_name_the_field(api: httpx.Client, params: dict, field: str) -> None:
+    response = api.get("/tables/btc25/series", params=params)
+    assert response.status_code == 422 and field in fields(response)

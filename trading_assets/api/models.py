@@ -334,4 +334,20 @@ class RowsPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
 
 
+class SeriesColumn(BaseModel):
+    low: list[float | None]
+    high: list[float | None]
+    last: list[float | None]
+
+
+class SeriesPage(BaseModel):
+    table: str
+    rows: int = Field(description="Rows of the window")
+    step: int = Field(description="Rows per point (the last point may hold fewer)")
+    ts: list[datetime] = Field(description="Each point's first row's timestamp")
+    columns: dict[str, SeriesColumn] = Field(
+        description="Per column: each point's lowest, highest, last value"
+    )
+
+
 Problem.model_rebuild()

@@ -25,6 +25,8 @@ from trading_assets.api.models import (
     JobRequestDetail,
     Problem,
     RowsPage,
+    SeriesColumn,
+    SeriesPage,
     Simulation,
     Threshold,
     TradePage,
@@ -372,6 +374,58 @@ def table_rows(
         _encode(format, schema, batches),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@series_router.get("/tables/{table}/series", response_model=SeriesPage, responses=ERRORS)
+def table_series(
+    table: NamePath,
+    catalog: CatalogDep,
+    store: StoreDep,
+    columns: Annotated[str, Query(min_length=1, max_length=4000, description="comma-separated")],
+    start: Annotated[str | None, Query(max_length=40, description=BOUND)] = None,
+    end: Annotated[str | None, Query(max_length=40, description=f"{BOUND}; exclusive")] = None,
+    points: Annotated[int, Query(ge=10, le=10_000, description="the chart's width in pixels")] = 1_000,
+) -> SeriesPage:
+    """Numeric columns of a catalogued table over [start, end) cut to at most `points` points: each point
+    the lowest, highest and last value of its run of rows, so a chart of a million bars gets what it can
+    draw and still shows every spike (NaN as null)."""
+    from trading_assets.compute.downsample import downsample
+
+    table = _checked("table", table, naming.table_name)
+    first, last = _bounds(_bound("start", start), _bound("end", end))
+    names = [_checked("columns", c.strip(), naming.column_name) for c in columns.split(",") if c.strip()]
+    names = [n for n in dict.fromkeys(names) if n != "ts"]
+    if not names:
+        raise _refused("columns", "names no column besides ts")
+    if not _catalogued(catalog, table):
+        raise _not_found(f"table {table!r}")
+    try:
+        data = store.read(table, first, last, ["ts", *names])
+    except StoreError as err:
+        raise _refused("columns", str(err), str(err)) from None
+    values = {}
+    for name in names:
+        column = data.column(name)
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            raise _refused("columns", f"{name} is {column.type}, not a number")
+        values[name] = column.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    ts = data.column("ts").cast(pa.int64()).to_numpy()
+    cut = downsample(ts, values, points)
+
+    def listed(array: Any) -> list[float | None]:
+        return [v if math.isfinite(v) else None for v in array.tolist()]
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return SeriesPage(
+        table=table,
+        rows=int(ts.size),
+        step=cut.step,
+        ts=[epoch + timedelta(microseconds=int(t)) for t in cut.ts_us],
+        columns={
+            n: SeriesColumn(low=listed(cut.low[n]), high=listed(cut.high[n]), last=listed(cut.last[n]))
+            for n in names
+        },
     )
 
 
