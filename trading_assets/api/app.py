@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,10 +61,28 @@ def create_app(
     app.include_router(routes.catalog_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
     app.include_router(routes.series_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
     app.include_router(routes.jobs_router, prefix=API_PREFIX)
+    _dashboard(app)
     _errors(app)
     # Outermost: a body over the limit is refused before anything reads it.
     app.add_middleware(BodyLimit, max_body=settings.max_body)
     return app
+
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _dashboard(app: FastAPI) -> None:
+    """The dashboard: static pages (no build step, no CDN: uPlot is shipped under static/vendor) that read
+    the same API as any other client."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/sims/{name}", include_in_schema=False)
+    def simulation_page(name: str) -> FileResponse:
+        return FileResponse(STATIC / "sim.html")
 
 
 def _problem(status: int, detail: str, problems: list[dict[str, str]] | None = None, **headers: str) -> Any:

@@ -1,0 +1,88 @@
+"""The dashboard in Debian's headless Chromium (Playwright), on the demo pipeline's data: the simulations
+list and a simulation's page render, their numbers are the catalog's, the charts draw, and the trades
+table pages and sorts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Demo
+
+CHROMIUM = "/usr/bin/chromium"
+# Where the pages' screenshots go when set (docs/img for the docs); tests alone leave the tree as it is.
+SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def page(base_url: str) -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.errors = errors  # type: ignore[attr-defined]
+        page.base = base_url  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def _open(page, path: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(page.base + path)
+    page.wait_for_selector("body[data-ready]", timeout=20_000)
+    assert page.get_attribute("body", "data-ready") == "true", page.inner_text("main")
+    assert page.errors == []
+
+
+def test_the_list_shows_each_simulation_with_the_catalogs_numbers(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/")
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_simulations.png"), full_page=True)
+    (sim,) = demo.catalog.list_simulations()
+    m = sim.metric_values()
+    row = page.locator(f"tr[data-sim='{sim.name}']")
+    assert row.locator("td[data-metric='total_return']").inner_text() == f"{m['total_return'] * 100:.2f}%"
+    assert sim.run in row.inner_text()
+
+
+def test_a_simulation_page_shows_metrics_charts_and_trades(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/sims/btc25_sim1")
+    m = demo.catalog.get_simulation("btc25_sim1").metric_values()
+    value = page.locator("[data-metric='sharpe'] .value").inner_text()
+    assert value == f"{m['sharpe']:.2f}"
+    assert page.locator("[data-metric='n_trades'] .value").inner_text() == f"{m['n_trades']:,}"
+    # Both charts drew on their canvas: some pixel is not blank.
+    for chart in ("#equity", "#drawdown"):
+        drawn = page.eval_on_selector(
+            f"{chart} canvas",
+            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+        )
+        assert drawn, chart
+    trades = demo.catalog.list_simulation_trades("btc25_sim1")
+    rows = page.locator("#trade-table tr")
+    assert rows.count() == 1 + min(25, len(trades))
+    assert f"of {len(trades):,}" in page.inner_text(".pager")
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_simulation.png"), full_page=True)
+
+
+def test_the_trades_table_sorts_and_pages(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/sims/btc25_sim1")
+    trades = demo.catalog.list_simulation_trades("btc25_sim1")
+    page.click("th[data-sort='pnl']")  # ascending
+    page.wait_for_selector("th[data-sort='pnl']:has-text('▲')")
+    page.click("th[data-sort='pnl']")  # descending
+    page.wait_for_selector("th[data-sort='pnl']:has-text('▼')")
+    best = max(trades, key=lambda t: t.pnl)
+    first_row = page.locator("#trade-table tr").nth(1).inner_text()
+    assert first_row.split("\t")[0] == str(best.trade)
+    page.click("#next")
+    page.wait_for_selector(".pager:has-text('26\u2013')")
+    assert page.locator("#trade-table tr").count() > 1
