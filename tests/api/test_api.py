@@ -331,3 +331,16 @@ def test_a_series_is_cut_to_the_points_asked_for_and_keeps_its_extremes(
 def test_bad_series_queries_name_the_field(api: httpx.Client, params: dict, field: str) -> None:
     response = api.get("/tables/btc25/series", params=params)
     assert response.status_code == 422 and field in fields(response)
+
+
+def test_a_folds_model_downloads_with_its_recorded_hash(api: httpx.Client, demo: Demo) -> None:
+    import hashlib
+
+    fold = demo.catalog.list_walkforward_folds("btc25_run1")[1]
+    response = api.get("/walkforward-runs/btc25_run1/folds/1/model")
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == fold.result.model_sha256
+    assert response.headers["x-model-sha256"] == fold.result.model_sha256
+    assert api.get("/walkforward-runs/btc25_run1/folds/9/model").status_code == 404
+    importance = api.get("/walkforward-runs/btc25_run1").json()["folds"][1]["feature_importance"]
+    assert importance == json.loads(fold.result.feature_importance)

@@ -86,3 +86,34 @@ def test_the_trades_table_sorts_and_pages(page, demo: Demo) -> None:  # type: ig
     page.click("#next")
     page.wait_for_selector(".pager:has-text('26\u2013')")
     assert page.locator("#trade-table tr").count() > 1
+
+
+def test_a_runs_page_shows_its_folds_charts_and_downloads(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/")
+    page.click("tr[data-run='btc25_run1'] a")
+    page.wait_for_selector("body[data-ready]")
+    assert page.url.endswith("/runs/btc25_run1") and page.errors == []
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_run.png"), full_page=True)
+    folds = demo.catalog.list_walkforward_folds("btc25_run1")
+    for fold in folds:
+        row = page.locator(f"#fold-table tr[data-fold='{fold.window.fold}']")
+        assert row.locator("td[data-metric='ic']").inner_text() == f"{fold.result.ic:.3f}"
+        assert row.locator("a").get_attribute("href").endswith(f"/folds/{fold.window.fold}/model")
+    for chart in ("#fold-chart", "#predictions"):
+        drawn = page.eval_on_selector(
+            f"{chart} canvas",
+            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+        )
+        assert drawn, chart
+    assert page.locator("#importance-table tr").count() == len(
+        demo.catalog.get_walkforward_run("btc25_run1").features
+    )
+    # The predictions download holds every row of the table.
+    with page.expect_download() as info:
+        page.click("#download-predictions")
+    import pyarrow.parquet as pq
+
+    downloaded = pq.read_table(info.value.path())
+    assert downloaded.equals(demo.store.read("btc25_run1"))

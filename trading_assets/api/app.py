@@ -80,6 +80,10 @@ def _dashboard(app: FastAPI) -> None:
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/runs/{name}", include_in_schema=False)
+    def run_page(name: str) -> FileResponse:
+        return FileResponse(STATIC / "run.html")
+
     @app.get("/sims/{name}", include_in_schema=False)
     def simulation_page(name: str) -> FileResponse:
         return FileResponse(STATIC / "sim.html")

@@ -131,6 +131,7 @@ class Fold(BaseModel):
     train_seconds: float | None
     metrics: dict[str, float | None]
     model_sha256: str | None
+    feature_importance: dict[str, float] | None = Field(description="Gain per feature, as XGBoost gives it")
     message: str | None
 
     @classmethod
@@ -157,6 +158,9 @@ class Fold(BaseModel):
             train_seconds=result.train_seconds if result else None,
             metrics=metrics,  # type: ignore[arg-type]
             model_sha256=result.model_sha256 if result else None,
+            feature_importance=(
+                json.loads(result.feature_importance) if result and result.feature_importance else None
+            ),
             message=result.message if result else None,
         )
 

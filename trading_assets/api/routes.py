@@ -9,11 +9,12 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from resources.catalog import Catalog
 from resources.timeseries import StoreError, TimeSeriesStore
@@ -46,6 +47,7 @@ jobs_router = APIRouter(tags=["jobs"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "a token is needed (or was wrong)"},
     404: {"model": Problem, "description": "no such thing in the catalog"},
+    409: {"model": Problem, "description": "a stored file is not the one the catalog recorded"},
     422: {"model": Problem, "description": "a parameter or field is wrong: `problems` names each"},
 }
 # JSON pages of rows: the default and the most rows a page holds; downloads have no limit by default.
@@ -189,6 +191,40 @@ def get_walkforward_run(name: NamePath, catalog: CatalogDep) -> WalkforwardRunDe
         folds=[_fold(f) for f in catalog.list_walkforward_folds(record.name)],
         thresholds=[Threshold.of(t) for t in catalog.list_walkforward_thresholds(record.name)],
     )
+
+
+@catalog_router.get(
+    "/walkforward-runs/{name}/folds/{fold}/model",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "the model"}},
+)
+def fold_model(
+    name: NamePath, fold: Annotated[int, Path(ge=0, le=1_000_000)], catalog: CatalogDep
+) -> Response:
+    """A fold's XGBoost model file (UBJSON), as trained; refused (409) when its bytes no longer have the
+    SHA-256 the catalog recorded."""
+    import hashlib
+
+    name = _checked("name", name, naming.table_name)
+    if catalog.get_walkforward_run(name) is None:
+        raise _not_found(f"walkforward run {name!r}")
+    stored = {f.window.fold: f for f in catalog.list_walkforward_folds(name)}.get(fold)
+    result = stored.result if stored else None
+    if result is None or result.model_path is None or result.model_sha256 is None:
+        raise _not_found(f"trained model of fold {fold} of {name!r}")
+    try:
+        raw = FilePath(result.model_path).read_bytes()
+    except OSError:
+        raise _not_found(f"model file of fold {fold} of {name!r} (it was moved or deleted)") from None
+    if hashlib.sha256(raw).hexdigest() != result.model_sha256:
+        raise HTTPException(
+            409, f"the model file of fold {fold} of {name!r} is not the one the catalog recorded"
+        )
+    filename = f"{name}_fold{fold:03d}.ubj"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Model-SHA256": result.model_sha256,
+    }
+    return Response(raw, media_type="application/octet-stream", headers=headers)
 
 
 def _fold(record: Any) -> Any:
