@@ -117,3 +117,33 @@ def test_a_runs_page_shows_its_folds_charts_and_downloads(page, demo: Demo) -> N
 
     downloaded = pq.read_table(info.value.path())
     assert downloaded.equals(demo.store.read("btc25_run1"))
+
+
+def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    from conftest import WRITE_TOKEN
+
+    (request,) = [r for r in demo.catalog.list_job_requests(kind="walkforward") if r.target == "btc25_run1"]
+    _open(page, f"/jobs?request={request.id}")
+    # Prefilled from the request that made btc25_run1 ("re-run with changes").
+    assert page.input_value("[data-path='dataset']") == "btc25"
+    assert page.input_value("[data-path='folds.train']") == "1500"
+    page.fill("#token", WRITE_TOKEN)
+    page.fill("[data-path='hyperparameters.max_depth']", "deep")
+    page.click("#submit")
+    page.wait_for_selector("[data-error='hyperparameters.max_depth']:not(:empty)")
+    assert "integer" in page.inner_text("[data-error='hyperparameters.max_depth']")
+    assert page.get_attribute("#submit-result", "data-request") is None
+    page.fill("[data-path='hyperparameters.max_depth']", "2")
+    page.click("#submit")
+    page.wait_for_selector("#submit-result[data-request]")
+    new_id = int(page.get_attribute("#submit-result", "data-request"))
+    stored = demo.catalog.get_job_request(new_id)
+    assert stored.status == "QUEUED" and '"max_depth": 2' in stored.config
+    # The optional chained simulation was left switched off, so the request does not ask for one.
+    assert "simulate" not in stored.config
+    # The queue shows it, from the live event stream.
+    page.wait_for_selector(
+        f"#queue-table tr[data-request='{new_id}'] td[data-status='QUEUED']", timeout=10_000
+    )
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_jobs.png"), full_page=True)

@@ -15,7 +15,8 @@ const fmt = {
   num: (v, digits = 2) => (v == null ? "–" : Number(v).toFixed(digits)),
   int: (v) => (v == null ? "–" : Number(v).toLocaleString("en-US")),
   price: (v) => (v == null ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: 6 })),
-  time: (iso) => (iso == null ? "–" : iso.replace("T", " ").replace(/:00(\.0+)?(Z|\+00:00)$/, " UTC")),
+  // UTC times to the minute, seconds only when there are some; fractions of a second dropped.
+  time: (iso) => (iso == null ? "–" : iso.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "").replace(/:00$/, "") + " UTC"),
   duration: (seconds) => {
     if (seconds == null) return "–";
     const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600), m = Math.floor((seconds % 3600) / 60);
