@@ -65,8 +65,9 @@ def _env(**values: str) -> Iterator[None]:
 
 @pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    """btc25 (3,500 one-minute bars), indicator set btc25_1, walkforward run btc25_run1 and simulation
-    btc25_sim1, made by the project's own jobs in the foreground (`trading-assets walkforward`/`simulate`)."""
+    """btc25 (3,500 one-minute bars), indicator set btc25_1, walkforward run btc25_run1 and simulations
+    btc25_sim1 and btc25_sim2 (dearer costs), made by the project's own jobs in the foreground
+    (`trading-assets walkforward`/`simulate`)."""
     from trading_assets import cli
     from trading_assets import settings as cfg
     from trading_assets.cli.launcher import Launcher
@@ -102,6 +103,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
             assert cli.main(["walkforward", "run.yaml"]) == 0
             Path("sim.yaml").write_text("run: btc25_run1\nfee_bps: 1\nslippage_bps: 1\n")
             assert cli.main(["simulate", "sim.yaml"]) == 0
+            # A second sim of the same run with dearer costs, to compare.
+            Path("sim2.yaml").write_text("run: btc25_run1\nfee_bps: 5\nslippage_bps: 2\n")
+            assert cli.main(["simulate", "sim2.yaml"]) == 0
     finally:
         os.chdir(cwd)
     return Demo(data, catalog, DuckDBStore(path=str(data / "timeseries.duckdb")))

@@ -90,8 +90,10 @@ def test_a_walkforward_run_has_its_folds_metrics_and_thresholds(api: httpx.Clien
 
 
 def test_a_simulation_has_its_metrics_as_numbers(api: httpx.Client, demo: Demo) -> None:
-    (record,) = demo.catalog.list_simulations("btc25")
-    (listed,) = api.get("/simulations", params={"run": "btc25_run1"}).json()
+    record = demo.catalog.get_simulation("btc25_sim1")
+    served = api.get("/simulations", params={"run": "btc25_run1"}).json()
+    assert [s["name"] for s in served] == [s.name for s in demo.catalog.list_simulations("btc25")]
+    listed = served[0]
     assert listed == api.get(f"/simulations/{record.name}").json()
     assert listed["series_table"] == record.name and listed["status"] == "completed"
     stored = record.metric_values()
@@ -344,3 +346,16 @@ def test_a_folds_model_downloads_with_its_recorded_hash(api: httpx.Client, demo:
     assert api.get("/walkforward-runs/btc25_run1/folds/9/model").status_code == 404
     importance = api.get("/walkforward-runs/btc25_run1").json()["folds"][1]["feature_importance"]
     assert importance == json.loads(fold.result.feature_importance)
+
+
+def test_monthly_returns_come_from_the_sims_equity(api: httpx.Client, demo: Demo) -> None:
+    from trading_assets.compute.monthly import monthly_returns
+
+    series = demo.store.read("btc25_sim1", columns=["ts", "equity"])
+    expected = monthly_returns(
+        series.column("ts").cast(pa.int64()).to_numpy(), series.column("equity").to_numpy(), 10_000.0
+    )
+    got = api.get("/simulations/btc25_sim1/monthly-returns").json()
+    assert [(m["year"], m["month"], m["return"]) for m in got] == expected
+    sim = demo.catalog.get_simulation("btc25_sim1").metric_values()
+    assert abs(got[-1]["return"] - sim["total_return"]) < 1e-12  # the demo's sim lies within one month

@@ -44,11 +44,13 @@ def test_the_list_shows_each_simulation_with_the_catalogs_numbers(page, demo: De
     _open(page, "/")
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_simulations.png"), full_page=True)
-    (sim,) = demo.catalog.list_simulations()
-    m = sim.metric_values()
-    row = page.locator(f"tr[data-sim='{sim.name}']")
-    assert row.locator("td[data-metric='total_return']").inner_text() == f"{m['total_return'] * 100:.2f}%"
-    assert sim.run in row.inner_text()
+    sims = demo.catalog.list_simulations()
+    assert len(sims) == 2
+    for sim in sims:
+        m = sim.metric_values()
+        row = page.locator(f"tr[data-sim='{sim.name}']")
+        assert row.locator("td[data-metric='total_return']").inner_text() == f"{m['total_return'] * 100:.2f}%"
+        assert sim.run in row.inner_text()
 
 
 def test_a_simulation_page_shows_metrics_charts_and_trades(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
@@ -65,6 +67,8 @@ def test_a_simulation_page_shows_metrics_charts_and_trades(page, demo: Demo) -> 
             " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
         )
         assert drawn, chart
+    cell = page.locator("#monthly-table td[data-month='2025-1']")
+    assert cell.inner_text() == f"{m['total_return'] * 100:.2f}%"  # the demo's sim lies within January
     trades = demo.catalog.list_simulation_trades("btc25_sim1")
     rows = page.locator("#trade-table tr")
     assert rows.count() == 1 + min(25, len(trades))
@@ -147,3 +151,24 @@ def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, 
     )
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_jobs.png"), full_page=True)
+
+
+def test_two_simulations_compare_side_by_side(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/")
+    page.check("[data-compare='btc25_sim1']")
+    page.check("[data-compare='btc25_sim2']")
+    page.click("#compare")
+    page.wait_for_selector("body[data-ready]")
+    assert page.get_attribute("body", "data-ready") == "true" and page.errors == []
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_compare.png"), full_page=True)
+    row = page.locator("#compare-table tr[data-metric='total_return'] td")
+    for k, name in enumerate(("btc25_sim1", "btc25_sim2"), start=1):
+        m = demo.catalog.get_simulation(name).metric_values()
+        assert row.nth(k).inner_text() == f"{m['total_return'] * 100:.2f}%"
+    drawn = page.eval_on_selector(
+        "#equity canvas",
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+    )
+    assert drawn and page.locator("#equity .u-legend .u-series").count() == 3  # time + two sims

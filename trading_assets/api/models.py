@@ -281,6 +281,14 @@ class Simulation(BaseModel):
         )
 
 
+class MonthlyReturn(BaseModel):
+    year: int
+    month: int
+    value: float | None = Field(alias="return", description="As a fraction; null after a ruin")
+
+    model_config = {"populate_by_name": True}
+
+
 class TradePage(BaseModel):
     simulation: str
     total: int

@@ -24,6 +24,7 @@ from trading_assets.api.models import (
     IndicatorSet,
     JobRequest,
     JobRequestDetail,
+    MonthlyReturn,
     Problem,
     RowsPage,
     SeriesColumn,
@@ -251,6 +252,31 @@ def get_simulation(name: NamePath, catalog: CatalogDep) -> Simulation:
     if record is None:
         raise _not_found(f"simulation {name!r}")
     return Simulation.of(record)
+
+
+@catalog_router.get(
+    "/simulations/{name}/monthly-returns",
+    response_model=list[MonthlyReturn],
+    responses=ERRORS,
+    response_model_by_alias=True,
+)
+def monthly(name: NamePath, catalog: CatalogDep, store: StoreDep) -> list[MonthlyReturn]:
+    """The sim's return in every calendar month (UTC) of its series: the month's last equity over the
+    previous month's (over the initial cash for the first)."""
+    from trading_assets.compute.monthly import monthly_returns
+
+    name = _checked("name", name, naming.table_name)
+    record = catalog.get_simulation(name)
+    if record is None:
+        raise _not_found(f"simulation {name!r}")
+    if record.row_count is None:
+        return []
+    series = store.read(name, columns=["ts", "equity"])
+    initial = float(json.loads(record.config)["sim"]["initial_cash"])
+    months = monthly_returns(
+        series.column("ts").cast(pa.int64()).to_numpy(), series.column("equity").to_numpy(), initial
+    )
+    return [MonthlyReturn(year=y, month=m, value=None if math.isnan(r) else r) for y, m, r in months]
 
 
 TradeSort = Literal[tuple(f.name for f in dataclasses.fields(SimulationTrade))]  # type: ignore[valid-type]
