@@ -172,3 +172,31 @@ def test_two_simulations_compare_side_by_side(page, demo: Demo) -> None:  # type
         " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
     )
     assert drawn and page.locator("#equity .u-legend .u-series").count() == 3  # time + two sims
+
+
+def test_the_indicator_explorer_draws_price_and_indicators_and_zooms(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    _open(page, "/explore?dataset=btc25")
+    assert "3,500 bars in the whole history" in page.inner_text("#note")
+    for pane in ("#price", "[data-pane='rsi']", "[data-pane='logret']", "[data-histogram='rsi']"):
+        drawn = page.eval_on_selector(
+            f"{pane} canvas",
+            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+        )
+        assert drawn, pane
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_explorer.png"), full_page=True)
+    # Drag across the price pane: every pane shows the window, cut again by the server.
+    box = page.locator("#price .u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.25, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+    page.mouse.up()
+    page.wait_for_function("document.querySelector('#note').textContent.includes('→')")
+    zoomed = page.inner_text("#note")
+    bars = int(zoomed.split(" bars")[0].replace(",", ""))
+    assert 500 < bars < 1200 and "1 a point" in zoomed  # a quarter of 3,500 bars, one bar a pixel
+    page.click("#reset")
+    page.wait_for_function("document.querySelector('#note').textContent.includes('whole history')")
+    assert page.errors == []

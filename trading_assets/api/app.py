@@ -80,6 +80,10 @@ def _dashboard(app: FastAPI) -> None:
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/explore", include_in_schema=False)
+    def explore_page() -> FileResponse:
+        return FileResponse(STATIC / "explore.html")
+
     @app.get("/compare", include_in_schema=False)
     def compare_page() -> FileResponse:
         return FileResponse(STATIC / "compare.html")

@@ -362,4 +362,16 @@ class SeriesPage(BaseModel):
     )
 
 
+class Histogram(BaseModel):
+    edges: list[float]
+    early: list[int] = Field(description="Counts in the first half of the rows")
+    late: list[int] = Field(description="Counts in the second half of the rows")
+
+
+class HistogramPage(BaseModel):
+    table: str
+    rows: int
+    columns: dict[str, Histogram | None] = Field(description="null for a column with no finite value")
+
+
 Problem.model_rebuild()

@@ -21,6 +21,8 @@ from resources.timeseries import StoreError, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.api.models import (
     Dataset,
+    Histogram,
+    HistogramPage,
     IndicatorSet,
     JobRequest,
     JobRequestDetail,
@@ -489,6 +491,43 @@ def table_series(
             for n in names
         },
     )
+
+
+@series_router.get("/tables/{table}/histograms", response_model=HistogramPage, responses=ERRORS)
+def table_histograms(
+    table: NamePath,
+    catalog: CatalogDep,
+    store: StoreDep,
+    columns: Annotated[str, Query(min_length=1, max_length=4000, description="comma-separated")],
+    bins: Annotated[int, Query(ge=2, le=200)] = 40,
+) -> HistogramPage:
+    """Each column's values of the first and second half of the table's rows in shared bins: whether its
+    distribution drifted over the history."""
+    from trading_assets.compute.downsample import halves_histogram
+
+    table = _checked("table", table, naming.table_name)
+    names = [_checked("columns", c.strip(), naming.column_name) for c in columns.split(",") if c.strip()]
+    names = [n for n in dict.fromkeys(names) if n != "ts"]
+    if not names:
+        raise _refused("columns", "names no column besides ts")
+    if not _catalogued(catalog, table):
+        raise _not_found(f"table {table!r}")
+    try:
+        data = store.read(table, columns=names)
+    except StoreError as err:
+        raise _refused("columns", str(err), str(err)) from None
+    out: dict[str, Histogram | None] = {}
+    for name in names:
+        column = data.column(name)
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            raise _refused("columns", f"{name} is {column.type}, not a number")
+        h = halves_histogram(column.to_numpy(zero_copy_only=False).astype("float64", copy=False), bins)
+        out[name] = (
+            None
+            if h is None
+            else Histogram(edges=h.edges.tolist(), early=h.early.tolist(), late=h.late.tolist())
+        )
+    return HistogramPage(table=table, rows=data.num_rows, columns=out)
 
 
 def _empty_page(table: str, names: list[str] | None, format: str) -> Any:

@@ -47,3 +47,35 @@ def downsample(ts_us: np.ndarray, columns: Mapping[str, np.ndarray], points: int
         where = np.maximum.reduceat(np.where(finite, index, -1), starts)
         last[name] = np.where(where >= starts, values[np.maximum(where, 0)], np.nan)
     return Downsampled(step, np.asarray(ts_us, dtype=np.int64)[starts], low, high, last)
+
+
+@dataclass(frozen=True)
+class HalvesHistogram:
+    """Counts of a column's finite values in the same bins for the first and the second half of its rows:
+    how its distribution drifted. The bins span the 0.5% to 99.5% quantiles of all its finite values
+    (values outside count in the end bins), so one outlier does not squash the rest into a single bin."""
+
+    edges: np.ndarray
+    early: np.ndarray
+    late: np.ndarray
+
+
+def halves_histogram(values: np.ndarray, bins: int) -> HalvesHistogram | None:
+    """None when the column has no finite value."""
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, not {bins}")
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    low, high = np.quantile(finite, [0.005, 0.995])
+    if not high > low:
+        low, high = low - 0.5, high + 0.5  # a constant column: one bin around it
+    edges = np.linspace(low, high, bins + 1)
+    half = values.size // 2
+
+    def counts(part: np.ndarray) -> np.ndarray:
+        part = np.clip(part[np.isfinite(part)], low, high)
+        return np.histogram(part, bins=edges)[0]
+
+    return HalvesHistogram(edges, counts(values[:half]), counts(values[half:]))
