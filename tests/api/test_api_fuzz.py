@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 # Cases generated per operation and mode; the SSE stream never ends, so it is left out (test_api.py reads
 # it).
-EXAMPLES = 15
+EXAMPLES = 12
 ALL_CHECKS = list(HealthCheck)
 
 

@@ -338,6 +338,8 @@ def test_a_simulation_stores_its_series_trades_and_metrics_and_passes_its_checks
         assert meta[metric] == pytest.approx(metrics[metric], nan_ok=True)
     assert isinstance(meta["sharpe"], float) and isinstance(meta["n_trades"], int)
     assert meta["equity"].startswith("![") and "data:image/png;base64," in meta["equity"]
+    # A link to the sim's dashboard page (TRADING_DASHBOARD_URL, default the local `trading-assets serve`).
+    assert meta["dashboard"] == f"http://127.0.0.1:8000/sims/{record.name}"
     first = meta["first_trades"].records
     assert [r.data["trade"] for r in first] == list(range(min(10, len(trades))))
     worst = [r.data["pnl"] for r in meta["worst_trades"].records]

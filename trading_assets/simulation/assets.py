@@ -24,7 +24,7 @@ from resources.timeseries import TimeSeriesStore
 from trading_assets.bars.assets import bars
 from trading_assets.compute.charts import equity_drawdown_png, sweep_heatmap_png
 from trading_assets.compute.simulator import METRIC_NAMES, SimConfig, SimResult, sweep
-from trading_assets.metadata import png_md
+from trading_assets.metadata import dashboard_url, png_md
 from trading_assets.partitions import datasets, simulations, walkforward_runs
 from trading_assets.records import SimulationRecord, SimulationTrade
 from trading_assets.simulation import checks
@@ -187,6 +187,7 @@ def simulation(
         f"{name}: {metrics['n_trades']} trades, total return {metrics['total_return']:.4%}, "
         f"Sharpe {metrics['sharpe']:.3f}, max drawdown {metrics['max_drawdown']:.4%}"
     )
+    metadata["dashboard"] = dashboard_url(f"/sims/{name}")
     yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(stored.config_sha256[:16]))
     yield checks.simulation_reproduces(timeseries, catalog, stored)
     yield checks.accounting_balances(timeseries, catalog, stored)

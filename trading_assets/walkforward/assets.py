@@ -23,7 +23,7 @@ from trading_assets.compute import fold_metrics
 from trading_assets.compute.charts import feature_importance_png, fold_metrics_png, predicted_vs_realised_png
 from trading_assets.compute.walkforward import FoldOutcome, WalkforwardSpec
 from trading_assets.indicators.assets import indicators
-from trading_assets.metadata import png_md
+from trading_assets.metadata import dashboard_url, png_md
 from trading_assets.partitions import fold_key, one_dimension, walkforward_folds, walkforward_runs
 from trading_assets.records import FoldResult, WalkforwardFoldRecord
 from trading_assets.walkforward import checks
@@ -410,7 +410,10 @@ def predictions(
     table, _ = write_predictions(timeseries, catalog, run, folds)
     context.log.info(f"{run.record.name}: {table.num_rows} predictions of {len(folds)} folds written")
     yield dg.MaterializeResult(
-        metadata=predictions_metadata(run, folds, table.num_rows),
+        metadata={
+            **predictions_metadata(run, folds, table.num_rows),
+            "dashboard": dashboard_url(f"/runs/{run.record.name}"),
+        },
         data_version=dg.DataVersion(models_version(run.folds)),
     )
     yield causal
