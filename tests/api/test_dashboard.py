@@ -128,6 +128,11 @@ def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, 
 
     (request,) = [r for r in demo.catalog.list_job_requests(kind="walkforward") if r.target == "btc25_run1"]
     _open(page, f"/jobs?request={request.id}")
+    # Each request links to its Dagster runs' pages.
+    runs = demo.catalog.list_job_runs(request.id)
+    page.wait_for_selector(f"[data-runs='{request.id}'] a")
+    links = page.locator(f"[data-runs='{request.id}'] a")
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [r.url for r in runs]
     # Prefilled from the request that made btc25_run1 ("re-run with changes").
     assert page.input_value("[data-path='dataset']") == "btc25"
     assert page.input_value("[data-path='folds.train']") == "1500"
