@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,6 +48,8 @@ class Demo:
     data: Path
     catalog: DuckDBCatalog
     store: DuckDBStore
+    # Runs the code location's jobs in process on the demo's instance, as the daemon would launch them.
+    launcher: Any = None
 
 
 @contextmanager
@@ -108,7 +111,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
             assert cli.main(["simulate", "sim2.yaml"]) == 0
     finally:
         os.chdir(cwd)
-    return Demo(data, catalog, DuckDBStore(path=str(data / "timeseries.duckdb")))
+    return Demo(data, catalog, DuckDBStore(path=str(data / "timeseries.duckdb")), launcher)
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,15 @@ def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, 
     page.wait_for_selector(
         f"#queue-table tr[data-request='{new_id}'] td[data-status='QUEUED']", timeout=10_000
     )
+    # The runs the daemon would launch for it (intake, its folds, its predictions), then the lifecycle the
+    # sensors record: the queue follows it to COMPLETED, live, and links the new run.
+    # (In a thread of its own: the jobs' event loop must not meet Playwright's on this one.)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_complete, demo, new_id).result()
+    row = f"#queue-table tr[data-request='{new_id}']"
+    page.wait_for_selector(f"{row} td[data-status='COMPLETED']", timeout=15_000)
+    target = demo.catalog.get_job_request(new_id).target
+    assert page.get_attribute(f"{row} a[href^='/runs/']", "href") == f"/runs/{target}"
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_jobs.png"), full_page=True)
 
@@ -205,3 +215,21 @@ def test_the_indicator_explorer_draws_price_and_indicators_and_zooms(page, demo:
     page.click("#reset")
     page.wait_for_function("document.querySelector('#note').textContent.includes('whole history')")
     assert page.errors == []
+
+
+def _complete(demo: Demo, request_id: int) -> None:
+    """What the daemon does with a queued walkforward request, in process."""
+    from sensors.walkforward import RANGE_END, RANGE_START
+    from trading_assets.partitions import fold_key
+    from trading_assets.requests.service import REQUEST_TAG
+
+    launcher, tags = demo.launcher, {REQUEST_TAG: str(request_id)}
+    intake = {"take_queued_request": {"config": {"request_id": request_id}}}
+    assert launcher.execute("take_job_request", ops=intake, tags=tags).success
+    run = demo.catalog.get_job_request(request_id).target
+    folds = demo.catalog.get_walkforward_run(run).fold_count
+    cells = {RANGE_START: fold_key(run, 0), RANGE_END: fold_key(run, folds - 1)}
+    assert launcher.execute("train_folds", tags={**tags, **cells}).success
+    assert launcher.execute("predict_walkforward", partition_key=run, tags=tags).success
+    launcher.settle_requests("walkforward", demo.catalog)
+    assert demo.catalog.get_job_request(request_id).status == "COMPLETED"
