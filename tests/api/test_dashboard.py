@@ -61,7 +61,9 @@ def test_a_simulation_page_shows_metrics_charts_and_trades(page, demo: Demo) -> 
     assert value == f"{m['sharpe']:.2f}"
     assert page.locator("[data-metric='n_trades'] .value").inner_text() == f"{m['n_trades']:,}"
     # Both charts drew on their canvas: some pixel is not blank.
-    for chart in ("#equity", "#drawdown"):
+    marked = int(page.get_attribute("#price", "data-marked"))
+    assert 0 < marked <= len(demo.catalog.list_simulation_trades("btc25_sim1"))
+    for chart in ("#price", "#equity", "#drawdown"):
         drawn = page.eval_on_selector(
             f"{chart} canvas",
             "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
