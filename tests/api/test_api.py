@@ -359,3 +359,18 @@ def test_monthly_returns_come_from_the_sims_equity(api: httpx.Client, demo: Demo
     assert [(m["year"], m["month"], m["return"]) for m in got] == expected
     sim = demo.catalog.get_simulation("btc25_sim1").metric_values()
     assert abs(got[-1]["return"] - sim["total_return"]) < 1e-12  # the demo's sim lies within one month
+
+
+def test_a_datasets_gaps_are_counted_from_its_stored_bars(api: httpx.Client, demo: Demo) -> None:
+    from trading_assets.compute.bar_checks import bars_report
+
+    ts = demo.store.read("btc25", columns=["ts"]).column("ts").cast(pa.int64()).to_numpy()
+    report = bars_report(ts)
+    gaps = api.get("/datasets/btc25/gaps").json()
+    assert (gaps["rows"], gaps["gap_count"], gaps["missing_bars"]) == (
+        report.rows,
+        report.gap_count,
+        report.missing_bars,
+    )
+    assert gaps["gap_count"] > 0 and gaps["largest_gap_bars"] == report.largest_gap_bars
+    assert api.get("/datasets/nope/gaps").status_code == 404

@@ -76,6 +76,21 @@ class Dataset(BaseModel):
         )
 
 
+class Gaps(BaseModel):
+    """Missing bars of a dataset, counted against its trading calendar when it has one (docs/dataflow.md
+    section 4): only where its market was open."""
+
+    dataset: str
+    calendar: str | None
+    rows: int
+    gap_count: int
+    missing_bars: int
+    largest_gap_bars: int
+    largest_gap_s: int
+    largest_gap_after: datetime | None
+    off_calendar_bars: int
+
+
 class IndicatorColumn(BaseModel):
     name: str
     lookback: int

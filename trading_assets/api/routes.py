@@ -21,6 +21,7 @@ from resources.timeseries import StoreError, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.api.models import (
     Dataset,
+    Gaps,
     Histogram,
     HistogramPage,
     IndicatorSet,
@@ -157,6 +158,34 @@ def get_dataset(name: NamePath, catalog: CatalogDep) -> Dataset:
     if record is None:
         raise _not_found(f"dataset {name!r}")
     return Dataset.of(record)
+
+
+@catalog_router.get("/datasets/{name}/gaps", response_model=Gaps, responses=ERRORS)
+def dataset_gaps(name: NamePath, catalog: CatalogDep, store: StoreDep) -> Gaps:
+    """The dataset's gaps, computed now from its stored timestamps with its calendar and time zone."""
+    from trading_assets.compute.bar_checks import bars_report
+    from trading_assets.compute.calendars import trading_calendar
+
+    record = catalog.get_dataset(_checked("name", name, naming.dataset_name))
+    if record is None:
+        raise _not_found(f"dataset {name!r}")
+    read = json.loads(record.read_options or "{}")
+    ts = store.read(record.table_name, columns=["ts"]).column("ts").cast(pa.int64()).to_numpy()
+    if ts.size == 0:
+        raise _not_found(f"bars of dataset {name!r}")
+    calendar = read.get("calendar")
+    report = bars_report(ts, trading_calendar(calendar) if calendar else None, read.get("timezone") or "UTC")
+    return Gaps(
+        dataset=record.name,
+        calendar=report.calendar,
+        rows=report.rows,
+        gap_count=report.gap_count,
+        missing_bars=report.missing_bars,
+        largest_gap_bars=report.largest_gap_bars,
+        largest_gap_s=report.largest_gap_s,
+        largest_gap_after=report.largest_gap_after,
+        off_calendar_bars=report.off_calendar_bars,
+    )
 
 
 @catalog_router.get("/indicator-sets", response_model=list[IndicatorSet], responses=ERRORS)
