@@ -97,6 +97,11 @@ def test_the_trades_table_sorts_and_pages(page, demo: Demo) -> None:  # type: ig
 
 def test_a_runs_page_shows_its_folds_charts_and_downloads(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     _open(page, "/")
+    # The list shows each run's mean fold score.
+    folds = demo.catalog.list_walkforward_folds("btc25_run1")
+    score = "tr[data-run='btc25_run1'] [data-score=score]"
+    page.wait_for_function(f"!document.querySelector(\"{score}\").textContent.includes('…')")
+    assert page.inner_text(score) == f"{sum(f.result.ic for f in folds) / len(folds):.3f}"
     page.click("tr[data-run='btc25_run1'] a")
     page.wait_for_selector("body[data-ready]")
     assert page.url.endswith("/runs/btc25_run1") and page.errors == []
@@ -135,7 +140,12 @@ def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, 
     runs = demo.catalog.list_job_runs(request.id)
     page.wait_for_selector(f"[data-runs='{request.id}'] a")
     links = page.locator(f"[data-runs='{request.id}'] a")
-    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [r.url for r in runs]
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert hrefs[: len(runs)] == [r.url for r in runs]
+    assert hrefs[-1] == "http://127.0.0.1:3000/assets/predictions?partition=btc25_run1"
+    # A preset sets its fields over the prefilled form.
+    page.select_option("#preset", label="quick look (100 trees of depth 3)")
+    assert page.input_value("[data-path='hyperparameters.n_estimators']") == "100"
     # Prefilled from the request that made btc25_run1 ("re-run with changes").
     assert page.input_value("[data-path='dataset']") == "btc25"
     assert page.input_value("[data-path='folds.train']") == "1500"
@@ -235,3 +245,16 @@ def _complete(demo: Demo, request_id: int) -> None:
     assert launcher.execute("predict_walkforward", partition_key=run, tags=tags).success
     launcher.settle_requests("walkforward", demo.catalog)
     assert demo.catalog.get_job_request(request_id).status == "COMPLETED"
+
+
+def test_on_a_server_that_needs_a_read_token_the_dashboard_asks_for_it(page, guarded_url: str) -> None:  # type: ignore[no-untyped-def]
+    from conftest import READ_TOKEN
+
+    page.goto(guarded_url + "/")
+    page.wait_for_selector("body[data-ready='error']")
+    assert "401" in page.inner_text("main")
+    page.fill("#read-token", READ_TOKEN)
+    page.click("#save-token")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("tr[data-sim='btc25_sim1']").count() == 1
+    page.evaluate("sessionStorage.clear()")

@@ -4,7 +4,10 @@
 const API = "/api/v1";
 
 async function api(path) {
-  const response = await fetch(API + path, { headers: { Accept: "application/json" } });
+  // A server that sets TRADING_API_READ_TOKEN needs a token for reads too: the one given on this tab.
+  const token = sessionStorage.getItem("read-token") || sessionStorage.getItem("write-token");
+  const headers = { Accept: "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  const response = await fetch(API + path, { headers });
   const body = await response.json().catch(() => ({ detail: response.statusText }));
   if (!response.ok) throw new Error(`${response.status}: ${body.detail || response.statusText}`);
   return body;
@@ -53,5 +56,13 @@ function signed(td, value) {
 }
 
 function fail(where, error) {
-  where.replaceChildren(el("p", { class: "error" }, String(error.message || error)));
+  const message = String(error.message || error);
+  where.replaceChildren(el("p", { class: "error" }, message));
+  if (message.startsWith("401")) {
+    // Ask for the read token once, keep it for this tab, and load the page again.
+    const input = el("input", { type: "password", id: "read-token", size: 32 });
+    const save = el("button", { id: "save-token" }, "Use this token");
+    save.onclick = () => { sessionStorage.setItem("read-token", input.value); location.reload(); };
+    where.append(el("p", {}, "Read token: ", input, " ", save));
+  }
 }
