@@ -15,7 +15,7 @@ import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from conftest import READ_TOKEN, WRITE_TOKEN, Demo, _free_port, serve
+from api_setup import READ_TOKEN, WRITE_TOKEN, Demo, _free_port, serve
 
 from trading_assets.api.settings import ApiSettings
 

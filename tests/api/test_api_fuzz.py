@@ -5,7 +5,7 @@ documented."""
 from __future__ import annotations
 
 import schemathesis
-from conftest import WRITE_TOKEN
+from api_setup import WRITE_TOKEN
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Demo
+from api_setup import READ_TOKEN, WRITE_TOKEN, Demo
 
 CHROMIUM = "/usr/bin/chromium"
 # Where the pages' screenshots go when set (docs/img for the docs); tests alone leave the tree as it is.
@@ -132,15 +132,19 @@ def test_a_runs_page_shows_its_folds_charts_and_downloads(page, demo: Demo) -> N
 
 
 def test_the_job_form_refuses_a_bad_field_then_queues_a_good_request_live(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
-    from conftest import WRITE_TOKEN
 
     (request,) = [r for r in demo.catalog.list_job_requests(kind="walkforward") if r.target == "btc25_run1"]
     _open(page, f"/jobs?request={request.id}")
     # Each request links to its Dagster runs' pages.
     runs = demo.catalog.list_job_runs(request.id)
-    page.wait_for_selector(f"[data-runs='{request.id}'] a")
-    links = page.locator(f"[data-runs='{request.id}'] a")
-    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    # (The row is drawn again when an event about it arrives: wait until its links are all there, and read
+    # them in the same step.)
+    cell = f"[data-runs='{request.id}'] a"
+    found = page.wait_for_function(
+        f'(() => {{ const a = [...document.querySelectorAll("{cell}")];'
+        f" return a.length >= {len(runs) + 1} ? a.map((e) => e.getAttribute('href')) : null; }})()"
+    )
+    hrefs = found.json_value()
     assert hrefs[: len(runs)] == [r.url for r in runs]
     assert hrefs[-1] == "http://127.0.0.1:3000/assets/predictions?partition=btc25_run1"
     # A preset sets its fields over the prefilled form.
@@ -248,8 +252,6 @@ def _complete(demo: Demo, request_id: int) -> None:
 
 
 def test_on_a_server_that_needs_a_read_token_the_dashboard_asks_for_it(page, guarded_url: str) -> None:  # type: ignore[no-untyped-def]
-    from conftest import READ_TOKEN
-
     page.goto(guarded_url + "/")
     page.wait_for_selector("body[data-ready='error']")
     assert "401" in page.inner_text("main")
