@@ -75,7 +75,9 @@ def test_indicator_sets_list_columns_with_lookbacks(api: httpx.Client, demo: Dem
 
 def test_a_walkforward_run_has_its_folds_metrics_and_thresholds(api: httpx.Client, demo: Demo) -> None:
     run = api.get("/walkforward-runs/btc25_run1").json()
-    assert [r["name"] for r in api.get("/walkforward-runs").json()] == ["btc25_run1"]
+    assert [r["name"] for r in api.get("/walkforward-runs").json()] == [
+        r.name for r in demo.catalog.list_walkforward_runs()
+    ]
     assert run["status"] == "completed" and run["predictions_table"] == "btc25_run1"
     assert run["hyperparameters"]["n_estimators"] == 20 and run["config"]["seed"] == 11
     folds = demo.catalog.list_walkforward_folds("btc25_run1")

@@ -64,11 +64,7 @@ def test_a_simulation_page_shows_metrics_charts_and_trades(page, demo: Demo) -> 
     marked = int(page.get_attribute("#price", "data-marked"))
     assert 0 < marked <= len(demo.catalog.list_simulation_trades("btc25_sim1"))
     for chart in ("#price", "#equity", "#drawdown"):
-        drawn = page.eval_on_selector(
-            f"{chart} canvas",
-            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
-        )
+        drawn = _drawn(page, chart)
         assert drawn, chart
     cell = page.locator("#monthly-table td[data-month='2025-1']")
     assert cell.inner_text() == f"{m['total_return'] * 100:.2f}%"  # the demo's sim lies within January
@@ -113,11 +109,7 @@ def test_a_runs_page_shows_its_folds_charts_and_downloads(page, demo: Demo) -> N
         assert row.locator("td[data-metric='ic']").inner_text() == f"{fold.result.ic:.3f}"
         assert row.locator("a").get_attribute("href").endswith(f"/folds/{fold.window.fold}/model")
     for chart in ("#fold-chart", "#predictions"):
-        drawn = page.eval_on_selector(
-            f"{chart} canvas",
-            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
-        )
+        drawn = _drawn(page, chart)
         assert drawn, chart
     assert page.locator("#importance-table tr").count() == len(
         demo.catalog.get_walkforward_run("btc25_run1").features
@@ -197,11 +189,7 @@ def test_two_simulations_compare_side_by_side(page, demo: Demo) -> None:  # type
     for k, name in enumerate(("btc25_sim1", "btc25_sim2"), start=1):
         m = demo.catalog.get_simulation(name).metric_values()
         assert row.nth(k).inner_text() == f"{m['total_return'] * 100:.2f}%"
-    drawn = page.eval_on_selector(
-        "#equity canvas",
-        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
-    )
+    drawn = _drawn(page, "#equity")
     assert drawn and page.locator("#equity .u-legend .u-series").count() == 3  # time + two sims
 
 
@@ -209,11 +197,7 @@ def test_the_indicator_explorer_draws_price_and_indicators_and_zooms(page, demo:
     _open(page, "/explore?dataset=btc25")
     assert "3,500 bars in the whole history" in page.inner_text("#note")
     for pane in ("#price", "[data-pane='rsi']", "[data-pane='logret']", "[data-histogram='rsi']"):
-        drawn = page.eval_on_selector(
-            f"{pane} canvas",
-            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-            " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
-        )
+        drawn = _drawn(page, pane)
         assert drawn, pane
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_explorer.png"), full_page=True)
@@ -260,3 +244,12 @@ def test_on_a_server_that_needs_a_read_token_the_dashboard_asks_for_it(page, gua
     page.wait_for_selector("body[data-ready='true']")
     assert page.locator("tr[data-sim='btc25_sim1']").count() == 1
     page.evaluate("sessionStorage.clear()")
+
+
+def _drawn(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the canvas under `selector` has any pixel that is not blank."""
+    return page.eval_on_selector(
+        f"{selector} canvas",
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+    )

@@ -487,12 +487,7 @@ def table_series(
 
     table = _checked("table", table, naming.table_name)
     first, last = _bounds(_bound("start", start), _bound("end", end))
-    names = [_checked("columns", c.strip(), naming.column_name) for c in columns.split(",") if c.strip()]
-    names = [n for n in dict.fromkeys(names) if n != "ts"]
-    if not names:
-        raise _refused("columns", "names no column besides ts")
-    if not _catalogued(catalog, table):
-        raise _not_found(f"table {table!r}")
+    names = _value_columns(catalog, table, columns)
     try:
         data = store.read(table, first, last, ["ts", *names])
     except StoreError as err:
@@ -535,12 +530,7 @@ def table_histograms(
     from trading_assets.compute.downsample import halves_histogram
 
     table = _checked("table", table, naming.table_name)
-    names = [_checked("columns", c.strip(), naming.column_name) for c in columns.split(",") if c.strip()]
-    names = [n for n in dict.fromkeys(names) if n != "ts"]
-    if not names:
-        raise _refused("columns", "names no column besides ts")
-    if not _catalogued(catalog, table):
-        raise _not_found(f"table {table!r}")
+    names = _value_columns(catalog, table, columns)
     try:
         data = store.read(table, columns=names)
     except StoreError as err:
@@ -557,6 +547,17 @@ def table_histograms(
             else Histogram(edges=h.edges.tolist(), early=h.early.tolist(), late=h.late.tolist())
         )
     return HistogramPage(table=table, rows=data.num_rows, columns=out)
+
+
+def _value_columns(catalog: Catalog, table: str, columns: str) -> list[str]:
+    """The comma-separated `columns` of a catalogued `table` other than ts, each name checked."""
+    names = [_checked("columns", c.strip(), naming.column_name) for c in columns.split(",") if c.strip()]
+    names = [n for n in dict.fromkeys(names) if n != "ts"]
+    if not names:
+        raise _refused("columns", "names no column besides ts")
+    if not _catalogued(catalog, table):
+        raise _not_found(f"table {table!r}")
+    return names
 
 
 def _empty_page(table: str, names: list[str] | None, format: str) -> Any:
