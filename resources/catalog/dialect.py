@@ -137,7 +137,7 @@ class DuckDBDialect(Dialect):
     path: Path
 
     def run(self, op: Callable[[Session], T], *, write: bool, transaction: bool) -> T:
-        with duckdb_file.connect(self.path, write=write or transaction) as con:
+        with duckdb_file.connect(self.path, write=write or transaction, small=True) as con:
             if not transaction:
                 return op(Session(con, self))
             con.begin()
