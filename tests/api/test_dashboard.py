@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from api_setup import READ_TOKEN, WRITE_TOKEN, Demo
 
+from trading_assets.records import NewJobRequest
+
 CHROMIUM = "/usr/bin/chromium"
 # Where the pages' screenshots go when set (docs/img for the docs); tests alone leave the tree as it is.
 SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
@@ -244,6 +246,25 @@ def test_on_a_server_that_needs_a_read_token_the_dashboard_asks_for_it(page, gua
     page.wait_for_selector("body[data-ready='true']")
     assert page.locator("tr[data-sim='btc25_sim1']").count() == 1
     page.evaluate("sessionStorage.clear()")
+
+
+def test_the_queue_is_live_on_a_server_that_needs_a_read_token(page, guarded_url: str, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    # The events come through fetch with the tab's token in a header (EventSource could send none).
+    page.goto(guarded_url + "/")
+    page.evaluate(f"sessionStorage.setItem('read-token', '{READ_TOKEN}')")
+    try:
+        page.goto(guarded_url + "/jobs")
+        page.wait_for_selector("body[data-ready='true']")
+        page.wait_for_selector("#live[data-state='live']", timeout=10_000)
+        (first, *_) = demo.catalog.list_job_requests(kind="simulation")
+        new = demo.catalog.submit_job_request(
+            NewJobRequest("simulation", first.config, requested_by="sse-test")
+        )
+        page.wait_for_selector(
+            f"#queue-table tr[data-request='{new.id}'] td[data-status='QUEUED']", timeout=10_000
+        )
+    finally:
+        page.evaluate("sessionStorage.clear()")
 
 
 def _drawn(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
