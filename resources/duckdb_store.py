@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -128,6 +128,16 @@ class DuckDBStore(dg.ConfigurableResource):
             con.execute("SET temp_directory = $dir", {"dir": spill})
             reader = self._select(con, name, start, end, columns).to_arrow_reader(batch_rows)
             yield from reader
+
+    def last_ts(self, name: str) -> datetime | None:
+        table = naming.table_name(name)
+        if not self._file().exists():
+            return None
+        with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:
+            if not _exists(con, table):
+                return None
+            row = con.execute(f"SELECT max({TIMESTAMP_COLUMN}) FROM {naming.quote(table)}").fetchone()
+        return None if row is None or row[0] is None else row[0].astimezone(UTC)
 
     def list_tables(self) -> list[str]:
         with connect(self._file(), write=False, timeout_s=self.lock_timeout_s) as con:

@@ -294,6 +294,16 @@ class QuestDBStore(dg.ConfigurableResource):
         """The same rows as `read`, fetched in pages (`LIMIT lo, hi`) of at most `batch_rows` rows."""
         return self._batches(name, self._read_schema(name, columns), start, end, batch_rows)
 
+    def last_ts(self, name: str) -> datetime | None:
+        """The latest `ts`, from the designated timestamp's index (`LIMIT -1` reads one row)."""
+        table = naming.table_name(name)
+        if table not in self.list_tables():
+            return None
+        rows = self._rows(f"SELECT {TIMESTAMP_COLUMN} FROM {naming.quote(table)} LIMIT -1;")
+        if not rows or rows[0][0] is None:
+            return None
+        return datetime.fromisoformat(rows[0][0].replace("Z", "+00:00")).astimezone(UTC)
+
     def list_tables(self) -> list[str]:
         """Names of the time-series tables, sorted; staging and system tables are left out."""
         names = []

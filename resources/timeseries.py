@@ -168,6 +168,9 @@ class TimeSeriesStore(Protocol):
     ) -> Iterator[pa.RecordBatch]:
         """The same rows as `read`, streamed in batches of at most `batch_rows`."""
 
+    def last_ts(self, name: str) -> datetime | None:
+        """The latest `ts` in the table; None when the table is empty or does not exist."""
+
     def list_tables(self) -> list[str]:
         """Names of the time-series tables in the store."""
 

@@ -132,3 +132,12 @@ def test_two_processes_write_at_the_same_time(tmp_path):
 def _start_together(barrier, path: str, table: str, rounds: int) -> None:
     barrier.wait()
     _writer(path, table, rounds)
+
+
+def test_last_ts_is_the_latest_bar_or_none(store):
+    assert store.last_ts("btc") is None  # no file yet
+    store.write("eth", bars(range(2)), SCHEMA)
+    assert store.last_ts("btc") is None  # no such table
+    store.write("btc", bars(range(7)), SCHEMA)
+    store.write("btc", bars(range(3)), SCHEMA)  # an earlier window again: the latest stays
+    assert store.last_ts("btc") == T0 + timedelta(minutes=6)

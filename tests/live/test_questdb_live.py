@@ -338,3 +338,10 @@ def test_basic_auth_goes_with_sql_and_ilp(own_server):
         server.store().list_tables()
     with pytest.raises(StoreError):
         server.store(username="trader", password="wrong").write("bars", prices(10), PRICES)
+
+
+def test_last_ts_is_the_latest_bar_or_none(store, table):
+    assert store.last_ts(table) is None
+    store.write(table, bars(7), SCHEMA)
+    store.write(table, bars(3), SCHEMA)  # an earlier window again: the latest stays
+    assert store.last_ts(table) == T0 + timedelta(minutes=6)
