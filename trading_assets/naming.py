@@ -9,6 +9,7 @@ Conventions (docs/naming.md):
     <dataset>_<version>  indicator set
     <dataset>_run<n>     walkforward predictions
     <dataset>_sim<n>     trading simulation
+    live_<venue>_<base>_<quote>_<timeframe>   bars recorded from a venue (datasets may not start "live_")
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 MAX_TABLE_NAME = 63
 MAX_DATASET_NAME = 40
 MAX_VERSION = 16
+# Recorded live bars own this prefix; no dataset may take it.
+LIVE_PREFIX = "live_"
 
 _DATASET_RE = re.compile(r"[a-z][a-z0-9_]*")
 _VERSION_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
@@ -84,6 +87,10 @@ def dataset_name(value: object) -> str:
             f"dataset name {name!r} ends like an indicator, run or simulation table "
             "('_<n>', '_run<n>', '_sim<n>')"
         )
+    if name.startswith(LIVE_PREFIX):
+        raise InvalidNameError(
+            f"dataset name {name!r} starts with {LIVE_PREFIX!r}, kept for recorded live bars"
+        )
     return name
 
 
@@ -142,6 +149,26 @@ def run_table(dataset: str, run: int) -> str:
 def sim_table(dataset: str, sim: int) -> str:
     """`<dataset>_sim<n>`: trades and equity of simulation n."""
     return _table(f"{dataset_name(dataset)}_sim{_number('simulation number', sim)}")
+
+
+_VENUE_RE = re.compile(r"[a-z][a-z0-9]*")
+_SYMBOL_PART_RE = re.compile(r"[A-Za-z0-9]+")
+_TIMEFRAME_RE = re.compile(r"[1-9][0-9]*[smhdwM]")
+
+
+def live_bars_table(venue: str, symbol: str, timeframe: str) -> str:
+    """`live_<venue>_<base>_<quote>_<timeframe>`: closed bars of `symbol` (a ccxt symbol such as
+    "BTC/USDT", or "BTC/USDT:USDT" for a swap) recorded from `venue` (a ccxt id such as "binance")."""
+    _check_part("venue", venue, _VENUE_RE, 20, "use a ccxt exchange id (lowercase letters and digits)")
+    if not isinstance(symbol, str) or not symbol.isascii():
+        raise InvalidNameError(f"symbol {symbol!r} must be an ASCII ccxt symbol such as 'BTC/USDT'")
+    parts = re.split(r"[/:]", symbol)
+    if len(parts) < 2 or not all(_SYMBOL_PART_RE.fullmatch(p) for p in parts):
+        raise InvalidNameError(f"symbol {symbol!r} is not a ccxt symbol such as 'BTC/USDT'")
+    if not isinstance(timeframe, str) or not _TIMEFRAME_RE.fullmatch(timeframe):
+        raise InvalidNameError(f"timeframe {timeframe!r} is not a ccxt timeframe such as '1m', '1h' or '1d'")
+    frame = timeframe if timeframe[-1] != "M" else timeframe[:-1] + "mo"  # 1M (a month) vs 1m (a minute)
+    return _table(f"{LIVE_PREFIX}{venue}_{'_'.join(p.lower() for p in parts)}_{frame.lower()}")
 
 
 def staging_table(table: str) -> str:

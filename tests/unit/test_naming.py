@@ -113,3 +113,28 @@ def test_quote_refuses_unvalidated_identifiers():
 def test_versions_cannot_shadow_run_or_simulation_tables(version):
     with pytest.raises(naming.InvalidNameError, match="run or simulation"):
         naming.indicator_table("btc", version)
+
+
+def test_live_bars_tables_name_venue_symbol_and_timeframe():
+    assert naming.live_bars_table("binance", "BTC/USDT", "1m") == "live_binance_btc_usdt_1m"
+    assert naming.live_bars_table("binance", "BTC/USDT:USDT", "4h") == "live_binance_btc_usdt_usdt_4h"
+    # A month and a minute stay apart; two symbols that share their letters do too.
+    assert naming.live_bars_table("binance", "BTC/USDT", "1M") == "live_binance_btc_usdt_1mo"
+    assert naming.live_bars_table("binance", "BTCU/SDT", "1m") != naming.live_bars_table(
+        "binance", "BTC/USDT", "1m"
+    )
+    for venue, symbol, timeframe in [
+        ("Binance", "BTC/USDT", "1m"),
+        ("binance", "BTC;USDT", "1m"),
+        ("binance", "BTC/USDT'--", "1m"),
+        ("binance", "BTC", "1m"),
+        ("binance", "BTC/USDT", "1x"),
+        ("binance", "BTC/USDT", "01m"),
+    ]:
+        with pytest.raises(naming.InvalidNameError):
+            naming.live_bars_table(venue, symbol, timeframe)
+
+
+def test_datasets_may_not_take_the_live_prefix():
+    with pytest.raises(naming.InvalidNameError, match="kept for recorded live bars"):
+        naming.dataset_name("live_binance_btc_usdt_1m")
