@@ -21,6 +21,9 @@ from pathlib import Path
 MAX_TABLE_NAME = 63
 MAX_DATASET_NAME = 40
 MAX_VERSION = 16
+# A strategy's name leads its orders' client order ids, which Binance caps at 36 characters
+# (trading_assets.orders.client_order_id).
+MAX_STRATEGY_NAME = 24
 # Recorded live bars own this prefix; no dataset may take it.
 LIVE_PREFIX = "live_"
 
@@ -92,6 +95,18 @@ def dataset_name(value: object) -> str:
             f"dataset name {name!r} starts with {LIVE_PREFIX!r}, kept for recorded live bars"
         )
     return name
+
+
+def strategy_name(value: object) -> str:
+    """Validate a live strategy's name (lowercase ASCII letters, digits and '_', at most 24 characters) and
+    return it unchanged."""
+    return _check_part(
+        "strategy name",
+        value,
+        _DATASET_RE,
+        MAX_STRATEGY_NAME,
+        "use lowercase ASCII letters, digits and '_', starting with a letter",
+    )
 
 
 def dataset_from_path(path: str | Path) -> str:
