@@ -206,6 +206,12 @@ def rounded(value: Decimal) -> Decimal:
     return value.quantize(_QUANTUM, context=_ROUNDED)
 
 
+def average_price(held: Decimal, average: Decimal | None, quantity: Decimal, price: Decimal) -> Decimal:
+    """The quantity-weighted mean price of `held` at `average` and `quantity` at `price`, rounded."""
+    total = _ROUNDED.add(_ROUNDED.multiply(held, average or 0), _ROUNDED.multiply(quantity, price))
+    return rounded(_ROUNDED.divide(total, _EXACT.add(held, quantity)))
+
+
 SIDES = ("buy", "sell")
 
 
@@ -240,8 +246,7 @@ def position_after_fill(
         raise OrderError(f"position {after} does not fit {SCALE} decimal places below {_LIMIT:.0e}")
     entry, pnl = position.average_entry_price, position.realised_pnl
     if held == 0 or (held > 0) == (delta > 0):
-        total = _ROUNDED.add(_ROUNDED.multiply(abs(held), entry or 0), _ROUNDED.multiply(quantity, price))
-        return PositionState(after, rounded(_ROUNDED.divide(total, abs(after))), pnl)
+        return PositionState(after, average_price(abs(held), entry, quantity, price), pnl)
     closed = min(abs(delta), abs(held))
     gain = _ROUNDED.multiply(_ROUNDED.multiply(closed, _ROUNDED.subtract(price, entry or 0)), held.compare(0))
     pnl = rounded(_ROUNDED.add(pnl, gain))

@@ -13,6 +13,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -515,9 +516,235 @@ class JobRunRecord:
     finished_at: datetime | None
 
 
+# Live trading (migrations/*/0010_live.sql, docs/live/orders.md). Quantities, prices and money are Decimals
+# the catalog stores exactly (trading_assets.orders.check_decimal); order statuses and events are the values
+# of trading_assets.orders.OrderStatus and OrderEvent.
+STRATEGY_DESIRED_STATES = ("running", "stopped")
+STRATEGY_ACTUAL_STATES = ("stopped", "starting", "running", "stopping", "failed")
+ORDER_TYPES = ("market", "limit")
+RECONCILIATION_STATUSES = ("ok", "mismatch", "failed")
+
+
+@dataclass(frozen=True)
+class StrategyRecord:
+    """A live strategy: one fold's model of a completed walkforward run trading `symbol` on a venue account.
+
+    Its lineage (walkforward_run through bars_sha256) and instrument (symbol, venue, account) never change
+    once stored: a new model is a new strategy. Thresholds, sizing and risk limits may be updated; the
+    states are set by `set_strategy_desired_state` (operators) and `report_strategy_state` (the runner).
+    """
+
+    name: str  # naming.strategy_name
+    walkforward_run: str
+    fold: int
+    model_path: str
+    model_sha256: str
+    # The indicator set the features come from (its table and its version of `dataset`).
+    measurement: str
+    indicator_version: int
+    dataset: str
+    # The SHA-256 of the dataset's bars file (DatasetRecord.source_sha256) at promotion.
+    bars_sha256: str
+    long_threshold: float
+    short_threshold: float
+    sizing: str  # JSON object: the simulator's sizing (fraction, notional or units) and its amount
+    symbol: str
+    venue: str
+    account: str
+    max_position: Decimal  # base units, either side
+    max_order_notional: Decimal  # quote currency
+    max_orders_per_minute: int
+    desired_state: str = "stopped"  # STRATEGY_DESIRED_STATES
+    actual_state: str = "stopped"  # STRATEGY_ACTUAL_STATES
+    state_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """What a strategy's model said on one closed bar: its prediction (NaN inside the warm-up) and the target
+    (-1 .. 1) the simulator's signal function gave, by the model with that hash."""
+
+    strategy: str
+    bar_ts: datetime
+    prediction: float
+    target: float
+    model_sha256: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """An order intent: the `seq`-th order (0, 1, ...) of `strategy` on the bar closing at `bar_ts`, on the
+    strategy's venue, account and symbol. Its client order id is orders.client_order_id(strategy, bar_ts,
+    seq); `limit_price` is given exactly for limit orders."""
+
+    strategy: str
+    bar_ts: datetime
+    seq: int
+    side: str  # "buy" or "sell"
+    order_type: str  # ORDER_TYPES
+    quantity: Decimal
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as stored: its intent, where the state machine has it, and what has filled."""
+
+    client_order_id: str
+    strategy: str
+    bar_ts: datetime
+    seq: int
+    venue: str
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    limit_price: Decimal | None
+    status: str  # orders.OrderStatus
+    venue_order_id: str | None
+    filled_quantity: Decimal
+    # Quantity-weighted mean of the fills' prices (rounded to 18 places); None until a fill.
+    average_fill_price: Decimal | None
+    reason: str | None
+    # The seq of the order's latest event (1: its creation).
+    event_seq: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """One state-machine event for `apply_order_event` (any but FILL, which `record_fill` applies).
+
+    `reason` is required by DENY and REJECT; `venue_order_id` is the venue's id once known; `detail` is a JSON
+    object stored with the event. With `expected_status`, the event applies only if the order is still in
+    it (the status its sender decided on)."""
+
+    event: str  # orders.OrderEvent
+    reason: str | None = None
+    venue_order_id: str | None = None
+    detail: str = "{}"
+    expected_status: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderEventRecord:
+    """One row of an order's history: seq 1 is its creation (CREATE, from None to INITIALIZED)."""
+
+    client_order_id: str
+    seq: int
+    event: str
+    from_status: str | None
+    to_status: str
+    detail: str  # JSON object
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewFill:
+    """One execution as the venue reports it: unique on (venue, trade_id). `side` and `symbol` must be the
+    order's; `fee` may be negative (a rebate), in `fee_currency`."""
+
+    venue: str
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class FillRecord:
+    """A recorded execution."""
+
+    venue: str
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    ts: datetime
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    """A venue account's position in a symbol, as its recorded fills made it: signed quantity (> 0 long),
+    average entry of what is held (None when flat), PnL realised in the quote currency, before fees."""
+
+    venue: str
+    account: str
+    symbol: str
+    quantity: Decimal
+    average_entry_price: Decimal | None
+    realised_pnl: Decimal
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FillLineage:
+    """Where a live fill comes from: its order and strategy, and the strategy's fold model, indicator set and
+    bars file."""
+
+    venue: str
+    trade_id: str
+    client_order_id: str
+    strategy: str
+    bar_ts: datetime
+    walkforward_run: str
+    fold: int
+    model_path: str
+    model_sha256: str
+    measurement: str
+    indicator_version: int
+    dataset: str
+    bars_sha256: str
+
+
+@dataclass(frozen=True)
+class ReconciliationRecord:
+    """One comparison of the catalog's orders, fills and positions with a venue account's; status (one of
+    RECONCILIATION_STATUSES) and details (JSON, mismatches listed) are None while it runs."""
+
+    id: int
+    service: str
+    venue: str
+    account: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str | None
+    details: str | None
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    """The latest beat of one instance of a long-running service."""
+
+    service: str
+    instance: str
+    status: str
+    detail: str  # JSON object
+    last_beat: datetime
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 
 
 class CatalogUnavailable(CatalogError):
     """The catalog could not be reached (no connection, a lock not granted): the call may pass later."""
+
+
+class StaleOrder(CatalogError):
+    """An order event refused because the order changed since its sender read it: read it again."""

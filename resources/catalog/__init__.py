@@ -1,7 +1,7 @@
 """The catalog: every call written once over a `Dialect`, for `PostgresCatalog` (production) and
 `DuckDBCatalog` (the embedded default), which add only their settings and their dialect.
 
-The SQL is grouped per aggregate (datasets, indicator_sets, walkforward, simulations, job_requests).
+The SQL is grouped per aggregate (datasets, indicator_sets, walkforward, simulations, job_requests, live).
 """
 
 from __future__ import annotations
@@ -13,24 +13,36 @@ from typing import TypeVar
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from resources.catalog import datasets, indicator_sets, job_requests, simulations, walkforward
+from resources.catalog import datasets, indicator_sets, job_requests, live, simulations, walkforward
 from resources.catalog.dialect import Dialect, Session
 from trading_assets.records import (
     DatasetRecord,
+    FillLineage,
+    FillRecord,
     FoldResult,
     FoldThresholds,
+    HeartbeatRecord,
     IndicatorOutputs,
     IndicatorSetRecord,
     JobRequestRecord,
     JobRunRecord,
+    NewFill,
     NewIndicatorSet,
     NewJobRequest,
+    NewOrder,
     NewSimulation,
     NewWalkforwardRun,
+    OrderEventRecord,
+    OrderRecord,
+    OrderUpdate,
+    PositionRecord,
+    ReconciliationRecord,
+    SignalRecord,
     SimulationOutcome,
     SimulationRecord,
     SimulationRefresh,
     SimulationTrade,
+    StrategyRecord,
     WalkforwardExtension,
     WalkforwardFoldRecord,
     WalkforwardPredictions,
@@ -290,6 +302,142 @@ class Catalog(dg.ConfigurableResource, ABC):
     def settle_job_request(self, request_id: int, target_completed: bool) -> JobRequestRecord:
         """Settle the request's status from its recorded runs and whether its target completed."""
         return self._transaction(lambda db: job_requests.settle(db, request_id, target_completed))
+
+    def upsert_strategy(self, record: StrategyRecord) -> StrategyRecord:
+        """Insert a strategy (desired and actual state "stopped"), or update the thresholds, sizing and risk
+        limits of the stored one, in one transaction; return it as stored.
+
+        CatalogError if the name is not a valid strategy name, the walkforward run is not "completed", the
+        fold has no succeeded model with `model_sha256`, dataset, indicator version or measurement are not
+        the run's, bars_sha256 is not the dataset's source file hash, sizing is not a JSON object, a risk
+        limit is not a positive Decimal, or the stored strategy has another lineage or instrument
+        (walkforward_run through bars_sha256, symbol, venue, account): a new model is a new strategy, so
+        the lineage of every order and fill stays what it was.
+        """
+        return self._transaction(lambda db: live.upsert_strategy(db, record))
+
+    def get_strategy(self, name: str) -> StrategyRecord | None:
+        """The strategy called `name`, or None."""
+        return self._run(lambda db: live.get_strategy(db, name))
+
+    def list_strategies(self, desired_state: str | None = None) -> list[StrategyRecord]:
+        """The strategies (only those with `desired_state` if given), ordered by name."""
+        return self._run(lambda db: live.list_strategies(db, desired_state))
+
+    def set_strategy_desired_state(self, name: str, state: str) -> StrategyRecord:
+        """Ask for the strategy "running" or "stopped", in one UPDATE (what SQL, the CLI and the API do);
+        the runner follows. CatalogError if there is no such strategy or state."""
+        return self._run(lambda db: live.set_desired_state(db, name, state), write=True)
+
+    def report_strategy_state(self, name: str, state: str, message: str | None = None) -> StrategyRecord:
+        """Record what the runner made of the strategy (one of STRATEGY_ACTUAL_STATES, with a message), in
+        one UPDATE. CatalogError if there is no such strategy or state."""
+        return self._run(lambda db: live.report_state(db, name, state, message), write=True)
+
+    def record_signal(self, signal: SignalRecord) -> tuple[SignalRecord, bool]:
+        """Return (record, created): the signal inserted (created True), or the one stored for the strategy
+        and bar if it is the same (prediction and target equal, NaN equal to NaN; created False), in one
+        transaction. CatalogError if the bar's stored signal differs, the strategy does not exist, the
+        model is not the strategy's, bar_ts is naive, or the target is outside -1 .. 1."""
+        return self._transaction(lambda db: live.record_signal(db, signal))
+
+    def list_signals(self, strategy: str) -> list[SignalRecord]:
+        """The strategy's signals, ordered by bar."""
+        return self._run(lambda db: live.list_signals(db, strategy))
+
+    def create_order(self, new: NewOrder) -> tuple[OrderRecord, bool]:
+        """Store an order intent before it is sent: status INITIALIZED, client order id
+        orders.client_order_id(strategy, bar_ts, seq), the strategy's venue, account and symbol, and its
+        CREATE event, in one transaction. Returns (record, created): the stored order, created False, if
+        the same intent is there already (a restart that builds it again). CatalogError if the id holds
+        another intent, the strategy does not exist, the id cannot be built, or side, type, quantity or
+        limit price are invalid (a limit order has a limit price, a market order none)."""
+        return self._transaction(lambda db: live.create_order(db, new))
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None:
+        """The order with this client order id, or None."""
+        return self._run(lambda db: live.get_order(db, client_order_id))
+
+    def list_orders(
+        self, strategy: str | None = None, statuses: Sequence[str] | None = None
+    ) -> list[OrderRecord]:
+        """Orders of `strategy` in `statuses` (each filter only if given), ordered by strategy, bar, seq."""
+        return self._run(lambda db: live.list_orders(db, strategy, statuses))
+
+    def open_orders(self, venue: str | None = None, account: str | None = None) -> list[OrderRecord]:
+        """Orders that may be working at the venue (orders.OPEN: sent and not ended, UNKNOWN included), of
+        `venue` and `account` if given: what reconciliation asks the venue about."""
+        return self._run(lambda db: live.open_orders(db, venue, account))
+
+    def list_order_events(self, client_order_id: str) -> list[OrderEventRecord]:
+        """The order's full history, in order: its CREATE and every event since."""
+        return self._run(lambda db: live.list_events(db, client_order_id))
+
+    def apply_order_event(self, client_order_id: str, update: OrderUpdate) -> OrderRecord:
+        """Move the order by one event through the state machine and append the event, in one
+        transaction: its status, reason and venue order id change with the event row or not at all.
+
+        StaleOrder if the order is not in `update.expected_status` (when given) or another writer moved it
+        between this call's read and write (a retry after a lost connection whose first try committed
+        meets this too). CatalogError if there is no such order, the machine refuses the event (naming the
+        order, its status and the event), DENY or REJECT has no reason, the event is FILL (`record_fill`),
+        the venue order id differs from a stored one, or detail is not a JSON object.
+        """
+        return self._transaction(lambda db: live.apply_event(db, client_order_id, update))
+
+    def record_fill(self, fill: NewFill) -> tuple[FillRecord, bool]:
+        """Record an execution with everything it changes, in one transaction: the fill row, its order's
+        filled quantity, average price, status and FILL event, and its position (quantity, average entry,
+        realised PnL). Returns (record, created): a trade already recorded returns the stored fill, created
+        False, and changes nothing, so a replay (or two writers at once) never counts it twice.
+
+        CatalogError, with nothing written, if the order does not exist or is not on the fill's venue,
+        symbol and side, the trade is recorded with other values, the order cannot take the fill (an
+        overfill, a terminal order), or a value is not an exact Decimal or a timestamp is naive.
+        """
+        return self._transaction(lambda db: live.record_fill(db, fill))
+
+    def list_fills(self, client_order_id: str | None = None, venue: str | None = None) -> list[FillRecord]:
+        """Fills of the order and venue (each filter only if given), ordered by time, venue, trade id."""
+        return self._run(lambda db: live.list_fills(db, client_order_id, venue))
+
+    def get_position(self, venue: str, account: str, symbol: str) -> PositionRecord | None:
+        """The account's position in `symbol` as its recorded fills made it, or None if it never traded."""
+        return self._run(lambda db: live.get_position(db, venue, account, symbol))
+
+    def list_positions(self, venue: str | None = None, account: str | None = None) -> list[PositionRecord]:
+        """Positions of the venue and account (each filter only if given), ordered by venue, account,
+        symbol."""
+        return self._run(lambda db: live.list_positions(db, venue, account))
+
+    def fill_lineage(self, venue: str, trade_id: str) -> FillLineage | None:
+        """Where the fill comes from: its order, strategy and bar, and the strategy's walkforward run, fold
+        model (path and hash), indicator set (measurement, version) and bars file hash; None if there is
+        no such fill."""
+        return self._run(lambda db: live.fill_lineage(db, venue, trade_id))
+
+    def start_reconciliation(self, service: str, venue: str, account: str) -> ReconciliationRecord:
+        """Record the start of a reconciliation of the venue account by `service` (status None)."""
+        return self._run(lambda db: live.start_reconciliation(db, service, venue, account), write=True)
+
+    def finish_reconciliation(self, run_id: int, status: str, details: str) -> ReconciliationRecord:
+        """Record the outcome ("ok", "mismatch" or "failed") and details (a JSON object listing the
+        mismatches) of a running reconciliation, once. CatalogError if it does not exist or has finished."""
+        return self._run(lambda db: live.finish_reconciliation(db, run_id, status, details), write=True)
+
+    def list_reconciliations(
+        self, venue: str | None = None, account: str | None = None
+    ) -> list[ReconciliationRecord]:
+        """Reconciliation runs of the venue and account (each filter only if given), oldest first."""
+        return self._run(lambda db: live.list_reconciliations(db, venue, account))
+
+    def heartbeat(self, service: str, instance: str, status: str, detail: str = "{}") -> HeartbeatRecord:
+        """Upsert the instance's latest beat (now) with its status and detail (a JSON object)."""
+        return self._run(lambda db: live.heartbeat(db, service, instance, status, detail), write=True)
+
+    def list_heartbeats(self, service: str | None = None) -> list[HeartbeatRecord]:
+        """The latest beat of every instance (of `service` if given), ordered by service, instance."""
+        return self._run(lambda db: live.list_heartbeats(db, service))
 
     def _run(self, op: Callable[[Session], T], *, write: bool = False, transaction: bool = False) -> T:
         """`op` as one statement or reads (or as one transaction), after the pending migrations if

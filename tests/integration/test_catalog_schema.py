@@ -13,8 +13,8 @@ from resources.duckdb_catalog import DuckDBCatalog
 from resources.postgres_catalog import PostgresCatalog
 
 COLUMNS = (
-    "SELECT table_name, column_name, {type} FROM information_schema.columns "
-    "WHERE table_schema = {schema} ORDER BY table_name, ordinal_position"
+    "SELECT table_name, column_name, {type}, numeric_precision, numeric_scale "
+    "FROM information_schema.columns WHERE table_schema = {schema} ORDER BY table_name, ordinal_position"
 )
 # DuckDB's type names as Postgres' udt_name spells the same type; an unknown name is kept, so it differs.
 DUCKDB_TYPES = {
@@ -37,8 +37,15 @@ def postgres_columns(settings: dict[str, Any], schema: str, admin: psycopg.Conne
     finally:
         catalog.close()
     rows = admin.execute(COLUMNS.format(type="udt_name", schema="%s"), [schema]).fetchall()
-    # An array's udt_name is its element's with a leading underscore.
-    return [(table, column, f"{kind[1:]}[]" if kind[0] == "_" else kind) for table, column, kind in rows]
+    # An array's udt_name is its element's with a leading underscore; a numeric's shows no precision.
+    return [
+        (table, column, f"{kind[1:]}[]" if kind[0] == "_" else kind + _precision(kind, precision, scale))
+        for table, column, kind, precision, scale in rows
+    ]
+
+
+def _precision(kind: str, precision: int | None, scale: int | None) -> str:
+    return f"({precision},{scale})" if kind == "numeric" else ""
 
 
 def duckdb_columns(path: Path) -> list[Column]:
@@ -48,9 +55,11 @@ def duckdb_columns(path: Path) -> list[Column]:
 
     def normalised(kind: str) -> str:
         element = kind.removesuffix("[]")
+        if element.startswith("DECIMAL("):
+            return "numeric" + element.removeprefix("DECIMAL") + kind[len(element) :]
         return DUCKDB_TYPES.get(element, element) + kind[len(element) :]
 
-    return [(table, column, normalised(kind)) for table, column, kind in rows]
+    return [(table, column, normalised(kind)) for table, column, kind, *_ in rows]
 
 
 def test_postgres_and_duckdb_migrations_build_the_same_tables_columns_and_types(
@@ -59,5 +68,6 @@ def test_postgres_and_duckdb_migrations_build_the_same_tables_columns_and_types(
     postgres = postgres_columns(pg_settings, pg_schema_name, pg_admin)
     embedded = duckdb_columns(tmp_path / "catalog.duckdb")
 
-    assert {table for table, *_ in postgres} >= {"datasets", "walkforward_runs", "simulation_trades"}
+    assert {table for table, *_ in postgres} >= {"datasets", "walkforward_runs", "simulation_trades", "fills"}
+    assert ("fills", "quantity", "numeric(38,18)") in postgres
     assert embedded == postgres
