@@ -47,7 +47,9 @@ RESERVED_WORDS = frozenset(
     similar some symmetric table tablesample then timestamp to trailing true truncate union unique
     unpivot update user using variadic verbose when where window with
     datasets indicator_sets walkforward_runs walkforward_folds walkforward_thresholds simulations
-    simulation_trades schema_migrations information_schema pg_catalog main public temp
+    simulation_trades schema_migrations information_schema pg_catalog main public temp job_requests
+    job_request_runs strategies signals orders order_events fills positions reconciliation_runs
+    service_heartbeats
     """.split()  # noqa: SIM905
 )
 
