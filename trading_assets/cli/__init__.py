@@ -12,6 +12,7 @@ trading-assets indicators FILE.yaml
 trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
 trading-assets serve [--host H] [--port P]
+trading-assets venue --bars [SYMBOL=]SOURCE [--speed N] [--start T] [--host H] [--port P] [--balance A=N] ...
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
 """
@@ -31,6 +32,7 @@ from trading_assets.cli import (
     simulate,
     submit,
     sweep,
+    venue,
     walkforward,
 )
 
@@ -47,6 +49,7 @@ COMMANDS = (
     sweep,
     requests,
     serve,
+    venue,
 )
 
 

@@ -198,6 +198,7 @@ class LocalVenue:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog until uvicorn serves: the URL works once printed
         self.host, self.port = host, sock.getsockname()[1]
         return sock
 
