@@ -350,3 +350,23 @@ def test_events_stream_the_orders_and_fills_as_the_bars_produce_them(tmp_path: P
         assert [e async for e in stream] == []
 
     run(scenario())
+
+
+def test_a_buy_the_account_can_no_longer_pay_for_fills_what_it_affords_then_expires(tmp_path: Path):
+    store, clock = store_at(tmp_path), Clock()
+    write_bars(store, flat(0, 100.0))
+
+    async def scenario() -> None:
+        clock.at(1)
+        broker = await opened(tmp_path, clock)
+        await broker.submit(market(0, "buy", "99"))  # 99 x 100.1 x 1.001 = 9 919.8... of 10 000: accepted
+        # The market jumps: at 110.11 a unit costs 110.22011 with its fee; 10 000 pay for 90.727.
+        write_bars(store, flat(1, 110.0, 1000.0), flat(2, 110.0, 1000.0), flat(3, 110.0, 1000.0))
+        await broker.advance()
+        order = await broker.order_status(order_id(0), SYMBOL)
+        assert order is not None
+        assert (order.status, order.filled, order.reason) == ("expired", D("90.727"), "insufficient funds")
+        assert [f.quantity for f in await broker.fills_since(SYMBOL, T0)] == [D("90.727")]
+        assert await broker.balances() == {"BTC": D("110.727"), "USDT": D("0.06008003")}
+
+    run(scenario())
