@@ -1,0 +1,203 @@
+"""The recorder against the local venue through the real ccxt.pro client: a cold start backfills over
+REST, the stream's closed bars follow, a dropped stream or a burst of 5xx is caught up with no restart,
+and the store ends holding exactly the venue's closed bars: no gap, no duplicate, no bar still open."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+
+import httpx
+import pyarrow as pa
+import pytest
+from prometheus_client import CollectorRegistry
+from venue_setup import MINUTE, T0_MS, client_config, eth_bars, running_venue
+
+from resources.duckdb_store import DuckDBStore
+from resources.timeseries import TimeSeriesStore
+from trading_assets import naming
+from trading_assets.live.health import serving
+from trading_assets.live.recorder import Recorder, RecorderConfig, VenueDataError
+
+BARS = 40
+TABLE = naming.live_bars_table("binance", "ETH/USDT", "1m")
+
+
+def _config(**overrides: object) -> RecorderConfig:
+    base: dict = {"venue": "binance", "symbols": ("ETH/USDT",), "history_bars": 100, "stall_s": 5.0}
+    return RecorderConfig(**{**base, "backoff_s": (0.05, 0.4), **overrides})
+
+
+@pytest.fixture(params=["duckdb", "questdb"])
+def store(request, tmp_path) -> Iterator[TimeSeriesStore]:  # type: ignore[no-untyped-def]
+    if request.param == "duckdb":
+        yield DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+        return
+    if not os.environ.get("QUESTDB_ADDR"):
+        pytest.skip("QUESTDB_ADDR not set: no QuestDB server (scripts/services.sh up)")
+    from resources.questdb_store import QuestDBStore
+
+    questdb = QuestDBStore(addr=os.environ["QUESTDB_ADDR"])
+    questdb.drop(TABLE)
+    yield questdb
+    questdb.drop(TABLE)
+
+
+def _closed(source: pa.Table, now_ms: int) -> pa.Table:
+    """The venue's bars that have closed by `now_ms`, as the store should hold them."""
+    open_ms = source.column("ts").cast(pa.int64()).to_numpy() // 1000
+    return source.slice(0, int(((open_ms + MINUTE) <= now_ms).sum()))
+
+
+async def _until(what: Callable[[], Awaitable[bool] | bool], timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = what()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def _stored_equals(store: TimeSeriesStore, expected: pa.Table) -> bool:
+    stored = await asyncio.to_thread(store.read, TABLE) if TABLE in store.list_tables() else None
+    return stored is not None and stored.equals(expected)
+
+
+def test_cold_start_backfills_then_follows_the_stream_closed_bars_only(store) -> None:  # type: ignore[no-untyped-def]
+    source = eth_bars(BARS)
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 10 * MINUTE + 30_000) as venue:
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            recorder = Recorder(_config(), client_config(venue).exchange("pro"), store)
+            task = asyncio.create_task(recorder.run(stop))
+            try:
+                # Ten bars have closed (the eleventh is half-way): the backfill stores exactly them.
+                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                assert store.read(TABLE).num_rows == 10
+                await _until(lambda: recorder.not_ready() == [])
+                # Each minute on the venue's clock closes one more bar, which the stream brings.
+                for _ in range(5):
+                    venue.advance(timedelta(minutes=1))
+                    await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                assert store.read(TABLE).num_rows == 15
+            finally:
+                stop.set()
+                await task
+
+        asyncio.run(scenario())
+
+
+def test_a_dropped_stream_and_a_burst_of_5xx_are_caught_up_without_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = eth_bars(BARS)
+    store = DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 5 * MINUTE) as venue:
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            registry = CollectorRegistry()
+            recorder = Recorder(_config(), client_config(venue).exchange("pro"), store, registry)
+            task = asyncio.create_task(recorder.run(stop))
+            try:
+                await _until(lambda: recorder.not_ready() == [])
+                # The stream drops, and the venue answers 503 to the next requests while three bars close.
+                venue.fail_next_requests(3)
+                venue.drop_streams()
+                venue.advance(timedelta(minutes=3))
+                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                await _until(lambda: recorder.not_ready() == [])
+                reconnects = registry.get_sample_value(
+                    "live_recorder_reconnects_total", {"venue": "binance", "symbol": "ETH/USDT"}
+                )
+                assert reconnects is not None and reconnects >= 1
+                # Bars after the fault come by the stream again.
+                venue.advance(timedelta(minutes=2))
+                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                assert store.read(TABLE).num_rows == 10
+            finally:
+                stop.set()
+                await task
+
+        asyncio.run(scenario())
+
+
+def test_a_restart_resumes_after_the_last_stored_bar(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = eth_bars(BARS)
+    store = DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 6 * MINUTE) as venue:
+
+        async def record_until_caught_up() -> None:
+            stop = asyncio.Event()
+            recorder = Recorder(_config(), client_config(venue).exchange("pro"), store)
+            task = asyncio.create_task(recorder.run(stop))
+            await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+            stop.set()
+            await task
+
+        asyncio.run(record_until_caught_up())
+        assert store.read(TABLE).num_rows == 6
+        venue.advance(timedelta(minutes=7))  # the recorder is down while seven bars close
+        asyncio.run(record_until_caught_up())
+        assert store.read(TABLE).equals(_closed(source, venue.now_ms()))
+        assert store.read(TABLE).num_rows == 13
+
+
+def test_health_endpoints_tell_ready_and_lag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = eth_bars(BARS)
+    store = DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 4 * MINUTE) as venue:
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            registry = CollectorRegistry()
+            recorder = Recorder(_config(), client_config(venue).exchange("pro"), store, registry)
+            async with serving(recorder.health, "127.0.0.1", 0) as port, httpx.AsyncClient() as http:
+                base = f"http://127.0.0.1:{port}"
+                not_yet = await http.get(f"{base}/readyz")
+                assert not_yet.status_code == 503 and "ETH/USDT: not connected" in not_yet.json()["reasons"]
+                task = asyncio.create_task(recorder.run(stop))
+                try:
+                    await _until(lambda: recorder.not_ready() == [])
+                    ready = await http.get(f"{base}/readyz")
+                    assert ready.status_code == 200 and ready.json() == {
+                        "service": "recorder",
+                        "ready": True,
+                        "reasons": [],
+                    }
+                    assert (await http.get(f"{base}/healthz")).status_code == 200
+                    metrics = (await http.get(f"{base}/metrics")).text
+                    assert 'live_bar_lag_bars{symbol="ETH/USDT",venue="binance"} 0.0' in metrics
+                    labels = {"venue": "binance", "symbol": "ETH/USDT"}
+                    last_open_s = (T0_MS + 3 * MINUTE) / 1000
+                    assert registry.get_sample_value("live_bar_last_ts_seconds", labels) == last_open_s
+                    assert registry.get_sample_value("live_bars_written_total", labels) == 4
+                finally:
+                    stop.set()
+                    await task
+
+        asyncio.run(scenario())
+
+
+def test_a_malformed_bar_from_the_venue_is_refused_naming_the_field() -> None:
+    recorder = Recorder.__new__(Recorder)
+    recorder.config = _config()
+    recorder.interval_ms = MINUTE
+    good = [T0_MS, 100.0, 101.0, 99.0, 100.5, 3.0]
+    assert recorder._checked("ETH/USDT", good) == (T0_MS, 100.0, 101.0, 99.0, 100.5, 3.0)
+    cases = [
+        ([T0_MS, float("nan"), 101.0, 99.0, 100.5, 3.0], "open = nan"),
+        ([T0_MS, 100.0, 101.0, 99.0, None, 3.0], "close = None"),
+        ([T0_MS + 1, 100.0, 101.0, 99.0, 100.5, 3.0], "not on the 1m grid"),
+        ([T0_MS, 100.0, 99.5, 99.0, 100.5, 3.0], "high 99.5"),
+        ([T0_MS, 100.0, 101.0, 99.0, 100.5, -1.0], "volume -1.0"),
+        ([T0_MS, 100.0, 101.0, 99.0, 100.5], "5 fields"),
+    ]
+    for candle, message in cases:
+        with pytest.raises(VenueDataError, match=message.replace(".", r"\.")):
+            recorder._checked("ETH/USDT", candle)
