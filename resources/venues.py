@@ -57,6 +57,8 @@ class CcxtVenue(dg.ConfigurableResource):
     api_key_env: str = "TRADING_VENUE_API_KEY"
     secret_env: str = "TRADING_VENUE_SECRET"
     timeout_ms: int = 10_000
+    # ccxt's client-side throttle to the venue's published weights; tests of the local venue may turn it off.
+    enable_rate_limit: bool = True
 
     def exchange(self, kind: ClientKind = "rest", options: dict[str, Any] | None = None) -> Any:
         """A new ccxt client; `kind` rest (sync), async (asyncio REST) or pro (asyncio REST + streams).
@@ -75,7 +77,12 @@ class CcxtVenue(dg.ConfigurableResource):
             raise ValueError(f"venue_id {self.venue_id!r} is not {what}")
         merged = {**(LOCAL_VENUE_OPTIONS if self.local_url else {}), **(options or {})}
         exchange = cls(
-            {"enableRateLimit": True, "timeout": self.timeout_ms, "options": merged, **self._credentials()}
+            {
+                "enableRateLimit": self.enable_rate_limit,
+                "timeout": self.timeout_ms,
+                "options": merged,
+                **self._credentials(),
+            }
         )
         if self.sandbox:
             exchange.set_sandbox_mode(True)

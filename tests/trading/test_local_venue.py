@@ -30,6 +30,7 @@ from venue_setup import (
     pro_client,
     rest_client,
     running_venue,
+    settings,
 )
 
 from resources.venues import CcxtVenue, local_venue_urls
@@ -58,14 +59,8 @@ def test_markets_carry_the_filters_ccxt_reads() -> None:
     spec = MarketSpec(
         BTC, tick_size="0.1", step_size="0.001", min_qty="0.002", max_qty="50", min_notional="10"
     )
-    with running_venue({BTC: btc_bars()}) as venue:
-        venue.stop()
-        venue = LocalVenue({BTC: btc_bars()}, venue.settings, markets=[spec]).start()
-        try:
-            with rest_client(venue) as exchange:
-                market = exchange.load_markets()[BTC]
-        finally:
-            venue.stop()
+    with LocalVenue({BTC: btc_bars()}, settings(), markets=[spec]) as venue, rest_client(venue) as exchange:
+        market = exchange.load_markets()[BTC]
     assert (market["id"], market["base"], market["quote"], market["spot"]) == ("BTCUSDT", "BTC", "USDT", True)
     assert market["precision"] == {"amount": 0.001, "price": 0.1, "base": 1e-8, "quote": 1e-8}
     assert market["limits"]["amount"] == {"min": 0.002, "max": 50.0}
@@ -385,6 +380,20 @@ def test_the_ambiguous_order_exists_though_the_client_saw_the_connection_drop() 
         found = exchange.fetch_order(None, BTC, params={"clientOrderId": "s1-b2-1"})
         assert (found["status"], found["filled"]) == ("closed", 0.1)
         assert balance(exchange, "BTC") == (Decimal("1.1"), 0)
+
+
+def test_the_asyncio_client_sees_the_cut_as_exchange_not_available() -> None:
+    async def scenario(venue: LocalVenue) -> dict:
+        async with pro_client(venue) as exchange:
+            await exchange.load_markets()
+            venue.ambiguous_next_order("drop")
+            with pytest.raises(ccxt.ExchangeNotAvailable):
+                await exchange.create_order(BTC, "market", "sell", 0.1, params={"clientOrderId": "s1-b2-2"})
+            return await exchange.fetch_order(None, BTC, params={"clientOrderId": "s1-b2-2"})
+
+    with running_venue() as venue:
+        venue.advance_to(T0_MS + 2 * MINUTE)
+        assert asyncio.run(scenario(venue))["status"] == "closed"
 
 
 def test_the_ambiguous_order_held_past_the_client_timeout_is_a_request_timeout() -> None:

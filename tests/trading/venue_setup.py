@@ -69,7 +69,13 @@ def running_venue(bars: dict[str, pa.Table] | None = None, **overrides: Any) -> 
 
 
 def client_config(venue: LocalVenue) -> CcxtVenue:
-    return CcxtVenue(local_url=venue.url, api_key_env=KEY_ENV, secret_env=SECRET_ENV, timeout_ms=5_000)
+    return CcxtVenue(
+        local_url=venue.url,
+        api_key_env=KEY_ENV,
+        secret_env=SECRET_ENV,
+        timeout_ms=5_000,
+        enable_rate_limit=False,
+    )
 
 
 @contextmanager

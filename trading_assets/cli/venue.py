@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     def announce(v: LocalVenue) -> None:
-        start = datetime.fromtimestamp(v.now_ms() / 1000, UTC).isoformat()
+        start = datetime.fromtimestamp(v.now_ms() / 1000, UTC).isoformat(timespec="seconds")
         symbols = ", ".join(spec.symbol for spec in v.markets.values())
         print(
             f"venue on {v.url} (REST {v.url}/api/v3, streams {v.ws_url}, control {v.url}/_venue/state); "
