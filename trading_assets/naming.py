@@ -49,7 +49,7 @@ RESERVED_WORDS = frozenset(
     datasets indicator_sets walkforward_runs walkforward_folds walkforward_thresholds simulations
     simulation_trades schema_migrations information_schema pg_catalog main public temp job_requests
     job_request_runs strategies signals orders order_events fills positions reconciliation_runs
-    service_heartbeats
+    service_heartbeats trading_halts
     """.split()  # noqa: SIM905
 )
 

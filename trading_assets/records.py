@@ -738,6 +738,18 @@ class HeartbeatRecord:
     last_beat: datetime
 
 
+@dataclass(frozen=True)
+class TradingHalt:
+    """A venue account's kill switch: while `halted`, its open orders are cancelled and no order is sent."""
+
+    venue: str
+    account: str
+    halted: bool
+    reason: str
+    set_by: str
+    updated_at: datetime | None = None
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 

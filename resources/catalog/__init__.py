@@ -43,6 +43,7 @@ from trading_assets.records import (
     SimulationRefresh,
     SimulationTrade,
     StrategyRecord,
+    TradingHalt,
     WalkforwardExtension,
     WalkforwardFoldRecord,
     WalkforwardPredictions,
@@ -438,6 +439,17 @@ class Catalog(dg.ConfigurableResource, ABC):
     def list_heartbeats(self, service: str | None = None) -> list[HeartbeatRecord]:
         """The latest beat of every instance (of `service` if given), ordered by service, instance."""
         return self._run(lambda db: live.list_heartbeats(db, service))
+
+    def set_trading_halt(
+        self, venue: str, account: str, halted: bool, reason: str, set_by: str
+    ) -> TradingHalt:
+        """Switch the account's kill switch on (`halted`) or off, with the reason and who did it, in one
+        statement; the executor follows within a poll."""
+        return self._run(lambda db: live.set_halt(db, venue, account, halted, reason, set_by), write=True)
+
+    def get_trading_halt(self, venue: str, account: str) -> TradingHalt | None:
+        """The account's kill switch, or None if it was never set (trading allowed)."""
+        return self._run(lambda db: live.get_halt(db, venue, account))
 
     def _run(self, op: Callable[[Session], T], *, write: bool = False, transaction: bool = False) -> T:
         """`op` as one statement or reads (or as one transaction), after the pending migrations if

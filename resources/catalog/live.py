@@ -56,6 +56,7 @@ from trading_assets.records import (
     SignalRecord,
     StaleOrder,
     StrategyRecord,
+    TradingHalt,
 )
 
 
@@ -631,3 +632,23 @@ def _shortest(value: Decimal) -> Decimal:
     normal = value.normalize()
     # normalize() writes whole numbers with an exponent (1E+2): quantize them back to units.
     return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+
+
+_HALT = "venue, account, halted, reason, set_by, updated_at"
+
+
+def set_halt(db: Session, venue: str, account: str, halted: bool, reason: str, set_by: str) -> TradingHalt:
+    if not reason.strip():
+        raise CatalogError(f"halt of {venue}/{account}: give a reason")
+    row = db.one(
+        "INSERT INTO trading_halts (venue, account, halted, reason, set_by) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (venue, account) DO UPDATE SET halted = excluded.halted, reason = excluded.reason, "
+        f"set_by = excluded.set_by, updated_at = now() RETURNING {_HALT}",
+        [venue, account, halted, reason, set_by],
+    )
+    return record_from_row(TradingHalt, row)
+
+
+def get_halt(db: Session, venue: str, account: str) -> TradingHalt | None:
+    row = db.one(f"SELECT {_HALT} FROM trading_halts WHERE venue = %s AND account = %s", [venue, account])
+    return None if row is None else record_from_row(TradingHalt, row)

@@ -362,3 +362,15 @@ def test_postgres_refuses_changing_or_deleting_an_order_event(
     for statement in ("UPDATE {}.order_events SET detail = '{{}}'", "DELETE FROM {}.order_events"):
         with pytest.raises(psycopg.errors.RaiseException, match="order_events is append-only"):
             pg_admin.execute(statement.format(pg_schema_name))
+
+
+def test_the_kill_switch_is_one_row_per_account_set_with_a_reason(catalog: Catalog) -> None:
+    assert catalog.get_trading_halt("local", "paper") is None
+    on = catalog.set_trading_halt("local", "paper", True, "runaway strategy", "operator")
+    assert (on.halted, on.reason, on.set_by) == (True, "runaway strategy", "operator")
+    off = catalog.set_trading_halt("local", "paper", False, "checked, resumed", "operator")
+    assert catalog.get_trading_halt("local", "paper") == off and not off.halted
+    assert catalog.get_trading_halt("local", "other") is None
+    with pytest.raises(CatalogError, match="give a reason"):
+        catalog.set_trading_halt("local", "paper", True, " ", "operator")
+    assert catalog.get_trading_halt("local", "paper") == off
