@@ -1,0 +1,581 @@
+"""The executor: turns each running strategy's latest target into orders on one venue account, through a
+broker, with every order's life in the orders repository.
+
+Start: reconcile with the venue before anything else (`reconcile`): every order the repository holds as
+open is asked about by its client order id and brought to the venue's state (its fills first, then its
+status); the account's fills over `fills_lookback` are recorded (a fill seen before counts once); then
+each traded symbol's position must equal what the venue holds, less the holdings it had before any order
+of ours (the baseline the first reconciliation records). Any difference is a mismatch: the executor is not
+ready and sends nothing (it fails closed), and tries again every `reconcile_every_s`.
+
+Each poll, once ready:
+- the kill switch (`trading_halts`) halted: cancel the account's open orders, send nothing;
+- every open order is asked about and brought to the venue's state (an order the venue never received is
+  rejected after `unknown_grace_s`; an UNKNOWN one is never sent again, only asked about);
+- for each running strategy of the account: its latest signal's target, through the strategy's rules
+  (direction, sizing at the last recorded close), gives the position it wants; the difference to its
+  position, rounded down to the instrument's step, is one market order. Orders of an older bar still
+  working are cancelled first; an order of this bar still working is waited for. Pre-trade checks deny an
+  order (with the reason) that would pass the strategy's max position, max order notional or max orders
+  per minute. The intent is stored (INITIALIZED) and marked SUBMITTED before the request leaves, so a
+  crash in between leaves an order to ask about, never one to send again.
+The broker's event stream records fills as they come, and a reconnect makes the next poll reconcile again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from resources.brokers.base import (
+    Broker,
+    BrokerError,
+    BrokerUnavailable,
+    OrderRejected,
+    OrderRequest,
+    OutcomeUnknown,
+    VenueFill,
+    VenueOrder,
+)
+from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
+from trading_assets import naming
+from trading_assets.live.config import StrategyRules
+from trading_assets.live.health import Health
+from trading_assets.live.service import timeframe
+from trading_assets.orders import TERMINAL, OrderEvent, OrderStatus
+from trading_assets.records import (
+    CatalogError,
+    NewFill,
+    NewOrder,
+    OrderRecord,
+    OrderUpdate,
+    SignalRecord,
+    StaleOrder,
+    StrategyRecord,
+)
+
+log = logging.getLogger(__name__)
+
+S, E = OrderStatus, OrderEvent
+# Orders one strategy may place on one bar (a partial fill that expired may need a second; a venue that
+# keeps refusing must not get a stream of them).
+MAX_ORDERS_PER_BAR = 3
+HEARTBEAT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A symbol's order rules at the venue: quantities are multiples of `step`, at least `min_quantity`."""
+
+    step: Decimal
+    min_quantity: Decimal
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    venue: str
+    account: str
+    instruments: dict[str, Instrument]
+    poll_s: float = 1.0
+    fills_lookback: timedelta = timedelta(days=7)
+    reconcile_every_s: float = 30.0
+    # How long an order sent (or of unknown outcome) may be missing at the venue before it counts as never
+    # received: longer than any request can travel (Binance refuses requests older than its recvWindow, 5 s).
+    unknown_grace_s: float = 30.0
+
+
+@dataclass
+class _Metrics:
+    registry: CollectorRegistry
+    orders: Counter = field(init=False)
+    outcomes: Counter = field(init=False)
+    fills: Counter = field(init=False)
+    reconciled: Gauge = field(init=False)
+    round_trip: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.orders = Counter("live_orders", "Orders stored, by strategy", ["strategy"], registry=r)
+        self.outcomes = Counter("live_order_outcomes", "Orders by how they ended", ["status"], registry=r)
+        self.fills = Counter("live_fills", "Fills recorded", ["symbol"], registry=r)
+        self.reconciled = Gauge("live_reconciled", "1 when the last reconciliation matched", registry=r)
+        self.round_trip = Histogram(
+            "live_order_round_trip_seconds",
+            "From the request leaving to the venue's answer",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+
+
+class Executor:
+    """Trades the running strategies of `config.account` on `config.venue` through `broker`."""
+
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        catalog: Catalog,
+        broker: Broker,
+        store: TimeSeriesStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        registry: CollectorRegistry | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.broker = broker
+        self.store = store
+        self.clock = clock
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
+        self.registry = registry or CollectorRegistry()
+        self.metrics = _Metrics(self.registry)
+        self.health = Health("executor", self.registry, stale_after_s=max(30.0, 10 * config.poll_s))
+        self.health.readiness(self.not_ready)
+        self.reconciled = False
+        self.connected = True
+        self.problem: str | None = "not reconciled yet"
+        self._last_reconcile = -1e9
+        self._last_beat = -1e9
+        self._lock = asyncio.Lock()
+
+    def not_ready(self) -> list[str]:
+        reasons = [] if self.reconciled else [self.problem or "not reconciled"]
+        return reasons + ([] if self.connected else ["the broker is disconnected"])
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile, then poll until `stop` is set; the broker's fills are recorded as they come."""
+        events = asyncio.create_task(self._follow_events())
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except (CatalogError, BrokerError) as err:
+                    log.warning("executor: %s; trying again", err)
+                self.health.beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.poll_s)
+        finally:
+            events.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
+
+    async def tick(self) -> None:
+        """One poll: reconcile if needed, then follow the kill switch, the open orders and the strategies."""
+        async with self._lock:
+            if not self.reconciled:
+                if time.monotonic() - self._last_reconcile >= self.config.reconcile_every_s:
+                    await self.reconcile()
+            elif self.connected:
+                halt = await asyncio.to_thread(
+                    self.catalog.get_trading_halt, self.config.venue, self.config.account
+                )
+                await self._sync_open_orders()
+                if halt is not None and halt.halted:
+                    await self._cancel_all(f"kill switch: {halt.reason}")
+                else:
+                    for strategy in await self._strategies():
+                        await self._act(strategy)
+            await self._beat()
+
+    async def _beat(self) -> None:
+        if time.monotonic() - self._last_beat < HEARTBEAT_S:
+            return
+        status = "ready" if not self.not_ready() else "not ready"
+        detail = json.dumps(
+            {"reasons": self.not_ready(), "venue": self.config.venue, "account": self.config.account}
+        )
+        await asyncio.to_thread(self.catalog.heartbeat, "executor", self.instance, status, detail)
+        self._last_beat = time.monotonic()
+
+    async def _follow_events(self) -> None:
+        async for event in self.broker.events():
+            if event.kind == "disconnected":
+                self.connected = False
+                log.warning("executor: broker disconnected: %s", event.detail)
+            elif event.kind == "reconnected":
+                self.connected = True
+                # What happened while the link was down is only known by asking: reconcile before trading.
+                self.reconciled, self.problem, self._last_reconcile = (
+                    False,
+                    "reconciling after a reconnect",
+                    -1e9,
+                )
+                log.info("executor: broker reconnected; reconciling")
+            elif event.kind == "fill" and event.fill is not None:
+                async with self._lock:
+                    with contextlib.suppress(CatalogError):
+                        await self._record_fill(event.fill)
+
+    # -- reconciliation -----------------------------------------------------------------------------------
+
+    async def reconcile(self) -> bool:
+        """Bring the repository to the venue's state and compare positions; True when they match."""
+        self._last_reconcile = time.monotonic()
+        venue, account = self.config.venue, self.config.account
+        run = await asyncio.to_thread(self.catalog.start_reconciliation, "executor", venue, account)
+        mismatches: list[str] = []
+        details: dict[str, object] = {}
+        try:
+            for order in await asyncio.to_thread(self.catalog.open_orders, venue, account):
+                await self._sync(order, await self.broker.order_status(order.client_order_id, order.symbol))
+            await self._deny_unsent()
+            symbols = sorted({s.symbol for s in await self._strategies(running_only=False)})
+            since = self.clock() - self.config.fills_lookback
+            for symbol in symbols:
+                for fill in await self.broker.fills_since(symbol, since):
+                    if not await self._record_fill(fill):
+                        mismatches.append(f"{symbol}: the venue's trade {fill.trade_id} is no order of ours")
+            baseline, first = await self._baseline(symbols)
+            held = await self.broker.positions()
+            for symbol in symbols:
+                stored = await asyncio.to_thread(self.catalog.get_position, venue, account, symbol)
+                ours = Decimal(0) if stored is None else stored.quantity
+                venue_qty = held.get(symbol, Decimal(0))
+                if venue_qty != baseline.get(symbol, Decimal(0)) + ours:
+                    mismatches.append(
+                        f"{symbol}: the venue holds {venue_qty}, the repository's fills make {ours} on top "
+                        f"of {baseline.get(symbol, Decimal(0))} held before"
+                    )
+            if first:
+                details["baseline"] = {k: str(v) for k, v in baseline.items()}
+            known = {o.client_order_id for o in await asyncio.to_thread(self.catalog.list_orders)}
+            for order in await self.broker.open_orders():
+                if order.client_order_id not in known and order.symbol in symbols:
+                    mismatches.append(
+                        f"{order.symbol}: open order {order.client_order_id} at the venue is not ours"
+                    )
+        except (BrokerError, CatalogError) as err:
+            details["error"] = str(err)
+            await asyncio.to_thread(self.catalog.finish_reconciliation, run.id, "failed", json.dumps(details))
+            self.reconciled, self.problem = False, f"reconciliation failed: {err}"
+            self.metrics.reconciled.set(0)
+            log.warning("executor: %s", self.problem)
+            return False
+        details["mismatches"] = mismatches
+        status = "mismatch" if mismatches else "ok"
+        await asyncio.to_thread(self.catalog.finish_reconciliation, run.id, status, json.dumps(details))
+        self.reconciled = not mismatches
+        self.problem = (
+            None
+            if self.reconciled
+            else f"reconciliation found {len(mismatches)} mismatch(es): {mismatches[0]}"
+        )
+        self.metrics.reconciled.set(1 if self.reconciled else 0)
+        log.info(
+            "executor: reconciled %s/%s: %s", venue, account, status if self.reconciled else self.problem
+        )
+        return self.reconciled
+
+    async def _baseline(self, symbols: list[str]) -> tuple[dict[str, Decimal], bool]:
+        """What the account held before any order of ours (the first reconciliation's record of it), and
+        whether this is the first reconciliation (which then records it)."""
+        for past in await asyncio.to_thread(
+            self.catalog.list_reconciliations, self.config.venue, self.config.account
+        ):
+            if past.status == "ok" and past.details and "baseline" in json.loads(past.details):
+                return {k: Decimal(v) for k, v in json.loads(past.details)["baseline"].items()}, False
+        held = await self.broker.positions()
+        baseline = {}
+        for symbol in symbols:
+            stored = await asyncio.to_thread(
+                self.catalog.get_position, self.config.venue, self.config.account, symbol
+            )
+            baseline[symbol] = held.get(symbol, Decimal(0)) - (
+                Decimal(0) if stored is None else stored.quantity
+            )
+        return baseline, True
+
+    async def _deny_unsent(self) -> None:
+        """Intents stored but never marked sent (a crash between the two) are denied: they never left."""
+        for order in await asyncio.to_thread(self.catalog.list_orders, None, [S.INITIALIZED.value]):
+            if (order.venue, order.account) == (self.config.venue, self.config.account):
+                await self._apply(order, E.DENY, reason="not sent before the executor stopped")
+
+    # -- orders -----------------------------------------------------------------------------------------
+
+    async def _sync_open_orders(self) -> None:
+        for order in await asyncio.to_thread(
+            self.catalog.open_orders, self.config.venue, self.config.account
+        ):
+            try:
+                venue_order = await self.broker.order_status(order.client_order_id, order.symbol)
+            except BrokerUnavailable:
+                return
+            await self._sync(order, venue_order)
+
+    async def _sync(self, order: OrderRecord, venue_order: VenueOrder | None) -> None:
+        """Bring one stored order to what the venue says of it: fills first (a canceled order takes none
+        after), then its status."""
+        if venue_order is None:
+            # The catalog stamps rows with its own (wall) clock, whatever the venue's clock says.
+            now = datetime.now(UTC)
+            age = (now - (order.updated_at or now)).total_seconds()
+            if order.status in (S.SUBMITTED, S.UNKNOWN) and age >= self.config.unknown_grace_s:
+                await self._apply(order, E.REJECT, reason=f"the venue has no order {order.client_order_id}")
+            return
+        if venue_order.filled > order.filled_quantity:
+            # On the venue's clock the order came after its signal's bar (created_at is the catalog's clock).
+            since = order.bar_ts
+            for fill in await self.broker.fills_since(order.symbol, since):
+                if fill.client_order_id == order.client_order_id or (
+                    fill.venue_order_id is not None and fill.venue_order_id == venue_order.venue_order_id
+                ):
+                    await self._record_fill(fill, order.client_order_id)
+        stored = await asyncio.to_thread(self.catalog.get_order, order.client_order_id)
+        if stored is None or stored.status in TERMINAL:
+            return
+        status = S(stored.status)
+        event = {
+            "open": E.ACCEPT if status in (S.SUBMITTED, S.UNKNOWN) and stored.filled_quantity == 0 else None,
+            "canceled": E.CANCEL,
+            "expired": E.EXPIRE,
+            "rejected": E.REJECT,
+            "closed": None,
+        }[venue_order.status]
+        if venue_order.status == "closed" and stored.filled_quantity < stored.quantity:
+            log.warning(
+                "executor: %s is filled at the venue but not all its fills arrived", stored.client_order_id
+            )
+        if event is not None:
+            reason = (venue_order.reason or "rejected by the venue") if event is E.REJECT else None
+            await self._apply(stored, event, reason=reason, venue_order_id=venue_order.venue_order_id)
+
+    async def _record_fill(self, fill: VenueFill, client_order_id: str | None = None) -> bool:
+        """Record a venue fill against its order; False if it belongs to no order of ours."""
+        cid = client_order_id or fill.client_order_id
+        if cid is None and fill.venue_order_id is not None:
+            orders = await asyncio.to_thread(self.catalog.list_orders)
+            cid = next((o.client_order_id for o in orders if o.venue_order_id == fill.venue_order_id), None)
+        if cid is None or await asyncio.to_thread(self.catalog.get_order, cid) is None:
+            return False
+        new = NewFill(
+            venue=self.config.venue,
+            trade_id=fill.trade_id,
+            client_order_id=cid,
+            symbol=fill.symbol,
+            side=fill.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            fee_currency=fill.fee_currency,
+            ts=fill.ts,
+        )
+        _, created = await asyncio.to_thread(self.catalog.record_fill, new)
+        if created:
+            self.metrics.fills.labels(fill.symbol).inc()
+            log.info(
+                "executor: fill %s of %s: %s %s at %s",
+                fill.trade_id,
+                cid,
+                fill.side,
+                fill.quantity,
+                fill.price,
+            )
+        return True
+
+    async def _apply(
+        self,
+        order: OrderRecord,
+        event: OrderEvent,
+        *,
+        reason: str | None = None,
+        venue_order_id: str | None = None,
+        detail: dict | None = None,
+    ) -> OrderRecord | None:
+        """Apply `event` if the order is still as read; None if it moved meanwhile (the next poll sees it)."""
+        update = OrderUpdate(
+            event=event.value,
+            reason=reason,
+            venue_order_id=venue_order_id,
+            detail=json.dumps(detail or {}),
+            expected_status=order.status,
+        )
+        try:
+            stored = await asyncio.to_thread(self.catalog.apply_order_event, order.client_order_id, update)
+        except StaleOrder:
+            return None
+        except CatalogError as err:
+            # The machine refused: the venue said something the order cannot become. Kept, loudly.
+            log.error("executor: %s", err)
+            return None
+        if stored.status in TERMINAL:
+            self.metrics.outcomes.labels(stored.status).inc()
+        return stored
+
+    async def _cancel_all(self, reason: str) -> None:
+        for order in await asyncio.to_thread(
+            self.catalog.open_orders, self.config.venue, self.config.account
+        ):
+            await self._cancel(order, reason)
+
+    async def _cancel(self, order: OrderRecord, reason: str) -> None:
+        if order.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            return  # SUBMITTED/UNKNOWN are asked about first; PENDING_CANCEL is on its way
+        pending = await self._apply(order, E.CANCEL_REQUEST, detail={"reason": reason})
+        if pending is None:
+            return
+        try:
+            venue_order = await self.broker.cancel(order.client_order_id, order.symbol)
+        except OutcomeUnknown:
+            await self._apply(pending, E.TIMEOUT, detail={"reason": "the cancel's answer was lost"})
+            return
+        except OrderRejected as err:
+            venue_order = await self.broker.order_status(order.client_order_id, order.symbol)
+            if venue_order is not None and venue_order.status == "open":
+                await self._apply(pending, E.CANCEL_REJECT, reason=err.reason)
+                return
+        await self._sync(pending, venue_order)
+
+    # -- strategies -------------------------------------------------------------------------------------
+
+    async def _strategies(self, running_only: bool = True) -> list[StrategyRecord]:
+        strategies = await asyncio.to_thread(self.catalog.list_strategies)
+        return [
+            s
+            for s in strategies
+            if (s.venue, s.account) == (self.config.venue, self.config.account)
+            and (not running_only or s.desired_state == "running")
+        ]
+
+    async def _act(self, strategy: StrategyRecord) -> None:
+        signals = await asyncio.to_thread(self.catalog.list_signals, strategy.name)
+        if not signals:
+            return
+        latest = signals[-1]
+        orders = await asyncio.to_thread(self.catalog.list_orders, strategy.name)
+        working = [o for o in orders if o.status not in TERMINAL]
+        for order in working:
+            if order.bar_ts < latest.bar_ts:
+                await self._cancel(order, f"replaced by the signal of {latest.bar_ts:%Y-%m-%d %H:%M}")
+        if working:
+            return
+        this_bar = [o for o in orders if o.bar_ts == latest.bar_ts]
+        if len(this_bar) >= MAX_ORDERS_PER_BAR or any(o.status in (S.DENIED, S.REJECTED) for o in this_bar):
+            return  # refused on this bar: the next bar's signal decides again
+        await self._order_towards(strategy, latest, len(this_bar), orders)
+
+    async def _order_towards(
+        self, strategy: StrategyRecord, signal: SignalRecord, seq: int, orders: list[OrderRecord]
+    ) -> None:
+        instrument = self.config.instruments.get(strategy.symbol)
+        if instrument is None:
+            log.warning(
+                "executor: no instrument rules for %s; %s sends nothing", strategy.symbol, strategy.name
+            )
+            return
+        rules = StrategyRules.from_json(strategy.sizing)
+        price = await self._last_close(strategy)
+        if price is None:
+            return
+        stored = await asyncio.to_thread(
+            self.catalog.get_position, self.config.venue, self.config.account, strategy.symbol
+        )
+        position = Decimal(0) if stored is None else stored.quantity
+        wanted = Decimal(str(rules.side_allowed(signal.target))) * await self._size(rules, strategy, price)
+        delta = _to_step(wanted - position, instrument.step)
+        if abs(delta) < instrument.min_quantity:
+            return
+        reason = self._risk(strategy, position, delta, price, orders)
+        new = NewOrder(
+            strategy=strategy.name,
+            bar_ts=signal.bar_ts,
+            seq=seq,
+            side="buy" if delta > 0 else "sell",
+            order_type="market",
+            quantity=abs(delta),
+        )
+        order, created = await asyncio.to_thread(self.catalog.create_order, new)
+        if not created:
+            return
+        self.metrics.orders.labels(strategy.name).inc()
+        if reason is not None:
+            await self._apply(order, E.DENY, reason=reason)
+            log.info("executor: %s denied: %s", order.client_order_id, reason)
+            return
+        await self._send(order)
+
+    async def _send(self, order: OrderRecord) -> None:
+        sent = await self._apply(order, E.SUBMIT)
+        if sent is None:
+            return
+        request = OrderRequest(order.client_order_id, order.symbol, order.side, "market", order.quantity)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        try:
+            venue_order = await self.broker.submit(request)
+        except OrderRejected as err:
+            await self._apply(sent, E.REJECT, reason=err.reason)
+            log.info("executor: %s rejected: %s", order.client_order_id, err.reason)
+            return
+        except OutcomeUnknown as err:
+            # It may be at the venue: ask about it by this id from now on, never send it again.
+            await self._apply(sent, E.TIMEOUT, detail={"error": str(err)})
+            log.warning("executor: %s outcome unknown (%s); asking the venue", order.client_order_id, err)
+            return
+        except BrokerUnavailable as err:
+            await self._apply(sent, E.REJECT, reason=f"not sent: {err}")
+            return
+        self.metrics.round_trip.observe(time.perf_counter() - started)
+        await self._sync(sent, venue_order)
+
+    async def _size(self, rules: StrategyRules, strategy: StrategyRecord, price: Decimal) -> Decimal:
+        """Base units of a full-size position at `price`."""
+        if rules.sizing == "units":
+            return rules.amount
+        if rules.sizing == "notional":
+            return rules.amount / price
+        balances = await self.broker.balances()
+        base, quote = strategy.symbol.split(":")[0].split("/")
+        equity = balances.get(quote, Decimal(0)) + balances.get(base, Decimal(0)) * price
+        return rules.amount * equity / price
+
+    def _risk(
+        self,
+        strategy: StrategyRecord,
+        position: Decimal,
+        delta: Decimal,
+        price: Decimal,
+        orders: list[OrderRecord],
+    ) -> str | None:
+        """Why the order must not go (None: it may): the strategy's pre-trade limits."""
+        after = position + delta
+        if abs(after) > strategy.max_position:
+            return f"max position: {after} would pass {strategy.max_position}"
+        notional = abs(delta) * price
+        if notional > strategy.max_order_notional:
+            return f"max order notional: {notional:.2f} would pass {strategy.max_order_notional}"
+        minute_ago = datetime.now(UTC) - timedelta(minutes=1)  # created_at is the catalog's wall clock
+        recent = sum(1 for o in orders if o.created_at is not None and o.created_at >= minute_ago)
+        if recent >= strategy.max_orders_per_minute:
+            return f"max orders per minute: {recent} in the last minute"
+        return None
+
+    async def _last_close(self, strategy: StrategyRecord) -> Decimal | None:
+        dataset = await asyncio.to_thread(self.catalog.get_dataset, strategy.dataset)
+        if dataset is None:
+            return None
+        table = naming.live_bars_table(strategy.venue, strategy.symbol, timeframe(dataset.bar_interval_s))
+        last = await asyncio.to_thread(self.store.last_ts, table)
+        if last is None:
+            return None
+        bars = await asyncio.to_thread(self.store.read, table, last, None, ["ts", "close"])
+        closes = bars.column("close").cast(pa.float64()).to_pylist()
+        return Decimal(str(closes[-1])) if closes else None
+
+
+def _to_step(quantity: Decimal, step: Decimal) -> Decimal:
+    """`quantity` rounded toward zero to a multiple of `step`."""
+    return (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
