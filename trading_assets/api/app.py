@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
-from trading_assets.api import routes
+from trading_assets.api import live_routes, routes
 from trading_assets.api.settings import ApiSettings
 
 log = logging.getLogger("trading_assets.api")
@@ -61,6 +61,7 @@ def create_app(
     app.include_router(routes.catalog_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
     app.include_router(routes.series_router, prefix=API_PREFIX, dependencies=[Depends(routes.require_read)])
     app.include_router(routes.jobs_router, prefix=API_PREFIX)
+    app.include_router(live_routes.router, prefix=API_PREFIX)
     _dashboard(app)
     _errors(app)
     # Outermost: a body over the limit is refused before anything reads it.
@@ -91,6 +92,10 @@ def _dashboard(app: FastAPI) -> None:
     @app.get("/jobs", include_in_schema=False)
     def jobs_page() -> FileResponse:
         return FileResponse(STATIC / "jobs.html")
+
+    @app.get("/live", include_in_schema=False)
+    def live_page() -> FileResponse:
+        return FileResponse(STATIC / "live.html")
 
     @app.get("/runs/{name}", include_in_schema=False)
     def run_page(name: str) -> FileResponse:

@@ -1,0 +1,450 @@
+"""The live operator's routes under /api/v1/live: strategies (with start/stop), orders, fills, positions,
+the services' and the data's health, the kill switch of each venue account, and their changes as
+server-sent events.
+
+Everything is read from the catalog the live services write (and the store the recorder writes), so the
+API holds no state of its own: a start/stop or a halt is one catalog statement that the runner or the
+executor follows within its poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+
+from resources.catalog import Catalog
+from resources.timeseries import StoreError, TimeSeriesStore
+from trading_assets import naming
+from trading_assets.api.live_models import (
+    DataHealth,
+    DesiredState,
+    Fill,
+    FillPage,
+    Halt,
+    HaltChange,
+    Health,
+    Heartbeat,
+    Order,
+    OrderDetail,
+    OrderEvent,
+    OrderPage,
+    Position,
+    Reconciliation,
+    Strategy,
+)
+from trading_assets.api.routes import (
+    ERRORS,
+    WRITE_ERRORS,
+    CatalogDep,
+    StoreDep,
+    _checked,
+    _not_found,
+    _refused,
+    require_read,
+    require_write,
+)
+from trading_assets.orders import OrderStatus, parse_client_order_id
+from trading_assets.records import FillRecord, OrderRecord, SignalRecord, StrategyRecord
+
+router = APIRouter(prefix="/live", tags=["live"])
+
+READ = [Depends(require_read)]
+WRITE = [Depends(require_write)]
+# A service beats every 5 s (runner, executor): three missed beats make it stale.
+STALE_AFTER_S = 15.0
+# The event stream polls the catalog this often, so a change reaches the page within a second; the
+# signals and the store (heavier reads) every SLOW_EVERY polls.
+LIVE_POLL_S = 0.25
+SLOW_EVERY = 4
+PING_S = 15.0
+# The stream opens with the newest orders and fills only (the page shows no more); later changes of any.
+FIRST_ROWS = 200
+MAX_PAGE = 1_000
+
+OrderStatusName = Literal[tuple(status.value for status in OrderStatus)]  # type: ignore[valid-type]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the page before")]
+
+_VENUE = re.compile(r"[a-z][a-z0-9]{0,19}")
+# Venue accounts are the operator's names ("main", "paper-1"): what a URL path carries without escaping.
+_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def venue_name(value: str) -> str:
+    if not _VENUE.fullmatch(value):
+        raise ValueError(f"venue {value!r} is not a ccxt exchange id (lowercase letters and digits)")
+    return value
+
+
+def account_name(value: str) -> str:
+    if not _ACCOUNT.fullmatch(value):
+        raise ValueError(f"account {value!r} must be letters, digits, '_', '.' or '-' (at most 64)")
+    return value
+
+
+# --- strategies ------------------------------------------------------------------------------------------
+
+
+def _latest_signal(catalog: Catalog, name: str) -> SignalRecord | None:
+    signals = catalog.list_signals(name)
+    return signals[-1] if signals else None
+
+
+def _strategies(
+    catalog: Catalog, strategies: Iterable[StrategyRecord], signals: dict[str, SignalRecord | None]
+) -> list[Strategy]:
+    positions = {(p.venue, p.account, p.symbol): p for p in catalog.list_positions()}
+    return [
+        Strategy.of(s, signals.get(s.name), positions.get((s.venue, s.account, s.symbol))) for s in strategies
+    ]
+
+
+@router.get("/strategies", response_model=list[Strategy], responses=ERRORS, dependencies=READ)
+def list_strategies(catalog: CatalogDep) -> list[Strategy]:
+    """Every strategy: desired and actual state, lineage, instrument, rules, limits, its latest signal and
+    the account's position in its symbol."""
+    strategies = catalog.list_strategies()
+    return _strategies(catalog, strategies, {s.name: _latest_signal(catalog, s.name) for s in strategies})
+
+
+@router.get("/strategies/{name}", response_model=Strategy, responses=ERRORS, dependencies=READ)
+def get_strategy(name: Annotated[str, Path(min_length=1, max_length=200)], catalog: CatalogDep) -> Strategy:
+    record = catalog.get_strategy(_checked("name", name, naming.strategy_name))
+    if record is None:
+        raise _not_found(f"strategy {name!r}")
+    return _strategies(catalog, [record], {record.name: _latest_signal(catalog, record.name)})[0]
+
+
+@router.put(
+    "/strategies/{name}/desired-state", response_model=Strategy, responses=WRITE_ERRORS, dependencies=WRITE
+)
+def set_desired_state(
+    name: Annotated[str, Path(min_length=1, max_length=200)], body: DesiredState, catalog: CatalogDep
+) -> Strategy:
+    """Ask for the strategy running or stopped (one UPDATE of its row); the runner starts or stops it
+    within its poll and reports its actual state."""
+    name = _checked("name", name, naming.strategy_name)
+    if catalog.get_strategy(name) is None:
+        raise _not_found(f"strategy {name!r}")
+    record = catalog.set_strategy_desired_state(name, body.state)
+    return _strategies(catalog, [record], {name: _latest_signal(catalog, name)})[0]
+
+
+# --- orders, fills, positions ----------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _page(
+    items: Sequence[T], key: Callable[[T], str], cursor: str | None, limit: int
+) -> tuple[list[T], str | None]:
+    """`limit` items after the one whose key is `cursor` (from the start without one); the next cursor."""
+    start = 0
+    if cursor is not None:
+        keys = [key(item) for item in items]
+        if cursor not in keys:
+            raise _refused("cursor", f"{cursor!r} is no row of this listing (pass a page's next_cursor)")
+        start = keys.index(cursor) + 1
+    page = list(items[start : start + limit])
+    more = start + limit < len(items)
+    return page, key(page[-1]) if more and page else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _newest_orders(orders: Iterable[OrderRecord]) -> list[OrderRecord]:
+    return sorted(orders, key=lambda o: (o.created_at or _EPOCH, o.client_order_id), reverse=True)
+
+
+def _newest_fills(fills: Iterable[FillRecord]) -> list[FillRecord]:
+    return sorted(fills, key=lambda f: (f.ts, f.venue, f.trade_id), reverse=True)
+
+
+@router.get("/orders", response_model=OrderPage, responses=ERRORS, dependencies=READ)
+def list_orders(
+    catalog: CatalogDep,
+    strategy: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[list[OrderStatusName] | None, Query()] = None,  # type: ignore[valid-type]
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> OrderPage:
+    """Orders (of `strategy`, in any of `status` if given), newest first, `limit` a page; `cursor` is the
+    last order's client order id."""
+    if strategy is not None:
+        strategy = _checked("strategy", strategy, naming.strategy_name)
+    if cursor is not None:
+        _checked("cursor", cursor, parse_client_order_id)
+    orders = _newest_orders(catalog.list_orders(strategy, status))
+    page, following = _page(orders, lambda o: o.client_order_id, cursor, limit)
+    return OrderPage(orders=[Order.of(o) for o in page], next_cursor=following)
+
+
+@router.get("/orders/{client_order_id}", response_model=OrderDetail, responses=ERRORS, dependencies=READ)
+def get_order(
+    client_order_id: Annotated[str, Path(min_length=1, max_length=200)], catalog: CatalogDep
+) -> OrderDetail:
+    """One order with its whole history (every state-machine event, oldest first)."""
+    _checked("client_order_id", client_order_id, parse_client_order_id)
+    record = catalog.get_order(client_order_id)
+    if record is None:
+        raise _not_found(f"order {client_order_id!r}")
+    events = [OrderEvent.of(e) for e in catalog.list_order_events(client_order_id)]
+    return OrderDetail(**Order.of(record).model_dump(), events=events)
+
+
+def _fill_key(fill: FillRecord) -> str:
+    return f"{fill.venue}/{fill.trade_id}"
+
+
+@router.get("/fills", response_model=FillPage, responses=ERRORS, dependencies=READ)
+def list_fills(
+    catalog: CatalogDep,
+    strategy: Annotated[str | None, Query(max_length=200)] = None,
+    client_order_id: Annotated[str | None, Query(max_length=200)] = None,
+    venue: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> FillPage:
+    """Fills (of `strategy`, the order `client_order_id`, `venue` if given), newest first, each with its
+    lineage (strategy, bar, walkforward run, fold model, indicator set, bars file); `cursor` is the last
+    fill's `<venue>/<trade_id>`."""
+    if strategy is not None:
+        strategy = _checked("strategy", strategy, naming.strategy_name)
+    if client_order_id is not None:
+        _checked("client_order_id", client_order_id, parse_client_order_id)
+    if venue is not None:
+        venue = _checked("venue", venue, venue_name)
+    fills = catalog.list_fills(client_order_id, venue)
+    if strategy is not None:
+        fills = [f for f in fills if parse_client_order_id(f.client_order_id)[0] == strategy]
+    page, following = _page(_newest_fills(fills), _fill_key, cursor, limit)
+    return FillPage(fills=[_fill(catalog, f) for f in page], next_cursor=following)
+
+
+def _fill(catalog: Catalog, record: FillRecord) -> Fill:
+    return Fill.of(record, catalog.fill_lineage(record.venue, record.trade_id))
+
+
+@router.get("/positions", response_model=list[Position], responses=ERRORS, dependencies=READ)
+def list_positions(
+    catalog: CatalogDep,
+    venue: Annotated[str | None, Query(max_length=200)] = None,
+    account: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[Position]:
+    """Positions of every venue account (of `venue`, `account` if given) as the recorded fills made them."""
+    if venue is not None:
+        venue = _checked("venue", venue, venue_name)
+    if account is not None:
+        account = _checked("account", account, account_name)
+    return [Position.of(p) for p in catalog.list_positions(venue, account)]
+
+
+# --- health ----------------------------------------------------------------------------------------------
+
+
+def _heartbeats(catalog: Catalog, now: datetime) -> list[Heartbeat]:
+    return [Heartbeat.of(h, now, STALE_AFTER_S) for h in catalog.list_heartbeats()]
+
+
+def _reconciliations(catalog: Catalog) -> list[Reconciliation]:
+    latest = {(r.venue, r.account): r for r in catalog.list_reconciliations()}  # oldest first: last wins
+    return [Reconciliation.of(r) for _, r in sorted(latest.items())]
+
+
+def _data_health(
+    catalog: Catalog, store: TimeSeriesStore, strategies: Iterable[StrategyRecord], now: datetime
+) -> list[DataHealth]:
+    """Per recorded symbol (venue, symbol, bar interval): its live bars table's last bar and how many closed
+    bars the recorder has not stored yet, counted as the recorder counts its lag."""
+    from trading_assets.live.service import timeframe
+
+    intervals: dict[str, int | None] = {}
+    symbols: dict[tuple[str, str, int], list[str]] = {}
+    for strategy in strategies:
+        if strategy.dataset not in intervals:
+            dataset = catalog.get_dataset(strategy.dataset)
+            intervals[strategy.dataset] = None if dataset is None else dataset.bar_interval_s
+        interval = intervals[strategy.dataset]
+        if interval is not None:
+            symbols.setdefault((strategy.venue, strategy.symbol, interval), []).append(strategy.name)
+    out = []
+    now_s = int(now.timestamp())
+    for (venue, symbol, interval), names in sorted(symbols.items()):
+        frame = timeframe(interval)
+        table = naming.live_bars_table(venue, symbol, frame)
+        last, behind, error = None, None, None
+        try:
+            last = store.last_ts(table)
+        except StoreError as err:
+            error = str(err)
+        if last is not None:
+            forming = now_s - now_s % interval  # the open of the bar that has not closed yet
+            behind = max(0, (forming - int(last.timestamp())) // interval - 1)
+        out.append(
+            DataHealth(
+                venue=venue,
+                symbol=symbol,
+                timeframe=frame,
+                bar_interval_s=interval,
+                table=table,
+                strategies=names,
+                last_bar=last,
+                bars_behind=behind,
+                error=error,
+            )
+        )
+    return out
+
+
+@router.get("/health", response_model=Health, responses=ERRORS, dependencies=READ)
+def health(catalog: CatalogDep, store: StoreDep) -> Health:
+    """Every live service's latest heartbeat with its age (stale after `stale_after_s`), the latest
+    reconciliation of each venue account, and per recorded symbol the last stored bar and how many closed
+    bars behind now it is."""
+    now = datetime.now(UTC)
+    return Health(
+        now=now,
+        stale_after_s=STALE_AFTER_S,
+        services=_heartbeats(catalog, now),
+        reconciliations=_reconciliations(catalog),
+        data=_data_health(catalog, store, catalog.list_strategies(), now),
+    )
+
+
+# --- kill switch -----------------------------------------------------------------------------------------
+
+VenuePath = Annotated[str, Path(min_length=1, max_length=200, description="a ccxt exchange id")]
+AccountPath = Annotated[str, Path(min_length=1, max_length=200, description="the venue account's name")]
+
+
+def _accounts(strategies: Iterable[StrategyRecord]) -> list[tuple[str, str]]:
+    return sorted({(s.venue, s.account) for s in strategies})
+
+
+@router.get("/halts", response_model=list[Halt], responses=ERRORS, dependencies=READ)
+def list_halts(catalog: CatalogDep) -> list[Halt]:
+    """The kill switch of every venue account a strategy trades (halted false where it was never set)."""
+    return [Halt.of(v, a, catalog.get_trading_halt(v, a)) for v, a in _accounts(catalog.list_strategies())]
+
+
+@router.get("/halts/{venue}/{account}", response_model=Halt, responses=ERRORS, dependencies=READ)
+def get_halt(venue: VenuePath, account: AccountPath, catalog: CatalogDep) -> Halt:
+    venue = _checked("venue", venue, venue_name)
+    account = _checked("account", account, account_name)
+    return Halt.of(venue, account, catalog.get_trading_halt(venue, account))
+
+
+@router.put("/halts/{venue}/{account}", response_model=Halt, responses=WRITE_ERRORS, dependencies=WRITE)
+def set_halt(venue: VenuePath, account: AccountPath, body: HaltChange, catalog: CatalogDep) -> Halt:
+    """The kill switch: `halted` true stops the account's trading (the executor cancels its open orders and
+    sends none), false lets it trade again; the reason is stored with who set it ("api")."""
+    venue = _checked("venue", venue, venue_name)
+    account = _checked("account", account, account_name)
+    record = catalog.set_trading_halt(venue, account, body.halted, body.reason, "api")
+    return Halt.of(venue, account, record)
+
+
+# --- events ----------------------------------------------------------------------------------------------
+
+
+class _Watcher:
+    """What changed in the live tables since the last poll, as (event name, JSON) pairs; the first poll
+    gives everything (the newest FIRST_ROWS orders and fills)."""
+
+    def __init__(self, catalog: Catalog, store: TimeSeriesStore) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.seen: dict[tuple[str, Any], Any] = {}
+        self.signals: dict[str, SignalRecord | None] = {}
+        self.polls = 0
+
+    def _changed(self, kind: str, key: Any, stamp: Any) -> bool:
+        if self.seen.get((kind, key)) == stamp:
+            return False
+        self.seen[(kind, key)] = stamp
+        return True
+
+    def changes(self) -> list[tuple[str, str]]:
+        catalog, first, slow = self.catalog, self.polls == 0, self.polls % SLOW_EVERY == 0
+        self.polls += 1
+        now = datetime.now(UTC)
+        out: list[tuple[str, str]] = []
+        strategies = catalog.list_strategies()
+        if slow:
+            self.signals = {s.name: _latest_signal(catalog, s.name) for s in strategies}
+        for strategy in _strategies(catalog, strategies, self.signals):
+            data = strategy.model_dump_json()
+            if self._changed("strategy", strategy.name, data):
+                out.append(("strategy", data))
+        for position in catalog.list_positions():
+            data = Position.of(position).model_dump_json()
+            if self._changed("position", (position.venue, position.account, position.symbol), data):
+                out.append(("position", data))
+        for n, order in enumerate(_newest_orders(catalog.list_orders())):
+            if self._changed("order", order.client_order_id, order.event_seq) and not (
+                first and n >= FIRST_ROWS
+            ):
+                out.append(("order", Order.of(order).model_dump_json()))
+        for n, fill in enumerate(_newest_fills(catalog.list_fills())):
+            if self._changed("fill", _fill_key(fill), True) and not (first and n >= FIRST_ROWS):
+                out.append(("fill", _fill(catalog, fill).model_dump_json()))
+        for beat in _heartbeats(catalog, now):
+            if self._changed(
+                "heartbeat", (beat.service, beat.instance), (beat.last_beat, beat.status, beat.stale)
+            ):
+                out.append(("heartbeat", beat.model_dump_json()))
+        for venue, account in _accounts(strategies):
+            data = Halt.of(venue, account, catalog.get_trading_halt(venue, account)).model_dump_json()
+            if self._changed("halt", (venue, account), data):
+                out.append(("halt", data))
+        if slow:
+            for run in _reconciliations(catalog):
+                data = run.model_dump_json()
+                if self._changed("reconciliation", (run.venue, run.account), data):
+                    out.append(("reconciliation", data))
+            for symbol in _data_health(catalog, self.store, strategies, now):
+                data = symbol.model_dump_json()
+                if self._changed("data", symbol.table, data):
+                    out.append(("data", data))
+        return out
+
+
+@router.get(
+    "/events",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+    dependencies=READ,
+    # The stream never ends, so the schema fuzz (tests/api/test_api_fuzz.py) cannot call it; docs/api.md
+    # documents it.
+    include_in_schema=False,
+)
+async def live_events(request: Request, catalog: CatalogDep, store: StoreDep) -> StreamingResponse:
+    """Server-sent events of the live tables, first everything there is, then each change within a
+    second: `strategy`, `order` (a new status or fill), `fill` (new), `position`, `heartbeat` (a beat, or
+    one gone stale), `halt`, `reconciliation` and `data` (a symbol's last bar or lag), each with the same
+    JSON as the routes; a `ping` comment every 15 s of quiet."""
+    watcher = _Watcher(catalog, store)
+
+    async def stream() -> Any:
+        quiet = 0.0
+        while not await request.is_disconnected():
+            changes = await asyncio.to_thread(watcher.changes)
+            for name, data in changes:
+                yield f"event: {name}\ndata: {data}\n\n"
+            quiet = 0.0 if changes else quiet + LIVE_POLL_S
+            if quiet >= PING_S:
+                quiet = 0.0
+                yield ": ping\n\n"
+            await asyncio.sleep(LIVE_POLL_S)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
