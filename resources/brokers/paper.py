@@ -87,6 +87,14 @@ class PaperConfig:
             raise ValueError(f"poll_s {self.poll_s} must be > 0")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _timeframe(frame: str) -> timedelta:
+    """A ccxt timeframe ("1m", "4h", "1d") as a duration."""
+    return timedelta(seconds=int(frame[:-1]) * _UNITS[frame[-1]])
+
+
 def assets(symbol: str) -> tuple[str, str]:
     """(base, quote) of a spot symbol."""
     base, quote = symbol.split("/")
@@ -361,6 +369,11 @@ class PaperBroker:
             raise OrderRejected(cid, f"{fm.INVALID_QUANTITY}: {err}") from None
         params = self.config.fills
         arrived = self._clock()
+        cursor = self._account.cursors.get(request.symbol)
+        if cursor is not None:
+            # Never before the close of the last bar taken: a clock that lags the venue's (an accelerated
+            # replay read from another process) must not let an order fill on a bar it came after.
+            arrived = max(arrived, cursor + _timeframe(self.config.timeframe))
         model = fm.Order(
             cid,
             request.side,

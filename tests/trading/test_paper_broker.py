@@ -134,7 +134,7 @@ def test_a_large_order_fills_partly_per_bar_and_a_cancel_ends_its_remainder(tmp_
 
 def test_a_cancel_takes_the_bars_closed_before_it_first(tmp_path: Path):
     store, clock = store_at(tmp_path), Clock()
-    write_bars(store, flat(0))
+    write_bars(store, flat(-1))  # the bar before the order comes: closed by then
 
     async def scenario() -> None:
         clock.at(0, 30)
@@ -323,7 +323,7 @@ def test_an_orders_fills_do_not_depend_on_the_other_orders(tmp_path: Path):
 
 def test_events_stream_the_orders_and_fills_as_the_bars_produce_them(tmp_path: Path):
     store, clock = store_at(tmp_path), Clock()
-    write_bars(store, flat(0))
+    write_bars(store, flat(-1))  # the bar before the order comes: closed by then
 
     async def scenario() -> None:
         clock.at(0, 30)
@@ -368,5 +368,23 @@ def test_a_buy_the_account_can_no_longer_pay_for_fills_what_it_affords_then_expi
         assert (order.status, order.filled, order.reason) == ("expired", D("90.727"), "insufficient funds")
         assert [f.quantity for f in await broker.fills_since(SYMBOL, T0)] == [D("90.727")]
         assert await broker.balances() == {"BTC": D("110.727"), "USDT": D("0.06008003")}
+
+    run(scenario())
+
+
+def test_an_order_never_arrives_before_the_close_of_the_last_bar_taken(tmp_path: Path):
+    # The executor's clock may lag the venue's (an accelerated replay in another process): an order sent
+    # after bar 0 was taken must not fill on bar 0, nor on bar 1 which opened before it arrived.
+    store, clock = store_at(tmp_path), Clock()
+    write_bars(store, flat(0, 100.0))
+
+    async def scenario() -> None:
+        clock.at(0, 10)  # behind: bar 0 has closed at the venue
+        broker = await opened(tmp_path, clock)
+        await broker.submit(market(0, "buy", "1"))
+        write_bars(store, flat(1, 101.0), flat(2, 102.0))
+        await broker.advance()
+        (fill,) = await broker.fills_since(SYMBOL, T0)
+        assert fill.ts == T0 + 2 * MINUTE and fill.price > D(102)
 
     run(scenario())
