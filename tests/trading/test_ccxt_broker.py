@@ -86,8 +86,11 @@ def exact(*values: Decimal) -> None:
 
 
 def test_the_ccxt_broker_is_a_broker() -> None:
+    async def scenario(broker: CcxtBroker) -> bool:
+        return isinstance(broker, Broker)
+
     with running_venue() as venue:
-        assert trade(venue, lambda broker: asyncio.sleep(0, isinstance(broker, Broker)))
+        assert trade(venue, scenario)
 
 
 def test_a_market_buy_fills_at_the_last_close_and_shows_in_fills_balances_and_positions() -> None:
