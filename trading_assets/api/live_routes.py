@@ -387,14 +387,19 @@ class _Watcher:
             data = Position.of(position).model_dump_json()
             if self._changed("position", (position.venue, position.account, position.symbol), data):
                 out.append(("position", data))
-        for n, order in enumerate(_newest_orders(catalog.list_orders())):
-            if self._changed("order", order.client_order_id, order.event_seq) and not (
-                first and n >= FIRST_ROWS
-            ):
-                out.append(("order", Order.of(order).model_dump_json()))
-        for n, fill in enumerate(_newest_fills(catalog.list_fills())):
-            if self._changed("fill", _fill_key(fill), True) and not (first and n >= FIRST_ROWS):
-                out.append(("fill", _fill(catalog, fill).model_dump_json()))
+        # Oldest first within a poll, so a page that puts each new row on top keeps them newest first.
+        orders = _newest_orders(catalog.list_orders())
+        changed = [o for o in orders if self._changed("order", o.client_order_id, o.event_seq)]
+        out += [
+            ("order", Order.of(o).model_dump_json())
+            for o in reversed(changed[: FIRST_ROWS if first else None])
+        ]
+        fills = _newest_fills(catalog.list_fills())
+        new = [f for f in fills if self._changed("fill", _fill_key(f), True)]
+        out += [
+            ("fill", _fill(catalog, f).model_dump_json())
+            for f in reversed(new[: FIRST_ROWS if first else None])
+        ]
         for beat in _heartbeats(catalog, now):
             if self._changed(
                 "heartbeat", (beat.service, beat.instance), (beat.last_beat, beat.status, beat.stale)

@@ -1,0 +1,163 @@
+"""The live page in Debian's headless Chromium (Playwright) on a strategy promoted from the demo's run, with
+orders, fills and heartbeats written through the catalog as the live services write them: its numbers are
+the catalog's, Start and Stop change the desired state, a new order shows without a reload within a
+second, the kill switch refuses without the write token, and a service that stopped beating stands out."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from api_setup import WRITE_TOKEN, Demo
+
+from trading_assets.live.config import PromoteConfig
+from trading_assets.live.service import promote
+from trading_assets.records import NewFill, NewOrder, OrderUpdate, StrategyRecord
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
+# Names of this module's own: other modules of the worker add theirs to the same catalog.
+NAME = "dashlive"
+VENUE, ACCOUNT, SYMBOL = "dashvenue", "dashacct", "ETH/USDT"
+BAR = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def strategy(demo: Demo) -> StrategyRecord:
+    """The strategy with a filled buy (two fills), a rejected sell, a live executor and a recorder whose
+    last beat is a minute old."""
+    catalog = demo.catalog
+    config = PromoteConfig(name=NAME, run="btc25_run1", symbol=SYMBOL, venue=VENUE, account=ACCOUNT)
+    record = promote(catalog, config)
+    buy, _ = catalog.create_order(NewOrder(NAME, BAR, 0, "buy", "market", Decimal("1.25")))
+    catalog.apply_order_event(buy.client_order_id, OrderUpdate("SUBMIT"))
+    for trade, quantity, price, second in (("d-1", "1", "3120.5", 1), ("d-2", "0.25", "3121", 2)):
+        amounts = (Decimal(quantity), Decimal(price), Decimal("0.1"))
+        at = BAR + timedelta(seconds=second)
+        catalog.record_fill(NewFill(VENUE, trade, buy.client_order_id, SYMBOL, "buy", *amounts, "USDT", at))
+    sell, _ = catalog.create_order(NewOrder(NAME, BAR, 1, "sell", "market", Decimal("0.5")))
+    catalog.apply_order_event(sell.client_order_id, OrderUpdate("SUBMIT"))
+    catalog.apply_order_event(sell.client_order_id, OrderUpdate("REJECT", reason="insufficient balance"))
+    catalog.heartbeat("executor", "dashlive-exec", "ok")
+    catalog.heartbeat("recorder", "dashlive-old", "ok")
+    # A recorder that beat last a minute ago: its row as it stands once the process is gone.
+    catalog._run(
+        lambda db: db.execute(
+            "UPDATE service_heartbeats SET last_beat = last_beat - INTERVAL 60 SECOND WHERE instance = %s",
+            ["dashlive-old"],
+        ),
+        write=True,
+    )
+    return record
+
+
+@pytest.fixture(scope="module")
+def page(base_url: str, strategy: StrategyRecord) -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1200})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(base_url + "/live")
+        page.wait_for_selector("body[data-ready]", timeout=20_000)
+        assert page.get_attribute("body", "data-ready") == "true", page.inner_text("main")
+        page.wait_for_selector("#live[data-state='live']", timeout=10_000)
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        assert errors == []
+        browser.close()
+
+
+def _text(page, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return page.locator(selector).inner_text().strip()
+
+
+def test_the_page_shows_the_strategy_position_orders_and_fills_of_the_catalog(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    row = f"#strategies-table tr[data-strategy='{NAME}']"
+    assert _text(page, f"{row} [data-field='desired_state']") == "stopped"
+    assert "btc25_run1 fold" in _text(page, row)
+    position = demo.catalog.get_position(VENUE, ACCOUNT, SYMBOL)
+    assert (position.quantity, position.average_entry_price) == (Decimal("1.25"), Decimal("3120.6"))
+    assert _text(page, f"{row} [data-field='position']") == "1.25"
+    held = f"#positions-table tr[data-position='{VENUE}/{ACCOUNT}/{SYMBOL}']"
+    assert _text(page, f"{held} [data-field='quantity']") == "1.25"
+    assert _text(page, f"{held} [data-field='average_entry_price']") == "3,120.6"
+    orders = {o.seq: o for o in demo.catalog.list_orders(NAME)}
+    filled = f"#orders-table tr[data-order='{orders[0].client_order_id}']"
+    assert _text(page, f"{filled} [data-status]") == "FILLED"
+    assert _text(page, f"{filled} [data-field='filled_quantity']") == "1.25"
+    assert _text(page, f"{filled} [data-field='average_fill_price']") == "3,120.6"
+    rejected = f"#orders-table tr[data-order='{orders[1].client_order_id}']"
+    assert page.locator(f"{rejected} [data-status='REJECTED']").get_attribute("class").endswith("bad")
+    assert "insufficient balance" in _text(page, rejected)
+    for fill in demo.catalog.list_fills(orders[0].client_order_id):
+        shown = f"#fills-table tr[data-fill='{VENUE}/{fill.trade_id}']"
+        assert _text(page, f"{shown} [data-field='price']") == f"{fill.price:,}"
+        assert _text(page, f"{shown} [data-field='quantity']") == str(fill.quantity)
+        assert f"{NAME} · btc25_run1 fold" in _text(page, shown)
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_live.png"), full_page=True)
+
+
+def test_a_stale_heartbeat_is_highlighted_with_its_service(page) -> None:  # type: ignore[no-untyped-def]
+    old = page.locator("#services-table tr[data-service='recorder/dashlive-old']")
+    assert "stale" in old.get_attribute("class") and "(stale)" in old.inner_text()
+    fresh = page.locator("#services-table tr[data-service='executor/dashlive-exec']")
+    assert fresh.get_attribute("data-stale") == "false"
+    assert "Stale service recorder (dashlive-old)" in _text(page, "#alerts")
+
+
+def test_stop_and_start_set_the_desired_state(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    row = f"#strategies-table tr[data-strategy='{NAME}']"
+    page.fill("#token", WRITE_TOKEN)
+    page.click(f"{row} button[data-action='start']")
+    page.wait_for_selector(f"{row} button[data-action='stop']")
+    assert demo.catalog.get_strategy(NAME).desired_state == "running"
+    assert _text(page, f"{row} [data-field='desired_state']") == "running"
+    page.click(f"{row} button[data-action='stop']")
+    page.wait_for_selector(f"{row} button[data-action='start']")
+    assert demo.catalog.get_strategy(NAME).desired_state == "stopped"
+
+
+def test_a_new_order_shows_within_a_second_without_a_reload(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    page.evaluate("window.notReloaded = true")
+    created, _ = demo.catalog.create_order(
+        NewOrder(NAME, BAR, 2, "buy", "limit", Decimal("0.3"), Decimal("3050.25"))
+    )
+    started = time.monotonic()
+    shown = f"#orders-table tr[data-order='{created.client_order_id}']"
+    page.wait_for_selector(shown, timeout=5_000)
+    assert time.monotonic() - started < 1.0
+    assert page.evaluate("window.notReloaded") is True
+    assert _text(page, f"{shown} [data-status]") == "INITIALIZED"
+    assert _text(page, f"{shown} [data-field='limit_price']") == "3,050.25"
+    # Newest first: the new order is the table's first row.
+    assert page.locator("#orders-table tr").nth(1).get_attribute("data-order") == created.client_order_id
+
+
+def test_the_kill_switch_refuses_without_the_write_token_and_works_with_it(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    row = f"#halts-table tr[data-account='{VENUE}/{ACCOUNT}']"
+    page.fill("#token", "")
+    page.fill(f"{row} input[data-reason]", "venue maintenance")
+    page.click(f"{row} button[data-action='halt']")
+    page.wait_for_selector(f"{row} .result.error")
+    assert _text(page, f"{row} .result").startswith("401")
+    assert demo.catalog.get_trading_halt(VENUE, ACCOUNT) is None
+    page.fill("#token", WRITE_TOKEN)
+    page.click(f"{row} button[data-action='halt']")
+    page.wait_for_selector(f"{row} [data-field='halted']:text('HALTED')")
+    halt = demo.catalog.get_trading_halt(VENUE, ACCOUNT)
+    assert (halt.halted, halt.reason, halt.set_by) == (True, "venue maintenance", "api")
+    page.fill(f"{row} input[data-reason]", "maintenance over")
+    page.click(f"{row} button[data-action='resume']")
+    page.wait_for_selector(f"{row} [data-field='halted']:text('trading')")
+    assert demo.catalog.get_trading_halt(VENUE, ACCOUNT).halted is False
