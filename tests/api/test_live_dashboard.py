@@ -12,11 +12,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from api_setup import WRITE_TOKEN, Demo
 
+from trading_assets.bars.service import BARS_SCHEMA
 from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import promote
+from trading_assets.naming import live_bars_table
 from trading_assets.records import NewFill, NewOrder, OrderUpdate, StrategyRecord
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,6 +56,10 @@ def strategy(demo: Demo) -> StrategyRecord:
         ),
         write=True,
     )
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    ts = pa.array([now - timedelta(minutes=n) for n in (3, 2, 1)], pa.timestamp("us", tz="UTC"))
+    bars = pa.table({"ts": ts, **{column: [1.0] * len(ts) for column, _ in BARS_SCHEMA.columns}})
+    demo.store.write(live_bars_table(VENUE, SYMBOL, "1m"), bars, BARS_SCHEMA)
     return record
 
 
@@ -106,6 +113,14 @@ def test_the_page_shows_the_strategy_position_orders_and_fills_of_the_catalog(pa
         assert f"{NAME} · btc25_run1 fold" in _text(page, shown)
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "dashboard_live.png"), full_page=True)
+
+
+def test_the_symbols_last_bar_and_lag_are_shown(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    table = live_bars_table(VENUE, SYMBOL, "1m")
+    row = f"#data-table tr[data-symbol='{table}']"
+    assert _text(page, f"{row} [data-field='last_bar']") == f"{demo.store.last_ts(table):%Y-%m-%d %H:%M} UTC"
+    # Caught up when the fixture wrote it; a minute may have turned since.
+    assert _text(page, f"{row} [data-field='behind']") in ("0 bars", "1 bar")
 
 
 def test_a_stale_heartbeat_is_highlighted_with_its_service(page) -> None:  # type: ignore[no-untyped-def]
