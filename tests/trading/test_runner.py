@@ -53,7 +53,7 @@ def test_promotion_takes_the_last_folds_model_and_thresholds_and_starts_stopped(
         thresholds.long_threshold,
         thresholds.short_threshold,
     )
-    assert StrategyRules.from_json(strategy.sizing) == StrategyRules("units", Decimal("0.05"), "both", "hold")
+    assert StrategyRules.from_json(strategy.sizing) == StrategyRules("units", Decimal("0.05"), "long", "hold")
     assert (strategy.desired_state, strategy.actual_state) == ("stopped", "stopped")
     assert strategy.bars_sha256 == catalog.get_dataset("btc25").source_sha256
 
@@ -67,6 +67,7 @@ def test_promotion_takes_the_last_folds_model_and_thresholds_and_starts_stopped(
         ({"amount": "-1"}, "amount must be a positive decimal"),
         ({"max_position": "x"}, "max_position: 'x' is not a number"),
         ({"symbol": "BTC;DROP"}, "not a ccxt symbol"),
+        ({"direction": "both"}, "direction: 'both' on the spot market BTC/USDT"),
         (
             {"long_threshold": -1.0, "short_threshold": 1.0},
             "short_threshold 1.0 is above long_threshold -1.0",

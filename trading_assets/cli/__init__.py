@@ -13,6 +13,7 @@ trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
 trading-assets serve [--host H] [--port P]
 trading-assets venue --bars [SYMBOL=]SOURCE [--speed N] [--start T] [--host H] [--port P] [--balance A=N] ...
+trading-assets live recorder|runner|executor|up|promote|start|stop|halt|resume|status ...
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
 """
@@ -27,6 +28,7 @@ from trading_assets.cli import (
     export,
     indicators,
     ingest,
+    live,
     requests,
     serve,
     simulate,
@@ -50,6 +52,7 @@ COMMANDS = (
     requests,
     serve,
     venue,
+    live,
 )
 
 

@@ -87,7 +87,8 @@ class PromoteConfig(dg.Config):
     account: str = Field(default="main", description="The venue account's name in the orders repository.")
     sizing: Literal["units", "notional", "fraction"] = "units"
     amount: str = Field(default="0.01", description="Units, notional or fraction, as a decimal string.")
-    direction: Literal["both", "long", "short"] = "both"
+    # Spot markets take only "long": a spot account cannot sell what it does not hold.
+    direction: Literal["both", "long", "short"] = "long"
     dead_zone: Literal["flat", "hold"] = "flat"
     long_threshold: float | None = None
     short_threshold: float | None = None

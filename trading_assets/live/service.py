@@ -49,6 +49,11 @@ def promote(catalog: Catalog, config: PromoteConfig) -> StrategyRecord:
         limits = {k: _positive(k, getattr(config, k)) for k in ("max_position", "max_order_notional")}
     except (naming.InvalidNameError, StrategyConfigError) as err:
         raise PromotionError(str(err)) from None
+    if ":" not in config.symbol and rules.direction != "long":
+        raise PromotionError(
+            f"direction: {rules.direction!r} on the spot market {config.symbol}: a spot account cannot sell "
+            "what it does not hold; promote with direction 'long', or trade a swap (e.g. BTC/USDT:USDT)"
+        )
     run = catalog.get_walkforward_run(config.run)
     if run is None:
         raise PromotionError(f"run: {config.run!r} is not in the catalog")

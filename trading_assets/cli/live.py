@@ -1,0 +1,434 @@
+"""`trading-assets live ...`: the live services (recorder, runner, executor), the operator's commands
+(promote, start, stop, halt, resume, status) and `up`, which runs the local venue and the three services
+under a supervisor in paper mode.
+
+Each service reads the configured store and catalog (TRADING_TIMESERIES, TRADING_CATALOG, ...), serves
+/healthz, /readyz and /metrics on its own port, and stops cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+DEFAULT_PORTS = {"venue": 8765, "recorder": 9101, "runner": 9102, "executor": 9103}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    live = sub.add_parser("live", help="live and paper trading: services and operator commands")
+    commands = live.add_subparsers(dest="live_command", required=True)
+
+    recorder = commands.add_parser("recorder", help="record closed bars of a venue's symbols into the store")
+    _venue_args(recorder)
+    recorder.add_argument("--symbol", action="append", required=True, help="a ccxt symbol (repeatable)")
+    recorder.add_argument("--timeframe", default="1m", help="bar length, a ccxt timeframe (default 1m)")
+    recorder.add_argument("--history-bars", type=int, default=1440, help="bars fetched on a cold start")
+    recorder.add_argument("--stall", type=float, default=90.0, help="seconds of stream silence = dropped")
+    _health_args(recorder, "recorder")
+    recorder.set_defaults(run=_recorder)
+
+    runner = commands.add_parser("runner", help="run the strategies whose desired state is running")
+    runner.add_argument("--poll", type=float, default=1.0, help="seconds between reads of the strategies")
+    _health_args(runner, "runner")
+    runner.set_defaults(run=_runner)
+
+    executor = commands.add_parser("executor", help="trade the running strategies of one venue account")
+    _venue_args(executor)
+    executor.add_argument("--account", default="paper", help="the account's name (default paper)")
+    executor.add_argument(
+        "--broker",
+        choices=("paper", "venue"),
+        default="paper",
+        help="paper fills on recorded bars, or the venue",
+    )
+    executor.add_argument(
+        "--symbol", action="append", required=True, help="a ccxt symbol traded (repeatable)"
+    )
+    executor.add_argument("--step", default="0.00001", help="paper: quantity step of every symbol")
+    executor.add_argument("--min-quantity", default="0.00001", help="paper: least quantity of an order")
+    executor.add_argument(
+        "--paper-state", default=None, help="paper: the account's file (default under data)"
+    )
+    executor.add_argument(
+        "--paper-balance", action="append", default=[], metavar="ASSET=AMOUNT", help="paper: starting balance"
+    )
+    executor.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    _health_args(executor, "executor")
+    executor.set_defaults(run=_executor)
+
+    promote = commands.add_parser("promote", help="promote a completed walkforward run's fold to a strategy")
+    promote.add_argument("--name", required=True)
+    promote.add_argument("--run", dest="walkforward_run", required=True, help="a completed walkforward run")
+    promote.add_argument("--fold", type=int)
+    promote.add_argument("--symbol", required=True)
+    promote.add_argument("--venue", default="binance")
+    promote.add_argument("--account", default="paper")
+    promote.add_argument("--sizing", choices=("units", "notional", "fraction"), default="units")
+    promote.add_argument("--amount", default="0.01")
+    promote.add_argument(
+        "--direction", choices=("both", "long", "short"), default="long", help="long only on spot markets"
+    )
+    promote.add_argument("--dead-zone", choices=("flat", "hold"), default="flat")
+    promote.add_argument("--max-position", default="1")
+    promote.add_argument("--max-order-notional", default="100000")
+    promote.add_argument("--max-orders-per-minute", type=int, default=10)
+    promote.set_defaults(run=_promote)
+
+    for verb, state in (("start", "running"), ("stop", "stopped")):
+        command = commands.add_parser(verb, help=f"set a strategy's desired state to {state}")
+        command.add_argument("name")
+        command.set_defaults(run=_desired, state=state)
+
+    for verb, halted in (("halt", True), ("resume", False)):
+        command = commands.add_parser(
+            verb, help=f"{'switch on' if halted else 'switch off'} an account's kill switch"
+        )
+        command.add_argument("--venue", default="binance")
+        command.add_argument("--account", default="paper")
+        command.add_argument("--reason", required=True)
+        command.set_defaults(run=_halt, halted=halted)
+
+    status = commands.add_parser("status", help="strategies, positions and services at a glance")
+    status.set_defaults(run=_status)
+
+    up = commands.add_parser("up", help="the local venue, recorder, runner and executor (paper), supervised")
+    up.add_argument("--bars", required=True, help="a dataset or .parquet file the local venue replays")
+    up.add_argument("--symbol", default="BTC/USDT", help="the symbol the bars are (default BTC/USDT)")
+    up.add_argument("--speed", type=float, default=60.0, help="venue seconds per wall second (default 60)")
+    up.add_argument(
+        "--start", help="the venue clock's start, ISO 8601 with zone (default: 2 days into the bars)"
+    )
+    up.add_argument("--account", default="paper")
+    up.add_argument("--broker", choices=("paper", "venue"), default="paper")
+    up.set_defaults(run=_up)
+
+
+def _venue_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--venue", default="binance", help="a ccxt venue id (default binance)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--local-venue", metavar="URL", help="a local venue (trading-assets venue) at URL")
+    where.add_argument("--sandbox", action="store_true", help="the venue's testnet, through ccxt")
+
+
+def _health_args(parser: argparse.ArgumentParser, service: str) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address of the health endpoints")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORTS[service],
+        help=f"their port (default {DEFAULT_PORTS[service]})",
+    )
+
+
+def _resources():  # type: ignore[no-untyped-def]
+    from trading_assets import settings as cfg
+
+    settings = cfg.Settings.from_env()
+    return settings, cfg.catalog(settings), cfg.timeseries_store(settings)
+
+
+def _ccxt_venue(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from resources.venues import CcxtVenue
+
+    return CcxtVenue(venue_id=args.venue, local_url=args.local_venue, sandbox=args.sandbox)
+
+
+def _recorder(args: argparse.Namespace) -> int:
+    from trading_assets.live.process import run_service
+    from trading_assets.live.recorder import Recorder, RecorderConfig
+
+    _, _, store = _resources()
+    config = RecorderConfig(
+        venue=args.venue,
+        symbols=tuple(args.symbol),
+        timeframe=args.timeframe,
+        history_bars=args.history_bars,
+        stall_s=args.stall,
+    )
+    recorder = Recorder(config, _ccxt_venue(args).exchange("pro"), store)
+    asyncio.run(run_service("recorder", recorder.health, args.host, args.port, recorder.run))
+    return 0
+
+
+def _runner(args: argparse.Namespace) -> int:
+    from trading_assets.live.process import run_service
+    from trading_assets.live.runner import StrategyRunner
+
+    _, catalog, store = _resources()
+    runner = StrategyRunner(catalog, store, poll_s=args.poll)
+    asyncio.run(run_service("runner", runner.health, args.host, args.port, runner.run))
+    return 0
+
+
+def _decimal(flag: str, text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{flag} {text!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{flag} {text!r} must be a number >= 0")
+    return value
+
+
+def _executor(args: argparse.Namespace) -> int:
+    from trading_assets.live.executor import Executor, ExecutorConfig
+    from trading_assets.live.process import VenueTime, run_service
+
+    settings, catalog, store = _resources()
+    clock_exchange = _ccxt_venue(args).exchange("async")
+    clock = VenueTime(clock_exchange)
+    broker = _broker(args, settings, store, clock)
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            await clock.sync()
+            following = asyncio.create_task(clock.follow(stop))
+            instruments = await _instruments(args, clock_exchange)
+            config = ExecutorConfig(args.venue, args.account, instruments, poll_s=args.poll)
+            executor.config = config
+            await broker.start()
+            await executor.run(stop)
+            await following
+        finally:
+            await broker.close()
+            await clock_exchange.close()
+
+    # The instruments are read from the venue once running; the health endpoints answer from the start.
+    executor = Executor(ExecutorConfig(args.venue, args.account, {}), catalog, broker, store, clock=clock)
+    asyncio.run(run_service("executor", executor.health, args.host, args.port, main))
+    return 0
+
+
+async def _instruments(args: argparse.Namespace, exchange):  # type: ignore[no-untyped-def]
+    """Each symbol's quantity step and minimum: the venue's own for `--broker venue`, else the flags'."""
+    from trading_assets.live.executor import Instrument
+
+    if args.broker != "venue":
+        step, least = _decimal("--step", args.step), _decimal("--min-quantity", args.min_quantity)
+        return {symbol: Instrument(step, least) for symbol in args.symbol}
+    markets = await exchange.load_markets()
+    out = {}
+    for symbol in args.symbol:
+        if symbol not in markets:
+            raise ValueError(f"--symbol {symbol!r} is not a market of {args.venue}")
+        market = markets[symbol]
+        step = Decimal(str(market["precision"]["amount"]))
+        least = Decimal(str((market["limits"]["amount"] or {}).get("min") or step))
+        out[symbol] = Instrument(step, max(step, least))
+    return out
+
+
+def _broker(args: argparse.Namespace, settings, store, clock):  # type: ignore[no-untyped-def]
+    if args.broker == "venue":
+        from resources.brokers.ccxt_broker import CcxtBroker, CcxtBrokerConfig
+
+        config = CcxtBrokerConfig(venue=args.venue, client=_ccxt_venue(args), symbols=tuple(args.symbol))
+        return CcxtBroker(config, clock=clock)
+    from resources.brokers.paper import PaperBroker, PaperConfig
+    from trading_assets.compute.fill_model import Instrument as PaperInstrument
+
+    step, least = _decimal("--step", args.step), _decimal("--min-quantity", args.min_quantity)
+    balances = {}
+    for item in args.paper_balance or ["USDT=10000"]:
+        asset, _, amount = item.partition("=")
+        balances[asset.upper()] = _decimal("--paper-balance", amount)
+    state = (
+        Path(args.paper_state)
+        if args.paper_state
+        else settings.data_dir / "live" / f"paper-{args.account}.json"
+    )
+    state.parent.mkdir(parents=True, exist_ok=True)
+    config = PaperConfig(
+        data_venue=args.venue,
+        venue=args.venue,
+        symbols=tuple(args.symbol),
+        instruments={s: PaperInstrument(step=step, min_quantity=least) for s in args.symbol},
+        balances=balances,
+        state_file=state,
+    )
+    return PaperBroker(config, store, clock=clock)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from trading_assets.live.config import PromoteConfig
+    from trading_assets.live.service import PromotionError, promote
+
+    _, catalog, _ = _resources()
+    config = PromoteConfig(
+        name=args.name,
+        run=args.walkforward_run,
+        fold=args.fold,
+        symbol=args.symbol,
+        venue=args.venue,
+        account=args.account,
+        sizing=args.sizing,
+        amount=args.amount,
+        direction=args.direction,
+        dead_zone=args.dead_zone,
+        max_position=args.max_position,
+        max_order_notional=args.max_order_notional,
+        max_orders_per_minute=args.max_orders_per_minute,
+    )
+    try:
+        strategy = promote(catalog, config)
+    except PromotionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"strategy {strategy.name}: {strategy.walkforward_run} fold {strategy.fold} (model "
+        f"{strategy.model_sha256[:12]}) trading {strategy.symbol} on {strategy.venue}/{strategy.account}; "
+        f"thresholds {strategy.long_threshold:.6g} / {strategy.short_threshold:.6g}; stopped until "
+        f"`trading-assets live start {strategy.name}`"
+    )
+    return 0
+
+
+def _desired(args: argparse.Namespace) -> int:
+    from trading_assets.records import CatalogError
+
+    _, catalog, _ = _resources()
+    try:
+        strategy = catalog.set_strategy_desired_state(args.name, args.state)
+    except CatalogError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"strategy {strategy.name}: desired {strategy.desired_state} (now {strategy.actual_state})")
+    return 0
+
+
+def _halt(args: argparse.Namespace) -> int:
+    from trading_assets.records import CatalogError
+
+    _, catalog, _ = _resources()
+    try:
+        halt = catalog.set_trading_halt(args.venue, args.account, args.halted, args.reason, "cli")
+    except CatalogError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    what = "halted: open orders are cancelled, none sent" if halt.halted else "trading"
+    print(f"{halt.venue}/{halt.account}: {what} ({halt.reason})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    _, catalog, _ = _resources()
+    strategies = catalog.list_strategies()
+    print(f"{'strategy':<24} {'desired':<8} {'state':<9} {'symbol':<12} {'position':>14}  message")
+    for s in strategies:
+        position = catalog.get_position(s.venue, s.account, s.symbol)
+        quantity = "0" if position is None else f"{position.quantity.normalize():f}"
+        state = f"{s.name:<24} {s.desired_state:<8} {s.actual_state:<9} {s.symbol:<12} {quantity:>14}"
+        print(f"{state}  {s.state_message or ''}")
+    now = datetime.now(UTC)
+    for beat in catalog.list_heartbeats():
+        age = (now - beat.last_beat).total_seconds()
+        print(f"service {beat.service}/{beat.instance}: {beat.status}, last beat {age:.0f} s ago")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    """The local venue and the three services as child processes, each restarted with backoff when it
+    exits; Ctrl-C (or SIGTERM) stops them all."""
+    env = dict(os.environ)
+    # The local venue signs with whatever credentials it is given; make some for this run if none are set.
+    env.setdefault("TRADING_VENUE_API_KEY", secrets.token_hex(16))
+    env.setdefault("TRADING_VENUE_SECRET", secrets.token_hex(32))
+    exe = [sys.executable, "-m", "trading_assets.cli"]
+    url = f"http://127.0.0.1:{DEFAULT_PORTS['venue']}"
+    start = ["--start", args.start] if args.start else []
+    balance = ["--balance", "USDT=100000", "--balance", f"{args.symbol.split('/')[0]}=0"]
+    venue = ["venue", "--bars", f"{args.symbol}={args.bars}", "--speed", str(args.speed), *start, *balance]
+    recorder = ["live", "recorder", "--local-venue", url, "--symbol", args.symbol, "--history-bars", "2880"]
+    executor = ["live", "executor", "--local-venue", url, "--symbol", args.symbol, "--account", args.account]
+    children = {
+        "venue": [*exe, *venue],
+        "recorder": [*exe, *recorder],
+        "runner": [*exe, "live", "runner"],
+        "executor": [*exe, *executor, "--broker", args.broker],
+    }
+    if not args.start:
+        children["venue"] += ["--start", _two_days_in(args.bars)]
+    return Supervisor(children, env).run()
+
+
+def _two_days_in(source: str) -> str:
+    """Two days after the first bar of `source`: history enough for the recorder's backfill."""
+    from datetime import timedelta
+
+    import pyarrow.parquet as pq
+
+    if source.endswith(".parquet"):
+        first = pq.read_table(source, columns=["ts"]).column("ts")[0].as_py()
+    else:
+        from trading_assets import naming
+
+        _, _, store = _resources()
+        first = store.read(naming.table_name(source), columns=["ts"]).column("ts")[0].as_py()
+    return (first + timedelta(days=2)).isoformat()
+
+
+class Supervisor:
+    """Keeps each child running: one that exits is started again after 1, 2, 4 ... 30 s (reset once it has
+    run for a minute); SIGINT/SIGTERM stop them all with SIGTERM, then SIGKILL after 10 s."""
+
+    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+        self.commands = commands
+        self.env = env
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        self.backoff = dict.fromkeys(commands, 1.0)
+        self.due: dict[str, float] = dict.fromkeys(commands, 0.0)
+        self.stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        print(f"live up: {', '.join(self.commands)} (Ctrl-C stops them)", flush=True)
+        while not self.stopping:
+            for name in self.commands:
+                child = self.children.get(name)
+                if child is not None and child.poll() is None:
+                    if time.monotonic() - self.started[name] > 60:
+                        self.backoff[name] = 1.0
+                    continue
+                if child is not None:
+                    print(
+                        f"live up: {name} exited ({child.returncode}); again in {self.backoff[name]:.0f} s",
+                        flush=True,
+                    )
+                    self.due[name] = time.monotonic() + self.backoff[name]
+                    self.backoff[name] = min(self.backoff[name] * 2, 30.0)
+                    del self.children[name]
+                if time.monotonic() >= self.due[name]:
+                    # A session of its own: Ctrl-C reaches the supervisor alone, which stops each child once.
+                    self.children[name] = subprocess.Popen(
+                        self.commands[name], env=self.env, start_new_session=True
+                    )
+                    self.started[name] = time.monotonic()
+                    # The venue first: the others connect to it.
+                    if name == "venue":
+                        time.sleep(2.0)
+            time.sleep(0.5)
+        for child in self.children.values():
+            child.terminate()
+        deadline = time.monotonic() + 10
+        for child in self.children.values():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        print("live up: stopped", flush=True)
+        return 0
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
