@@ -498,8 +498,11 @@ class QuestDBStore(dg.ConfigurableResource):
 
 
 def _frame(rows: pa.Table) -> pd.DataFrame:
-    # Arrow-backed columns keep nulls as nulls (ILP omits the field) and longs as longs.
-    return rows.to_pandas(types_mapper=pd.ArrowDtype)
+    # Arrow-backed columns keep nulls as nulls (ILP omits the field) and longs as longs. Doubles go as numpy
+    # floats, a null as NaN, which QuestDB stores as its double null: a row whose every value is null (an
+    # indicator set's first bar, in every column's warm-up) would otherwise be a line with no field at all,
+    # which ILP refuses.
+    return rows.to_pandas(types_mapper=lambda t: None if pa.types.is_float64(t) else pd.ArrowDtype(t))
 
 
 def _symbols(schema: TableSchema) -> list[str]:

@@ -345,3 +345,12 @@ def test_last_ts_is_the_latest_bar_or_none(store, table):
     store.write(table, bars(7), SCHEMA)
     store.write(table, bars(3), SCHEMA)  # an earlier window again: the latest stays
     assert store.last_ts(table) == T0 + timedelta(minutes=6)
+
+
+def test_a_row_whose_every_value_is_null_is_stored_and_reads_back_null(store, table):
+    # An indicator set's first bar: every column still in its warm-up.
+    schema = TableSchema(columns=(("a", "double"), ("b", "double")))
+    ts = pa.array([T0, T0 + timedelta(minutes=1)], TS_TYPE)
+    data = pa.table({"ts": ts, "a": pa.array([None, 1.5]), "b": pa.array([None, None], pa.float64())})
+    store.write(table, data, schema)
+    assert store.read(table).to_pylist() == data.to_pylist()
