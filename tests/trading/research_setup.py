@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resources.duckdb_catalog import DuckDBCatalog
-from resources.duckdb_store import DuckDBStore
+from resources.catalog import Catalog
+from resources.timeseries import TimeSeriesStore
 
 RUN = """\
-dataset: btc25
+dataset: {dataset}
 indicator_version: 1
 target: {kind: regression, horizon: 3}
 folds: {train: "1500", test: "500", embargo: 5, max_folds: 2}
@@ -39,8 +39,8 @@ BARS = 3_000
 @dataclass
 class Research:
     data: Path
-    catalog: DuckDBCatalog
-    store: DuckDBStore
+    catalog: Catalog
+    store: TimeSeriesStore
     run: str
     # The dataset's bars and the bars after them (the same generator, longer): what a venue replays live.
     bars: pa.Table
@@ -61,7 +61,9 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def build_research(root: Path) -> Research:
+def build_research(root: Path, dataset: str = "btc25", **env: str) -> Research:
+    """The pipeline in `root`, on the embedded default unless `env` names other backends (e.g.
+    TRADING_CATALOG=postgres, TRADING_TIMESERIES=questdb)."""
     from trading_assets import cli
     from trading_assets import settings as cfg
     from trading_assets.cli.launcher import Launcher
@@ -77,25 +79,25 @@ def build_research(root: Path) -> Research:
     everything = generate_bars(n_rows=BARS + 2_000, seed=4, n_gaps=0)
     cwd = os.getcwd()
     os.chdir(root)
+    saved = {name: os.environ.pop(name, None) for name in ("TRADING_TIMESERIES", "TRADING_CATALOG")}
     try:
-        with _env(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu"):
-            for backend in ("TRADING_TIMESERIES", "TRADING_CATALOG"):
-                os.environ.pop(backend, None)
+        with _env(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu", **env):
             settings = cfg.Settings.from_env()
             launcher = Launcher.for_settings(settings)
             settings.landing_dir.mkdir()
-            write_export(everything.slice(0, BARS), settings.landing_dir / "btc25.txt")
-            launcher.instance.add_dynamic_partitions("datasets", ["btc25"])
-            assert launcher.execute("ingest_bars", partition_key="btc25").success
+            write_export(everything.slice(0, BARS), settings.landing_dir / f"{dataset}.txt")
+            launcher.instance.add_dynamic_partitions("datasets", [dataset])
+            assert launcher.execute("ingest_bars", partition_key=dataset).success
             launcher.instance.add_dynamic_partitions("indicator_versions", ["1"])
-            catalog = DuckDBCatalog(path=str(data / "catalog.duckdb"))
-            register_set(catalog, "btc25", parse_spec(SET, source="test"))
-            assert launcher.execute(
-                "materialize_indicators", partition_key=indicator_set_key("btc25", 1)
-            ).success
-            Path("run.yaml").write_text(RUN)
+            catalog, store = cfg.catalog(settings), cfg.timeseries_store(settings)
+            register_set(catalog, dataset, parse_spec(SET, source="test"))
+            key = indicator_set_key(dataset, 1)
+            assert launcher.execute("materialize_indicators", partition_key=key).success
+            Path("run.yaml").write_text(RUN.replace("{dataset}", dataset))
             assert cli.main(["walkforward", "run.yaml"]) == 0
     finally:
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
         os.chdir(cwd)
-    store = DuckDBStore(path=str(data / "timeseries.duckdb"))
-    return Research(data, catalog, store, "btc25_run1", everything.slice(0, BARS), everything.slice(BARS))
+    return Research(
+        data, catalog, store, f"{dataset}_run1", everything.slice(0, BARS), everything.slice(BARS)
+    )

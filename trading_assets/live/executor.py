@@ -557,8 +557,16 @@ class Executor:
         notional = abs(delta) * price
         if notional > strategy.max_order_notional:
             return f"max order notional: {notional:.2f} would pass {strategy.max_order_notional}"
-        minute_ago = datetime.now(UTC) - timedelta(minutes=1)  # created_at is the catalog's wall clock
-        recent = sum(1 for o in orders if o.created_at is not None and o.created_at >= minute_ago)
+        # Orders sent to the venue in the last wall minute (created_at is the catalog's clock); denied ones
+        # never left, and counting them would keep a strategy denied for as long as it keeps asking.
+        minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+        recent = sum(
+            1
+            for o in orders
+            if o.created_at is not None
+            and o.created_at >= minute_ago
+            and o.status not in (S.DENIED, S.INITIALIZED)
+        )
         if recent >= strategy.max_orders_per_minute:
             return f"max orders per minute: {recent} in the last minute"
         return None

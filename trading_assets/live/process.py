@@ -62,6 +62,9 @@ async def run_service(
 ) -> None:
     """Serve `health` on host:port and run `main(stop)` until SIGTERM or SIGINT sets `stop`; then let it
     finish what it was doing (it returns once `stop` is set) and exit."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    for noisy in ("httpx", "uvicorn", "uvicorn.access", "ccxt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
