@@ -115,7 +115,7 @@ def test_a_strategy_has_its_state_lineage_rules_limits_signal_and_position(
         None,
     )
     assert (body["symbol"], body["venue"], body["account"]) == (SYMBOL, VENUE, ACCOUNT)
-    assert body["rules"] == {"sizing": "units", "amount": "0.015", "direction": "both", "dead_zone": "flat"}
+    assert body["rules"] == {"sizing": "units", "amount": "0.015", "direction": "long", "dead_zone": "flat"}
     assert body["limits"] == {
         "max_position": "0.5",
         "max_order_notional": "100000",

@@ -425,9 +425,6 @@ class _Watcher:
     "/events",
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
     dependencies=READ,
-    # The stream never ends, so the schema fuzz (tests/api/test_api_fuzz.py) cannot call it; docs/api.md
-    # documents it.
-    include_in_schema=False,
 )
 async def live_events(request: Request, catalog: CatalogDep, store: StoreDep) -> StreamingResponse:
     """Server-sent events of the live tables, first everything there is, then each change within a
