@@ -63,6 +63,7 @@ bench: $(VENV)/.installed services
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/questdb_store.py
 	$(BIN)/python benchmarks/export.py --store questdb
+	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/live.py
 
 # Refresh the pins after changing dependencies in pyproject.toml (commit the result).
