@@ -15,6 +15,7 @@ memory limits and spill folders, which are settings of a whole database.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import itertools
 import os
@@ -68,6 +69,8 @@ def _reader_database() -> duckdb.DuckDBPyConnection:
         if _readers is None or _readers[0] != os.getpid():
             spill = Path(tempfile.gettempdir()) / f"duckdb-readers-{os.getpid()}"
             _readers = (os.getpid(), duckdb.connect(":memory:", config={"temp_directory": str(spill)}))
+            # Closed before the interpreter tears DuckDB's module down (nanobind reports leaks otherwise).
+            atexit.register(_readers[1].close)
         return _readers[1]
 
 
