@@ -82,6 +82,16 @@ def test_promotion_refuses_what_cannot_trade_naming_the_field(research, live, ov
     assert catalog.list_strategies() == []
 
 
+def test_one_symbol_of_an_account_is_traded_by_one_strategy(research, live) -> None:  # type: ignore[no-untyped-def]
+    catalog, _ = live
+    _promote(catalog, research)
+    with pytest.raises(PromotionError, match="BTC/USDT on binance/main is traded by strategy demo"):
+        promote(catalog, PromoteConfig(name="other", run=research.run, symbol="BTC/USDT"))
+    # Another account, or the same strategy again (new settings), is fine.
+    promote(catalog, PromoteConfig(name="other", run=research.run, symbol="BTC/USDT", account="second"))
+    assert _promote(catalog, research, amount="0.02").name == "demo"
+
+
 def _offline(catalog: DuckDBCatalog, store: DuckDBStore) -> tuple[np.ndarray, np.ndarray]:
     loaded = load_signal_model(catalog, catalog.get_strategy("demo"))
     bars = store.read(TABLE)
