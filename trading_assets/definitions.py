@@ -21,6 +21,9 @@ from trading_assets.bars.jobs import ingest_bars_job
 from trading_assets.compute.indicators import load_modules
 from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.jobs import add_indicator_set, materialize_indicators_job
+from trading_assets.live.assets import live_bars, live_bars_sensor, live_reconciliation
+from trading_assets.live.checks import live_bars_lag
+from trading_assets.live.jobs import promote_strategy, reconcile_live_day_job, reconcile_live_day_schedule
 from trading_assets.requests.jobs import take_job_request
 from trading_assets.rolling.jobs import roll_walkforward
 from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
@@ -51,8 +54,10 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             simulation,
             simulation_sweep,
             simulation_comparison,
+            live_bars,
+            live_reconciliation,
         ],
-        asset_checks=[bars_match_source],
+        asset_checks=[bars_match_source, live_bars_lag],
         jobs=[
             ingest_bars_job,
             materialize_indicators_job,
@@ -66,6 +71,8 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             simulate_job,
             sweep_job,
             compare_simulations_job,
+            promote_strategy,
+            reconcile_live_day_job,
         ],
         sensors=[
             landing_sensor,
@@ -73,15 +80,17 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             job_request_intake_sensor,
             walkforward_sensor,
             simulation_sensor,
+            live_bars_sensor,
             *LIFECYCLE_SENSORS,
         ],
-        schedules=[rolling_walkforward_schedule, landing_rescan_schedule],
+        schedules=[rolling_walkforward_schedule, landing_rescan_schedule, reconcile_live_day_schedule],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),
             "landing": cfg.landing(settings),
             "sets_folder": cfg.sets_folder(settings),
             "compute": cfg.compute(settings),
+            "live_accounts": cfg.live_accounts(settings),
         },
         executor=cfg.executor(settings),
     )

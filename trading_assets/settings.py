@@ -12,10 +12,14 @@ TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPAS
                       TRADING_CATALOG_SCHEMA
 TRADING_EXECUTOR      in_process (default) | multiprocess | celery: TRADING_CELERY_BROKER,
                       TRADING_CELERY_BACKEND
+TRADING_LIVE_ACCOUNTS the venue accounts live_reconciliation asks for their fills: a JSON list of
+                      live_accounts entries, e.g. [{"venue": "binance", "account": "main", "broker": "venue"}]
+                      (paper accounts under $TRADING_DATA_DIR/live need none)
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from resources.postgres_catalog import PostgresCatalog
     from resources.questdb_store import QuestDBStore
     from resources.sets_folder import SetsFolder
+    from trading_assets.live.reconcile import LiveAccounts
 
 EXECUTORS = ("in_process", "multiprocess", "celery")
 
@@ -144,6 +149,21 @@ def compute(settings: Settings) -> ComputeResource:
     from resources.compute import ComputeResource
 
     return ComputeResource(device=settings.device, artifacts_dir=str(settings.artifacts_dir))  # type: ignore[arg-type]
+
+
+def live_accounts(settings: Settings) -> LiveAccounts:
+    from trading_assets.live.reconcile import LiveAccount, LiveAccounts
+
+    text = os.environ.get("TRADING_LIVE_ACCOUNTS", "").strip()
+    try:
+        listed = json.loads(text) if text else []
+        if not isinstance(listed, list):
+            raise ValueError("not a JSON list")
+        accounts = [LiveAccount(**entry) for entry in listed]
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"TRADING_LIVE_ACCOUNTS: {err}") from None
+    # Where `trading-assets live executor` keeps a paper account by default.
+    return LiveAccounts(accounts=accounts, paper_dir=str(settings.data_dir / "live"))
 
 
 def executor(settings: Settings) -> dg.ExecutorDefinition | None:
