@@ -51,14 +51,16 @@ def assets_view() -> dict[str, Any]:
     graph = defs.resolve_asset_graph()
     view = {}
     for key in sorted(graph.get_all_asset_keys()):
-        node, op = graph.get(key), defs.resolve_assets_def(key).op
+        node, assets_def = graph.get(key), defs.resolve_assets_def(key)
+        # An external asset (written by a service, e.g. live_bars) has no op.
+        op = assets_def.op if assets_def.is_executable else None
         view[key.to_user_string()] = {
             "group": node.group_name,
             "partitions": partitions(node.partitions_def),
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
             "kinds": sorted(node.kinds),
-            "pool": op.pool,
-            "op_tags": dict(sorted(op.tags.items())),
+            "pool": op and op.pool,
+            "op_tags": dict(sorted(op.tags.items())) if op else {},
             "backfill_policy": backfill(node.backfill_policy),
             "automation_condition": node.automation_condition and node.automation_condition.get_label(),
         }
