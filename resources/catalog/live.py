@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, fields
-from decimal import Decimal
+from dataclasses import astuple, fields, replace
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 from resources.catalog import datasets, walkforward
@@ -432,6 +432,11 @@ def _move_position(db: Session, order: OrderRecord, fill: NewFill) -> None:
         )
     except OrderError as err:
         raise CatalogError(f"position {'/'.join(key)}: {err}") from None
+    base = order.symbol.split(":")[0].split("/")[0]
+    if fill.fee and fill.fee_currency is not None and fill.fee_currency.upper() == base.upper():
+        # A fee taken in the base asset (Binance spot's default on buys) leaves that much less held.
+        with localcontext(Context(prec=60)):
+            after = replace(after, quantity=after.quantity - fill.fee)
     with db.refusing(f"position {'/'.join(key)}"):
         db.execute(
             "UPDATE positions SET quantity = %s, average_entry_price = %s, realised_pnl = %s, "

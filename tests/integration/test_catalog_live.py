@@ -248,6 +248,15 @@ def test_positions_follow_the_fills_of_every_order_on_the_account(catalog: Catal
     assert str(position.quantity) == "-1"
 
 
+def test_a_fee_taken_in_the_base_asset_leaves_that_much_less_held(catalog: Catalog) -> None:
+    # Binance spot takes a buy's fee in what was bought, unless paid in BNB.
+    promoted(catalog)
+    buy = order(catalog, 0, "buy", "2")
+    catalog.record_fill(replace(fill(buy, "t1", "2"), fee=Decimal("0.002"), fee_currency="BTC"))
+    position = catalog.get_position("local", "paper", "BTC/USDT")
+    assert position is not None and position.quantity == Decimal("1.998")
+
+
 def test_a_fill_and_its_position_change_commit_together(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
