@@ -58,6 +58,7 @@ from trading_assets.live.service import timeframe
 from trading_assets.orders import TERMINAL, OrderEvent, OrderStatus
 from trading_assets.records import (
     CatalogError,
+    CatalogUnavailable,
     NewFill,
     NewOrder,
     OrderRecord,
@@ -149,6 +150,10 @@ class Executor:
         self._last_reconcile = -1e9
         self._last_beat = -1e9
         self._lock = asyncio.Lock()
+        # Bumped whenever something makes the state doubtful: a reconciliation that began before counts not.
+        self._generation = 0
+        # When this process sent each order (monotonic): how long one missing at the venue has been out.
+        self._sent: dict[str, float] = {}
 
     def not_ready(self) -> list[str]:
         reasons = [] if self.reconciled else [self.problem or "not reconciled"]
@@ -161,9 +166,15 @@ class Executor:
         events = asyncio.create_task(self._follow_events())
         try:
             while not stop.is_set():
+                if events.done():
+                    # The broker's stream ended or failed: what it missed is only known by asking.
+                    failure = None if events.cancelled() else events.exception()
+                    log.warning("executor: the broker's event stream stopped (%s); reconciling", failure)
+                    self._unreconcile("the broker's event stream stopped")
+                    events = asyncio.create_task(self._follow_events())
                 try:
                     await self.tick()
-                except (CatalogError, BrokerError) as err:
+                except (CatalogError, BrokerError, TimeoutError) as err:
                     log.warning("executor: %s; trying again", err)
                 self.health.beat()
                 with contextlib.suppress(TimeoutError):
@@ -201,6 +212,11 @@ class Executor:
         await asyncio.to_thread(self.catalog.heartbeat, "executor", self.instance, status, detail)
         self._last_beat = time.monotonic()
 
+    def _unreconcile(self, why: str) -> None:
+        """Trade nothing until a reconciliation has run again; one in flight no longer counts."""
+        self._generation += 1
+        self.reconciled, self.problem, self._last_reconcile = False, why, -1e9
+
     async def _follow_events(self) -> None:
         async for event in self.broker.events():
             if event.kind == "disconnected":
@@ -209,22 +225,28 @@ class Executor:
             elif event.kind == "reconnected":
                 self.connected = True
                 # What happened while the link was down is only known by asking: reconcile before trading.
-                self.reconciled, self.problem, self._last_reconcile = (
-                    False,
-                    "reconciling after a reconnect",
-                    -1e9,
-                )
+                self._unreconcile("reconciling after a reconnect")
                 log.info("executor: broker reconnected; reconciling")
             elif event.kind == "fill" and event.fill is not None:
                 async with self._lock:
-                    with contextlib.suppress(CatalogError):
-                        await self._record_fill(event.fill)
+                    try:
+                        recorded = await self._record_fill(event.fill)
+                    except (CatalogError, TimeoutError) as err:
+                        recorded, why = False, str(err)
+                    else:
+                        why = "it belongs to no order of ours"
+                    if not recorded:
+                        log.warning(
+                            "executor: fill %s not recorded (%s); reconciling", event.fill.trade_id, why
+                        )
+                        self._unreconcile(f"fill {event.fill.trade_id} not recorded: {why}")
 
     # -- reconciliation -----------------------------------------------------------------------------------
 
     async def reconcile(self) -> bool:
         """Bring the repository to the venue's state and compare positions; True when they match."""
         self._last_reconcile = time.monotonic()
+        generation = self._generation
         venue, account = self.config.venue, self.config.account
         run = await asyncio.to_thread(self.catalog.start_reconciliation, "executor", venue, account)
         mismatches: list[str] = []
@@ -268,7 +290,7 @@ class Executor:
         details["mismatches"] = mismatches
         status = "mismatch" if mismatches else "ok"
         await asyncio.to_thread(self.catalog.finish_reconciliation, run.id, status, json.dumps(details))
-        self.reconciled = not mismatches
+        self.reconciled = not mismatches and generation == self._generation
         self.problem = (
             None
             if self.reconciled
@@ -288,16 +310,17 @@ class Executor:
         ):
             if past.status == "ok" and past.details and "baseline" in json.loads(past.details):
                 return {k: Decimal(v) for k, v in json.loads(past.details)["baseline"].items()}, False
+        orders = [
+            o
+            for o in await asyncio.to_thread(self.catalog.list_orders)
+            if (o.venue, o.account) == (self.config.venue, self.config.account)
+        ]
+        if orders:
+            # Orders of ours but no baseline recorded: what the venue holds cannot be split into "before us"
+            # and "ours" after the fact; every holding must then be explained by the fills.
+            return {}, False
         held = await self.broker.positions()
-        baseline = {}
-        for symbol in symbols:
-            stored = await asyncio.to_thread(
-                self.catalog.get_position, self.config.venue, self.config.account, symbol
-            )
-            baseline[symbol] = held.get(symbol, Decimal(0)) - (
-                Decimal(0) if stored is None else stored.quantity
-            )
-        return baseline, True
+        return {symbol: held.get(symbol, Decimal(0)) for symbol in symbols}, True
 
     async def _deny_unsent(self) -> None:
         """Intents stored but never marked sent (a crash between the two) are denied: they never left."""
@@ -321,9 +344,10 @@ class Executor:
         """Bring one stored order to what the venue says of it: fills first (a canceled order takes none
         after), then its status."""
         if venue_order is None:
-            # The catalog stamps rows with its own (wall) clock, whatever the venue's clock says.
-            now = datetime.now(UTC)
-            age = (now - (order.updated_at or now)).total_seconds()
+            # Sent by this process: how long ago by its own clock. Sent before a restart: longer ago than any
+            # request can travel (a restart takes longer than the venue's receive window).
+            sent = self._sent.get(order.client_order_id)
+            age = float("inf") if sent is None else time.monotonic() - sent
             if order.status in (S.SUBMITTED, S.UNKNOWN) and age >= self.config.unknown_grace_s:
                 await self._apply(order, E.REJECT, reason=f"the venue has no order {order.client_order_id}")
             return
@@ -338,6 +362,17 @@ class Executor:
         stored = await asyncio.to_thread(self.catalog.get_order, order.client_order_id)
         if stored is None or stored.status in TERMINAL:
             return
+        if stored.filled_quantity < venue_order.filled and venue_order.status != "open":
+            # The venue ended it with fills its trade list has not shown yet: an ended order takes no fill,
+            # so it stays as it is until they arrive (the next poll asks again).
+            log.warning(
+                "executor: %s is %s at the venue with %s filled, %s recorded; waiting for its fills",
+                stored.client_order_id,
+                venue_order.status,
+                venue_order.filled,
+                stored.filled_quantity,
+            )
+            return
         status = S(stored.status)
         event = {
             "open": E.ACCEPT if status in (S.SUBMITTED, S.UNKNOWN) and stored.filled_quantity == 0 else None,
@@ -346,10 +381,6 @@ class Executor:
             "rejected": E.REJECT,
             "closed": None,
         }[venue_order.status]
-        if venue_order.status == "closed" and stored.filled_quantity < stored.quantity:
-            log.warning(
-                "executor: %s is filled at the venue but not all its fills arrived", stored.client_order_id
-            )
         if event is not None:
             reason = (venue_order.reason or "rejected by the venue") if event is E.REJECT else None
             await self._apply(stored, event, reason=reason, venue_order_id=venue_order.venue_order_id)
@@ -408,6 +439,8 @@ class Executor:
             stored = await asyncio.to_thread(self.catalog.apply_order_event, order.client_order_id, update)
         except StaleOrder:
             return None
+        except CatalogUnavailable:
+            raise
         except CatalogError as err:
             # The machine refused: the venue said something the order cannot become. Kept, loudly.
             log.error("executor: %s", err)
@@ -452,11 +485,17 @@ class Executor:
         ]
 
     async def _act(self, strategy: StrategyRecord) -> None:
+        if strategy.actual_state != "running":
+            return  # the runner has not started it, or it failed: its signals are not current
         signals = await asyncio.to_thread(self.catalog.list_signals, strategy.name)
         if not signals:
             return
         latest = signals[-1]
+        newest_bar = await self._last_bar(strategy)
+        if newest_bar is None or latest.bar_ts < newest_bar:
+            return  # the runner has not signalled the newest recorded bar yet: no trading on an old target
         orders = await asyncio.to_thread(self.catalog.list_orders, strategy.name)
+        await self._deny_stale_intents(orders)
         working = [o for o in orders if o.status not in TERMINAL]
         for order in working:
             if order.bar_ts < latest.bar_ts:
@@ -464,9 +503,23 @@ class Executor:
         if working:
             return
         this_bar = [o for o in orders if o.bar_ts == latest.bar_ts]
-        if len(this_bar) >= MAX_ORDERS_PER_BAR or any(o.status in (S.DENIED, S.REJECTED) for o in this_bar):
+        refused = [o for o in this_bar if o.status in (S.DENIED, S.REJECTED) and not _not_sent(o)]
+        if len(this_bar) >= MAX_ORDERS_PER_BAR or refused:
             return  # refused on this bar: the next bar's signal decides again
+        # As the simulator: an order only when the target differs from the last one acted on; a position is
+        # then held as sized (no rebalancing as the price moves).
+        acted = _last_acted_target(orders, signals)
+        if acted is not None and acted == latest.target:
+            return
         await self._order_towards(strategy, latest, len(this_bar), orders)
+
+    async def _deny_stale_intents(self, orders: list[OrderRecord]) -> None:
+        """An intent stored but not marked sent never left: this process marks its intents sent at once,
+        under the same lock as this poll, so one still INITIALIZED here is left over (a failed step, a
+        crash); deny it rather than hold the strategy up until a restart."""
+        for order in orders:
+            if order.status == S.INITIALIZED:
+                await self._apply(order, E.DENY, reason="stored but never sent")
 
     async def _order_towards(
         self, strategy: StrategyRecord, signal: SignalRecord, seq: int, orders: list[OrderRecord]
@@ -513,6 +566,7 @@ class Executor:
         if sent is None:
             return
         request = OrderRequest(order.client_order_id, order.symbol, order.side, "market", order.quantity)  # type: ignore[arg-type]
+        self._sent[order.client_order_id] = time.monotonic()
         started = time.perf_counter()
         try:
             venue_order = await self.broker.submit(request)
@@ -526,7 +580,8 @@ class Executor:
             log.warning("executor: %s outcome unknown (%s); asking the venue", order.client_order_id, err)
             return
         except BrokerUnavailable as err:
-            await self._apply(sent, E.REJECT, reason=f"not sent: {err}")
+            # Nothing reached the venue: the bar may try again (`_not_sent`) once the venue is back.
+            await self._apply(sent, E.REJECT, reason=f"{NOT_SENT}{err}")
             return
         self.metrics.round_trip.observe(time.perf_counter() - started)
         await self._sync(sent, venue_order)
@@ -571,6 +626,13 @@ class Executor:
             return f"max orders per minute: {recent} in the last minute"
         return None
 
+    async def _last_bar(self, strategy: StrategyRecord) -> datetime | None:
+        dataset = await asyncio.to_thread(self.catalog.get_dataset, strategy.dataset)
+        if dataset is None:
+            return None
+        table = naming.live_bars_table(strategy.venue, strategy.symbol, timeframe(dataset.bar_interval_s))
+        return await asyncio.to_thread(self.store.last_ts, table)
+
     async def _last_close(self, strategy: StrategyRecord) -> Decimal | None:
         dataset = await asyncio.to_thread(self.catalog.get_dataset, strategy.dataset)
         if dataset is None:
@@ -582,6 +644,23 @@ class Executor:
         bars = await asyncio.to_thread(self.store.read, table, last, None, ["ts", "close"])
         closes = bars.column("close").cast(pa.float64()).to_pylist()
         return Decimal(str(closes[-1])) if closes else None
+
+
+NOT_SENT = "not sent: "
+
+
+def _not_sent(order: OrderRecord) -> bool:
+    """A rejection the venue never saw (it was unavailable): the bar may send again."""
+    return order.status == S.REJECTED and (order.reason or "").startswith(NOT_SENT)
+
+
+def _last_acted_target(orders: list[OrderRecord], signals: list[SignalRecord]) -> float | None:
+    """The target of the signal whose order last filled (in whole or in part); None before any fill."""
+    filled = [o for o in orders if o.filled_quantity > 0]
+    if not filled:
+        return None
+    bar = max(o.bar_ts for o in filled)
+    return next((s.target for s in reversed(signals) if s.bar_ts == bar), None)
 
 
 def _to_step(quantity: Decimal, step: Decimal) -> Decimal:

@@ -28,12 +28,12 @@ import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from resources.catalog import Catalog
-from resources.timeseries import TIMESTAMP_COLUMN, TimeSeriesStore, utc_datetime
+from resources.timeseries import TIMESTAMP_COLUMN, StoreError, TimeSeriesStore, utc_datetime
 from trading_assets.compute.indicators.registry import BAR_INPUTS
 from trading_assets.compute.live_signals import LiveSignalError, LiveSignals
 from trading_assets.live.health import Health
 from trading_assets.live.service import PromotionError, StrategyModel, load_signal_model
-from trading_assets.records import CatalogError, SignalRecord, StrategyRecord
+from trading_assets.records import CatalogError, CatalogUnavailable, SignalRecord, StrategyRecord
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class StrategyRunner:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.tick)
-            except CatalogError as err:
+            except (CatalogError, StoreError, TimeoutError) as err:
+                # The catalog or the store away (a lock not granted in time is a TimeoutError): next poll.
                 log.warning("runner: %s; trying again", err)
             self.health.beat()
             with contextlib.suppress(TimeoutError):
@@ -164,6 +165,11 @@ class StrategyRunner:
                     model_sha256=state.loaded.strategy.model_sha256,
                 )
                 self.catalog.record_signal(record)
+            except CatalogUnavailable:
+                # The catalog is away, the strategy is fine: start it again from what was recorded (its
+                # signals object has taken a bar whose signal was not stored) once the catalog is back.
+                self.running.pop(name, None)
+                raise
             except (LiveSignalError, CatalogError) as err:
                 self._stop(name, None)
                 self._fail(state.loaded.strategy, f"bar {utc_datetime(int(ts[i]))}: {err}")
