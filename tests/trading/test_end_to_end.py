@@ -194,8 +194,19 @@ def test_a_promoted_strategy_trades_a_simulated_day_and_everything_equals_the_ve
             str(port["recorder"]),
         )
         services.start("runner", "live", "runner", "--poll", "0.1", "--port", str(port["runner"]))
-        services.start("executor", "live", "executor", *local, "--symbol", SYMBOL, "--account", "venue",
-                       "--broker", "venue", "--poll", "0.1", "--port", str(port["executor"]))  # fmt: skip
+        # At 1440x the recorder stores several bars per poll: a signal a few bars behind is still current.
+        trade = ("--account", "venue", "--broker", "venue", "--poll", "0.1", "--max-signal-lag-bars", "10")
+        services.start(
+            "executor",
+            "live",
+            "executor",
+            *local,
+            "--symbol",
+            SYMBOL,
+            *trade,
+            "--port",
+            str(port["executor"]),
+        )
         for name in ("recorder", "runner", "executor"):
             _wait(lambda n=name: _ready(port[n]), 60, services, f"{name} was not ready")
 

@@ -61,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--paper-balance", action="append", default=[], metavar="ASSET=AMOUNT", help="paper: starting balance"
     )
     executor.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    executor.add_argument(
+        "--max-signal-lag-bars", type=int, default=1, help="bars a signal may lag the newest recorded bar"
+    )
     _health_args(executor, "executor")
     executor.set_defaults(run=_executor)
 
@@ -192,7 +195,13 @@ def _executor(args: argparse.Namespace) -> int:
             await clock.sync()
             following = asyncio.create_task(clock.follow(stop))
             instruments = await _instruments(args, clock_exchange)
-            config = ExecutorConfig(args.venue, args.account, instruments, poll_s=args.poll)
+            config = ExecutorConfig(
+                args.venue,
+                args.account,
+                instruments,
+                poll_s=args.poll,
+                max_signal_lag_bars=args.max_signal_lag_bars,
+            )
             executor.config = config
             await broker.start()
             await executor.run(stop)

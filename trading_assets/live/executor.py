@@ -96,6 +96,9 @@ class ExecutorConfig:
     # How long an order sent (or of unknown outcome) may be missing at the venue before it counts as never
     # received: longer than any request can travel (Binance refuses requests older than its recvWindow, 5 s).
     unknown_grace_s: float = 30.0
+    # How many recorded bars the latest signal may lag the newest one and still be traded (the runner
+    # signals a bar within a poll of its recording; an accelerated replay records several per poll).
+    max_signal_lag_bars: int = 1
 
 
 @dataclass
@@ -491,9 +494,9 @@ class Executor:
         if not signals:
             return
         latest = signals[-1]
-        newest_bar = await self._last_bar(strategy)
-        if newest_bar is None or latest.bar_ts < newest_bar:
-            return  # the runner has not signalled the newest recorded bar yet: no trading on an old target
+        newest = await self._last_bar(strategy)
+        if newest is None or latest.bar_ts < newest[0] - self.config.max_signal_lag_bars * newest[1]:
+            return  # the runner is behind the recorded bars: no trading on an old target (or an old price)
         orders = await asyncio.to_thread(self.catalog.list_orders, strategy.name)
         await self._deny_stale_intents(orders)
         working = [o for o in orders if o.status not in TERMINAL]
@@ -626,12 +629,14 @@ class Executor:
             return f"max orders per minute: {recent} in the last minute"
         return None
 
-    async def _last_bar(self, strategy: StrategyRecord) -> datetime | None:
+    async def _last_bar(self, strategy: StrategyRecord) -> tuple[datetime, timedelta] | None:
+        """The newest recorded bar of the strategy's symbol, and the bars' interval."""
         dataset = await asyncio.to_thread(self.catalog.get_dataset, strategy.dataset)
         if dataset is None:
             return None
         table = naming.live_bars_table(strategy.venue, strategy.symbol, timeframe(dataset.bar_interval_s))
-        return await asyncio.to_thread(self.store.last_ts, table)
+        last = await asyncio.to_thread(self.store.last_ts, table)
+        return None if last is None else (last, timedelta(seconds=dataset.bar_interval_s))
 
     async def _last_close(self, strategy: StrategyRecord) -> Decimal | None:
         dataset = await asyncio.to_thread(self.catalog.get_dataset, strategy.dataset)
