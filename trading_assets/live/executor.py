@@ -12,13 +12,19 @@ Each poll, once ready:
 - the kill switch (`trading_halts`) halted: cancel the account's open orders, send nothing;
 - every open order is asked about and brought to the venue's state (an order the venue never received is
   rejected after `unknown_grace_s`; an UNKNOWN one is never sent again, only asked about);
-- for each running strategy of the account: its latest signal's target, through the strategy's rules
-  (direction, sizing at the last recorded close), gives the position it wants; the difference to its
-  position, rounded down to the instrument's step, is one market order. Orders of an older bar still
-  working are cancelled first; an order of this bar still working is waited for. Pre-trade checks deny an
-  order (with the reason) that would pass the strategy's max position, max order notional or max orders
-  per minute. The intent is stored (INITIALIZED) and marked SUBMITTED before the request leaves, so a
-  crash in between leaves an order to ask about, never one to send again.
+- for each strategy of the account the runner is running, once its latest signal is of the newest
+  recorded bar (within `max_signal_lag_bars`): when its target differs from the last one an order filled
+  on (the simulator's rule: a position is held as sized, not rebalanced as the price moves), the target,
+  through the strategy's rules (direction, sizing at the last recorded close), gives the position it wants,
+  and the difference to its position, rounded down to the instrument's step, is one market order. Orders
+  of an older bar still working are cancelled first; an order of this bar still working is waited for; a
+  bar refused by the venue or the risk checks waits for the next bar, one the venue never saw (it was
+  unavailable) may go again. Pre-trade checks deny an order (with the reason) that would pass the
+  strategy's max position, max order notional or max orders per minute. The intent is stored
+  (INITIALIZED) and marked SUBMITTED before the request leaves, so a crash in between leaves an order to
+  ask about, never one to send again.
+- an order the venue has ended is ended here only once its fills are recorded (an ended order takes no
+  fill): a venue whose trade list lags its order status is waited for.
 The broker's event stream records fills as they come, and a reconnect makes the next poll reconcile again.
 """
 
