@@ -20,7 +20,7 @@ LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 PACKAGES = ("trading_assets", "resources", "sensors")
 # What every contract lets its sources import from trading_assets (the floor's own contract also forbids
 # compute); everything else in trading_assets is a room or sits above the rooms.
-BELOW_THE_ROOMS = {"compute", "records", "naming", "partitions"}
+BELOW_THE_ROOMS = {"compute", "records", "naming", "partitions", "orders"}
 
 
 def lint_imports(cwd: Path, *contracts: str) -> subprocess.CompletedProcess[str]:

@@ -50,7 +50,8 @@ def live(demo: Demo) -> Live:
     catalog = demo.catalog
     config = dict(run="btc25_run1", symbol=SYMBOL, venue=VENUE, account=ACCOUNT, amount="0.015")
     strategy = promote(catalog, PromoteConfig(name=NAME, max_position="0.5", **config))  # type: ignore[arg-type]
-    promote(catalog, PromoteConfig(name=OTHER, **config))  # type: ignore[arg-type]
+    # One strategy per symbol of an account: the idle one trades ETH.
+    promote(catalog, PromoteConfig(name=OTHER, **{**config, "symbol": "ETH/USDT"}))  # type: ignore[arg-type]
     catalog.record_signal(SignalRecord(NAME, BAR, 0.00125, 1.0, strategy.model_sha256))
     buy, _ = catalog.create_order(NewOrder(NAME, BAR, 0, "buy", "market", Decimal("0.015")))
     catalog.apply_order_event(buy.client_order_id, OrderUpdate("SUBMIT"))
@@ -324,9 +325,9 @@ def test_health_has_each_heartbeat_the_reconciliation_and_the_symbols_lag(
         "ok",
         {"mismatches": []},
     )
-    data = next(d for d in body["data"] if d["venue"] == VENUE)
+    data = next(d for d in body["data"] if d["venue"] == VENUE and d["symbol"] == SYMBOL)
     assert data["table"] == "live_apivenue_btc_usdt_1m" and data["timeframe"] == "1m"
-    assert set(data["strategies"]) == {NAME, OTHER}
+    assert set(data["strategies"]) == {NAME}
     assert datetime.fromisoformat(data["last_bar"]) == live.last_bar
     # Bars that opened before the one forming now have closed; those after the last stored are behind.
     forming = now.replace(second=0, microsecond=0)
