@@ -201,3 +201,30 @@ def test_a_malformed_bar_from_the_venue_is_refused_naming_the_field() -> None:
     for candle, message in cases:
         with pytest.raises(VenueDataError, match=message.replace(".", r"\.")):
             recorder._checked("ETH/USDT", candle)
+
+
+def test_a_bar_the_stream_skipped_is_filled_over_rest_before_writing_past_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = eth_bars(BARS)
+    store = DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 8 * MINUTE) as venue:
+
+        async def scenario() -> None:
+            recorder = Recorder(_config(history_bars=3), client_config(venue).exchange("pro"), store)
+            feed = recorder.feeds["ETH/USDT"]
+            await recorder._catch_up(feed)  # bars 5, 6, 7 (the last three closed)
+            venue.advance(timedelta(minutes=4))  # bars 8 .. 11 close
+            rows = {int(t.timestamp() * 1000): i for i, t in enumerate(source.column("ts").to_pylist())}
+
+            def candle(minute: int) -> list[float]:
+                i = rows[T0_MS + minute * MINUTE]
+                return [T0_MS + minute * MINUTE, *(source.column(k)[i].as_py() for k in OHLCV)]
+
+            # The stream brings 8, then 10 and 11 (the update of bar 9 was lost), 12 in progress.
+            await recorder._take(feed, [candle(8), candle(10), candle(11), candle(12)])
+            await recorder.exchange.close()
+
+        asyncio.run(scenario())
+        assert store.read(TABLE).equals(_closed(source, venue.now_ms()).slice(5))
+
+
+OHLCV = ("open", "high", "low", "close", "volume")

@@ -616,7 +616,7 @@ class Executor:
     ) -> str | None:
         """Why the order must not go (None: it may): the strategy's pre-trade limits."""
         after = position + delta
-        if abs(after) > strategy.max_position:
+        if abs(after) > strategy.max_position and abs(after) > abs(position):  # reducing is always allowed
             return f"max position: {after} would pass {strategy.max_position}"
         notional = abs(delta) * price
         if notional > strategy.max_order_notional:

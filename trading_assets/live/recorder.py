@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import ccxt
 import pyarrow as pa
@@ -197,9 +198,10 @@ class Recorder:
         newest = max(feed.pending)
         feed.newest_ms = newest if feed.newest_ms is None else max(feed.newest_ms, newest)
         closed = sorted(ts for ts in feed.pending if ts < newest)
-        expected = None if feed.last_ms is None else feed.last_ms + self.interval_ms
-        if closed and expected is not None and closed[0] > expected:
-            # The stream began after a bar we lack (it closed while we connected): fill it over REST.
+        chain = ([] if feed.last_ms is None else [feed.last_ms]) + closed
+        if any(later - earlier > self.interval_ms for earlier, later in pairwise(chain)):
+            # A bar the stream did not bring (it closed while we connected, or an update was lost): fill the
+            # gap over REST before writing past it.
             await self._catch_up(feed)
         bars = [feed.pending.pop(ts) for ts in closed]
         await self._write(feed, [b for b in bars if feed.last_ms is None or b[0] > feed.last_ms])
@@ -220,7 +222,8 @@ class Recorder:
             )
             closed = [c for c in page if int(c[0]) + self.interval_ms <= now and int(c[0]) >= since]
             await self._write(feed, closed)
-            if len(page) < self.config.page_bars or not closed:
+            # Until the last bar closed by the venue's clock (a venue may cap its pages below page_bars).
+            if not closed or int(closed[-1][0]) >= now - now % self.interval_ms - self.interval_ms:
                 break
             since = int(closed[-1][0]) + 1
         feed.newest_ms = max(feed.newest_ms or 0, now - now % self.interval_ms)
