@@ -138,7 +138,7 @@ def test_risk_limits_deny_orders_with_the_reason_and_nothing_is_sent(research, t
     async def scenario() -> None:
         broker = desk.broker()
         executor = desk.executor(broker)
-        for _ in range(40):
+        for _ in range(20):
             await desk.bar(broker, executor)
         orders = desk.catalog.list_orders("demo")
         assert orders and {o.status for o in orders} == {"DENIED"}
@@ -161,6 +161,8 @@ def test_the_kill_switch_stops_new_orders_until_it_is_lifted(research, tmp_path)
         desk.catalog.set_trading_halt("binance", "paper", True, "operator test", "tests")
         for _ in range(30):
             await desk.bar(broker, executor)
+        # The strategy wanted a position while halted (so an order was held back), and none was stored.
+        assert any(s.target > 0 for s in desk.catalog.list_signals("demo"))
         assert desk.catalog.list_orders("demo") == []
         desk.catalog.set_trading_halt("binance", "paper", False, "resumed", "tests")
         for _ in range(30):
@@ -179,7 +181,7 @@ def test_a_rejection_is_recorded_with_the_venues_reason_and_not_retried_on_that_
     async def scenario() -> None:
         broker = desk.broker(reject_probability=1.0)
         executor = desk.executor(broker)
-        for _ in range(30):
+        for _ in range(20):
             await desk.bar(broker, executor)
         orders = desk.catalog.list_orders("demo")
         assert orders and {o.status for o in orders} == {"REJECTED"}
