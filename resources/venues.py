@@ -57,6 +57,8 @@ class CcxtVenue(dg.ConfigurableResource):
     api_key_env: str = "TRADING_VENUE_API_KEY"
     secret_env: str = "TRADING_VENUE_SECRET"
     timeout_ms: int = 10_000
+    # Market data only (the recorder): the client gets no credentials even when they are set.
+    public_only: bool = False
     # ccxt's client-side throttle to the venue's published weights; tests of the local venue may turn it off.
     enable_rate_limit: bool = True
 
@@ -91,5 +93,7 @@ class CcxtVenue(dg.ConfigurableResource):
         return exchange
 
     def _credentials(self) -> dict[str, str]:
+        if self.public_only:
+            return {}
         key, secret = os.environ.get(self.api_key_env), os.environ.get(self.secret_env)
         return {"apiKey": key, "secret": secret} if key and secret else {}

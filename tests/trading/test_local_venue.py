@@ -485,6 +485,11 @@ def test_the_factory_builds_sandbox_and_local_clients_without_keeping_secrets() 
         assert (sandbox.apiKey, sandbox.secret) == ("test-key", "test-secret")
     finally:
         sandbox.close()
+    public = CcxtVenue(sandbox=True, api_key_env=KEY_ENV, secret_env=SECRET_ENV, public_only=True).exchange()
+    try:
+        assert not public.apiKey and not public.secret  # market data only: no credentials in the client
+    finally:
+        public.close()
     assert "test-secret" not in repr(CcxtVenue()) and "test-secret" not in str(CcxtVenue().model_dump())
     assert local_venue_urls("http://127.0.0.1:9/")["ws"]["spot"] == "ws://127.0.0.1:9/stream/ws"
     with pytest.raises(ValueError, match="local_url needs venue_id 'binance'"):

@@ -138,10 +138,12 @@ def _resources():  # type: ignore[no-untyped-def]
     return settings, cfg.catalog(settings), cfg.timeseries_store(settings)
 
 
-def _ccxt_venue(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _ccxt_venue(args: argparse.Namespace, public_only: bool = False):  # type: ignore[no-untyped-def]
     from resources.venues import CcxtVenue
 
-    return CcxtVenue(venue_id=args.venue, local_url=args.local_venue, sandbox=args.sandbox)
+    return CcxtVenue(
+        venue_id=args.venue, local_url=args.local_venue, sandbox=args.sandbox, public_only=public_only
+    )
 
 
 def _recorder(args: argparse.Namespace) -> int:
@@ -156,7 +158,7 @@ def _recorder(args: argparse.Namespace) -> int:
         history_bars=args.history_bars,
         stall_s=args.stall,
     )
-    recorder = Recorder(config, _ccxt_venue(args).exchange("pro"), store)
+    recorder = Recorder(config, _ccxt_venue(args, public_only=True).exchange("pro"), store)
     asyncio.run(run_service("recorder", recorder.health, args.host, args.port, recorder.run))
     return 0
 
