@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from resources.catalog import Catalog
-from resources.timeseries import StoreError, TimeSeriesStore
+from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
 from trading_assets.api.live_models import (
     DataHealth,
@@ -258,49 +258,26 @@ def _reconciliations(catalog: Catalog) -> list[Reconciliation]:
     return [Reconciliation.of(r) for _, r in sorted(latest.items())]
 
 
-def _data_health(
-    catalog: Catalog, store: TimeSeriesStore, strategies: Iterable[StrategyRecord], now: datetime
-) -> list[DataHealth]:
-    """Per recorded symbol (venue, symbol, bar interval): its live bars table's last bar and how many closed
-    bars the recorder has not stored yet, counted as the recorder counts its lag."""
+def _data_health(catalog: Catalog, store: TimeSeriesStore, now: datetime) -> list[DataHealth]:
+    """Per recorded symbol: its live bars table's last bar and how many closed bars the recorder has not
+    stored yet (`live.reconcile.bars_health`, what Dagster's lag check reads too)."""
+    from trading_assets.live.reconcile import bars_health
     from trading_assets.live.service import timeframe
 
-    intervals: dict[str, int | None] = {}
-    symbols: dict[tuple[str, str, int], list[str]] = {}
-    for strategy in strategies:
-        if strategy.dataset not in intervals:
-            dataset = catalog.get_dataset(strategy.dataset)
-            intervals[strategy.dataset] = None if dataset is None else dataset.bar_interval_s
-        interval = intervals[strategy.dataset]
-        if interval is not None:
-            symbols.setdefault((strategy.venue, strategy.symbol, interval), []).append(strategy.name)
-    out = []
-    now_s = int(now.timestamp())
-    for (venue, symbol, interval), names in sorted(symbols.items()):
-        frame = timeframe(interval)
-        table = naming.live_bars_table(venue, symbol, frame)
-        last, behind, error = None, None, None
-        try:
-            last = store.last_ts(table)
-        except StoreError as err:
-            error = str(err)
-        if last is not None:
-            forming = now_s - now_s % interval  # the open of the bar that has not closed yet
-            behind = max(0, (forming - int(last.timestamp())) // interval - 1)
-        out.append(
-            DataHealth(
-                venue=venue,
-                symbol=symbol,
-                timeframe=frame,
-                bar_interval_s=interval,
-                table=table,
-                strategies=names,
-                last_bar=last,
-                bars_behind=behind,
-                error=error,
-            )
+    return [
+        DataHealth(
+            venue=t.venue,
+            symbol=t.symbol,
+            timeframe=timeframe(t.bar_interval_s),
+            bar_interval_s=t.bar_interval_s,
+            table=t.table,
+            strategies=list(t.strategies),
+            last_bar=t.last_bar,
+            bars_behind=t.bars_behind,
+            error=t.error,
         )
-    return out
+        for t in bars_health(catalog, store, now)
+    ]
 
 
 @router.get("/health", response_model=Health, responses=ERRORS, dependencies=READ)
@@ -314,7 +291,7 @@ def health(catalog: CatalogDep, store: StoreDep) -> Health:
         stale_after_s=STALE_AFTER_S,
         services=_heartbeats(catalog, now),
         reconciliations=_reconciliations(catalog),
-        data=_data_health(catalog, store, catalog.list_strategies(), now),
+        data=_data_health(catalog, store, now),
     )
 
 
@@ -414,7 +391,7 @@ class _Watcher:
                 data = run.model_dump_json()
                 if self._changed("reconciliation", (run.venue, run.account), data):
                     out.append(("reconciliation", data))
-            for symbol in _data_health(catalog, self.store, strategies, now):
+            for symbol in _data_health(catalog, self.store, now):
                 data = symbol.model_dump_json()
                 if self._changed("data", symbol.table, data):
                     out.append(("data", data))
