@@ -381,10 +381,19 @@ def _two_days_in(source: str) -> str:
     if source.endswith(".parquet"):
         first = pq.read_table(source, columns=["ts"]).column("ts")[0].as_py()
     else:
+        from resources.timeseries import StoreError
         from trading_assets import naming
 
         _, _, store = _resources()
-        first = store.read(naming.table_name(source), columns=["ts"]).column("ts")[0].as_py()
+        try:
+            bars = store.read(naming.table_name(source), columns=["ts"])
+        except (StoreError, naming.InvalidNameError) as err:
+            raise ValueError(
+                f"--bars {source}: {err} (a dataset of the configured store or a .parquet file)"
+            ) from None
+        if bars.num_rows == 0:
+            raise ValueError(f"--bars {source}: the table holds no bars")
+        first = bars.column("ts")[0].as_py()
     return (first + timedelta(days=2)).isoformat()
 
 

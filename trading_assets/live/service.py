@@ -54,18 +54,6 @@ def promote(catalog: Catalog, config: PromoteConfig) -> StrategyRecord:
             f"direction: {rules.direction!r} on the spot market {config.symbol}: a spot account cannot sell "
             "what it does not hold; promote with direction 'long', or trade a swap (e.g. BTC/USDT:USDT)"
         )
-    sharing = [
-        s.name
-        for s in catalog.list_strategies()
-        if (s.venue, s.account, s.symbol) == (config.venue, config.account, config.symbol) and s.name != name
-    ]
-    if sharing:
-        # The executor sizes each strategy against the account's position in its symbol: two strategies on
-        # one would trade against each other.
-        raise PromotionError(
-            f"symbol: {config.symbol} on {config.venue}/{config.account} is traded by strategy {sharing[0]}; "
-            "use another account"
-        )
     run = catalog.get_walkforward_run(config.run)
     if run is None:
         raise PromotionError(f"run: {config.run!r} is not in the catalog")
@@ -82,6 +70,18 @@ def promote(catalog: Catalog, config: PromoteConfig) -> StrategyRecord:
     except (OSError, training.TrainingError) as err:
         raise PromotionError(f"fold {number}: its model cannot be used: {err}") from None
     long, short = _thresholds(catalog, run.name, number, config)
+    sharing = [
+        s.name
+        for s in catalog.list_strategies()
+        if (s.venue, s.account, s.symbol) == (config.venue, config.account, config.symbol) and s.name != name
+    ]
+    if sharing:
+        # The executor sizes each strategy against the account's position in its symbol: two strategies on
+        # one would trade against each other.
+        raise PromotionError(
+            f"symbol: {config.symbol} on {config.venue}/{config.account} is traded by strategy {sharing[0]}; "
+            "use another account"
+        )
     dataset = catalog.get_dataset(run.dataset)
     if dataset is None:
         raise PromotionError(f"run: its dataset {run.dataset!r} is not in the catalog")
