@@ -17,7 +17,8 @@ Each poll, once ready:
   on (the simulator's rule: a position is held as sized, not rebalanced as the price moves), the target,
   through the strategy's rules (direction, sizing at the last recorded close), gives the position it wants,
   and the difference to its position, rounded down to the instrument's step, is one market order. Orders
-  of an older bar still working are cancelled first; an order of this bar still working is waited for; a
+  of an older bar still working are cancelled first when the target has changed since; an order
+  still working is otherwise waited for; a
   bar refused by the venue or the risk checks waits for the next bar, one the venue never saw (it was
   unavailable) may go again. Pre-trade checks deny an order (with the reason) that would pass the
   strategy's max position, max order notional or max orders per minute. The intent is stored
@@ -506,8 +507,11 @@ class Executor:
         orders = await asyncio.to_thread(self.catalog.list_orders, strategy.name)
         await self._deny_stale_intents(orders)
         working = [o for o in orders if o.status not in TERMINAL]
+        targets = {s.bar_ts: s.target for s in signals}
         for order in working:
-            if order.bar_ts < latest.bar_ts:
+            # A working order is cancelled only when the target it went for has changed since: an order
+            # still on its way to the venue's next bar is left to fill.
+            if order.bar_ts < latest.bar_ts and targets.get(order.bar_ts) != latest.target:
                 await self._cancel(order, f"replaced by the signal of {latest.bar_ts:%Y-%m-%d %H:%M}")
         if working:
             return
