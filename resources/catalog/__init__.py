@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import dagster as dg
@@ -346,6 +347,10 @@ class Catalog(dg.ConfigurableResource, ABC):
         """The strategy's signals, ordered by bar."""
         return self._run(lambda db: live.list_signals(db, strategy))
 
+    def latest_signal(self, strategy: str) -> SignalRecord | None:
+        """The strategy's signal of its newest bar, or None before its first."""
+        return self._run(lambda db: live.latest_signal(db, strategy))
+
     def create_order(self, new: NewOrder) -> tuple[OrderRecord, bool]:
         """Store an order intent before it is sent: status INITIALIZED, client order id
         orders.client_order_id(strategy, bar_ts, seq), the strategy's venue, account and symbol, and its
@@ -360,10 +365,14 @@ class Catalog(dg.ConfigurableResource, ABC):
         return self._run(lambda db: live.get_order(db, client_order_id))
 
     def list_orders(
-        self, strategy: str | None = None, statuses: Sequence[str] | None = None
+        self,
+        strategy: str | None = None,
+        statuses: Sequence[str] | None = None,
+        updated_since: datetime | None = None,
     ) -> list[OrderRecord]:
-        """Orders of `strategy` in `statuses` (each filter only if given), ordered by strategy, bar, seq."""
-        return self._run(lambda db: live.list_orders(db, strategy, statuses))
+        """Orders of `strategy` in `statuses`, changed at or after `updated_since` (each filter only if
+        given), ordered by strategy, bar, seq."""
+        return self._run(lambda db: live.list_orders(db, strategy, statuses, updated_since))
 
     def open_orders(self, venue: str | None = None, account: str | None = None) -> list[OrderRecord]:
         """Orders that may be working at the venue (orders.OPEN: sent and not ended, UNKNOWN included), of
@@ -398,9 +407,15 @@ class Catalog(dg.ConfigurableResource, ABC):
         """
         return self._transaction(lambda db: live.record_fill(db, fill))
 
-    def list_fills(self, client_order_id: str | None = None, venue: str | None = None) -> list[FillRecord]:
-        """Fills of the order and venue (each filter only if given), ordered by time, venue, trade id."""
-        return self._run(lambda db: live.list_fills(db, client_order_id, venue))
+    def list_fills(
+        self,
+        client_order_id: str | None = None,
+        venue: str | None = None,
+        created_since: datetime | None = None,
+    ) -> list[FillRecord]:
+        """Fills of the order and venue, recorded at or after `created_since` (each filter only if given),
+        ordered by time, venue, trade id."""
+        return self._run(lambda db: live.list_fills(db, client_order_id, venue, created_since))
 
     def get_position(self, venue: str, account: str, symbol: str) -> PositionRecord | None:
         """The account's position in `symbol` as its recorded fills made it, or None if it never traded."""
@@ -431,6 +446,10 @@ class Catalog(dg.ConfigurableResource, ABC):
     ) -> list[ReconciliationRecord]:
         """Reconciliation runs of the venue and account (each filter only if given), oldest first."""
         return self._run(lambda db: live.list_reconciliations(db, venue, account))
+
+    def latest_reconciliations(self) -> list[ReconciliationRecord]:
+        """The latest reconciliation run of each venue account, ordered by venue, account."""
+        return self._run(live.latest_reconciliations)
 
     def heartbeat(self, service: str, instance: str, status: str, detail: str = "{}") -> HeartbeatRecord:
         """Upsert the instance's latest beat (now) with its status and detail (a JSON object)."""

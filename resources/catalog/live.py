@@ -245,6 +245,13 @@ def list_signals(db: Session, strategy: str) -> list[SignalRecord]:
     return [record_from_row(SignalRecord, row) for row in rows]
 
 
+def latest_signal(db: Session, strategy: str) -> SignalRecord | None:
+    row = db.one(
+        f"SELECT {_SIGNAL} FROM signals WHERE strategy = %s ORDER BY bar_ts DESC LIMIT 1", [strategy]
+    )
+    return None if row is None else record_from_row(SignalRecord, row)
+
+
 def create_order(db: Session, new: NewOrder) -> tuple[OrderRecord, bool]:
     """Store the intent as INITIALIZED with its CREATE event; the stored order if the same intent is there
     already (created False); CatalogError if its id holds a different one."""
@@ -293,8 +300,14 @@ def get_order(db: Session, cid: str) -> OrderRecord | None:
     return None if row is None else _order(row)
 
 
-def list_orders(db: Session, strategy: str | None, statuses: Sequence[str] | None) -> list[OrderRecord]:
-    where, params = [], []
+def list_orders(
+    db: Session, strategy: str | None, statuses: Sequence[str] | None, updated_since: Any = None
+) -> list[OrderRecord]:
+    where: list[str] = []
+    params: list[Any] = []
+    if updated_since is not None:
+        where.append("updated_at >= %s")
+        params.append(updated_since)
     if strategy is not None:
         where.append("strategy = %s")
         params.append(strategy)
@@ -450,12 +463,18 @@ def get_fill(db: Session, venue: str, trade_id: str) -> FillRecord | None:
     return None if row is None else _fill(row)
 
 
-def list_fills(db: Session, client_order_id: str | None, venue: str | None) -> list[FillRecord]:
-    where, params = [], []
+def list_fills(
+    db: Session, client_order_id: str | None, venue: str | None, created_since: Any = None
+) -> list[FillRecord]:
+    where: list[str] = []
+    params: list[Any] = []
     for column, value in (("client_order_id", client_order_id), ("venue", venue)):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
+    if created_since is not None:
+        where.append("created_at >= %s")
+        params.append(created_since)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     return [
         _fill(row)
@@ -526,6 +545,14 @@ def list_reconciliations(db: Session, venue: str | None, account: str | None) ->
             params.append(value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.all(f"SELECT {_RECONCILIATION} FROM reconciliation_runs{clause} ORDER BY id", params)
+    return [record_from_row(ReconciliationRecord, row) for row in rows]
+
+
+def latest_reconciliations(db: Session) -> list[ReconciliationRecord]:
+    rows = db.all(
+        f"SELECT {_RECONCILIATION} FROM reconciliation_runs WHERE id IN (SELECT max(id) FROM "
+        "reconciliation_runs GROUP BY venue, account) ORDER BY venue, account"
+    )
     return [record_from_row(ReconciliationRecord, row) for row in rows]
 
 
