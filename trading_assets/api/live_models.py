@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from trading_assets.live.alerts import Alert, ServiceState, order_runbook, strategy_runbook
 from trading_assets.records import (
     FillLineage,
     FillRecord,
@@ -46,6 +47,11 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return {"text": text}
     return value if isinstance(value, dict) else {"value": value}
+
+
+RUNBOOK_DESCRIPTION = (
+    "The slug of the runbook that covers this state (GET /live/runbooks/{slug}); null if none"
+)
 
 
 class Lineage(BaseModel):
@@ -136,6 +142,7 @@ class Strategy(BaseModel):
     )
     created_at: datetime | None
     updated_at: datetime | None
+    runbook: str | None = Field(description=RUNBOOK_DESCRIPTION)
 
     @classmethod
     def of(
@@ -178,6 +185,7 @@ class Strategy(BaseModel):
             position=None if position is None else Position.of(position),
             created_at=record.created_at,
             updated_at=record.updated_at,
+            runbook=strategy_runbook(record.actual_state),
         )
 
 
@@ -208,9 +216,11 @@ class Order(BaseModel):
     event_seq: int = Field(description="The seq of the order's latest event (1: its creation)")
     created_at: datetime | None
     updated_at: datetime | None
+    runbook: str | None = Field(description=RUNBOOK_DESCRIPTION)
 
     @classmethod
     def of(cls, record: OrderRecord) -> Order:
+
         return cls(
             client_order_id=record.client_order_id,
             strategy=record.strategy,
@@ -231,6 +241,7 @@ class Order(BaseModel):
             event_seq=record.event_seq,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            runbook=order_runbook(record.status),
         )
 
 
@@ -390,10 +401,81 @@ class DataHealth(BaseModel):
     error: str | None = Field(description="Why the store could not be read, if it could not")
 
 
+class ServiceStatus(BaseModel):
+    """One service's current instance (the executor's, per venue account) and its state."""
+
+    key: str = Field(description="The service, and its venue account (executor) or venue (recorder)")
+    service: str
+    scope: str | None = Field(description="venue/account of an executor, the venue of a recorder")
+    instance: str = Field(description="host-pid of the process that beat last")
+    status: str = Field(description="What the service says of itself (ok, ready, not ready)")
+    reasons: list[str] = Field(description="Why it is not ready, in its own words")
+    detail: dict[str, Any]
+    last_beat: datetime
+    age_s: float = Field(description="Seconds since the last beat, by the API server's clock")
+    state: Literal["ok", "not ready", "late", "down"] = Field(
+        description="late: no beat for more than one interval plus a grace; down: for several intervals"
+    )
+    replaced: list[str] = Field(description="Older instances of the same service, replaced by this one")
+    runbook: str | None = Field(description=RUNBOOK_DESCRIPTION)
+
+    @classmethod
+    def of(cls, state: ServiceState) -> ServiceStatus:
+        return cls(
+            key=state.key,
+            service=state.service,
+            scope=state.scope,
+            instance=state.instance,
+            status=state.status,
+            reasons=list(state.reasons),
+            detail=state.detail,
+            last_beat=state.last_beat,
+            age_s=state.age_s,
+            state=state.state,  # type: ignore[arg-type]
+            replaced=list(state.replaced),
+            runbook=state.runbook,
+        )
+
+
+class FiringAlert(BaseModel):
+    name: str = Field(description="As the Prometheus rule names it, e.g. LiveServiceDown")
+    severity: Literal["critical", "warning", "info"]
+    since: datetime
+    summary: str = Field(description="One line naming the service and instance, strategy, order or table")
+    subject: str = Field(
+        description="What it is about: service:<key>, strategy:<name>, order:<client order id>, "
+        "account:<venue>/<account> or data:<table>"
+    )
+    runbook: str = Field(description="The slug of its runbook (GET /live/runbooks/{slug})")
+
+    @classmethod
+    def of(cls, alert: Alert) -> FiringAlert:
+        return cls(
+            name=alert.name,
+            severity=alert.severity,  # type: ignore[arg-type]
+            since=alert.since,
+            summary=alert.summary,
+            subject=alert.subject,
+            runbook=alert.runbook,
+        )
+
+
+class Alerts(BaseModel):
+    now: datetime
+    alerts: list[FiringAlert] = Field(description="Most severe first, then oldest first")
+
+
+class Runbook(BaseModel):
+    slug: str
+    title: str | None = Field(description="The page's first heading; null while it is not written")
+    url: str
+
+
 class Health(BaseModel):
     now: datetime
     stale_after_s: float
-    services: list[Heartbeat]
+    services: list[Heartbeat] = Field(description="The latest beat of every instance, replaced ones too")
+    service_states: list[ServiceStatus] = Field(description="Each service's current instance and its state")
     reconciliations: list[Reconciliation] = Field(description="The latest per venue account")
     data: list[DataHealth]
 

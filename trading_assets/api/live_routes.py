@@ -1,6 +1,6 @@
 """The live operator's routes under /api/v1/live: strategies (with start/stop), orders, fills, positions,
-the services' and the data's health, the kill switch of each venue account, and their changes as
-server-sent events.
+the services' and the data's health, the firing alerts, the kill switch of each venue account, the
+runbooks, and their changes as server-sent events.
 
 Everything is read from the catalog the live services write (and the store the recorder writes), so the
 API holds no state of its own: a start/stop or a halt is one catalog statement that the runner or the
@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
 from trading_assets.api.live_models import (
+    Alerts,
     DataHealth,
     DesiredState,
     Fill,
     FillPage,
+    FiringAlert,
     Halt,
     HaltChange,
     Health,
@@ -36,6 +39,8 @@ from trading_assets.api.live_models import (
     OrderPage,
     Position,
     Reconciliation,
+    Runbook,
+    ServiceStatus,
     Strategy,
 )
 from trading_assets.api.routes import (
@@ -49,19 +54,27 @@ from trading_assets.api.routes import (
     require_read,
     require_write,
 )
+from trading_assets.live import alerts
+from trading_assets.live.alerts import AlertRules, service_states
 from trading_assets.orders import OrderStatus, parse_client_order_id
 from trading_assets.records import FillRecord, OrderRecord, SignalRecord, StrategyRecord
+
+if TYPE_CHECKING:
+    from trading_assets.live.reconcile import RecordedTable
 
 router = APIRouter(prefix="/live", tags=["live"])
 
 READ = [Depends(require_read)]
 WRITE = [Depends(require_write)]
-# A service beats every 5 s (runner, executor): three missed beats make it stale.
-STALE_AFTER_S = 15.0
+# A service beats every 5 s (runner, executor): three missed beats make it stale (down).
+STALE_AFTER_S = alerts.DOWN_AFTER_S
 # The event stream polls the catalog this often, so a change reaches the page within a second; the
 # signals and the store (heavier reads) every SLOW_EVERY polls.
 LIVE_POLL_S = 0.25
 SLOW_EVERY = 4
+# Orders and fills are read from the newest change seen on, less this much: a transaction's now() is its
+# start, so a row can commit with a time a little older than one already read.
+OVERLAP = timedelta(seconds=10)
 PING_S = 15.0
 # The stream opens with the newest orders and fills only (the page shows no more); later changes of any.
 FIRST_ROWS = 200
@@ -92,8 +105,7 @@ def account_name(value: str) -> str:
 
 
 def _latest_signal(catalog: Catalog, name: str) -> SignalRecord | None:
-    signals = catalog.list_signals(name)
-    return signals[-1] if signals else None
+    return catalog.latest_signal(name)
 
 
 def _strategies(
@@ -249,19 +261,19 @@ def list_positions(
 # --- health ----------------------------------------------------------------------------------------------
 
 
-def _heartbeats(catalog: Catalog, now: datetime) -> list[Heartbeat]:
-    return [Heartbeat.of(h, now, STALE_AFTER_S) for h in catalog.list_heartbeats()]
-
-
 def _reconciliations(catalog: Catalog) -> list[Reconciliation]:
-    latest = {(r.venue, r.account): r for r in catalog.list_reconciliations()}  # oldest first: last wins
-    return [Reconciliation.of(r) for _, r in sorted(latest.items())]
+    return [Reconciliation.of(r) for r in catalog.latest_reconciliations()]
 
 
-def _data_health(catalog: Catalog, store: TimeSeriesStore, now: datetime) -> list[DataHealth]:
+def _recorded(catalog: Catalog, store: TimeSeriesStore, now: datetime) -> list[RecordedTable]:
     """Per recorded symbol: its live bars table's last bar and how many closed bars the recorder has not
     stored yet (`live.reconcile.bars_health`, what Dagster's lag check reads too)."""
     from trading_assets.live.reconcile import bars_health
+
+    return bars_health(catalog, store, now)
+
+
+def _data_health(tables: Iterable[RecordedTable]) -> list[DataHealth]:
     from trading_assets.live.service import timeframe
 
     return [
@@ -276,8 +288,16 @@ def _data_health(catalog: Catalog, store: TimeSeriesStore, now: datetime) -> lis
             bars_behind=t.bars_behind,
             error=t.error,
         )
-        for t in bars_health(catalog, store, now)
+        for t in tables
     ]
+
+
+def _rules(request: Request) -> AlertRules:
+    """The app's alert rules (they remember since when a service has been not ready): one per process."""
+    state = request.app.state
+    if getattr(state, "live_alert_rules", None) is None:
+        state.live_alert_rules = AlertRules()
+    return state.live_alert_rules  # type: ignore[no-any-return]
 
 
 @router.get("/health", response_model=Health, responses=ERRORS, dependencies=READ)
@@ -286,13 +306,70 @@ def health(catalog: CatalogDep, store: StoreDep) -> Health:
     reconciliation of each venue account, and per recorded symbol the last stored bar and how many closed
     bars behind now it is."""
     now = datetime.now(UTC)
+    beats = catalog.list_heartbeats()
     return Health(
         now=now,
         stale_after_s=STALE_AFTER_S,
-        services=_heartbeats(catalog, now),
+        services=[Heartbeat.of(h, now, STALE_AFTER_S) for h in beats],
+        service_states=[ServiceStatus.of(s) for s in service_states(beats, now)],
         reconciliations=_reconciliations(catalog),
-        data=_data_health(catalog, store, now),
+        data=_data_health(_recorded(catalog, store, now)),
     )
+
+
+@router.get("/services", response_model=list[ServiceStatus], responses=ERRORS, dependencies=READ)
+def list_services(catalog: CatalogDep) -> list[ServiceStatus]:
+    """Each service's current instance (the executor's per venue account) with its state: `ok`, `not
+    ready` (with its reasons), `late` (no beat for more than one interval plus a grace) or `down` (none for
+    several); older instances of the same service are listed under `replaced`, never as down."""
+    return [ServiceStatus.of(s) for s in service_states(catalog.list_heartbeats(), datetime.now(UTC))]
+
+
+@router.get("/alerts", response_model=Alerts, responses=ERRORS, dependencies=READ)
+def list_alerts(request: Request, catalog: CatalogDep, store: StoreDep) -> Alerts:
+    """The alerts firing now, most severe first, each naming its subject and its runbook: LiveServiceDown,
+    LiveServiceLate, LiveServiceNotReady, LiveStrategyFailed, LiveReconciliationMismatch,
+    LiveReconciliationFailed, LiveOrderStuck, LiveBarsLagging, LiveKillSwitchOn."""
+    now = datetime.now(UTC)
+    firing = _rules(request).evaluate(catalog, now, _recorded(catalog, store, now))
+    return Alerts(now=now, alerts=[FiringAlert.of(a) for a in firing])
+
+
+# --- runbooks --------------------------------------------------------------------------------------------
+
+RUNBOOK_DIR = FilePath(__file__).resolve().parents[2] / "docs" / "runbooks"
+
+
+def _runbook_title(slug: str) -> str | None:
+    path = RUNBOOK_DIR / f"{slug}.md"
+    if not path.is_file():
+        return None
+    first = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
+    return first[0].lstrip("# ").strip() if first else slug
+
+
+@router.get("/runbooks", response_model=list[Runbook], responses=ERRORS)
+def list_runbooks() -> list[Runbook]:
+    """The runbooks, one per failure mode, with their titles (null: not written yet)."""
+    return [
+        Runbook(slug=s, title=_runbook_title(s), url=f"/api/v1/live/runbooks/{s}") for s in alerts.RUNBOOKS
+    ]
+
+
+@router.get(
+    "/runbooks/{slug}",
+    response_class=PlainTextResponse,
+    responses={**ERRORS, 200: {"content": {"text/plain": {}}, "description": "the page's Markdown"}},
+)
+def get_runbook(slug: Annotated[str, Path(max_length=100)]) -> PlainTextResponse:
+    """One runbook's Markdown (docs/runbooks/<slug>.md), readable as it is; open without a read token, as
+    the repository's docs are. 404 for a slug that is not one of the runbooks, or a page not written yet."""
+    if slug not in alerts.RUNBOOKS:
+        raise HTTPException(404, f"no runbook {slug!r}: the runbooks are {', '.join(alerts.RUNBOOKS)}")
+    path = RUNBOOK_DIR / f"{slug}.md"
+    if not path.is_file():
+        raise HTTPException(404, f"runbook {slug!r} is not written yet (docs/runbooks/{slug}.md)")
+    return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
 
 
 # --- kill switch -----------------------------------------------------------------------------------------
@@ -333,13 +410,19 @@ def set_halt(venue: VenuePath, account: AccountPath, body: HaltChange, catalog: 
 
 class _Watcher:
     """What changed in the live tables since the last poll, as (event name, JSON) pairs; the first poll
-    gives everything (the newest FIRST_ROWS orders and fills)."""
+    gives everything (the newest FIRST_ROWS orders and fills). Orders and fills are read from the newest
+    change seen on (less OVERLAP), never the whole table again; the services' states and the alerts are
+    worked out each poll, so one that turns late by the clock alone is sent too."""
 
-    def __init__(self, catalog: Catalog, store: TimeSeriesStore) -> None:
+    def __init__(self, catalog: Catalog, store: TimeSeriesStore, rules: AlertRules) -> None:
         self.catalog = catalog
         self.store = store
+        self.rules = rules
         self.seen: dict[tuple[str, Any], Any] = {}
         self.signals: dict[str, SignalRecord | None] = {}
+        self.recorded: list[RecordedTable] = []
+        self.orders_since: datetime | None = None
+        self.fills_since: datetime | None = None
         self.polls = 0
 
     def _changed(self, kind: str, key: Any, stamp: Any) -> bool:
@@ -347,6 +430,31 @@ class _Watcher:
             return False
         self.seen[(kind, key)] = stamp
         return True
+
+    def _orders(self, first: bool) -> list[tuple[str, str]]:
+        orders = _newest_orders(self.catalog.list_orders(updated_since=self.orders_since))
+        stamps = [o.updated_at for o in orders if o.updated_at is not None]
+        if stamps:
+            self.orders_since = max(
+                [max(stamps) - OVERLAP, *([self.orders_since] if self.orders_since else [])]
+            )
+        changed = [o for o in orders if self._changed("order", o.client_order_id, o.event_seq)]
+        # Oldest first within a poll, so a page that puts each new row on top keeps them newest first.
+        return [
+            ("order", Order.of(o).model_dump_json())
+            for o in reversed(changed[: FIRST_ROWS if first else None])
+        ]
+
+    def _fills(self, first: bool) -> list[tuple[str, str]]:
+        fills = _newest_fills(self.catalog.list_fills(created_since=self.fills_since))
+        stamps = [f.created_at for f in fills if f.created_at is not None]
+        if stamps:
+            self.fills_since = max([max(stamps) - OVERLAP, *([self.fills_since] if self.fills_since else [])])
+        new = [f for f in fills if self._changed("fill", _fill_key(f), True)]
+        return [
+            ("fill", _fill(self.catalog, f).model_dump_json())
+            for f in reversed(new[: FIRST_ROWS if first else None])
+        ]
 
     def changes(self) -> list[tuple[str, str]]:
         catalog, first, slow = self.catalog, self.polls == 0, self.polls % SLOW_EVERY == 0
@@ -364,24 +472,19 @@ class _Watcher:
             data = Position.of(position).model_dump_json()
             if self._changed("position", (position.venue, position.account, position.symbol), data):
                 out.append(("position", data))
-        # Oldest first within a poll, so a page that puts each new row on top keeps them newest first.
-        orders = _newest_orders(catalog.list_orders())
-        changed = [o for o in orders if self._changed("order", o.client_order_id, o.event_seq)]
-        out += [
-            ("order", Order.of(o).model_dump_json())
-            for o in reversed(changed[: FIRST_ROWS if first else None])
-        ]
-        fills = _newest_fills(catalog.list_fills())
-        new = [f for f in fills if self._changed("fill", _fill_key(f), True)]
-        out += [
-            ("fill", _fill(catalog, f).model_dump_json())
-            for f in reversed(new[: FIRST_ROWS if first else None])
-        ]
-        for beat in _heartbeats(catalog, now):
+        out += self._orders(first)
+        out += self._fills(first)
+        beats = catalog.list_heartbeats()
+        for beat in (Heartbeat.of(h, now, STALE_AFTER_S) for h in beats):
             if self._changed(
                 "heartbeat", (beat.service, beat.instance), (beat.last_beat, beat.status, beat.stale)
             ):
                 out.append(("heartbeat", beat.model_dump_json()))
+        states = service_states(beats, now)
+        for state in states:
+            stamp = (state.instance, state.last_beat, state.status, state.reasons, state.state)
+            if self._changed("service", state.key, stamp):
+                out.append(("service", ServiceStatus.of(state).model_dump_json()))
         for venue, account in _accounts(strategies):
             data = Halt.of(venue, account, catalog.get_trading_halt(venue, account)).model_dump_json()
             if self._changed("halt", (venue, account), data):
@@ -391,10 +494,15 @@ class _Watcher:
                 data = run.model_dump_json()
                 if self._changed("reconciliation", (run.venue, run.account), data):
                     out.append(("reconciliation", data))
-            for symbol in _data_health(catalog, self.store, now):
+            self.recorded = _recorded(catalog, self.store, now)
+            for symbol in _data_health(self.recorded):
                 data = symbol.model_dump_json()
                 if self._changed("data", symbol.table, data):
                     out.append(("data", data))
+        firing = [FiringAlert.of(a) for a in self.rules.evaluate(catalog, now, self.recorded, states)]
+        # The same alerts with a newer summary (an age that grew) are not news: compare what and since.
+        if self._changed("alerts", None, [(a.name, a.subject, a.since) for a in firing]):
+            out.append(("alerts", Alerts(now=now, alerts=firing).model_dump_json()))
         return out
 
 
@@ -406,9 +514,11 @@ class _Watcher:
 async def live_events(request: Request, catalog: CatalogDep, store: StoreDep) -> StreamingResponse:
     """Server-sent events of the live tables, first everything there is, then each change within a
     second: `strategy`, `order` (a new status or fill), `fill` (new), `position`, `heartbeat` (a beat, or
-    one gone stale), `halt`, `reconciliation` and `data` (a symbol's last bar or lag), each with the same
-    JSON as the routes; a `ping` comment every 15 s of quiet."""
-    watcher = _Watcher(catalog, store)
+    one gone stale), `service` (a service's current instance or state: a stuck one turns late within a
+    second of the grace), `alerts` (the whole firing list, when it changes), `halt`, `reconciliation` and
+    `data` (a symbol's last bar or lag), each with the same JSON as the routes; a `ping` comment every
+    15 s of quiet. A client that reconnects gets everything again, so it catches up on what it missed."""
+    watcher = _Watcher(catalog, store, _rules(request))
 
     async def stream() -> Any:
         quiet = 0.0
