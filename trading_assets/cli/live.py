@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 DEFAULT_PORTS = {"venue": 8765, "recorder": 9101, "runner": 9102, "executor": 9103}
+# Seconds a service is given to act on SIGTERM (finish what it was doing, persist, exit) before SIGKILL:
+# the supervisor's, Compose's stop_grace_period and Kubernetes' terminationGracePeriodSeconds.
+STOP_GRACE_S = 30.0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -348,28 +355,32 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    """The local venue and the three services as child processes, each restarted with backoff when it
-    exits; Ctrl-C (or SIGTERM) stops them all."""
+    """The local venue and the three services as child processes under `Supervisor`: each restarted with
+    backoff when it exits or its health fails (the venue's /api/v3/ping, the services' /healthz, on the
+    ports given here); Ctrl-C (or SIGTERM) stops them all."""
     env = dict(os.environ)
     # The local venue signs with whatever credentials it is given; make some for this run if none are set.
     env.setdefault("TRADING_VENUE_API_KEY", secrets.token_hex(16))
     env.setdefault("TRADING_VENUE_SECRET", secrets.token_hex(32))
     exe = [sys.executable, "-m", "trading_assets.cli"]
-    url = f"http://127.0.0.1:{DEFAULT_PORTS['venue']}"
+    port = {name: str(number) for name, number in DEFAULT_PORTS.items()}
+    url = f"http://127.0.0.1:{port['venue']}"
     start = ["--start", args.start] if args.start else []
     balance = ["--balance", "USDT=100000", "--balance", f"{args.symbol.split('/')[0]}=0"]
     venue = ["venue", "--bars", f"{args.symbol}={args.bars}", "--speed", str(args.speed), *start, *balance]
     recorder = ["live", "recorder", "--local-venue", url, "--symbol", args.symbol, "--history-bars", "2880"]
     executor = ["live", "executor", "--local-venue", url, "--symbol", args.symbol, "--account", args.account]
     children = {
-        "venue": [*exe, *venue],
-        "recorder": [*exe, *recorder],
-        "runner": [*exe, "live", "runner"],
-        "executor": [*exe, *executor, "--broker", args.broker],
+        "venue": [*exe, *venue, "--port", port["venue"]],
+        "recorder": [*exe, *recorder, "--port", port["recorder"]],
+        "runner": [*exe, "live", "runner", "--port", port["runner"]],
+        "executor": [*exe, *executor, "--broker", args.broker, "--port", port["executor"]],
     }
     if not args.start:
         children["venue"] += ["--start", _two_days_in(args.bars)]
-    return Supervisor(children, env).run()
+    health = {name: f"http://127.0.0.1:{port[name]}/healthz" for name in ("recorder", "runner", "executor")}
+    health["venue"] = f"{url}/api/v3/ping"
+    return Supervisor(children, env, health).run()
 
 
 def _two_days_in(source: str) -> str:
@@ -397,17 +408,57 @@ def _two_days_in(source: str) -> str:
     return (first + timedelta(days=2)).isoformat()
 
 
-class Supervisor:
-    """Keeps each child running: one that exits is started again after 1, 2, 4 ... 30 s (reset once it has
-    run for a minute); SIGINT/SIGTERM stop them all with SIGTERM, then SIGKILL after 10 s."""
+@dataclass(frozen=True)
+class Supervision:
+    """How `Supervisor` judges its children. A child that has answered its health URL is restarted after
+    `failures` failed probes in a row (an error status, such as /healthz's 503 when the service's loop has
+    stopped beating, or no answer within `probe_timeout_s`): at most failures x (probe_every_s +
+    probe_timeout_s) after it went wrong. One that has not answered `start_grace_s` after its start is
+    restarted too. A restart is SIGTERM (with SIGCONT, so a stopped process can act on it), then SIGKILL
+    after `stop_grace_s`; the child starts again after its backoff, 1, 2, 4 ... `backoff_max_s` seconds,
+    back to 1 once it has run healthy for `healthy_reset_s`."""
 
-    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+    probe_every_s: float = 5.0
+    probe_timeout_s: float = 2.0
+    failures: int = 3
+    start_grace_s: float = 60.0
+    stop_grace_s: float = STOP_GRACE_S
+    backoff_max_s: float = 30.0
+    healthy_reset_s: float = 60.0
+
+
+@dataclass
+class _Child:
+    """One supervised child's state: the process (None while waiting for its backoff) and its probes."""
+
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    due: float = 0.0
+    backoff: float = 1.0
+    answered: bool = False
+    failed: int = 0
+    next_probe: float = 0.0
+    stopping_since: float | None = None
+    why: str = ""
+
+
+class Supervisor:
+    """Keeps each child running without a person: one that exits, or whose health URL fails (see
+    `Supervision`), is started again after its backoff; each restart is one line naming the reason.
+    SIGINT/SIGTERM stop them all with SIGTERM, then SIGKILL after the stop grace."""
+
+    def __init__(
+        self,
+        commands: dict[str, list[str]],
+        env: dict[str, str],
+        health: dict[str, str] | None = None,
+        supervision: Supervision | None = None,
+    ) -> None:
         self.commands = commands
         self.env = env
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.started: dict[str, float] = {}
-        self.backoff = dict.fromkeys(commands, 1.0)
-        self.due: dict[str, float] = dict.fromkeys(commands, 0.0)
+        self.health = health or {}
+        self.rules = supervision or Supervision()
+        self.state = {name: _Child() for name in commands}
         self.stopping = False
 
     def run(self) -> int:
@@ -416,39 +467,100 @@ class Supervisor:
         print(f"live up: {', '.join(self.commands)} (Ctrl-C stops them)", flush=True)
         while not self.stopping:
             for name in self.commands:
-                child = self.children.get(name)
-                if child is not None and child.poll() is None:
-                    if time.monotonic() - self.started[name] > 60:
-                        self.backoff[name] = 1.0
-                    continue
-                if child is not None:
-                    print(
-                        f"live up: {name} exited ({child.returncode}); again in {self.backoff[name]:.0f} s",
-                        flush=True,
-                    )
-                    self.due[name] = time.monotonic() + self.backoff[name]
-                    self.backoff[name] = min(self.backoff[name] * 2, 30.0)
-                    del self.children[name]
-                if time.monotonic() >= self.due[name]:
-                    # A session of its own: Ctrl-C reaches the supervisor alone, which stops each child once.
-                    self.children[name] = subprocess.Popen(
-                        self.commands[name], env=self.env, start_new_session=True
-                    )
-                    self.started[name] = time.monotonic()
-                    # The venue first: the others connect to it.
-                    if name == "venue":
-                        time.sleep(2.0)
-            time.sleep(0.5)
-        for child in self.children.values():
-            child.terminate()
-        deadline = time.monotonic() + 10
-        for child in self.children.values():
+                self._tend(name)
+            time.sleep(min(0.5, self.rules.probe_every_s))
+        for child in self.state.values():
+            if child.process is not None and child.stopping_since is None:
+                self._signal_stop(child)
+        deadline = time.monotonic() + self.rules.stop_grace_s
+        for child in self.state.values():
+            if child.process is None:
+                continue
             try:
-                child.wait(max(0.1, deadline - time.monotonic()))
+                child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
+                child.process.kill()
+                child.process.wait()
         print("live up: stopped", flush=True)
         return 0
+
+    def _tend(self, name: str) -> None:
+        """One look at a child: start it when due, notice its exit, finish a stop, or probe its health."""
+        child, now = self.state[name], time.monotonic()
+        if child.process is None:
+            if now >= child.due:
+                self._start(name)
+            return
+        code = child.process.poll()
+        if code is not None:
+            why = f"{child.why} (exit {code})" if child.why else f"exited ({code})"
+            print(f"live up: {name} {why}; again in {child.backoff:.0f} s", flush=True)
+            child.process, child.stopping_since, child.why = None, None, ""
+            child.due = now + child.backoff
+            child.backoff = min(child.backoff * 2, self.rules.backoff_max_s)
+            return
+        if child.stopping_since is not None:
+            if now - child.stopping_since > self.rules.stop_grace_s:
+                child.process.kill()
+            return
+        if name not in self.health or now < child.next_probe:
+            return
+        child.next_probe = now + self.rules.probe_every_s
+        failure = self._probe(self.health[name])
+        if failure is None:
+            if not child.answered:
+                print(f"live up: {name} healthy ({now - child.started:.1f} s after its start)", flush=True)
+            child.answered, child.failed = True, 0
+            if now - child.started > self.rules.healthy_reset_s:
+                child.backoff = 1.0
+        elif child.answered:
+            child.failed += 1
+            if child.failed >= self.rules.failures:
+                self._restart(name, f"restarted: {child.failed} health probes failed in a row ({failure})")
+        elif now - child.started > self.rules.start_grace_s:
+            grace = self.rules.start_grace_s
+            self._restart(name, f"restarted: no healthy answer within {grace:.0f} s of its start ({failure})")
+
+    def _start(self, name: str) -> None:
+        # A session of its own: Ctrl-C reaches the supervisor alone, which stops each child once.
+        process = subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
+        now = time.monotonic()
+        self.state[name] = _Child(
+            process=process, started=now, backoff=self.state[name].backoff, next_probe=now
+        )
+        print(f"live up: {name} started (pid {process.pid})", flush=True)
+        # The venue first: the others connect to it.
+        if name == "venue":
+            time.sleep(2.0)
+
+    def _restart(self, name: str, why: str) -> None:
+        """Stop the child; once it has exited, `_tend` logs `why` and starts it again after its backoff."""
+        child = self.state[name]
+        child.why = why
+        self._signal_stop(child)
+
+    def _signal_stop(self, child: _Child) -> None:
+        assert child.process is not None
+        child.stopping_since = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            child.process.send_signal(signal.SIGTERM)
+            child.process.send_signal(signal.SIGCONT)
+
+    def _probe(self, url: str) -> str | None:
+        """None if `url` answers 2xx within the probe timeout, else what went wrong, in a few words."""
+        try:
+            with urllib.request.urlopen(url, timeout=self.rules.probe_timeout_s) as response:
+                response.read()
+            return None
+        except urllib.error.HTTPError as err:
+            return f"HTTP {err.code} from {url}"
+        except TimeoutError:
+            return f"no answer from {url} within {self.rules.probe_timeout_s:g} s"
+        except OSError as err:  # URLError included
+            reason = getattr(err, "reason", err)
+            if isinstance(reason, TimeoutError):
+                return f"no answer from {url} within {self.rules.probe_timeout_s:g} s"
+            return f"{url}: {reason}"
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
