@@ -1,41 +1,61 @@
 """The market-data recorder: closed bars of a venue's symbols into the time-series store, through ccxt.
 
 For each symbol, in a loop of its own:
-1. catch up over REST: from the bar after the last one stored (`store.last_ts`; on a cold start,
-   `history_bars` before the venue's clock) up to the venue's clock, page by page, keeping only the bars
-   that have closed by the venue's own time (`fetch_time`, so an accelerated venue clock works too);
+1. catch up over REST: from the bar after the last one recorded (the newest of what this process holds in
+   memory, the spool and `store.last_ts`; on a cold start, `history_bars` before the venue's clock) up to
+   the venue's clock, page by page, keeping only the bars that have closed by the venue's own time
+   (`fetch_time`, so an accelerated venue clock works too);
 2. follow the WebSocket stream (`watch_ohlcv`): a bar is closed once a later bar has begun, and then it is
    written. A stream that goes quiet for `stall_s` counts as dropped;
-3. on a dropped stream, a venue error or a failed write: back off (0.5 s doubling to 30 s), then go
-   back to 1, so every gap is filled from the venue over REST, with no process restart.
+3. on a dropped stream or a venue error: back off (0.5 s doubling to 30 s), then go back to 1, so every
+   gap is filled from the venue over REST, with no process restart.
 Only closed bars are written, each one checked first (finite prices, low <= open, close <= high, volume
 >= 0, on the timeframe's grid); the store's writes are idempotent (dedup on ts), so bars written again
 after a reconnect are harmless. The table of each symbol is `naming.live_bars_table`.
+
+A store that refuses a write (down, restarting, timing out) does not stop the recording: the bars go to a
+durable spool on local disk (`spool.Spool`), the stream keeps being followed, and the spool is written to
+the store with backoff (0.5 s doubling to 30 s) until the store takes it; then writing goes straight to
+the store again. While anything is spooled, new bars are spooled behind it, so the store receives them in
+order. A restarted recorder writes what an earlier one spooled before anything else; SIGTERM leaves the
+spool as it is. Every `HEARTBEAT_S` the recorder's state goes to the catalog's service heartbeats (a
+catalog that is away costs a warning, never the recording).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import json
 import logging
 import math
+import os
+import socket
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import ccxt
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from resources.catalog import Catalog
 from resources.timeseries import TS_TYPE, StoreError, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.bars.service import BARS_SCHEMA
 from trading_assets.live.health import Health
+from trading_assets.live.spool import Bar, Spool, SpoolError
 
 log = logging.getLogger(__name__)
 
 OHLCV_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+HEARTBEAT_S = 5.0
+# What a store that is away raises: its own error, a refused or reset connection, a timeout, a cut answer.
+STORE_ERRORS = (StoreError, OSError, http.client.HTTPException)
 
 
 class VenueDataError(ValueError):
@@ -67,15 +87,21 @@ class RecorderConfig:
 
 @dataclass
 class _Feed:
-    """Where one symbol stands: the last bar stored and the bars seen on the stream since."""
+    """Where one symbol stands: the last bar recorded (stored or spooled), the last one the store took,
+    and the bars seen on the stream since."""
 
     symbol: str
     table: str
     last_ms: int | None = None
+    stored_ms: int | None = None
     newest_ms: int | None = None
     connected: bool = False
     caught_up: bool = False
+    lag_bars: int | None = None
+    spooled_bars: int = 0
     pending: dict[int, list[float]] = field(default_factory=dict)
+    # Set when bars are spooled: wakes the task that writes the spool to the store.
+    spooled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Metrics:
@@ -97,13 +123,24 @@ class _Metrics:
         self.write_errors = Counter(
             "live_recorder_write_errors", "Writes the store refused or failed", labels, registry=registry
         )
+        self.spooled = Gauge(
+            "live_recorder_spooled_bars",
+            "Bars on the disk spool, waiting for the store to take them",
+            labels,
+            registry=registry,
+        )
         self.bad_bars = Counter(
             "live_recorder_bad_bars", "Bars from the venue refused as malformed", labels, registry=registry
         )
 
 
 class Recorder:
-    """Records `config.symbols` from `exchange` (a ccxt.pro exchange) into `store`."""
+    """Records `config.symbols` from `exchange` (a ccxt.pro exchange) into `store`.
+
+    `spool` holds the bars the store refuses (the CLI's is `$TRADING_DATA_DIR/spool`; without one, a
+    temporary directory lasts as long as the process). `catalog` receives the heartbeats; without one
+    (tests that have none) there are none.
+    """
 
     def __init__(
         self,
@@ -112,10 +149,17 @@ class Recorder:
         store: TimeSeriesStore,
         registry: CollectorRegistry | None = None,
         health: Health | None = None,
+        *,
+        spool: Spool | None = None,
+        catalog: Catalog | None = None,
+        instance: str | None = None,
     ) -> None:
         self.config = config
         self.exchange = exchange
         self.store = store
+        self.spool = spool or Spool(Path(tempfile.mkdtemp(prefix="recorder-spool-")))
+        self.catalog = catalog
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.registry = registry or CollectorRegistry()
         self.health = health or Health("recorder", self.registry)
         self.health.readiness(self.not_ready)
@@ -126,52 +170,153 @@ class Recorder:
         }
 
     def not_ready(self) -> list[str]:
-        """Why the recorder is not ready: a symbol not connected, or behind the venue."""
+        """Why the recorder is not ready: a symbol not connected, behind the venue, or its bars spooled."""
         reasons = []
         for feed in self.feeds.values():
             if not feed.connected:
                 reasons.append(f"{feed.symbol}: not connected")
             elif not feed.caught_up:
                 reasons.append(f"{feed.symbol}: catching up")
+            if feed.spooled_bars:
+                reasons.append(f"{feed.symbol}: store unavailable: {feed.spooled_bars} bars spooled")
         return reasons
 
+    def detail(self) -> dict:
+        """The heartbeat's detail: per symbol the last stored bar, the lag in bars, the bars spooled."""
+        symbols = {
+            feed.symbol: {
+                "table": feed.table,
+                "last_stored": None if feed.stored_ms is None else _iso(feed.stored_ms),
+                "lag_bars": feed.lag_bars,
+                "spooled_bars": feed.spooled_bars,
+            }
+            for feed in self.feeds.values()
+        }
+        return {"venue": self.config.venue, "symbols": symbols, "reasons": self.not_ready()}
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Record until `stop` is set; then close the exchange's connections."""
+        """Record until `stop` is set; then close the exchange's connections (the spool stays as it is)."""
         try:
-            await asyncio.gather(*(self._follow(feed, stop) for feed in self.feeds.values()))
+            feeds = (self._follow(feed, stop) for feed in self.feeds.values())
+            await asyncio.gather(self._heartbeats(stop), *feeds)
         finally:
             await self.exchange.close()
+
+    async def beat(self) -> None:
+        """One heartbeat into the catalog; a failure is one warning line, and the recording goes on."""
+        if self.catalog is None:
+            return
+        reasons = self.not_ready()
+        status = "ready" if not reasons else "not ready"
+        try:
+            await asyncio.to_thread(
+                self.catalog.heartbeat, "recorder", self.instance, status, json.dumps(self.detail())
+            )
+        except Exception as err:  # whatever the catalog raises, recording matters more than the beat
+            log.warning("recorder: heartbeat not recorded: %s: %s", type(err).__name__, _line(err))
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
 
     async def _follow(self, feed: _Feed, stop: asyncio.Event) -> None:
         low, high = self.config.backoff_s
         delay = low
         labels = (self.config.venue, feed.symbol)
+        # What an earlier process spooled goes to the store before anything else (if the store takes it).
+        await self._flush(feed)
+        draining = asyncio.create_task(self._drain(feed, stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self._catch_up(feed)
+                    feed.connected = True
+                    self.metrics.connected.labels(*labels).set(1)
+                    while not stop.is_set():
+                        candles = await self._watch(feed, stop)
+                        if candles is None:
+                            return
+                        await self._take(feed, candles)
+                        delay = low
+                except (ccxt.BaseError, VenueDataError, SpoolError, *STORE_ERRORS) as err:
+                    feed.connected = feed.caught_up = False
+                    feed.pending.clear()
+                    self.metrics.connected.labels(*labels).set(0)
+                    if isinstance(err, VenueDataError):
+                        self.metrics.bad_bars.labels(*labels).inc()
+                    elif isinstance(err, ccxt.BaseError | TimeoutError):
+                        self.metrics.reconnects.labels(*labels).inc()
+                    if isinstance(err, TimeoutError):
+                        what = "stream stalled"
+                    elif isinstance(err, SpoolError | ccxt.BaseError | VenueDataError):
+                        what = f"{type(err).__name__}: {_line(err)}"
+                    else:
+                        # Only a cold start asks the store where to resume without anything to fall back on.
+                        what = f"the store is away and nothing is recorded to resume from: {_line(err)}"
+                    log.warning("recorder %s %s: %s; catching up again in %.1f s", *labels, what, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                    delay = min(delay * 2, high)
+        finally:
+            feed.spooled.set()  # the drain sees `stop` and returns
+            await draining
+
+    async def _drain(self, feed: _Feed, stop: asyncio.Event) -> None:
+        """Write the spool to the store whenever bars are spooled, with backoff while the store refuses."""
+        low, high = self.config.backoff_s
+        delay = low
         while not stop.is_set():
-            try:
-                await self._catch_up(feed)
-                feed.connected = True
-                self.metrics.connected.labels(*labels).set(1)
-                while not stop.is_set():
-                    candles = await self._watch(feed, stop)
-                    if candles is None:
-                        return
-                    await self._take(feed, candles)
-                    delay = low
-            except (ccxt.BaseError, VenueDataError, StoreError, TimeoutError) as err:
-                feed.connected = feed.caught_up = False
-                feed.pending.clear()
-                self.metrics.connected.labels(*labels).set(0)
-                if isinstance(err, StoreError):
-                    self.metrics.write_errors.labels(*labels).inc()
-                elif isinstance(err, VenueDataError):
-                    self.metrics.bad_bars.labels(*labels).inc()
-                else:
-                    self.metrics.reconnects.labels(*labels).inc()
-                what = "stream stalled" if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
-                log.warning("recorder %s %s: %s; catching up again in %.1f s", *labels, what, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, high)
+            if not feed.spooled_bars:
+                feed.spooled.clear()
+                await _first(stop, feed.spooled)
+                delay = low
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            delay = low if await self._flush(feed) else min(delay * 2, high)
+
+    async def _flush(self, feed: _Feed) -> bool:
+        """Write every spooled bar of the feed to the store and drop them from the spool; False (logged)
+        when the store refused them or the spool failed."""
+        labels = (self.config.venue, feed.symbol)
+        try:
+            bars = self.spool.read(feed.table)
+        except SpoolError as err:
+            log.warning("recorder %s %s: %s", *labels, err)
+            return False
+        if not bars:
+            return True
+        self._report(feed)
+        try:
+            await asyncio.to_thread(self.store.write, feed.table, _arrow(bars), BARS_SCHEMA)
+        except STORE_ERRORS as err:
+            self.metrics.write_errors.labels(*labels).inc()
+            log.warning(
+                "recorder %s %s: the store refused the %d spooled bars: %s: %s",
+                *labels,
+                len(bars),
+                type(err).__name__,
+                _line(err),
+            )
+            return False
+        newest = bars[-1][0]
+        feed.stored_ms = max(newest, feed.stored_ms or newest)
+        feed.last_ms = max(newest, feed.last_ms or newest)
+        self.metrics.written.labels(*labels).inc(len(bars))
+        try:
+            self.spool.drop_through(feed.table, newest)
+        except SpoolError as err:
+            # The store has the bars: the next flush writes them again, which the store's dedup absorbs.
+            log.warning("recorder %s %s: %s", *labels, err)
+            return False
+        finally:
+            self._report(feed)
+        log.info("recorder %s %s: %d spooled bars written to the store", *labels, len(bars))
+        return True
 
     async def _watch(self, feed: _Feed, stop: asyncio.Event) -> list[list[float]] | None:
         """The stream's next update; None once `stop` is set; TimeoutError after `stall_s` of silence."""
@@ -210,8 +355,7 @@ class Recorder:
 
     async def _catch_up(self, feed: _Feed) -> None:
         """Write every bar closed at the venue after the last one stored, over REST."""
-        stored = await asyncio.to_thread(self.store.last_ts, feed.table)
-        feed.last_ms = None if stored is None else _ms(stored)
+        feed.last_ms = await self._last_recorded(feed)
         now = int(await self.exchange.fetch_time())
         since = (
             now - self.config.history_bars * self.interval_ms if feed.last_ms is None else feed.last_ms + 1
@@ -231,20 +375,51 @@ class Recorder:
         self._report(feed)
         self.health.beat()
 
+    async def _last_recorded(self, feed: _Feed) -> int | None:
+        """The newest bar recorded: in memory, in the spool, or in the store (asked only while nothing is
+        spooled, as the spool is newer than the store). A store that is away is no obstacle when either of
+        the others knows; on a cold start with neither, its error is raised."""
+        known = [t for t in (feed.last_ms, self.spool.last_ms(feed.table)) if t is not None]
+        if not self.spool.count(feed.table):
+            try:
+                stored = await asyncio.to_thread(self.store.last_ts, feed.table)
+            except STORE_ERRORS:
+                if not known:
+                    raise
+            else:
+                if stored is not None:
+                    feed.stored_ms = _ms(stored)
+                    known.append(feed.stored_ms)
+        return max(known) if known else None
+
     async def _write(self, feed: _Feed, candles: Sequence[Sequence[float]]) -> None:
+        """Write checked bars to the store, or spool them: when the store refuses them, and whenever bars are
+        spooled already (they must reach the store first)."""
         if not candles:
             return
         rows = [self._checked(feed.symbol, c) for c in candles]
-        columns = list(zip(*rows, strict=True))
-        data = pa.table(
-            {
-                "ts": pa.array([datetime.fromtimestamp(t / 1000, UTC) for t in columns[0]], TS_TYPE),
-                **{name: pa.array(columns[i], pa.float64()) for i, name in enumerate(OHLCV_FIELDS[1:], 1)},
-            }
-        )
-        await asyncio.to_thread(self.store.write, feed.table, data, BARS_SCHEMA)
-        feed.last_ms = max(int(columns[0][-1]), feed.last_ms or 0)
-        self.metrics.written.labels(self.config.venue, feed.symbol).inc(len(rows))
+        newest = max(row[0] for row in rows)
+        labels = (self.config.venue, feed.symbol)
+        if not self.spool.count(feed.table):
+            try:
+                await asyncio.to_thread(self.store.write, feed.table, _arrow(rows), BARS_SCHEMA)
+            except STORE_ERRORS as err:
+                self.metrics.write_errors.labels(*labels).inc()
+                log.warning(
+                    "recorder %s %s: the store refused %d bars (%s: %s); spooling them, following the stream",
+                    *labels,
+                    len(rows),
+                    type(err).__name__,
+                    _line(err),
+                )
+            else:
+                feed.stored_ms = feed.last_ms = max(newest, feed.last_ms or newest)
+                self.metrics.written.labels(*labels).inc(len(rows))
+                return
+        self.spool.append(feed.table, rows)
+        feed.last_ms = max(newest, feed.last_ms or newest)
+        feed.spooled.set()
+        self._report(feed)
 
     def _checked(self, symbol: str, candle: Sequence[float]) -> tuple[int, float, float, float, float, float]:
         """One bar as (ts ms, open, high, low, close, volume), or VenueDataError naming what is wrong."""
@@ -269,12 +444,48 @@ class Recorder:
 
     def _report(self, feed: _Feed) -> None:
         labels = (self.config.venue, feed.symbol)
+        with contextlib.suppress(SpoolError):  # a damaged spool keeps its last count; the recorder says why
+            feed.spooled_bars = self.spool.count(feed.table)
+        self.metrics.spooled.labels(*labels).set(feed.spooled_bars)
+        if feed.stored_ms is not None:
+            self.metrics.last_bar.labels(*labels).set(feed.stored_ms / 1000)
+        if feed.newest_ms is None:
+            return
+        if feed.stored_ms is not None:
+            feed.lag_bars = max(0, (feed.newest_ms - feed.stored_ms) // self.interval_ms - 1)
+            self.metrics.lag.labels(*labels).set(feed.lag_bars)
         if feed.last_ms is not None:
-            self.metrics.last_bar.labels(*labels).set(feed.last_ms / 1000)
-        if feed.last_ms is not None and feed.newest_ms is not None:
-            behind = max(0, (feed.newest_ms - feed.last_ms) // self.interval_ms - 1)
-            self.metrics.lag.labels(*labels).set(behind)
-            feed.caught_up = behind == 0
+            # Caught up when every closed bar is recorded, stored or spooled: the stream is being followed.
+            feed.caught_up = (feed.newest_ms - feed.last_ms) // self.interval_ms - 1 <= 0
+
+
+def _arrow(rows: Sequence[Bar]) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    return pa.table(
+        {
+            "ts": pa.array([datetime.fromtimestamp(t / 1000, UTC) for t in columns[0]], TS_TYPE),
+            **{name: pa.array(columns[i], pa.float64()) for i, name in enumerate(OHLCV_FIELDS[1:], 1)},
+        }
+    )
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of `events` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+def _line(err: BaseException) -> str:
+    """An error's message on one line (a store's or a catalog's may span several)."""
+    return " ".join(str(err).split())
+
+
+def _iso(ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat()
 
 
 def _ms(moment: datetime) -> int:
