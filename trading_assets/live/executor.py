@@ -57,7 +57,7 @@ from resources.brokers.base import (
     VenueOrder,
 )
 from resources.catalog import Catalog
-from resources.timeseries import TimeSeriesStore
+from resources.timeseries import StoreError, TimeSeriesStore
 from trading_assets import naming
 from trading_assets.live.config import StrategyRules
 from trading_assets.live.health import Health
@@ -184,7 +184,8 @@ class Executor:
                     events = asyncio.create_task(self._follow_events())
                 try:
                     await self.tick()
-                except (CatalogError, BrokerError, TimeoutError) as err:
+                except (CatalogError, BrokerError, StoreError, TimeoutError) as err:
+                    # The store away (it reads the last bar there) is a poll with nothing to do, not a crash.
                     log.warning("executor: %s; trying again", err)
                 self.health.beat()
                 with contextlib.suppress(TimeoutError):
