@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     recorder.add_argument("--timeframe", default="1m", help="bar length, a ccxt timeframe (default 1m)")
     recorder.add_argument("--history-bars", type=int, default=1440, help="bars fetched on a cold start")
     recorder.add_argument("--stall", type=float, default=90.0, help="seconds of stream silence = dropped")
+    recorder.add_argument(
+        "--spool-dir", help="where bars wait while the store is away (default $TRADING_DATA_DIR/spool)"
+    )
     _health_args(recorder, "recorder")
     recorder.set_defaults(run=_recorder)
 
@@ -156,8 +159,9 @@ def _ccxt_venue(args: argparse.Namespace, public_only: bool = False):  # type: i
 def _recorder(args: argparse.Namespace) -> int:
     from trading_assets.live.process import run_service
     from trading_assets.live.recorder import Recorder, RecorderConfig
+    from trading_assets.live.spool import Spool
 
-    _, _, store = _resources()
+    settings, catalog, store = _resources()
     config = RecorderConfig(
         venue=args.venue,
         symbols=tuple(args.symbol),
@@ -165,7 +169,9 @@ def _recorder(args: argparse.Namespace) -> int:
         history_bars=args.history_bars,
         stall_s=args.stall,
     )
-    recorder = Recorder(config, _ccxt_venue(args, public_only=True).exchange("pro"), store)
+    spool = Spool(Path(args.spool_dir) if args.spool_dir else settings.data_dir / "spool")
+    exchange = _ccxt_venue(args, public_only=True).exchange("pro")
+    recorder = Recorder(config, exchange, store, spool=spool, catalog=catalog)
     asyncio.run(run_service("recorder", recorder.health, args.host, args.port, recorder.run))
     return 0
 
