@@ -1,10 +1,12 @@
 """The live page in Debian's headless Chromium (Playwright) on a strategy promoted from the demo's run, with
 orders, fills and heartbeats written through the catalog as the live services write them: its numbers are
 the catalog's, Start and Stop change the desired state, a new order shows without a reload within a
-second, the kill switch refuses without the write token, and a service that stopped beating stands out."""
+second, the kill switch refuses without the write token, a service that stops beating shows late within
+one heartbeat interval with its alert and runbook, and every runbook is a link away."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -12,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pytest
 from api_setup import WRITE_TOKEN, Demo
 
 from trading_assets.bars.service import BARS_SCHEMA
+from trading_assets.live import alerts
 from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import promote
 from trading_assets.naming import live_bars_table
@@ -46,7 +50,7 @@ def strategy(demo: Demo) -> StrategyRecord:
     sell, _ = catalog.create_order(NewOrder(NAME, BAR, 1, "sell", "market", Decimal("0.5")))
     catalog.apply_order_event(sell.client_order_id, OrderUpdate("SUBMIT"))
     catalog.apply_order_event(sell.client_order_id, OrderUpdate("REJECT", reason="insufficient balance"))
-    catalog.heartbeat("executor", "dashlive-exec", "ok")
+    catalog.heartbeat("executor", "dashlive-exec", "ready", json.dumps({"venue": VENUE, "account": ACCOUNT}))
     catalog.heartbeat("recorder", "dashlive-old", "ok")
     # A recorder that beat last a minute ago: its row as it stands once the process is gone.
     catalog._run(
@@ -123,12 +127,58 @@ def test_the_symbols_last_bar_and_lag_are_shown(page, demo: Demo) -> None:  # ty
     assert _text(page, f"{row} [data-field='behind']") in ("0 bars", "1 bar")
 
 
-def test_a_stale_heartbeat_is_highlighted_with_its_service(page) -> None:  # type: ignore[no-untyped-def]
-    old = page.locator("#services-table tr[data-service='recorder/dashlive-old']")
-    assert "stale" in old.get_attribute("class") and "(stale)" in old.inner_text()
-    fresh = page.locator("#services-table tr[data-service='executor/dashlive-exec']")
-    assert fresh.get_attribute("data-stale") == "false"
-    assert "Stale service recorder (dashlive-old)" in _text(page, "#alerts")
+def test_a_service_that_stopped_beating_is_down_with_its_alert_and_runbook(page) -> None:  # type: ignore[no-untyped-def]
+    old = page.locator("#services-table tr[data-service='recorder']")
+    assert old.get_attribute("data-state") == "down" and "service-down" in old.get_attribute("class")
+    assert old.locator("[data-field='instance']").inner_text() == "dashlive-old"
+    assert old.locator("a[data-runbook]").get_attribute("href") == "/api/v1/live/runbooks/service-stuck"
+    fresh = page.locator(f"#services-table tr[data-service='executor/{VENUE}/{ACCOUNT}']")
+    assert fresh.get_attribute("data-state") == "ok" and fresh.locator("a[data-runbook]").count() == 0
+    alert = page.locator("#alerts [data-alert='LiveServiceDown'][data-subject='service:recorder']")
+    assert "recorder (dashlive-old): no beat for" in alert.inner_text()
+    assert alert.locator("a").get_attribute("href") == "/api/v1/live/runbooks/service-stuck"
+
+
+def test_a_heartbeat_that_stops_shows_late_within_one_interval_without_a_reload(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    """A runner beats every HEARTBEAT_S, then stops (as a stuck process does): the page, not reloaded,
+    shows it late, with its alert, no later than one interval after the beat it missed."""
+    page.evaluate("window.notReloaded = true")
+    row = "#services-table tr[data-service='runner']"
+    for _ in range(2):
+        beat = demo.catalog.heartbeat("runner", "dashlive-runner", "ok", json.dumps({"running": []}))
+        page.wait_for_selector(f"{row}[data-state='ok']", timeout=5_000)
+        time.sleep(alerts.HEARTBEAT_S)
+    beat = demo.catalog.heartbeat("runner", "dashlive-runner", "ok", json.dumps({"running": []}))
+    page.wait_for_selector(f"{row}[data-state='ok']", timeout=5_000)
+    # No beat after this one: the next was due HEARTBEAT_S later.
+    missed = beat.last_beat + timedelta(seconds=alerts.HEARTBEAT_S)
+    page.wait_for_selector(f"{row}[data-state='late']", timeout=20_000)
+    shown = datetime.now(UTC)
+    assert shown - missed < timedelta(seconds=alerts.HEARTBEAT_S)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#alerts [data-alert='LiveServiceLate'][data-subject='service:runner']").count() == 1
+    page.wait_for_selector(f"{row}[data-state='down']", timeout=20_000)
+    assert page.locator("#alerts [data-alert='LiveServiceDown'][data-subject='service:runner']").count() == 1
+
+
+def test_a_restarted_service_replaces_its_old_instance(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    demo.catalog.heartbeat("recorder", "dashlive-new", "ok")
+    row = "#services-table tr[data-service='recorder']"
+    page.wait_for_selector(f"{row}[data-state='ok']", timeout=5_000)
+    assert page.locator(f"{row} [data-field='instance']").inner_text() == "dashlive-new"
+    assert "dashlive-old" in page.locator(f"{row} [data-field='replaced']").inner_text()
+    page.wait_for_selector("#alerts [data-subject='service:recorder']", state="detached", timeout=5_000)
+
+
+def test_every_runbook_is_linked_and_served(page, base_url: str) -> None:  # type: ignore[no-untyped-def]
+    links = page.locator("#runbooks a[data-runbook]")
+    assert [links.nth(i).get_attribute("data-runbook") for i in range(links.count())] == list(alerts.RUNBOOKS)
+    for slug in alerts.RUNBOOKS:
+        response = httpx.get(f"{base_url}/api/v1/live/runbooks/{slug}")
+        if response.status_code == 200:
+            assert response.text.startswith("# ") and "## What a person checks" in response.text
+        else:
+            assert response.status_code == 404 and "not written yet" in response.json()["detail"]
 
 
 def test_stop_and_start_set_the_desired_state(page, demo: Demo) -> None:  # type: ignore[no-untyped-def]

@@ -18,12 +18,17 @@ async function api(path) {
 
 // Server-sent events read with fetch, not EventSource: EventSource cannot send the Authorization header,
 // and a token in the URL would land in access logs. `on` maps event names to handlers of the parsed data;
-// `status` hears "live" and "reconnecting"; it reconnects after 1, 2, 4 … 30 s until the page goes away.
+// `status` hears "live" and "reconnecting"; it reconnects after 1, 2, 4, 8, 10, 10 … s until the page goes
+// away. A stream silent for longer than SILENT_MS (the server pings every 15 s) counts as cut: a link
+// that drops without closing the connection must not leave the page waiting forever.
+const SILENT_MS = 35000;
 function liveEvents(path, on, status) {
   let wait = 1000;
   const connect = async () => {
+    const abort = new AbortController();
+    let watchdog = setTimeout(() => abort.abort(), SILENT_MS);
     try {
-      const response = await fetch(API + path, { headers: authHeaders("text/event-stream"), cache: "no-store" });
+      const response = await fetch(API + path, { headers: authHeaders("text/event-stream"), cache: "no-store", signal: abort.signal });
       if (!response.ok) throw new Error(`${response.status}`);
       status("live");
       wait = 1000;
@@ -32,6 +37,8 @@ function liveEvents(path, on, status) {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => abort.abort(), SILENT_MS);
         buffer += value.replace(/\r\n?/g, "\n");
         let end;
         while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -51,11 +58,12 @@ function liveEvents(path, on, status) {
         }
       }
     } catch (error) {
-      // a refused or broken stream: say so, then try again
+      // a refused, broken or silent stream: say so, then try again
     }
+    clearTimeout(watchdog);
     status("reconnecting");
     setTimeout(connect, wait);
-    wait = Math.min(wait * 2, 30000);
+    wait = Math.min(wait * 2, 10000);
   };
   connect();
 }
