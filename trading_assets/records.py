@@ -750,6 +750,28 @@ class TradingHalt:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ExecutorLease:
+    """Who may trade a venue account: `holder` until `expires_at` (the catalog database's clock), unless it
+    renews; `expired` says whether that time had passed when the row was read."""
+
+    venue: str
+    account: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+    expired: bool
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """The answer to acquiring or renewing an account's lease: `granted`, and the lease as it stands (the
+    caller's when granted, the other holder's when not; None when nobody holds it)."""
+
+    granted: bool
+    lease: ExecutorLease | None
+
+
 class CatalogError(RuntimeError):
     """The catalog refused or failed an operation."""
 

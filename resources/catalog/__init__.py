@@ -18,6 +18,7 @@ from resources.catalog import datasets, indicator_sets, job_requests, live, simu
 from resources.catalog.dialect import Dialect, Session
 from trading_assets.records import (
     DatasetRecord,
+    ExecutorLease,
     FillLineage,
     FillRecord,
     FoldResult,
@@ -27,6 +28,7 @@ from trading_assets.records import (
     IndicatorSetRecord,
     JobRequestRecord,
     JobRunRecord,
+    LeaseGrant,
     NewFill,
     NewIndicatorSet,
     NewJobRequest,
@@ -469,6 +471,27 @@ class Catalog(dg.ConfigurableResource, ABC):
     def get_trading_halt(self, venue: str, account: str) -> TradingHalt | None:
         """The account's kill switch, or None if it was never set (trading allowed)."""
         return self._run(lambda db: live.get_halt(db, venue, account))
+
+    def acquire_executor_lease(self, venue: str, account: str, holder: str, ttl_s: float) -> LeaseGrant:
+        """Take the venue account's lease for `ttl_s` seconds (by the database's clock), atomically: granted
+        if nobody holds it, its holder let it lapse, or `holder` holds it already (extended); otherwise not
+        granted, with who holds it until when. Of executors racing for one account exactly one is granted.
+        CatalogError if `holder` is empty or `ttl_s` is not a number of seconds >= 0.001."""
+        return self._transaction(lambda db: live.acquire_lease(db, venue, account, holder, ttl_s))
+
+    def renew_executor_lease(self, venue: str, account: str, holder: str, ttl_s: float) -> LeaseGrant:
+        """Extend `holder`'s lease to `ttl_s` seconds from now; not granted (with the lease as it stands, or
+        None) if another holder has it or it was released: the caller has lost the account and must stop
+        sending orders."""
+        return self._transaction(lambda db: live.renew_lease(db, venue, account, holder, ttl_s))
+
+    def release_executor_lease(self, venue: str, account: str, holder: str) -> bool:
+        """Give the account's lease up if `holder` holds it (an executor stopping); whether it did."""
+        return self._run(lambda db: live.release_lease(db, venue, account, holder), write=True)
+
+    def get_executor_lease(self, venue: str, account: str) -> ExecutorLease | None:
+        """The account's lease row (`expired` when its holder let it lapse), or None if nobody holds it."""
+        return self._run(lambda db: live.get_lease(db, venue, account))
 
     def _run(self, op: Callable[[Session], T], *, write: bool = False, transaction: bool = False) -> T:
         """`op` as one statement or reads (or as one transaction), after the pending migrations if

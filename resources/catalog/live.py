@@ -43,9 +43,11 @@ from trading_assets.records import (
     STRATEGY_ACTUAL_STATES,
     STRATEGY_DESIRED_STATES,
     CatalogError,
+    ExecutorLease,
     FillLineage,
     FillRecord,
     HeartbeatRecord,
+    LeaseGrant,
     NewFill,
     NewOrder,
     OrderEventRecord,
@@ -684,3 +686,66 @@ def set_halt(db: Session, venue: str, account: str, halted: bool, reason: str, s
 def get_halt(db: Session, venue: str, account: str) -> TradingHalt | None:
     row = db.one(f"SELECT {_HALT} FROM trading_halts WHERE venue = %s AND account = %s", [venue, account])
     return None if row is None else record_from_row(TradingHalt, row)
+
+
+# A lease as read, with whether its time has passed by the database's clock (now(): the transaction's start).
+_LEASE = "venue, account, holder, acquired_at, expires_at, expires_at <= now() AS expired"
+
+
+def acquire_lease(db: Session, venue: str, account: str, holder: str, ttl_s: float) -> LeaseGrant:
+    """Take the account's lease for `ttl_s` seconds if nobody holds it, its time has passed, or `holder`
+    already holds it (then it is extended): one INSERT ... ON CONFLICT whose update applies only then, so
+    of racing holders exactly one is granted. Run in a transaction: a refusal reads the row it collided
+    with, which that statement has locked."""
+    ms = _lease_ms(venue, account, holder, ttl_s)
+    row = db.one(
+        "INSERT INTO executor_leases (venue, account, holder, expires_at) "
+        "VALUES (%s, %s, %s, now() + %s * INTERVAL '1 millisecond') "
+        "ON CONFLICT (venue, account) DO UPDATE SET holder = excluded.holder, "
+        "expires_at = excluded.expires_at, acquired_at = CASE WHEN executor_leases.holder = excluded.holder "
+        "THEN executor_leases.acquired_at ELSE excluded.acquired_at END "
+        "WHERE executor_leases.holder = excluded.holder OR executor_leases.expires_at <= now() "
+        f"RETURNING {_LEASE}",
+        [venue, account, holder, ms],
+    )
+    if row is not None:
+        return LeaseGrant(True, record_from_row(ExecutorLease, row))
+    return LeaseGrant(False, get_lease(db, venue, account))
+
+
+def renew_lease(db: Session, venue: str, account: str, holder: str, ttl_s: float) -> LeaseGrant:
+    """Extend `holder`'s lease to `ttl_s` seconds from now, only if the row is still its own (even past its
+    time: nobody else took it meanwhile). Never takes a lease another holds or one released."""
+    ms = _lease_ms(venue, account, holder, ttl_s)
+    row = db.one(
+        "UPDATE executor_leases SET expires_at = now() + %s * INTERVAL '1 millisecond' "
+        f"WHERE venue = %s AND account = %s AND holder = %s RETURNING {_LEASE}",
+        [ms, venue, account, holder],
+    )
+    if row is not None:
+        return LeaseGrant(True, record_from_row(ExecutorLease, row))
+    return LeaseGrant(False, get_lease(db, venue, account))
+
+
+def release_lease(db: Session, venue: str, account: str, holder: str) -> bool:
+    """Give the lease up, if `holder` holds it; whether it did."""
+    row = db.one(
+        "DELETE FROM executor_leases WHERE venue = %s AND account = %s AND holder = %s RETURNING holder",
+        [venue, account, holder],
+    )
+    return row is not None
+
+
+def get_lease(db: Session, venue: str, account: str) -> ExecutorLease | None:
+    row = db.one(f"SELECT {_LEASE} FROM executor_leases WHERE venue = %s AND account = %s", [venue, account])
+    return None if row is None else record_from_row(ExecutorLease, row)
+
+
+def _lease_ms(venue: str, account: str, holder: str, ttl_s: float) -> int:
+    if not holder.strip():
+        raise CatalogError(f"lease of {venue}/{account}: the holder must be named")
+    if not (isinstance(ttl_s, int | float) and math.isfinite(ttl_s) and ttl_s >= 0.001):
+        raise CatalogError(
+            f"lease of {venue}/{account}: ttl_s must be a number of seconds >= 0.001, not {ttl_s!r}"
+        )
+    return round(ttl_s * 1000)
