@@ -408,6 +408,14 @@ def set_halt(venue: VenuePath, account: AccountPath, body: HaltChange, catalog: 
 # --- events ----------------------------------------------------------------------------------------------
 
 
+def _advance(cursor: datetime | None, stamps: Iterable[datetime | None]) -> datetime | None:
+    """Where to read from next after rows stamped `stamps`: their newest less OVERLAP, never backwards."""
+    newest = max((stamp for stamp in stamps if stamp is not None), default=None)
+    if newest is None:
+        return cursor
+    return newest - OVERLAP if cursor is None else max(cursor, newest - OVERLAP)
+
+
 class _Watcher:
     """What changed in the live tables since the last poll, as (event name, JSON) pairs; the first poll
     gives everything (the newest FIRST_ROWS orders and fills). Orders and fills are read from the newest
@@ -433,11 +441,7 @@ class _Watcher:
 
     def _orders(self, first: bool) -> list[tuple[str, str]]:
         orders = _newest_orders(self.catalog.list_orders(updated_since=self.orders_since))
-        stamps = [o.updated_at for o in orders if o.updated_at is not None]
-        if stamps:
-            self.orders_since = max(
-                [max(stamps) - OVERLAP, *([self.orders_since] if self.orders_since else [])]
-            )
+        self.orders_since = _advance(self.orders_since, [o.updated_at for o in orders])
         changed = [o for o in orders if self._changed("order", o.client_order_id, o.event_seq)]
         # Oldest first within a poll, so a page that puts each new row on top keeps them newest first.
         return [
@@ -447,9 +451,7 @@ class _Watcher:
 
     def _fills(self, first: bool) -> list[tuple[str, str]]:
         fills = _newest_fills(self.catalog.list_fills(created_since=self.fills_since))
-        stamps = [f.created_at for f in fills if f.created_at is not None]
-        if stamps:
-            self.fills_since = max([max(stamps) - OVERLAP, *([self.fills_since] if self.fills_since else [])])
+        self.fills_since = _advance(self.fills_since, [f.created_at for f in fills])
         new = [f for f in fills if self._changed("fill", _fill_key(f), True)]
         return [
             ("fill", _fill(self.catalog, f).model_dump_json())
