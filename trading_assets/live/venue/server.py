@@ -142,10 +142,15 @@ class Api:
         if interval != self.venue.tape.interval:
             raise BinanceError(-1120, "Invalid interval.")
         limit = min(_int(params, "limit") or 500, 1000)
-        bars = self.venue.tape.klines(
-            symbol, self.venue.now_ms(), _int(params, "startTime"), _int(params, "endTime"), limit
-        )
-        return [wire.kline_row(b) for b in bars]
+        now, start = self.venue.now_ms(), _int(params, "startTime")
+        history = self.venue.settings.history_bars
+        earliest = None
+        if history is not None:
+            step = self.venue.tape.interval_ms
+            earliest = now - now % step - history * step
+            start = None if start is None else max(start, earliest)
+        bars = self.venue.tape.klines(symbol, now, start, _int(params, "endTime"), limit)
+        return [wire.kline_row(b) for b in bars if earliest is None or b.open_ms >= earliest]
 
     async def new_order(self, request: Request) -> dict:
         params = await self._signed(request)

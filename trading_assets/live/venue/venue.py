@@ -42,10 +42,15 @@ class VenueSettings:
     balances: Mapping[str, str] = field(default_factory=lambda: {"USDT": "10000"})
     seed: int = 0
     stream_tick_s: float = 0.05
+    # Klines reach back at most this many bars before the clock (None: the whole tape), as real venues
+    # keep a limited history: what closed earlier is gone from REST.
+    history_bars: int | None = None
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
             raise ValueError("api_key and api_secret must not be empty")
+        if self.history_bars is not None and self.history_bars < 1:
+            raise ValueError(f"history_bars must be >= 1 or None, not {self.history_bars}")
         if self.volume_share is not None and not 0 < Decimal(self.volume_share) <= 1:
             raise ValueError(f"volume_share must be in (0, 1], not {self.volume_share}")
         for asset, amount in self.balances.items():
