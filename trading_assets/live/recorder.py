@@ -343,10 +343,10 @@ class Recorder:
         newest = max(feed.pending)
         feed.newest_ms = newest if feed.newest_ms is None else max(feed.newest_ms, newest)
         closed = sorted(ts for ts in feed.pending if ts < newest)
-        chain = ([] if feed.last_ms is None else [feed.last_ms]) + closed
+        chain = ([] if feed.last_ms is None else [feed.last_ms]) + closed + [newest]
         if any(later - earlier > self.interval_ms for earlier, later in pairwise(chain)):
-            # A bar the stream did not bring (it closed while we connected, or an update was lost): fill the
-            # gap over REST before writing past it.
+            # A bar the stream did not bring (it closed while we subscribed, or an update was lost): fill
+            # the gap over REST before writing past it, not only once a later bar closes.
             await self._catch_up(feed)
         bars = [feed.pending.pop(ts) for ts in closed]
         await self._write(feed, [b for b in bars if feed.last_ms is None or b[0] > feed.last_ms])
