@@ -16,7 +16,7 @@ from api_setup import Demo
 
 from trading_assets.api import live_routes
 from trading_assets.bars.service import BARS_SCHEMA
-from trading_assets.live import alerts, checks, executor, runner
+from trading_assets.live import alerts, checks, executor, recorder, runner
 from trading_assets.live.alerts import AlertRules, service_states
 from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import promote
@@ -64,7 +64,7 @@ def _backdate(demo: Demo, table: str, column: str, seconds: int, where: str, key
 
 
 def test_the_heartbeat_interval_and_lag_limit_are_the_services_and_dagsters() -> None:
-    assert alerts.HEARTBEAT_S == runner.HEARTBEAT_S == executor.HEARTBEAT_S
+    assert alerts.HEARTBEAT_S == runner.HEARTBEAT_S == executor.HEARTBEAT_S == recorder.HEARTBEAT_S
     assert alerts.LAG_BARS == checks.WARN_BARS
     # One missed beat is late before the next interval ends: a stuck service shows within one.
     assert alerts.HEARTBEAT_S < alerts.LATE_AFTER_S < 2 * alerts.HEARTBEAT_S < alerts.DOWN_AFTER_S

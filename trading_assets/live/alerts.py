@@ -25,8 +25,8 @@ from trading_assets.records import HeartbeatRecord, OrderRecord, ReconciliationR
 if TYPE_CHECKING:
     from trading_assets.live.reconcile import RecordedTable
 
-# The runner and the executor beat every HEARTBEAT_S (their own constant of the same name; a test keeps
-# them equal). One missed beat plus LATE_GRACE_S is late: a stuck service shows within one interval.
+# The recorder, runner and executor beat every HEARTBEAT_S (each its own constant of that name; a test
+# keeps them equal). One missed beat plus LATE_GRACE_S is late: a stuck service shows within one interval.
 HEARTBEAT_S = 5.0
 LATE_GRACE_S = 2.0
 LATE_AFTER_S = HEARTBEAT_S + LATE_GRACE_S
