@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRADING_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(TRADING_DATA_DIR)/dagster_home
 
-.PHONY: demo test dev lint bench lock clean walkthrough services services-down
+.PHONY: demo test dev lint bench lock clean walkthrough services services-down soak
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 walkthrough: $(VENV)/.installed
 	@test -f $(TRADING_DATA_DIR)/timeseries.duckdb || $(MAKE) demo
 	$(BIN)/python scripts/walkthrough.py --out docs/img
+
+# A faulted week of live trading on an accelerated clock (docs/live/soak.md): the services under the
+# supervisor, a Postgres and a QuestDB of the soak's own, a seeded schedule of faults; prints the invariants.
+# `make soak SOAK_ARGS="--days 1 --seed 3"` for another length or schedule.
+SOAK_ARGS ?=
+soak: $(VENV)/.installed services
+	$(BIN)/python -m trading_assets.live.soak --days 7 $(SOAK_ARGS)
 
 bench: $(VENV)/.installed services
 	$(BIN)/python benchmarks/ingest.py

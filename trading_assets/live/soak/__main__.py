@@ -5,6 +5,7 @@ exits 1 if any invariant fails (the soak's folder is then kept for a look at the
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -19,13 +20,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the fault schedule (default 7)")
     parser.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per wall second")
     parser.add_argument(
-        "--recover-s", type=float, default=15.0, help="wall seconds a fault's lag must clear in (default 15)"
+        "--recover-s", type=float, default=30.0, help="wall seconds a fault's lag must clear in (default 30)"
     )
     parser.add_argument(
         "--spacing-s",
         type=float,
-        default=10.0,
-        help="wall seconds at least between heavy faults (default 10)",
+        default=20.0,
+        help="wall seconds at least between heavy faults (default 20)",
+    )
+    parser.add_argument(
+        "--kills",
+        choices=("both", "one"),
+        default="both",
+        help="each service killed -9 and -15, or one of them",
     )
     parser.add_argument("--root", type=Path, help="the soak's folder (default: a new temporary one)")
     parser.add_argument(
@@ -40,13 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         recover_s=args.recover_s,
         spacing_s=args.spacing_s,
+        kills=args.kills,
         keep=args.keep,
     )
+    # SIGTERM as Ctrl-C: the soak's servers and services are stopped on the way out either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         report = Soak(config).run()
     except (SoakError, ServerError, ValueError) as err:
         print(f"soak: error: {err}\nsoak: logs in {root}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"soak: interrupted; logs in {root}", file=sys.stderr)
+        return 130
     print(report.text())
     if not report.ok:
         print(f"soak: logs in {root}")

@@ -43,18 +43,22 @@ class Fault:
         return f"{self.kind}{' ' + extra if extra else ''}{f' for {self.lasts} bars' if self.lasts else ''}"
 
 
-def schedule(seed: int, days: float, spacing_bars: int = RECOVERY_BARS) -> list[Fault]:
+def schedule(seed: int, days: float, spacing_bars: int = RECOVERY_BARS, kills: str = "both") -> list[Fault]:
     """The faults of a `days`-long replay, ordered by bar; the same for the same arguments.
 
     The heavy faults come in rounds, as many whole rounds as the replay holds (at least one): in each, every
     heavy fault once in a shuffled order, each `spacing_bars` or more after the one before has ended (so
     the services recover in between), the spare bars shared out at random between the gaps. The venue
-    faults come every day (each started one) at random bars of it."""
+    faults come every day (each started one) at random bars of it. `kills`: "both" kills each service
+    with SIGKILL and with SIGTERM each round; "one" with one of them, drawn (a shorter run's round)."""
+    if kills not in ("both", "one"):
+        raise ValueError(f"kills must be 'both' or 'one', not {kills!r}")
     rng = random.Random(seed)
     total = int(days * DAY_BARS)
     span = total - LEAD_BARS - TAIL_BARS
+    signals = {s: ("KILL", "TERM") if kills == "both" else (rng.choice(("KILL", "TERM")),) for s in SERVICES}
     kinds: list[tuple[str, dict, int]] = [
-        ("kill", {"service": s, "signal": sig}, 0) for s in SERVICES for sig in ("KILL", "TERM")
+        ("kill", {"service": s, "signal": sig}, 0) for s in SERVICES for sig in signals[s]
     ]
     kinds += [("questdb_down", {}, QUESTDB_DOWN_BARS), ("postgres_restart", {}, POSTGRES_DOWN_BARS)]
     needed = sum(lasts for *_, lasts in kinds) + spacing_bars * len(kinds)
