@@ -24,6 +24,7 @@ from trading_assets.live.executor import Executor, ExecutorConfig, Instrument
 from trading_assets.live.runner import StrategyRunner
 from trading_assets.live.service import promote
 from trading_assets.live.venue import LocalVenue, VenueSettings
+from trading_assets.records import NewOrder, OrderUpdate
 
 D = Decimal
 SYMBOL = "BTC/USDT"
@@ -152,6 +153,103 @@ def test_unavailable_and_partial_fills_then_a_restart_sends_nothing(research, tm
         await restarted.tick()
         assert restarted.reconciled and floor.venue_orders() == before
         await broker.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        floor.venue.stop()
+
+
+def _partially_filled(floor: Floor):  # type: ignore[no-untyped-def]
+    """The strategy's first order, 40 % filled and the rest working at the venue (until the next bar)."""
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        await floor.executor.tick()
+        floor.venue.partial_fill_next_order(0.4, "later")
+        await floor.until_an_order()
+        (order,) = floor.catalog.list_orders("venue_demo")
+        assert order.status == "PARTIALLY_FILLED"
+        assert floor.venue_orders()[order.client_order_id]["status"] == "PARTIALLY_FILLED"
+        return order
+
+    return scenario()
+
+
+def test_a_cancel_the_venue_never_received_leaves_the_order_working_then_cancelled(
+    research, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(research, tmp_path, monkeypatch)
+
+    async def scenario() -> None:
+        order = await _partially_filled(floor)
+        floor.catalog.set_trading_halt("binance", "main", True, "checking", "test")
+        # The venue turns away the next two requests: the poll's status query, then the cancel.
+        floor.venue.fail_next_requests(2, 503)
+        await floor.executor.tick()
+        refused = floor.catalog.get_order(order.client_order_id)
+        assert refused.status == "PARTIALLY_FILLED", "a cancel not sent must not leave it PENDING_CANCEL"
+        await floor.executor.tick()
+        cancelled = floor.catalog.get_order(order.client_order_id)
+        theirs = floor.venue_orders()[order.client_order_id]
+        assert (cancelled.status, theirs["status"]) == ("CANCELED", "CANCELED")
+        assert cancelled.filled_quantity == D(theirs["executedQty"]) == order.filled_quantity
+        events = [e.event for e in floor.catalog.list_order_events(order.client_order_id)]
+        assert events[-4:] == ["CANCEL_REQUEST", "CANCEL_REJECT", "CANCEL_REQUEST", "CANCEL"]
+        await floor.broker.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        floor.venue.stop()
+
+
+def test_an_unknown_order_with_fills_that_the_venue_has_open_works_on_to_its_end(
+    research, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(research, tmp_path, monkeypatch)
+
+    async def scenario() -> None:
+        order = await _partially_filled(floor)
+        floor.catalog.set_trading_halt("binance", "main", True, "checking", "test")
+        # The status query fails, and the cancel's answer times out: the venue never saw the cancel.
+        floor.venue.fail_next_requests(2, 504)
+        await floor.executor.tick()
+        assert floor.catalog.get_order(order.client_order_id).status == "UNKNOWN"
+        floor.catalog.set_trading_halt("binance", "main", False, "checked", "test")
+        await floor.executor.tick()
+        working = floor.catalog.get_order(order.client_order_id)
+        assert (working.status, working.filled_quantity) == ("PARTIALLY_FILLED", order.filled_quantity)
+        await floor.bar()  # the venue fills the rest
+        done = floor.catalog.get_order(order.client_order_id)
+        theirs = floor.venue_orders()[order.client_order_id]
+        assert (done.status, theirs["status"]) == ("FILLED", "FILLED")
+        assert done.filled_quantity == D(theirs["executedQty"]) == order.quantity
+        await floor.broker.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        floor.venue.stop()
+
+
+def test_an_order_pending_cancel_that_the_venue_lost_is_cancelled(research, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(research, tmp_path, monkeypatch)
+
+    async def scenario() -> None:
+        # An order the venue acknowledged, then lost (purged); its cancel was requested before a crash.
+        bar = floor.bars.column("ts")[HISTORY - 1].as_py()
+        new = NewOrder("venue_demo", bar, 0, "buy", "market", D("0.5"))
+        order, _ = floor.catalog.create_order(new)
+        for event in ("SUBMIT", "ACCEPT", "CANCEL_REQUEST"):
+            floor.catalog.apply_order_event(
+                order.client_order_id, OrderUpdate(event=event, venue_order_id="77")
+            )
+        assert floor.venue_orders() == {}
+        await floor.executor.tick()
+        lost = floor.catalog.get_order(order.client_order_id)
+        assert lost.status == "CANCELED"
+        assert floor.executor.reconciled
+        await floor.broker.close()
 
     try:
         asyncio.run(scenario())

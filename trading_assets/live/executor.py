@@ -359,8 +359,14 @@ class Executor:
             # request can travel (a restart takes longer than the venue's receive window).
             sent = self._sent.get(order.client_order_id)
             age = float("inf") if sent is None else time.monotonic() - sent
-            if order.status in (S.SUBMITTED, S.UNKNOWN) and age >= self.config.unknown_grace_s:
-                await self._apply(order, E.REJECT, reason=f"the venue has no order {order.client_order_id}")
+            if age < self.config.unknown_grace_s:
+                return
+            missing = f"the venue has no order {order.client_order_id}"
+            if order.status in (S.SUBMITTED, S.UNKNOWN):
+                await self._apply(order, E.REJECT, reason=missing)  # it never arrived
+            else:
+                # The venue had it and has lost it (or purged it): it works no more, whatever was asked.
+                await self._apply(order, E.CANCEL, detail={"reason": missing})
             return
         if venue_order.filled > order.filled_quantity:
             # On the venue's clock the order came after its signal's bar (created_at is the catalog's clock).
@@ -385,15 +391,26 @@ class Executor:
             )
             return
         status = S(stored.status)
+        working = {
+            # Sent or of unknown outcome, and working at the venue (with the fills it has, if any).
+            S.SUBMITTED: E.ACCEPT,
+            S.UNKNOWN: E.ACCEPT,
+            # A cancel that did not take (refused, lost, or never sent before a crash): working again, so the
+            # next poll decides afresh whether to cancel it.
+            S.PENDING_CANCEL: E.CANCEL_REJECT,
+        }
         event = {
-            "open": E.ACCEPT if status in (S.SUBMITTED, S.UNKNOWN) and stored.filled_quantity == 0 else None,
+            "open": working.get(status),
             "canceled": E.CANCEL,
             "expired": E.EXPIRE,
             "rejected": E.REJECT,
             "closed": None,
         }[venue_order.status]
         if event is not None:
-            reason = (venue_order.reason or "rejected by the venue") if event is E.REJECT else None
+            reason = {
+                E.REJECT: venue_order.reason or "rejected by the venue",
+                E.CANCEL_REJECT: "the cancel did not take: the venue has the order working",
+            }.get(event)
             await self._apply(stored, event, reason=reason, venue_order_id=venue_order.venue_order_id)
 
     async def _record_fill(self, fill: VenueFill, client_order_id: str | None = None) -> bool:
@@ -476,6 +493,10 @@ class Executor:
             venue_order = await self.broker.cancel(order.client_order_id, order.symbol)
         except OutcomeUnknown:
             await self._apply(pending, E.TIMEOUT, detail={"reason": "the cancel's answer was lost"})
+            return
+        except BrokerUnavailable as err:
+            # Nothing reached the venue: the order works on as it was; a later poll may cancel it again.
+            await self._apply(pending, E.CANCEL_REJECT, reason=f"{NOT_SENT}{err}")
             return
         except OrderRejected as err:
             venue_order = await self.broker.order_status(order.client_order_id, order.symbol)
