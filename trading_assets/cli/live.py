@@ -74,6 +74,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     executor.add_argument(
         "--max-signal-lag-bars", type=int, default=1, help="bars a signal may lag the newest recorded bar"
     )
+    executor.add_argument(
+        "--fills-lookback",
+        type=float,
+        default=7 * 86_400.0,
+        help="seconds of the venue's fills read at each reconciliation (default 7 days)",
+    )
     _health_args(executor, "executor")
     executor.set_defaults(run=_executor)
 
@@ -197,6 +203,8 @@ def _decimal(flag: str, text: str) -> Decimal:
 
 
 def _executor(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from trading_assets.live.executor import Executor, ExecutorConfig
     from trading_assets.live.process import VenueTime, run_service
 
@@ -216,6 +224,7 @@ def _executor(args: argparse.Namespace) -> int:
                 instruments,
                 poll_s=args.poll,
                 max_signal_lag_bars=args.max_signal_lag_bars,
+                fills_lookback=timedelta(seconds=args.fills_lookback),
             )
             executor.config = config
             await broker.start()
