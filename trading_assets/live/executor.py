@@ -191,9 +191,13 @@ class Executor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_s)
         finally:
-            events.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await events
+            # Stopping (SIGTERM): the poll in progress has finished; a fill being recorded from the broker's
+            # stream finishes too (it holds the lock), then the stream is let go.
+            async with self._lock:
+                events.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await events
+            await self._beat(stopped=True)
 
     async def tick(self) -> None:
         """One poll: reconcile if needed, then follow the kill switch, the open orders and the strategies."""
@@ -213,14 +217,20 @@ class Executor:
                         await self._act(strategy)
             await self._beat()
 
-    async def _beat(self) -> None:
-        if time.monotonic() - self._last_beat < HEARTBEAT_S:
+    async def _beat(self, stopped: bool = False) -> None:
+        """The service's heartbeat row, every HEARTBEAT_S; `stopped`: the last one, said as it exits (a
+        catalog away then costs a warning: the beat's age says the rest)."""
+        if not stopped and time.monotonic() - self._last_beat < HEARTBEAT_S:
             return
-        status = "ready" if not self.not_ready() else "not ready"
-        detail = json.dumps(
-            {"reasons": self.not_ready(), "venue": self.config.venue, "account": self.config.account}
-        )
-        await asyncio.to_thread(self.catalog.heartbeat, "executor", self.instance, status, detail)
+        reasons = ["stopped"] if stopped else self.not_ready()
+        status = "stopped" if stopped else "ready" if not reasons else "not ready"
+        detail = json.dumps({"reasons": reasons, "venue": self.config.venue, "account": self.config.account})
+        try:
+            await asyncio.to_thread(self.catalog.heartbeat, "executor", self.instance, status, detail)
+        except CatalogError as err:
+            if not stopped:
+                raise
+            log.warning("executor: the last heartbeat was not stored: %s", err)
         self._last_beat = time.monotonic()
 
     def _unreconcile(self, why: str) -> None:

@@ -93,8 +93,18 @@ class StrategyRunner:
             self.health.beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_s)
+        # Stopping (SIGTERM): the poll in progress has finished (each signal it took is stored); say so on
+        # each strategy's row and in the heartbeat. A catalog away now costs a warning: the restarted runner
+        # starts each strategy again from its last stored signal either way.
+        try:
+            await asyncio.to_thread(self._stop_all)
+        except (CatalogError, TimeoutError) as err:
+            log.warning("runner: stopped without reporting it: %s", err)
+
+    def _stop_all(self) -> None:
         for name in list(self.running):
             self._stop(name, "the runner stopped")
+        self.catalog.heartbeat("runner", self.instance, "stopped", json.dumps({"running": []}))
 
     def tick(self) -> None:
         """One poll: follow the desired states, then signal the new bars of every running strategy."""
