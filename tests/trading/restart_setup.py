@@ -256,6 +256,14 @@ class Floor:
         except OSError:
             return None
 
+    def metric(self, service: str, name: str) -> float | None:
+        """The value of an unlabelled metric on the service's /metrics, None if it has none."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[service]}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(f"{name} "):
+                    return float(line.split()[1])
+        return None
+
     def ready(self, service: str) -> bool:
         answer = self.readyz(service)
         return answer is not None and answer["ready"]

@@ -29,6 +29,7 @@ def test_no_order_goes_out_while_the_venue_is_unreachable_and_it_reconciles_befo
         floor.fault("fail_next_requests", count=1_000_000, status=503)
         floor.wait(lambda: not floor.ready("executor"), "the executor stayed ready with the venue away")
         assert "the broker is disconnected" in floor.readyz("executor")["reasons"]
+        assert floor.metric("executor", "live_broker_connected") == 0
         floor.step()  # the strategy's first signal: long
         floor.wait(lambda: floor.catalog.list_signals(floor.name), "the runner did not signal the bar")
         time.sleep(1.0)  # ten polls of the executor with a target to trade
@@ -43,6 +44,7 @@ def test_no_order_goes_out_while_the_venue_is_unreachable_and_it_reconciles_befo
             lambda: any(o.status == "FILLED" for o in floor.orders()), "no order after the venue came back"
         )
         floor.wait_ready("executor")
+        assert floor.metric("executor", "live_broker_connected") == 1
         floor.settle()
         (filled,) = [o for o in floor.orders() if o.status == "FILLED"]
         # It reconciled over REST, successfully, before that order was sent.

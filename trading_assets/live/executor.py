@@ -115,6 +115,7 @@ class _Metrics:
     outcomes: Counter = field(init=False)
     fills: Counter = field(init=False)
     reconciled: Gauge = field(init=False)
+    connected: Gauge = field(init=False)
     round_trip: Histogram = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +124,8 @@ class _Metrics:
         self.outcomes = Counter("live_order_outcomes", "Orders by how they ended", ["status"], registry=r)
         self.fills = Counter("live_fills", "Fills recorded", ["symbol"], registry=r)
         self.reconciled = Gauge("live_reconciled", "1 when the last reconciliation matched", registry=r)
+        self.connected = Gauge("live_broker_connected", "1 while the broker reaches the venue", registry=r)
+        self.connected.set(1)
         self.round_trip = Histogram(
             "live_order_round_trip_seconds",
             "From the request leaving to the venue's answer",
@@ -242,9 +245,11 @@ class Executor:
         async for event in self.broker.events():
             if event.kind == "disconnected":
                 self.connected = False
+                self.metrics.connected.set(0)
                 log.warning("executor: broker disconnected: %s", event.detail)
             elif event.kind == "reconnected":
                 self.connected = True
+                self.metrics.connected.set(1)
                 # What happened while the link was down is only known by asking: reconcile before trading.
                 self._unreconcile("reconciling after a reconnect")
                 log.info("executor: broker reconnected; reconciling")
