@@ -243,6 +243,7 @@ class Recorder:
                 except (ccxt.BaseError, VenueDataError, SpoolError, *STORE_ERRORS) as err:
                     feed.connected = feed.caught_up = False
                     feed.pending.clear()
+                    self._forget_stream(feed)
                     self.metrics.connected.labels(*labels).set(0)
                     if isinstance(err, VenueDataError):
                         self.metrics.bad_bars.labels(*labels).inc()
@@ -262,6 +263,17 @@ class Recorder:
         finally:
             feed.spooled.set()  # the drain sees `stop` and returns
             await draining
+
+    def _forget_stream(self, feed: _Feed) -> None:
+        """Drop ccxt's cache of the symbol's candles. ccxt keeps the candles a stream brought across
+        reconnects, and hands an update that came just before a drop, not yet taken, back with the first
+        update of the next connection: a bar caught mid-way would then count as closed once that update is
+        of a later bar, and be stored with its values of that moment (the soak stored such a bar after a
+        dropped stream). A new connection's candles are the only ones to trust; what closed meanwhile comes
+        over REST."""
+        cached = getattr(self.exchange, "ohlcvs", None)
+        if isinstance(cached, dict) and isinstance(cached.get(feed.symbol), dict):
+            cached[feed.symbol].pop(self.config.timeframe, None)
 
     async def _drain(self, feed: _Feed, stop: asyncio.Event) -> None:
         """Write the spool to the store whenever bars are spooled, with backoff while the store refuses."""
