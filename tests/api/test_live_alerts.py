@@ -87,6 +87,17 @@ def test_a_services_state_is_its_newest_beats(age_s: float, status: str, reasons
     assert (shown.state, shown.reasons, shown.instance) == (state, tuple(reasons), "h-1")
 
 
+def test_a_recorder_not_ready_links_the_runbook_of_what_it_waits_for() -> None:
+    """Spooling because the store is away is the QuestDB page's; waiting for the venue, the broker's."""
+    spooling = ["SOL/USDT: store unavailable: 12 bars spooled"]
+    [store_away] = service_states([_beat("recorder", "h-1", 0.0, "not ready", reasons=spooling)], NOW)
+    [venue_away] = service_states(
+        [_beat("recorder", "h-2", 0.0, "not ready", reasons=["SOL/USDT: not connected"])], NOW
+    )
+    assert (store_away.state, store_away.runbook) == ("not ready", "questdb-down")
+    assert (venue_away.state, venue_away.runbook) == ("not ready", "broker-disconnect")
+
+
 def test_a_replaced_instance_is_not_down_and_each_executor_account_is_its_own_service() -> None:
     beats = [
         _beat("executor", "h-10", 600.0, venue="binance", account="main"),  # before a restart

@@ -75,7 +75,7 @@ class ServiceState:
         if self.state in ("late", "down"):
             return "service-stuck"
         if self.state == "not ready":
-            return not_ready_runbook(self.service)
+            return not_ready_runbook(self.service, self.reasons)
         return None
 
 
@@ -92,9 +92,12 @@ class Alert:
     subject: str
 
 
-def not_ready_runbook(service: str) -> str:
-    """A service that beats but is not ready: the executor and the recorder wait for the venue (or, for
-    the executor, its reconciliation); anything else is stuck at something of its own."""
+def not_ready_runbook(service: str, reasons: Iterable[str] = ()) -> str:
+    """A service that beats but is not ready: a recorder whose store is away spools (its reason says
+    "store unavailable"); otherwise the executor and the recorder wait for the venue (or, for the executor,
+    its reconciliation); anything else is stuck at something of its own."""
+    if service == "recorder" and any("store unavailable" in reason for reason in reasons):
+        return "questdb-down"
     return "broker-disconnect" if service in ("executor", "recorder") else "service-stuck"
 
 
@@ -218,7 +221,7 @@ class AlertRules:
                                 "warning",
                                 since,
                                 f"{who}: not ready: {why}",
-                                not_ready_runbook(s.service),
+                                not_ready_runbook(s.service, s.reasons),
                                 subject,
                             )
                         )
