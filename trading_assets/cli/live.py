@@ -213,21 +213,39 @@ def _executor(args: argparse.Namespace) -> int:
     clock = VenueTime(clock_exchange)
     broker = _broker(args, settings, store, clock)
 
+    async def connect() -> None:
+        await clock.sync()
+        instruments = await _instruments(args, clock_exchange)
+        executor.config = ExecutorConfig(
+            args.venue,
+            args.account,
+            instruments,
+            poll_s=args.poll,
+            max_signal_lag_bars=args.max_signal_lag_bars,
+            fills_lookback=timedelta(seconds=args.fills_lookback),
+        )
+        await broker.start()
+
     async def main(stop: asyncio.Event) -> None:
+        import ccxt
+
+        from resources.brokers.base import BrokerUnavailable
+
         try:
-            await clock.sync()
+            # A venue that cannot be reached yet: not ready (and saying why) until it can, never a crash.
+            delay = 1.0
+            while not stop.is_set():
+                try:
+                    await connect()
+                    break
+                except (BrokerUnavailable, ccxt.NetworkError, ccxt.ExchangeNotAvailable) as err:
+                    executor.problem = f"the venue cannot be reached: {str(err).splitlines()[0][:200]}"
+                    print(f"executor: {executor.problem}; trying again in {delay:.0f} s", flush=True)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, 30.0)
             following = asyncio.create_task(clock.follow(stop))
-            instruments = await _instruments(args, clock_exchange)
-            config = ExecutorConfig(
-                args.venue,
-                args.account,
-                instruments,
-                poll_s=args.poll,
-                max_signal_lag_bars=args.max_signal_lag_bars,
-                fills_lookback=timedelta(seconds=args.fills_lookback),
-            )
-            executor.config = config
-            await broker.start()
             await executor.run(stop)
             await following
         finally:
