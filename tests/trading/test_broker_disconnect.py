@@ -55,3 +55,23 @@ def test_no_order_goes_out_while_the_venue_is_unreachable_and_it_reconciles_befo
         floor.assert_orders_equal_the_venue()
     finally:
         floor.close()
+
+
+def test_an_executor_started_while_the_venue_is_away_waits_not_ready_then_reconciles(
+    production: Production, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(production, tmp_path, "cold", production.long_run(2))
+    try:
+        port = floor.venue.port
+        floor.venue.stop()  # nothing listens on the venue's port
+        floor.start("executor")
+        floor.wait(
+            lambda: "cannot be reached" in " ".join((floor.readyz("executor") or {}).get("reasons", [])),
+            lambda: f"the executor did not say why it is not ready: {floor.readyz('executor')}",
+        )
+        floor.venue.start(port=port)  # the venue back on the same port, with its state
+        floor.wait_ready("executor")
+        assert [r.status for r in floor.reconciliations()] == ["ok"]
+        assert floor.terminate("executor") == 0
+    finally:
+        floor.close()
