@@ -11,7 +11,8 @@ ready and sends nothing (it fails closed), and tries again every `reconcile_ever
 Each poll, once ready:
 - the kill switch (`trading_halts`) halted: cancel the account's open orders, send nothing;
 - every open order is asked about and brought to the venue's state (an order the venue never received is
-  rejected after `unknown_grace_s`; an UNKNOWN one is never sent again, only asked about);
+  rejected after `unknown_grace_s`, one it had and lost is cancelled; an UNKNOWN one is never sent again,
+  only asked about; a cancel that did not take leaves the order working, to be decided on again);
 - for each strategy of the account the runner is running, once its latest signal is of the newest
   recorded bar (within `max_signal_lag_bars`): when its target differs from the last one an order filled
   on (the simulator's rule: a position is held as sized, not rebalanced as the price moves), the target,
@@ -27,6 +28,7 @@ Each poll, once ready:
 - an order the venue has ended is ended here only once its fills are recorded (an ended order takes no
   fill): a venue whose trade list lags its order status is waited for.
 The broker's event stream records fills as they come, and a reconnect makes the next poll reconcile again.
+Stopping (SIGTERM) finishes the poll in progress and any fill being recorded, then beats "stopped".
 """
 
 from __future__ import annotations
