@@ -5,6 +5,7 @@ and the store ends holding exactly the venue's closed bars: no gap, no duplicate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from resources.duckdb_store import DuckDBStore
 from resources.timeseries import TimeSeriesStore
 from trading_assets import naming
 from trading_assets.live.health import serving
-from trading_assets.live.recorder import Recorder, RecorderConfig, VenueDataError
+from trading_assets.live.recorder import Recorder, RecorderConfig, StreamReconnected, VenueDataError
 
 BARS = 40
 TABLE = naming.live_bars_table("binance", "ETH/USDT", "1m")
@@ -228,3 +229,58 @@ def test_a_bar_the_stream_skipped_is_filled_over_rest_before_writing_past_it(tmp
 
 
 OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def test_a_stream_ccxt_reconnects_by_itself_never_stores_a_bar_with_its_values_of_the_drop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The stream drops while nothing waits on it, so ccxt reconnects on the next call without a word; the
+    bar in progress at the drop closes before the new connection subscribes, which then never sends its
+    close. The update of that bar taken in before the drop must not be stored as the bar (the soak found
+    such bars): the recorder notices the new connection and takes the bars since over REST."""
+    source = eth_bars(BARS)
+    store = DuckDBStore(path=str(tmp_path / "ts.duckdb"))
+    with running_venue({"ETH/USDT": source}, start_ms=T0_MS + 5 * MINUTE + 10_000) as venue:
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            exchange = client_config(venue).exchange("pro")
+            recorder = Recorder(_config(stall_s=1.0), exchange, store)
+            feed = recorder.feeds["ETH/USDT"]
+            reconnected = 0
+
+            async def take_next() -> None:
+                # One turn of the recorder's loop, its drop path included (what `_follow` does).
+                nonlocal reconnected
+                try:
+                    await recorder._take(feed, await recorder._watch(feed, stop))
+                except StreamReconnected:
+                    reconnected += 1
+                    feed.pending.clear()
+                    feed.connections = None
+                    recorder._forget_stream(feed)
+                    await recorder._catch_up(feed)
+
+            try:
+                await recorder._catch_up(feed)
+                await take_next()
+                # Half-way through bar 5 the stream tells its values; nothing takes them yet.
+                venue.advance(timedelta(seconds=30))
+                await asyncio.sleep(0.5)
+                venue.drop_streams()
+                await _until(lambda: not exchange.clients)  # ccxt saw the close; no call was waiting
+                venue.advance(timedelta(seconds=40))  # bar 5 closes, bar 6 begins
+                await take_next()  # the new connection's first update: bar 6
+                venue.advance(timedelta(minutes=2))  # bars 6 and 7 close
+                for _ in range(20):
+                    if await _stored_equals(store, _closed(source, venue.now_ms())):
+                        break
+                    # ccxt hands what came while nobody waited with the next message: the bar in progress
+                    # moves a second so that one comes.
+                    venue.advance(timedelta(seconds=1))
+                    with contextlib.suppress(TimeoutError):
+                        await take_next()
+                assert await _stored_equals(store, _closed(source, venue.now_ms()))
+                assert reconnected == 1
+            finally:
+                await exchange.close()
+
+        asyncio.run(scenario())

@@ -33,6 +33,7 @@ import math
 import os
 import socket
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,11 @@ OHLCV_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 HEARTBEAT_S = 5.0
 # What a store that is away raises: its own error, a refused or reset connection, a timeout, a cut answer.
 STORE_ERRORS = (StoreError, OSError, http.client.HTTPException)
+
+
+class StreamReconnected(ccxt.NetworkError):
+    """ccxt opened a new stream connection between two updates: what the old one left half-told is
+    unknown, so the recorder catches up over REST as after a drop."""
 
 
 class VenueDataError(ValueError):
@@ -100,6 +106,9 @@ class _Feed:
     lag_bars: int | None = None
     spooled_bars: int = 0
     pending: dict[int, list[float]] = field(default_factory=dict)
+    # The stream connections (ccxt's clients) seen with the updates taken since the last catch-up; weak, so a
+    # closed one's place is never mistaken for a new one's.
+    connections: weakref.WeakSet | None = None
     # Set when bars are spooled: wakes the task that writes the spool to the store.
     spooled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -243,6 +252,7 @@ class Recorder:
                 except (ccxt.BaseError, VenueDataError, SpoolError, *STORE_ERRORS) as err:
                     feed.connected = feed.caught_up = False
                     feed.pending.clear()
+                    feed.connections = None
                     self._forget_stream(feed)
                     self.metrics.connected.labels(*labels).set(0)
                     if isinstance(err, VenueDataError):
@@ -345,7 +355,16 @@ class Recorder:
                 return None
             raise TimeoutError(f"no update for {self.config.stall_s:.0f} s")
         stopped.cancel()
-        return watch.result()  # type: ignore[no-any-return]
+        candles = watch.result()
+        # ccxt reconnects by itself when a connection closes between two calls (no call waiting to be told):
+        # a bar whose last update came on the old connection may have closed before the new one subscribed,
+        # and the new one never sends its close; it would be taken as closed, with its values of the drop.
+        clients = list(getattr(self.exchange, "clients", {}).values())
+        if feed.connections is None:
+            feed.connections = weakref.WeakSet(clients)
+        elif any(client not in feed.connections for client in clients):
+            raise StreamReconnected("the stream reconnected under ccxt; the bars since come over REST")
+        return candles  # type: ignore[no-any-return]
 
     async def _take(self, feed: _Feed, candles: Sequence[Sequence[float]]) -> None:
         """Keep the stream's bars; write those a later bar has closed, filling any gap over REST first."""
