@@ -80,11 +80,25 @@ def test_the_heartbeat_interval_and_lag_limit_are_the_services_and_dagsters() ->
         (alerts.LATE_AFTER_S + 0.1, "ok", [], "late"),
         (alerts.LATE_AFTER_S + 0.1, "not ready", ["not reconciled"], "late"),
         (alerts.DOWN_AFTER_S + 0.1, "ok", [], "down"),
+        # Its last beat as it exited (SIGTERM): stopped while a successor may come, down once none has.
+        (0.0, "stopped", ["stopped"], "stopped"),
+        (alerts.LATE_AFTER_S + 0.1, "stopped", ["stopped"], "stopped"),
+        (alerts.DOWN_AFTER_S + 0.1, "stopped", ["stopped"], "down"),
     ],
 )
 def test_a_services_state_is_its_newest_beats(age_s: float, status: str, reasons: list, state: str) -> None:
     [shown] = service_states([_beat("runner", "h-1", age_s, status, reasons=reasons)], NOW)
     assert (shown.state, shown.reasons, shown.instance) == (state, tuple(reasons), "h-1")
+
+
+def test_a_service_that_stopped_links_the_eviction_runbook_and_alerts_only_once_it_stays_down() -> None:
+    [stopping] = service_states([_beat("runner", "h-1", 1.0, "stopped", reasons=["stopped"])], NOW)
+    assert (stopping.state, stopping.runbook) == ("stopped", "pod-eviction")
+    assert AlertRules()._services([stopping], NOW) == []
+    [gone] = service_states([_beat("runner", "h-1", alerts.DOWN_AFTER_S + 1, "stopped")], NOW)
+    [alert] = AlertRules()._services([gone], NOW)
+    assert (alert.name, alert.runbook) == ("LiveServiceDown", "pod-eviction")
+    assert "stopped" in alert.summary and "not started again" in alert.summary
 
 
 def test_a_recorder_not_ready_links_the_runbook_of_what_it_waits_for() -> None:

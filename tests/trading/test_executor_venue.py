@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -255,3 +258,60 @@ def test_an_order_pending_cancel_that_the_venue_lost_is_cancelled(research, tmp_
         asyncio.run(scenario())
     finally:
         floor.venue.stop()
+
+
+def test_a_second_executor_of_the_account_trades_nothing_until_the_first_lets_go(
+    research, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(research, tmp_path, monkeypatch)
+    # Another process, on another host: the same account, its own holder.
+    other = Executor(floor.executor.config, floor.catalog, floor.broker, floor.store, clock=floor.venue.now)
+    other.holder = "elsewhere-4242-abcdef"
+
+    async def bars_for(executor: Executor, count: int) -> None:
+        for _ in range(count):
+            floor.venue.advance(timedelta(minutes=1))
+            floor.store.write(TABLE, floor.bars.slice(floor.taken, 1), BARS_SCHEMA)
+            floor.taken += 1
+            floor.runner.tick()
+            await executor.tick()
+
+    async def scenario() -> None:
+        await floor.executor.tick()
+        assert floor.executor.reconciled
+        await bars_for(other, 60)  # the holder is quiet meanwhile, but its lease has not lapsed
+        assert not other.reconciled and any(
+            "another executor holds binance/main" in r for r in other.not_ready()
+        )
+        assert floor.catalog.list_orders("venue_demo") == [] and floor.venue_orders() == {}
+        await floor.executor._release_lease()  # the holder stops (SIGTERM lets the account go)
+        await other.tick()
+        assert other.lease_problem is None and other.reconciled
+        before = len(floor.catalog.list_orders("venue_demo"))
+        for _ in range(200):
+            await bars_for(other, 1)
+            if len(floor.catalog.list_orders("venue_demo")) > before:
+                break
+        assert len(floor.venue_orders()) == len(floor.catalog.list_orders("venue_demo")) > before
+        await floor.broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lease_left_by_a_process_of_this_host_that_is_gone_is_taken_over_at_once(
+    research, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    floor = Floor(research, tmp_path, monkeypatch)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid no longer runs
+    dead = f"{socket.gethostname()}-{gone.pid}-0a0b0c"
+    assert floor.catalog.acquire_executor_lease("binance", "main", dead, 600).granted
+
+    async def scenario() -> None:
+        await floor.executor.tick()
+        assert floor.executor.lease_problem is None and floor.executor.reconciled
+        lease = floor.catalog.get_executor_lease("binance", "main")
+        assert lease is not None and lease.holder == floor.executor.holder
+        await floor.broker.close()
+
+    asyncio.run(scenario())

@@ -408,13 +408,14 @@ class ServiceStatus(BaseModel):
     service: str
     scope: str | None = Field(description="venue/account of an executor, the venue of a recorder")
     instance: str = Field(description="host-pid of the process that beat last")
-    status: str = Field(description="What the service says of itself (ok, ready, not ready)")
+    status: str = Field(description="What the service says of itself (ok, ready, not ready, stopped)")
     reasons: list[str] = Field(description="Why it is not ready, in its own words")
     detail: dict[str, Any]
     last_beat: datetime
     age_s: float = Field(description="Seconds since the last beat, by the API server's clock")
-    state: Literal["ok", "not ready", "late", "down"] = Field(
-        description="late: no beat for more than one interval plus a grace; down: for several intervals"
+    state: Literal["ok", "not ready", "stopped", "late", "down"] = Field(
+        description="late: no beat for more than one interval plus a grace; down: for several intervals; "
+        "stopped: its last beat said it exited (SIGTERM), down once no successor has beaten for as long"
     )
     replaced: list[str] = Field(description="Older instances of the same service, replaced by this one")
     runbook: str | None = Field(description=RUNBOOK_DESCRIPTION)

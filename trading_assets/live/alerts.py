@@ -72,6 +72,8 @@ class ServiceState:
 
     @property
     def runbook(self) -> str | None:
+        if self.status == "stopped" and self.state in ("stopped", "down"):
+            return "pod-eviction"
         if self.state in ("late", "down"):
             return "service-stuck"
         if self.state == "not ready":
@@ -139,7 +141,11 @@ def service_states(beats: Iterable[HeartbeatRecord], now: datetime) -> list[Serv
         age = max(0.0, (now - beat.last_beat).total_seconds())
         reasons = detail.get("reasons") or []
         reasons = tuple(str(r) for r in reasons) if isinstance(reasons, list) else (str(reasons),)
-        if age > DOWN_AFTER_S:
+        if beat.status == "stopped":
+            # Its last beat, said as it exited (SIGTERM): a restart in progress, until no successor has
+            # beaten for as long as a silent service would be down.
+            state = "down" if age > DOWN_AFTER_S else "stopped"
+        elif age > DOWN_AFTER_S:
             state = "down"
         elif age > LATE_AFTER_S:
             state = "late"
@@ -207,8 +213,11 @@ class AlertRules:
                         if s.state == "down"
                         else ("LiveServiceLate", "warning")
                     )
-                    summary = f"{who}: no beat for {s.age_s:.0f} s"
-                    alerts.append(Alert(name, severity, s.last_beat, summary, "service-stuck", subject))
+                    if s.status == "stopped":
+                        summary = f"{who}: stopped {s.age_s:.0f} s ago and not started again"
+                    else:
+                        summary = f"{who}: no beat for {s.age_s:.0f} s"
+                    alerts.append(Alert(name, severity, s.last_beat, summary, s.runbook or "", subject))
                 elif s.state == "not ready":
                     key = (s.key, s.instance)
                     seen.add(key)

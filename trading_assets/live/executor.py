@@ -38,6 +38,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -84,6 +85,15 @@ S, E = OrderStatus, OrderEvent
 # keeps refusing must not get a stream of them).
 MAX_ORDERS_PER_BAR = 3
 HEARTBEAT_S = 5.0
+# One executor per venue account: the account's lease in the catalog, taken (or extended) every heartbeat
+# for LEASE_TTL_S by the database's clock. This process trades only while it holds it, counting its own
+# margin off the time (a slow call, clocks apart): a predecessor killed without releasing it is waited for
+# until its lease lapses, unless it was a process of this same host that no longer exists.
+LEASE_TTL_S = 20.0
+LEASE_MARGIN_S = 3.0
+# The lease's holder is this process (an executor started again in the same process, as tests do, holds
+# on where the one before left off); the token tells apart processes that reused a pid.
+_PROCESS_TOKEN = secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -169,9 +179,15 @@ class Executor:
         self._generation = 0
         # When this process sent each order (monotonic): how long one missing at the venue has been out.
         self._sent: dict[str, float] = {}
+        # The account's lease: who this process is to it, until when (monotonic) it holds it, and why not.
+        self.holder = f"{socket.gethostname()}-{os.getpid()}-{_PROCESS_TOKEN}"
+        self._lease_until = -1e9
+        self._lease_checked = -1e9
+        self.lease_problem: str | None = None
 
     def not_ready(self) -> list[str]:
-        reasons = [] if self.reconciled else [self.problem or "not reconciled"]
+        reasons = [self.lease_problem] if self.lease_problem else []
+        reasons += [] if self.reconciled else [self.problem or "not reconciled"]
         return reasons + ([] if self.connected else ["the broker is disconnected"])
 
     # -- running ----------------------------------------------------------------------------------------
@@ -203,11 +219,14 @@ class Executor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await events
             await self._beat(stopped=True)
+            await self._release_lease()
 
     async def tick(self) -> None:
         """One poll: reconcile if needed, then follow the kill switch, the open orders and the strategies."""
         async with self._lock:
-            if not self.reconciled:
+            if not await self._hold_lease():
+                pass  # another executor trades this account: nothing here but the heartbeat
+            elif not self.reconciled:
                 if time.monotonic() - self._last_reconcile >= self.config.reconcile_every_s:
                     await self.reconcile()
             elif self.connected:
@@ -237,6 +256,50 @@ class Executor:
                 raise
             log.warning("executor: the last heartbeat was not stored: %s", err)
         self._last_beat = time.monotonic()
+
+    async def _hold_lease(self) -> bool:
+        """Whether this process holds the account's lease now; taken or extended every HEARTBEAT_S. Taken
+        anew (not held without a break), it reconciles first: another executor may have traded meanwhile."""
+        venue, account = self.config.venue, self.config.account
+        now = time.monotonic()
+        if now - self._lease_checked < HEARTBEAT_S and now < self._lease_until:
+            return True
+        grant = await asyncio.to_thread(
+            self.catalog.acquire_executor_lease, venue, account, self.holder, LEASE_TTL_S
+        )
+        if not grant.granted and grant.lease is not None and _gone_from_this_host(grant.lease.holder):
+            # A predecessor on this host killed before it could let go: its process is gone, take over.
+            log.warning(
+                "executor: %s held %s/%s and no longer runs; taking over", grant.lease.holder, venue, account
+            )
+            await asyncio.to_thread(self.catalog.release_executor_lease, venue, account, grant.lease.holder)
+            grant = await asyncio.to_thread(
+                self.catalog.acquire_executor_lease, venue, account, self.holder, LEASE_TTL_S
+            )
+        self._lease_checked = now
+        if not grant.granted:
+            held = grant.lease
+            who = "another executor" if held is None else f"{held.holder} until {held.expires_at:%H:%M:%S}"
+            problem = f"another executor holds {venue}/{account} ({who})"
+            if problem != self.lease_problem:
+                log.warning("executor: %s; waiting for it", problem)
+            self.lease_problem, self._lease_until = problem, -1e9
+            return False
+        if now >= self._lease_until:
+            self._unreconcile("the account's lease taken: reconciling before trading")
+            log.info("executor: holds %s/%s as %s", venue, account, self.holder)
+        self.lease_problem = None
+        self._lease_until = now + LEASE_TTL_S - LEASE_MARGIN_S
+        return True
+
+    async def _release_lease(self) -> None:
+        """Let the account go as this process stops, so a successor need not wait for it to lapse."""
+        try:
+            await asyncio.to_thread(
+                self.catalog.release_executor_lease, self.config.venue, self.config.account, self.holder
+            )
+        except CatalogError as err:
+            log.warning("executor: the lease was not released (it lapses in %.0f s): %s", LEASE_TTL_S, err)
 
     def _unreconcile(self, why: str) -> None:
         """Trade nothing until a reconciliation has run again; one in flight no longer counts."""
@@ -715,6 +778,23 @@ def _last_acted_target(orders: list[OrderRecord], signals: list[SignalRecord]) -
         return None
     bar = max(o.bar_ts for o in filled)
     return next((s.target for s in reversed(signals) if s.bar_ts == bar), None)
+
+
+def _gone_from_this_host(holder: str) -> bool:
+    """Whether a lease holder (`<host>-<pid>-<token>`) was a process of this host that no longer runs."""
+    parts = holder.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or parts[0] != socket.gethostname():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it runs, as another user
+    return False
 
 
 def _to_step(quantity: Decimal, step: Decimal) -> Decimal:
