@@ -18,11 +18,14 @@ nothing but the numbers. Sums run in a context that traps any rounding, so they 
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from enum import StrEnum
+from typing import Any
 
 from trading_assets.naming import InvalidNameError, strategy_name
 
@@ -183,6 +186,30 @@ _QUANTUM = Decimal(1).scaleb(-SCALE)
 _EXACT = Context(prec=MAX_DIGITS + 2, traps=[Inexact, InvalidOperation, Overflow, DivisionByZero])
 # Products and quotients (average prices, PnL) are rounded to the stored scale, half to even.
 _ROUNDED = Context(prec=2 * MAX_DIGITS + 2, traps=[InvalidOperation, Overflow, DivisionByZero])
+
+
+def replay_history(client_order_id: str, quantity: Decimal, events: Iterable[Any]) -> OrderState:
+    """An order's stored events (each with `event`, `detail` as JSON with a FILL's `quantity`, and
+    `to_status`; CREATE first) replayed through the state machine: the state they lead to. OrderError if
+    one is not a legal step or the state it leads to is not the status recorded with it."""
+    state: OrderState | None = None
+    for record in events:
+        if record.event == "CREATE":
+            state = OrderState(client_order_id, quantity)
+            continue
+        if state is None:
+            raise OrderError(f"{client_order_id}: {record.event} before the order was created")
+        detail = json.loads(record.detail or "{}")
+        fill = Decimal(str(detail["quantity"])) if record.event == OrderEvent.FILL else None
+        state = next_state(state, OrderEvent(record.event), fill)
+        if state.status != OrderStatus(record.to_status):
+            raise OrderError(
+                f"{client_order_id}: {record.event} leads to {state.status}, "
+                f"the record says {record.to_status}"
+            )
+    if state is None:
+        raise OrderError(f"{client_order_id}: no CREATE event")
+    return state
 
 
 def check_decimal(name: str, value: object, *, positive: bool = True) -> Decimal:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ from api_setup import READ_TOKEN, WRITE_TOKEN, Demo, _free_port, serve
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from trading_assets.api.settings import ApiSettings
+from trading_assets.live.soak.research import environment
 
 RUN = """\
 dataset: btc25
@@ -33,20 +33,6 @@ SET = {
         {"indicator": "zscore", "params": {"n": 30}},
     ],
 }
-
-
-@contextmanager
-def _env(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="package")
@@ -70,7 +56,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        with _env(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu"):
+        with environment(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu"):
             for backend in ("TRADING_TIMESERIES", "TRADING_CATALOG"):
                 os.environ.pop(backend, None)
             settings = cfg.Settings.from_env()

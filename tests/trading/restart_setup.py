@@ -42,7 +42,7 @@ from trading_assets.compute.live_signals import replay_signals
 from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import load_signal_model, promote
 from trading_assets.live.venue import LocalVenue, VenueSettings
-from trading_assets.orders import OrderEvent, OrderState, OrderStatus, next_state
+from trading_assets.orders import OrderStatus, replay_history
 
 KEY, SECRET = "restart-key-0123456789", "restart-secret-0123456789abcdef"
 MINUTE = timedelta(minutes=1)
@@ -435,13 +435,5 @@ class Floor:
 
 def replays(catalog, cid: str, order) -> None:  # type: ignore[no-untyped-def]
     """The order's events are a legal path through the state machine, ending where the order is."""
-    state = None
-    for event in catalog.list_order_events(cid):
-        if event.event == "CREATE":
-            state = OrderState(cid, order.quantity)
-            continue
-        detail = json.loads(event.detail)
-        quantity = Decimal(detail["quantity"]) if event.event == "FILL" else None
-        state = next_state(state, OrderEvent(event.event), quantity)
-        assert state.status == OrderStatus(event.to_status), (cid, event)
-    assert state is not None and state.status == OrderStatus(order.status)
+    state = replay_history(cid, order.quantity, catalog.list_order_events(cid))
+    assert state.status == OrderStatus(order.status), (cid, state.status, order.status)

@@ -37,7 +37,7 @@ from trading_assets.compute.indicators.registry import BAR_INPUTS
 from trading_assets.compute.live_signals import replay_signals
 from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import load_signal_model, promote
-from trading_assets.orders import OrderEvent, OrderState, OrderStatus, next_state
+from trading_assets.orders import OrderStatus, replay_history
 
 SYMBOL = "SOL/USDT"
 DATASET = "e2e_sol"
@@ -298,16 +298,8 @@ def test_a_promoted_strategy_trades_a_simulated_day_and_everything_equals_the_ve
 
 
 def _replays(catalog, cid: str, order) -> None:  # type: ignore[no-untyped-def]
-    state = None
-    for event in catalog.list_order_events(cid):
-        if event.event == "CREATE":
-            state = OrderState(cid, order.quantity)
-            continue
-        detail = json.loads(event.detail)
-        quantity = Decimal(detail["quantity"]) if event.event == "FILL" else None
-        state = next_state(state, OrderEvent(event.event), quantity)
-        assert state.status == OrderStatus(event.to_status), (cid, event)
-    assert state is not None and state.status == OrderStatus(order.status)
+    state = replay_history(cid, order.quantity, catalog.list_order_events(cid))
+    assert state.status == OrderStatus(order.status), (cid, state.status, order.status)
 
 
 def _pending(url: str, fault: str) -> bool:

@@ -318,3 +318,30 @@ def test_a_fill_across_zero_opens_the_rest_at_its_price() -> None:
     long = position_after_fill(PositionState(), "buy", Decimal(2), Decimal(100))
     flipped = position_after_fill(long, "sell", Decimal(3), Decimal(90))
     assert flipped == PositionState(Decimal(-1), Decimal(90), Decimal(-20))
+
+
+def test_a_stored_history_replays_to_its_state_and_an_illegal_or_misrecorded_one_is_refused() -> None:
+    from types import SimpleNamespace as Event
+
+    from trading_assets.orders import replay_history
+
+    def ev(event: str, to: str, quantity: str | None = None) -> Event:
+        return Event(
+            event=event, to_status=to, detail="{}" if quantity is None else f'{{"quantity": "{quantity}"}}'
+        )
+
+    history = [
+        ev("CREATE", "INITIALIZED"),
+        ev("SUBMIT", "SUBMITTED"),
+        ev("ACCEPT", "ACCEPTED"),
+        ev("FILL", "PARTIALLY_FILLED", "0.4"),
+        ev("FILL", "FILLED", "0.6"),
+    ]
+    state = replay_history("s-1", Decimal("1"), history)
+    assert (state.status, state.filled_quantity) == (OrderStatus.FILLED, Decimal("1"))
+    with pytest.raises(OrderError, match="s-1: FILL leads to PARTIALLY_FILLED, the record says FILLED"):
+        replay_history("s-1", Decimal("1"), [*history[:3], ev("FILL", "FILLED", "0.4")])
+    with pytest.raises(OrderError, match="not allowed"):
+        replay_history("s-1", Decimal("1"), [*history, ev("CANCEL", "CANCELED")])
+    with pytest.raises(OrderError, match="before the order was created"):
+        replay_history("s-1", Decimal("1"), history[1:])

@@ -51,7 +51,7 @@ from trading_assets.live.service import load_signal_model, promote
 from trading_assets.live.soak.research import Research, build_research
 from trading_assets.live.soak.schedule import SERVICES, Fault, schedule
 from trading_assets.live.soak.servers import PrivatePostgres, PrivateQuestDB, free_port
-from trading_assets.orders import TERMINAL, OrderEvent, OrderState, OrderStatus, next_state
+from trading_assets.orders import TERMINAL, OrderError, OrderStatus, replay_history
 
 SYMBOL = "SOL/USDT"
 VENUE = "binance"
@@ -748,17 +748,9 @@ def _alive_url(url: str) -> bool:
 
 
 def _legal(catalog, cid: str, order) -> bool:  # type: ignore[no-untyped-def]
-    state = None
-    for event in catalog.list_order_events(cid):
-        if event.event == "CREATE":
-            state = OrderState(cid, order.quantity)
-            continue
-        detail = json.loads(event.detail)
-        quantity = Decimal(detail["quantity"]) if event.event == "FILL" else None
-        try:
-            state = next_state(state, OrderEvent(event.event), quantity)
-        except Exception:
-            return False
-        if state.status != OrderStatus(event.to_status):
-            return False
-    return state is not None and state.status == OrderStatus(order.status)
+    """Whether the order's stored events are a legal path through the state machine, ending where it is."""
+    try:
+        state = replay_history(cid, order.quantity, catalog.list_order_events(cid))
+    except OrderError:
+        return False
+    return state.status == OrderStatus(order.status)
