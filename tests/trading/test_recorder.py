@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
-from venue_setup import MINUTE, T0_MS, client_config, eth_bars, running_venue
+from venue_setup import MINUTE, T0_MS, client_config, eth_bars, running_venue, until
 
 from resources.duckdb_store import DuckDBStore
 from resources.timeseries import TimeSeriesStore
@@ -52,19 +52,6 @@ def _closed(source: pa.Table, now_ms: int) -> pa.Table:
     return source.slice(0, int(((open_ms + MINUTE) <= now_ms).sum()))
 
 
-async def _until(what: Callable[[], Awaitable[bool] | bool], timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = what()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.05)
-
-
 async def _stored_equals(store: TimeSeriesStore, expected: pa.Table) -> bool:
     stored = await asyncio.to_thread(store.read, TABLE) if TABLE in store.list_tables() else None
     return stored is not None and stored.equals(expected)
@@ -80,13 +67,13 @@ def test_cold_start_backfills_then_follows_the_stream_closed_bars_only(store) ->
             task = asyncio.create_task(recorder.run(stop))
             try:
                 # Ten bars have closed (the eleventh is half-way): the backfill stores exactly them.
-                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                await until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
                 assert store.read(TABLE).num_rows == 10
-                await _until(lambda: recorder.not_ready() == [])
+                await until(lambda: recorder.not_ready() == [])
                 # Each minute on the venue's clock closes one more bar, which the stream brings.
                 for _ in range(5):
                     venue.advance(timedelta(minutes=1))
-                    await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                    await until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
                 assert store.read(TABLE).num_rows == 15
             finally:
                 stop.set()
@@ -106,20 +93,20 @@ def test_a_dropped_stream_and_a_burst_of_5xx_are_caught_up_without_a_restart(tmp
             recorder = Recorder(_config(), client_config(venue).exchange("pro"), store, registry)
             task = asyncio.create_task(recorder.run(stop))
             try:
-                await _until(lambda: recorder.not_ready() == [])
+                await until(lambda: recorder.not_ready() == [])
                 # The stream drops, and the venue answers 503 to the next requests while three bars close.
                 venue.fail_next_requests(3)
                 venue.drop_streams()
                 venue.advance(timedelta(minutes=3))
-                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
-                await _until(lambda: recorder.not_ready() == [])
+                await until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                await until(lambda: recorder.not_ready() == [])
                 reconnects = registry.get_sample_value(
                     "live_recorder_reconnects_total", {"venue": "binance", "symbol": "ETH/USDT"}
                 )
                 assert reconnects is not None and reconnects >= 1
                 # Bars after the fault come by the stream again.
                 venue.advance(timedelta(minutes=2))
-                await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+                await until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
                 assert store.read(TABLE).num_rows == 10
             finally:
                 stop.set()
@@ -137,7 +124,7 @@ def test_a_restart_resumes_after_the_last_stored_bar(tmp_path) -> None:  # type:
             stop = asyncio.Event()
             recorder = Recorder(_config(), client_config(venue).exchange("pro"), store)
             task = asyncio.create_task(recorder.run(stop))
-            await _until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
+            await until(lambda: _stored_equals(store, _closed(source, venue.now_ms())))
             stop.set()
             await task
 
@@ -164,7 +151,7 @@ def test_health_endpoints_tell_ready_and_lag(tmp_path) -> None:  # type: ignore[
                 assert not_yet.status_code == 503 and "ETH/USDT: not connected" in not_yet.json()["reasons"]
                 task = asyncio.create_task(recorder.run(stop))
                 try:
-                    await _until(lambda: recorder.not_ready() == [])
+                    await until(lambda: recorder.not_ready() == [])
                     ready = await http.get(f"{base}/readyz")
                     assert ready.status_code == 200 and ready.json() == {
                         "service": "recorder",
@@ -266,7 +253,7 @@ def test_a_stream_ccxt_reconnects_by_itself_never_stores_a_bar_with_its_values_o
                 venue.advance(timedelta(seconds=30))
                 await asyncio.sleep(0.5)
                 venue.drop_streams()
-                await _until(lambda: not exchange.clients)  # ccxt saw the close; no call was waiting
+                await until(lambda: not exchange.clients)  # ccxt saw the close; no call was waiting
                 venue.advance(timedelta(seconds=40))  # bar 5 closes, bar 6 begins
                 await take_next()  # the new connection's first update: bar 6
                 venue.advance(timedelta(minutes=2))  # bars 6 and 7 close

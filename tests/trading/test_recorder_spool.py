@@ -12,6 +12,7 @@ warning, never the recording.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
 from proxy_setup import TcpProxy
-from venue_setup import MINUTE, T0_MS, client_config, eth_bars, running_venue
+from venue_setup import MINUTE, T0_MS, client_config, eth_bars, running_venue, until
 
 from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
@@ -39,6 +40,8 @@ from trading_assets.live.recorder import Recorder, RecorderConfig
 from trading_assets.live.spool import Spool
 
 HISTORY = 5  # closed bars the venue keeps on REST
+# A QuestDB that refuses retries for about 10 s before the store gives up: waits here are longer.
+until = functools.partial(until, timeout_s=30.0)
 # The venue's clock runs at wall speed besides being stepped a minute at a time: the bar in progress keeps
 # changing, so the stream keeps sending (ccxt's watch_ohlcv returns the last update only with a later one).
 SPEED = 1.0
@@ -80,19 +83,6 @@ def _stored(store: QuestDBStore, table: str) -> pa.Table | None:
     return store.read(table) if table in store.list_tables() else None
 
 
-async def _until(what: Callable[[], Awaitable[bool] | bool], timeout_s: float = 30.0, why: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = what()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{why or 'condition'}: not within {timeout_s} s")
-        await asyncio.sleep(0.05)
-
-
 def test_bars_closed_while_questdb_is_cut_are_spooled_and_stored_in_order_when_it_is_back(  # type: ignore[no-untyped-def]
     questdb, symbol, tmp_path
 ) -> None:
@@ -116,13 +106,13 @@ def test_bars_closed_while_questdb_is_cut_are_spooled_and_stored_in_order_when_i
             stop = asyncio.Event()
             task = asyncio.create_task(recorder.run(stop))
             try:
-                await _until(lambda: recorder.not_ready() == [], why="ready")
+                await until(lambda: recorder.not_ready() == [], why="ready")
                 assert _stored(direct, table) == _closed(source, venue.now_ms())  # bars 0..3
 
                 proxy.cut()
                 for n in range(1, OUTAGE + 1):
                     venue.advance(timedelta(minutes=1))
-                    await _until(
+                    await until(
                         lambda: feed.last_ms == _last_closed(venue.now_ms()), why=f"bar {n} of the outage"
                     )
                 # The clock runs too: count by the recorder's own last bar (bar 4 was the first spooled).
@@ -139,8 +129,8 @@ def test_bars_closed_while_questdb_is_cut_are_spooled_and_stored_in_order_when_i
                 assert _stored(direct, table).num_rows == 4  # nothing reached QuestDB meanwhile
 
                 proxy.restore()
-                await _until(lambda: recorder.not_ready() == [], why="the spool written back")
-                await _until(
+                await until(lambda: recorder.not_ready() == [], why="the spool written back")
+                await until(
                     lambda: _stored(direct, table) == _closed(source, venue.now_ms()),
                     why="stored as the venue's",
                 )
@@ -149,7 +139,7 @@ def test_bars_closed_while_questdb_is_cut_are_spooled_and_stored_in_order_when_i
                 assert registry.get_sample_value("live_recorder_spooled_bars", labels) == 0
                 # Writing goes straight to QuestDB again.
                 venue.advance(timedelta(minutes=2))
-                await _until(
+                await until(
                     lambda: _stored(direct, table) == _closed(source, venue.now_ms()), why="after the outage"
                 )
                 assert spool.count(table) == 0
@@ -208,7 +198,7 @@ def test_heartbeats_reach_the_catalog_and_a_catalog_away_does_not_stop_recording
             stop = asyncio.Event()
             task = asyncio.create_task(recorder.run(stop))
             try:
-                await _until(lambda: recorder.not_ready() == [], why="ready")
+                await until(lambda: recorder.not_ready() == [], why="ready")
                 await recorder.beat()
                 (beat,) = catalog.list_heartbeats("recorder")
                 detail = json.loads(beat.detail)
@@ -224,7 +214,7 @@ def test_heartbeats_reach_the_catalog_and_a_catalog_away_does_not_stop_recording
                 postgres.cut()
                 await recorder.beat()  # the catalog is away: a warning, and nothing raised
                 venue.advance(timedelta(minutes=2))
-                await _until(
+                await until(
                     lambda: _stored(store, table) == _closed(source, venue.now_ms()), why="recording goes on"
                 )
                 assert not task.done()
@@ -237,7 +227,7 @@ def test_heartbeats_reach_the_catalog_and_a_catalog_away_does_not_stop_recording
                     last_stored = json.loads(again.detail)["symbols"][symbol]["last_stored"]
                     return bool(last_stored == _iso(_last_closed(venue.now_ms())))
 
-                await _until(beats_again, timeout_s=15, why="a beat after the catalog is back")
+                await until(beats_again, timeout_s=15, why="a beat after the catalog is back")
             finally:
                 stop.set()
                 await task

@@ -3,9 +3,10 @@ built by resources.venues.CcxtVenue, and the control endpoint over plain HTTP.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -103,3 +104,17 @@ def control(venue: LocalVenue, method: str, path: str, body: dict | None = None)
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
+
+
+async def until(what: Callable[[], Awaitable[bool] | bool], timeout_s: float = 15.0, why: str = "") -> None:
+    """Wait (polling every 50 ms) until `what` (a function, or a coroutine function) is true."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = what()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{why or 'condition'}: not within {timeout_s} s")
+        await asyncio.sleep(0.05)
