@@ -75,12 +75,13 @@ class Floor:
         )
         self.executor = Executor(config, self.catalog, self.broker, self.store, clock=self.venue.now)
 
-    async def bar(self) -> None:
+    async def bar(self, executor: Executor | None = None) -> None:
+        """One bar on (recorded, signalled), and a poll of `executor` (the floor's own by default)."""
         self.venue.advance(timedelta(minutes=1))
         self.store.write(TABLE, self.bars.slice(self.taken, 1), BARS_SCHEMA)
         self.taken += 1
         self.runner.tick()
-        await self.executor.tick()
+        await (executor or self.executor).tick()
 
     async def until_an_order(self) -> None:
         """Bars until the strategy sends an order (its target changes)."""
@@ -268,18 +269,11 @@ def test_a_second_executor_of_the_account_trades_nothing_until_the_first_lets_go
     other = Executor(floor.executor.config, floor.catalog, floor.broker, floor.store, clock=floor.venue.now)
     other.holder = "elsewhere-4242-abcdef"
 
-    async def bars_for(executor: Executor, count: int) -> None:
-        for _ in range(count):
-            floor.venue.advance(timedelta(minutes=1))
-            floor.store.write(TABLE, floor.bars.slice(floor.taken, 1), BARS_SCHEMA)
-            floor.taken += 1
-            floor.runner.tick()
-            await executor.tick()
-
     async def scenario() -> None:
         await floor.executor.tick()
         assert floor.executor.reconciled
-        await bars_for(other, 60)  # the holder is quiet meanwhile, but its lease has not lapsed
+        for _ in range(60):  # the holder is quiet meanwhile, but its lease has not lapsed
+            await floor.bar(other)
         assert not other.reconciled and any(
             "another executor holds binance/main" in r for r in other.not_ready()
         )
@@ -289,13 +283,16 @@ def test_a_second_executor_of_the_account_trades_nothing_until_the_first_lets_go
         assert other.lease_problem is None and other.reconciled
         before = len(floor.catalog.list_orders("venue_demo"))
         for _ in range(200):
-            await bars_for(other, 1)
+            await floor.bar(other)
             if len(floor.catalog.list_orders("venue_demo")) > before:
                 break
         assert len(floor.venue_orders()) == len(floor.catalog.list_orders("venue_demo")) > before
         await floor.broker.close()
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        floor.venue.stop()
 
 
 def test_a_lease_left_by_a_process_of_this_host_that_is_gone_is_taken_over_at_once(
@@ -314,4 +311,7 @@ def test_a_lease_left_by_a_process_of_this_host_that_is_gone_is_taken_over_at_on
         assert lease is not None and lease.holder == floor.executor.holder
         await floor.broker.close()
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        floor.venue.stop()
