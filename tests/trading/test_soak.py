@@ -18,9 +18,8 @@ def test_a_faulted_day_loses_nothing_and_every_invariant_holds(tmp_path) -> None
     if not os.environ.get("QUESTDB_JAR"):
         pytest.skip("QUESTDB_JAR not set: the soak runs a QuestDB of its own (scripts/services.sh up)")
     lines: list[str] = []
-    report = Soak(
-        SoakConfig(root=tmp_path / "soak", days=1, speed=720, seed=7, keep=True), lines.append
-    ).run()
+    config = SoakConfig(root=tmp_path / "soak", days=1, speed=720, seed=7, kills="one", keep=True)
+    report = Soak(config, lines.append).run()
     text = report.text()
     print(text)  # the figures, in the test's output
     assert report.ok, f"{text}\nlogs in {tmp_path / 'soak'}"
