@@ -18,11 +18,57 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from trading_assets.live.soak.research import Research, build_research
+
 PG_CONNINFO_ENV = "TRADING_ASSETS_TEST_PG"
 # `make test` sets it (from `scripts/services.sh env`) after starting the services: then a server that does
 # not answer is a failure, never a skip.
 SERVICES_REQUIRED = os.environ.get("TRADING_TEST_SERVICES") == "required"
 DEFAULT_PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+# The slowest files first, slowest at the top (seconds on one worker, from `--durations` of `make test`).
+# `make test` runs files side by side (`-n 3 --dist loadfile --no-loadscope-reorder`), each file on one
+# worker, handed out in collection order as workers free up: started first, the long files run beside the
+# many short ones instead of after them, so no worker is left alone with a three-minute file at the end.
+# (pytest-xdist's own reordering, by number of tests, hands out the one-test files that take longest last.)
+# Files not listed follow in their usual order; a file that becomes slow belongs in this list.
+SLOW_FILES_FIRST = (
+    "tests/trading/test_soak.py",  # 210 s
+    "tests/browser/test_walkthrough.py",  # 180 s
+    "tests/trading/test_end_to_end.py",  # 75 s
+    "tests/integration/test_ingest_processes.py",  # 70 s
+    "tests/live/test_production_profile.py",  # 60 s
+    "tests/trading/test_recorder.py",  # 55 s
+    "tests/integration/test_celery_gpu_queue.py",  # 50 s
+    "tests/trading/test_supervisor.py",  # 50 s
+    "tests/trading/test_restarts.py",  # 45 s
+    "tests/api/test_live_lost_link.py",  # 40 s
+    "tests/api/test_api_fuzz.py",  # 40 s
+    "tests/trading/test_recorder_spool.py",  # 40 s
+    "tests/trading/test_eviction.py",  # 40 s
+    "tests/trading/test_executor.py",  # 35 s
+    "tests/api/test_api.py",  # 30 s
+    "tests/definitions/test_pipeline_shapes.py",  # 30 s
+    "tests/api/test_live_dashboard.py",  # 30 s
+    "tests/trading/test_executor_venue.py",  # 25 s
+    "tests/trading/test_postgres_restart.py",  # 25 s
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOW_FILES_FIRST)}
+    # A stable sort: each file's tests stay together and in their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.fixture(scope="session")
+def research(tmp_path_factory: pytest.TempPathFactory) -> Research:
+    """The small research pipeline of the live tests (tests/trading/research_setup.py), built once per pytest
+    process (25 s) and shared by tests/trading and tests/definitions: every test that writes copies its
+    catalog first. Session scope, not package: under `--dist loadfile` a worker runs files of several packages
+    in turn, and a package fixture is rebuilt each time the worker comes back to its package."""
+    return build_research(tmp_path_factory.mktemp("research"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from live_setup import SYMBOL, TABLE, Desk, Research, bars_ending, build_research
+from live_setup import SYMBOL, TABLE, Desk, Research, bars_ending
 
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
@@ -22,11 +22,6 @@ from trading_assets.live.jobs import promote_strategy, reconcile_live_day_schedu
 from trading_assets.live.reconcile import LiveAccount, LiveAccounts, bars_health
 
 DAY = "2025-01-03"
-
-
-@pytest.fixture(scope="module")
-def research(tmp_path_factory: pytest.TempPathFactory) -> Research:
-    return build_research(tmp_path_factory.mktemp("research"))
 
 
 @pytest.fixture(scope="module")

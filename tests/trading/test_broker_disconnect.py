@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from restart_setup import Floor, Production
-from restart_setup import production as build_production
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory, pg_conninfo):  # type: ignore[no-untyped-def]
-    yield from build_production(tmp_path_factory, pg_conninfo, "disc")
 
 
 def test_no_order_goes_out_while_the_venue_is_unreachable_and_it_reconciles_before_trading_again(

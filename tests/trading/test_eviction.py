@@ -9,18 +9,11 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-import pytest
 from restart_setup import Floor, Production
-from restart_setup import production as build_production
 
 # Longer than the drain of one poll with a slow venue (each request below takes a second), far shorter than
 # the grace a supervisor, Compose or Kubernetes gives (30 s).
 DRAIN_BOUND_S = 15.0
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory, pg_conninfo):  # type: ignore[no-untyped-def]
-    yield from build_production(tmp_path_factory, pg_conninfo, "evict")
 
 
 def test_sigterm_drains_each_service_and_a_restart_resumes_with_nothing_lost(

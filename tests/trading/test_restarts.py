@@ -11,12 +11,6 @@ from datetime import timedelta
 
 import pytest
 from restart_setup import FIRST_START, Floor, Production
-from restart_setup import production as build_production
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory, pg_conninfo):  # type: ignore[no-untyped-def]
-    yield from build_production(tmp_path_factory, pg_conninfo, "rst")
 
 
 @pytest.fixture
