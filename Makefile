@@ -41,10 +41,11 @@ services-down:
 # The tests bring the services up themselves and require them (a server that does not answer fails).
 # Test files run side by side on three workers, each file on one worker (its module fixtures are built once):
 # many tests spend their time waiting on services, subprocesses, a browser or a replay clock, so a third
-# worker keeps the two cores of the project's machines busy.
+# worker keeps the two cores of the project's machines busy. Files are handed out in the order tests/conftest.py
+# gives them (the slowest first, so that none is left to run alone at the end), not by number of tests.
 test: $(VENV)/.installed services
 	$(BIN)/ruff check .
-	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/pytest -n 3 --dist loadfile --durations=20
+	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=20
 
 # The Dagster UI on :3000 and the HTTP API on :8000 (trading-assets serve; docs/api.md), stopped together.
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
