@@ -1,6 +1,8 @@
 """The API against real data: a small pipeline (import, indicators, a 3-fold walkforward run, a simulation)
-run once per module by the same jobs the daemon launches, into a tmp folder on the embedded default
-(DuckDB catalog and store), and the app served by a real uvicorn server on a free loopback port."""
+run by the same jobs the daemon launches, into a tmp folder on the embedded default (DuckDB catalog and
+store), and the app served by a real uvicorn server on a free loopback port. They are built once per pytest
+process (session scope): under `--dist loadfile` a worker runs files of several packages in turn, and a
+package fixture would be rebuilt (30 s) each time the worker came back to tests/api."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ SET = {
 }
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """btc25 (3,500 one-minute bars), indicator set btc25_1, walkforward run btc25_run1 and simulations
     btc25_sim1 and btc25_sim2 (dearer costs), made by the project's own jobs in the foreground
@@ -83,14 +85,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(data, catalog, DuckDBStore(path=str(data / "timeseries.duckdb")), launcher)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def base_url(demo: Demo) -> Iterator[str]:
     """Served with a write token and open reads."""
     with serve(ApiSettings(port=_free_port(), write_token=WRITE_TOKEN, max_body=64 * 1024), demo) as url:
         yield url
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def guarded_url(demo: Demo) -> Iterator[str]:
     """Served with both tokens: reads need one too."""
     settings = ApiSettings(port=_free_port(), write_token=WRITE_TOKEN, read_token=READ_TOKEN)
