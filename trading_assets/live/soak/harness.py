@@ -728,6 +728,14 @@ class Soak:
                 f"{slowest.recovered_after} bars ({slowest.recovered_s:.1f} s) "
                 f"after {slowest.fault.describe()}"
             )
+        restarts = sorted(
+            r.ended_at - r.applied_at for r in records if r.fault.kind == "kill" and r.ended_bar is not None
+        )
+        if restarts:
+            figures["killed service ready again"] = (
+                f"median {restarts[len(restarts) // 2]:.1f} s, max {restarts[-1]:.1f} s over {len(restarts)} "
+                "(the supervisor's backoff, the process's start, the executor's reconciliation)"
+            )
         kinds = sorted({r.fault.kind for r in judged})
         for kind in kinds:
             times = sorted(r.recovered_s or 0.0 for r in judged if r.fault.kind == kind)
