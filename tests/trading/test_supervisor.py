@@ -49,9 +49,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _runner(port: int) -> list[str]:
+def _runner(port: int, *extra: str) -> list[str]:
     cli = [sys.executable, "-m", "trading_assets.cli"]
-    return [*cli, "live", "runner", "--poll", "0.2", "--port", str(port)]
+    return [*cli, "live", "runner", "--poll", "0.2", "--port", str(port), *extra]
 
 
 def _healthz(port: int) -> int | None:
@@ -255,12 +255,12 @@ def test_a_child_whose_loop_stops_beating_is_restarted(
     tmp_path: Path, pg_conninfo: str, postgres_env: tuple[str, dict[str, str]]
 ) -> None:
     """A runner whose poll blocks on a locked table: its loop stops beating, /healthz still answers but with
-    503 once the beat is older than the runner's stale_after_s (30 s), and the supervisor restarts it. Its
+    503 once the beat is older than the runner's --stale-after (5 s here), and the supervisor restarts it. Its
     SIGTERM cannot end a poll stuck in the database, so it is killed after the stop grace."""
     schema, env = postgres_env
     port = _free_port()
     health = {"runner": f"http://127.0.0.1:{port}/healthz"}
-    with supervised(tmp_path, {"runner": _runner(port)}, health, env=env) as supervisor:
+    with supervised(tmp_path, {"runner": _runner(port, "--stale-after", "5")}, health, env=env) as supervisor:
         index, first = supervisor.started("runner")
         _wait_healthy(supervisor, "runner", index, port)
         _wait_ready(supervisor, port)  # it has made its schema and read the strategies once
@@ -268,11 +268,11 @@ def test_a_child_whose_loop_stops_beating_is_restarted(
             locker.execute(
                 sql.SQL("LOCK TABLE {}.strategies IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema))
             )
-            # The stale beat (30 s), three failed probes, the stop grace.
+            # The stale beat (5 s), three failed probes, the stop grace.
             restarted, _ = supervisor.wait_for(
                 rf"live up: runner restarted: 3 health probes failed in a row \(HTTP 503 from "
                 rf"http://127\.0\.0\.1:{port}/healthz\) \(exit -9\); again in 1 s",
-                30 + 3 * (FAST.probe_every_s + FAST.probe_timeout_s) + FAST.stop_grace_s + 15,
+                5 + 3 * (FAST.probe_every_s + FAST.probe_timeout_s) + FAST.stop_grace_s + 15,
                 index,
             )
             locker.rollback()

@@ -145,6 +145,23 @@ def _health_args(parser: argparse.ArgumentParser, service: str) -> None:
         default=DEFAULT_PORTS[service],
         help=f"their port (default {DEFAULT_PORTS[service]})",
     )
+    parser.add_argument(
+        "--stale-after",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds the service's loop may go without a beat before /healthz answers 503 and a "
+        "supervisor restarts it (default 30; at least 10 polls)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
 
 
 def _resources():  # type: ignore[no-untyped-def]
@@ -174,6 +191,7 @@ def _recorder(args: argparse.Namespace) -> int:
         timeframe=args.timeframe,
         history_bars=args.history_bars,
         stall_s=args.stall,
+        stale_after_s=args.stale_after,
     )
     spool = Spool(Path(args.spool_dir) if args.spool_dir else settings.data_dir / "spool")
     exchange = _ccxt_venue(args, public_only=True).exchange("pro")
@@ -187,7 +205,7 @@ def _runner(args: argparse.Namespace) -> int:
     from trading_assets.live.runner import StrategyRunner
 
     _, catalog, store = _resources()
-    runner = StrategyRunner(catalog, store, poll_s=args.poll)
+    runner = StrategyRunner(catalog, store, poll_s=args.poll, stale_after_s=args.stale_after)
     asyncio.run(run_service("runner", runner.health, args.host, args.port, runner.run))
     return 0
 
@@ -223,6 +241,7 @@ def _executor(args: argparse.Namespace) -> int:
             poll_s=args.poll,
             max_signal_lag_bars=args.max_signal_lag_bars,
             fills_lookback=timedelta(seconds=args.fills_lookback),
+            stale_after_s=args.stale_after,
         )
         await broker.start()
 
@@ -253,7 +272,10 @@ def _executor(args: argparse.Namespace) -> int:
             await clock_exchange.close()
 
     # The instruments are read from the venue once running; the health endpoints answer from the start.
-    executor = Executor(ExecutorConfig(args.venue, args.account, {}), catalog, broker, store, clock=clock)
+    placeholder = ExecutorConfig(
+        args.venue, args.account, {}, poll_s=args.poll, stale_after_s=args.stale_after
+    )
+    executor = Executor(placeholder, catalog, broker, store, clock=clock)
     asyncio.run(run_service("executor", executor.health, args.host, args.port, main))
     return 0
 

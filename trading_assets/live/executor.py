@@ -118,6 +118,8 @@ class ExecutorConfig:
     # How many recorded bars the latest signal may lag the newest one and still be traded (the runner
     # signals a bar within a poll of its recording; an accelerated replay records several per poll).
     max_signal_lag_bars: int = 1
+    # Seconds without a beat of the loop before /healthz says stuck (never fewer than ten polls).
+    stale_after_s: float = 30.0
 
 
 @dataclass
@@ -167,7 +169,9 @@ class Executor:
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.registry = registry or CollectorRegistry()
         self.metrics = _Metrics(self.registry)
-        self.health = Health("executor", self.registry, stale_after_s=max(30.0, 10 * config.poll_s))
+        self.health = Health(
+            "executor", self.registry, stale_after_s=max(config.stale_after_s, 10 * config.poll_s)
+        )
         self.health.readiness(self.not_ready)
         self.reconciled = False
         self.connected = True

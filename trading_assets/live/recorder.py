@@ -81,6 +81,8 @@ class RecorderConfig:
     # Wall seconds without a stream update after which the stream counts as dropped.
     stall_s: float = 90.0
     backoff_s: tuple[float, float] = (0.5, 30.0)
+    # Seconds without a beat (a stream update, a catch-up, a write of the spool) before /healthz says stuck.
+    stale_after_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -170,7 +172,7 @@ class Recorder:
         self.catalog = catalog
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.registry = registry or CollectorRegistry()
-        self.health = health or Health("recorder", self.registry)
+        self.health = health or Health("recorder", self.registry, stale_after_s=config.stale_after_s)
         self.health.readiness(self.not_ready)
         self.metrics = _Metrics(self.registry)
         self.interval_ms = int(exchange.parse_timeframe(config.timeframe) * 1000)

@@ -57,13 +57,15 @@ class StrategyRunner:
         poll_s: float = 1.0,
         instance: str | None = None,
         registry: CollectorRegistry | None = None,
+        stale_after_s: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.poll_s = poll_s
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.registry = registry or CollectorRegistry()
-        self.health = Health("runner", self.registry, stale_after_s=max(30.0, 10 * poll_s))
+        # Stuck: no beat for `stale_after_s`, and never before ten polls (a slow poll is not a stuck one).
+        self.health = Health("runner", self.registry, stale_after_s=max(stale_after_s, 10 * poll_s))
         self.health.readiness(self.not_ready)
         self.running: dict[str, _Running] = {}
         # Strategies that failed to start, with the row's update time then: tried again once it changes.
