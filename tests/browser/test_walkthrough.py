@@ -26,6 +26,9 @@ CHROMIUM = "/usr/bin/chromium"
 # 150,000 one-minute bars: 60 days of training and three 14-day test windows, so the grid has rows.
 DEMO_ROWS = 150_000
 RUN, SIMULATION = "btc25_run1", "btc25_sim1"
+# The demo and the walkthrough (a fold backfill retrains the folds) take about 300 s of setup on a loaded
+# 2-core CI machine, the project's 300 s per-test guard; this module's guard is longer.
+pytestmark = pytest.mark.timeout(900)
 PIPELINE = ("bars", "indicators", "fold_models", "predictions", "thresholds", "simulation")
 
 
