@@ -143,8 +143,8 @@ class LiveSignals:
         _check_bars(bars, ts, None)
         history = {k: np.asarray(bars[k], dtype=np.float64) for k in BAR_INPUTS}
         self._model = model
-        # One row a bar: one thread predicts it in a small part of the time a pool of threads takes to start
-        # (7 ms down to 0.4 ms on the project's machines), with the same values; the booster is this
+        # One row a bar: one thread predicts it in a small part of the time a pool of threads takes to start,
+        # with the same values; the booster is this
         # strategy's own (`load_signal_model`), so no batch prediction elsewhere is slowed.
         booster.set_param({"nthread": 1})
         self._booster = booster
