@@ -314,8 +314,9 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions of the trees up to the booster's best iteration, as float64: (values, None) for
     regression, (class 0/1, probability of class 1) for classification. `nthread` limits the threads that
-    build the input matrix (all by default); a live signal's one row is built faster on one thread than by a
-    pool that must start, with the same values (a row's prediction does not depend on how the matrix was made)."""
+    build the input matrix (all by default); a live signal's one row is built faster on one thread than
+    by a pool that must start, with the same values (a row's prediction does not depend on how the matrix
+    was made)."""
     import xgboost
 
     if kind not in KINDS:
