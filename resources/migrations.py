@@ -147,6 +147,40 @@ def apply_migrations(
         applied_now.append(migration.version)
 
 
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a catalog's schema stands against the migrations this code ships."""
+
+    applied: tuple[str, ...]  # versions applied, in order
+    pending: tuple[str, ...]  # versions shipped and not applied yet, in order
+    expected: str  # the newest version shipped: the schema this code needs
+
+    @property
+    def version(self) -> str | None:
+        """The newest applied version, or None on a database never migrated."""
+        return self.applied[-1] if self.applied else None
+
+
+def schema_status(
+    con: SqlConnection, dialect: Dialect, migrations_dir: Traversable = MIGRATIONS_DIR
+) -> SchemaStatus:
+    """The applied and pending versions, read without changing anything (an upgrade's dry run); refuses
+    checksum drift as `apply_migrations` does. A database whose `schema_migrations` is missing has none."""
+    migrations = discover_migrations(dialect, migrations_dir)
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
+    ).fetchall()[0][0]
+    rows = con.execute("SELECT version, name, sha256 FROM schema_migrations").fetchall() if exists else []
+    applied = {version: (name, sha) for version, name, sha in rows}
+    pending = _pending(migrations, applied)
+    return SchemaStatus(
+        applied=tuple(sorted(applied, key=int)),
+        pending=tuple(m.version for m in pending),
+        expected=migrations[-1].version if migrations else "",
+    )
+
+
 def _pending(migrations: Sequence[Migration], applied: dict[str, tuple[str, str]]) -> list[Migration]:
     """The migrations not applied yet, after checking that the applied ones still match their files."""
     files = {m.version: m for m in migrations}

@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr
 
 from resources.catalog import datasets, indicator_sets, job_requests, live, simulations, walkforward
 from resources.catalog.dialect import Dialect, Session
+from resources.migrations import SchemaStatus
 from trading_assets.records import (
     DatasetRecord,
     ExecutorLease,
@@ -75,6 +76,10 @@ class Catalog(dg.ConfigurableResource, ABC):
         applied = self._dialect().migrate()
         self._migrated = True
         return applied
+
+    def schema_status(self) -> SchemaStatus:
+        """The applied and pending migrations, read without applying any (also with `auto_migrate`)."""
+        return self._dialect().schema_status()
 
     def upsert_dataset(self, record: DatasetRecord) -> DatasetRecord:
         """Insert or update the dataset row (by name) in one statement; return it as stored."""

@@ -20,6 +20,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from resources import duckdb_file, migrations
@@ -110,6 +111,14 @@ class Dialect(ABC):
 
         return self.run(migrate, write=True, transaction=False)
 
+    def schema_status(self) -> migrations.SchemaStatus:
+        """Applied and pending migrations, read without applying any."""
+        return self.run(
+            lambda session: migrations.schema_status(session.con, self.migrations),
+            write=False,
+            transaction=False,
+        )
+
 
 # simulation_trades' column types, in TRADE_COLUMNS order, for the Arrow table of DuckDB's bulk insert.
 _TRADE_SCHEMA = pa.schema(
@@ -191,6 +200,18 @@ _TRADE_TYPES = [
 ]
 
 
+def _why_unreachable(pool: ConnectionPool) -> str:
+    """The server's address and why one direct connection fails now (the pool only says it timed out);
+    never the password."""
+    params = conninfo_to_dict(pool.conninfo)
+    where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    try:
+        with psycopg.connect(pool.conninfo, connect_timeout=5):
+            return f"{where} answers now, but the pool had no free connection"
+    except psycopg.Error as err:
+        return f"{where}: {' '.join(line.strip() for line in str(err).splitlines()) or type(err).__name__}"
+
+
 @dataclass(frozen=True)
 class PostgresDialect(Dialect):
     """Postgres through a connection pool whose connections work in `schema`; calls that lose their
@@ -221,7 +242,7 @@ class PostgresDialect(Dialect):
             except PoolTimeout as err:
                 # The pool has already been reconnecting for pool_timeout_s; waiting more will not help.
                 raise CatalogUnavailable(
-                    f"no Postgres connection within {self.pool_timeout_s}s: {err}"
+                    f"no Postgres connection within {self.pool_timeout_s}s: {_why_unreachable(self.pool)}"
                 ) from err
             except psycopg.OperationalError as err:
                 last_error = err

@@ -19,9 +19,11 @@ from resources.migrations import (
     POSTGRES,
     Dialect,
     MigrationError,
+    SchemaStatus,
     SqlConnection,
     apply_migrations,
     discover_migrations,
+    schema_status,
 )
 
 
@@ -43,6 +45,10 @@ class Backend:
     def migrate(self) -> list[str]:
         with self.connect() as con:
             return apply_migrations(con, self.dialect, self.migrations_dir)
+
+    def status(self) -> SchemaStatus:
+        with self.connect() as con:
+            return schema_status(con, self.dialect, self.migrations_dir)
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         with self.connect() as con:
@@ -94,6 +100,39 @@ def test_a_second_run_applies_only_files_added_since(backend: Backend) -> None:
     assert backend.migrate() == ["0002"]
     assert backend.migrate() == []
     assert backend.rows("SELECT x FROM t") == [(2,)]
+
+
+def test_the_status_of_a_database_never_migrated_is_every_file_pending(backend: Backend) -> None:
+    backend.write("0001_first.sql", "CREATE TABLE t (x INTEGER);")
+    backend.write("0002_second.sql", "INSERT INTO t VALUES (2);")
+
+    status = backend.status()
+    assert (status.applied, status.pending, status.expected, status.version) == (
+        (),
+        ("0001", "0002"),
+        "0002",
+        None,
+    )
+    assert "schema_migrations" not in backend.tables()  # reading the status created nothing
+
+
+def test_the_status_after_an_upgrade_names_only_the_new_files_pending(backend: Backend) -> None:
+    backend.write("0001_first.sql", "CREATE TABLE t (x INTEGER);")
+    backend.migrate()
+    backend.write("0002_second.sql", "INSERT INTO t VALUES (2);")
+
+    status = backend.status()
+    assert (status.version, status.pending, status.expected) == ("0001", ("0002",), "0002")
+    assert backend.rows("SELECT x FROM t") == []  # nothing applied by asking
+
+
+def test_the_status_refuses_checksum_drift_as_the_runner_does(backend: Backend) -> None:
+    backend.write("0001_first.sql", "CREATE TABLE t (x INTEGER);")
+    backend.migrate()
+    backend.write("0001_first.sql", "CREATE TABLE t (x BIGINT);")
+
+    with pytest.raises(MigrationError, match=r"0001_first\.sql: changed after it was applied"):
+        backend.status()
 
 
 def test_a_changed_applied_file_is_refused_before_anything_runs(backend: Backend) -> None:

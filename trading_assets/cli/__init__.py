@@ -11,6 +11,7 @@ trading-assets simulate FILE.yaml
 trading-assets indicators FILE.yaml
 trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
+trading-assets migrate [--status]
 trading-assets serve [--host H] [--port P]
 trading-assets venue --bars [SYMBOL=]SOURCE [--speed N] [--start T] [--host H] [--port P] [--balance A=N] ...
 trading-assets live recorder|runner|executor|up|promote|start|stop|halt|resume|status ...
@@ -19,6 +20,7 @@ One module per command, each adding its parser (`add_parser`) and running it (`r
 """
 
 import argparse
+import logging
 import sys
 
 from trading_assets.cli import (
@@ -29,6 +31,7 @@ from trading_assets.cli import (
     indicators,
     ingest,
     live,
+    migrate,
     requests,
     serve,
     simulate,
@@ -53,6 +56,7 @@ COMMANDS = (
     serve,
     venue,
     live,
+    migrate,
 )
 
 
@@ -62,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     for command in COMMANDS:
         command.add_parser(sub)
     args = parser.parse_args(argv)
+    # The catalog's pool logs each failed connection attempt; a command prints the one error line it
+    # ends with instead (which names the server and the reason).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return args.run(args)
     except ValueError as err:  # e.g. TRADING_TIMESERIES=sqlite
