@@ -9,6 +9,7 @@ from trading_assets.compute.indicators import SpecError, parse_spec
 from trading_assets.indicators.assets import indicators
 from trading_assets.indicators.config import IndicatorSetConfig
 from trading_assets.indicators.service import register_set
+from trading_assets.metadata import job_tags
 from trading_assets.partitions import indicator_versions
 from trading_assets.records import CatalogError
 
@@ -52,7 +53,7 @@ def register_indicator_set(
 @dg.job(
     name=ADD_INDICATOR_SET_JOB,
     description="Register an indicator set (typed config) for a dataset; the sensor computes it.",
-    tags={"trading/kind": "indicator_set"},
+    tags=job_tags("indicator_set"),
 )
 def add_indicator_set() -> None:
     register_indicator_set()
@@ -62,4 +63,5 @@ materialize_indicators_job = dg.define_asset_job(
     MATERIALIZE_INDICATORS_JOB,
     selection=dg.AssetSelection.assets(indicators),
     description="Compute one indicator set of one dataset (partition dataset|version) and run its checks.",
+    tags=job_tags(),
 )

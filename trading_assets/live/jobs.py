@@ -8,6 +8,7 @@ import dagster as dg
 from resources.catalog import Catalog
 from trading_assets.live.config import PromoteConfig, StrategyRules
 from trading_assets.live.service import PromotionError, promote
+from trading_assets.metadata import job_tags
 from trading_assets.records import StrategyRecord
 
 PROMOTE_JOB = "promote_strategy"
@@ -62,7 +63,7 @@ def promote_strategy_op(
     description="Promote one fold's model of a completed walkforward run to a live strategy (model hash "
     "checked; the fold's thresholds unless given; sizing, instrument, account and risk limits). It starts "
     "stopped: `trading-assets live start <name>` (or the dashboard) runs it.",
-    tags={"trading/kind": "live"},
+    tags=job_tags("live"),
     config=dg.RunConfig(ops={"promote_strategy_op": PROMOTE_DEFAULTS}),
 )
 def promote_strategy() -> None:
@@ -74,7 +75,7 @@ reconcile_live_day_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("live_reconciliation"),
     description="Reconcile a UTC day of live trading (partition: the day): signals against the offline "
     "replay, fills against the venue's.",
-    tags={"trading/kind": "live"},
+    tags=job_tags("live"),
 )
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
+from trading_assets.metadata import job_tags
 from trading_assets.requests.service import take
 
 TAKE_JOB_REQUEST_JOB = "take_job_request"
@@ -47,7 +48,7 @@ def take_queued_request(
     name=TAKE_JOB_REQUEST_JOB,
     description="Take one queued walkforward or simulation job request (config: its id); the intake sensor "
     "asks for it, and the walkforward and simulation sensors then launch the registered target's runs.",
-    tags={"trading/kind": "job_request"},
+    tags=job_tags("job_request"),
 )
 def take_job_request() -> None:
     take_queued_request()

@@ -5,6 +5,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
+from trading_assets.metadata import job_tags
 from trading_assets.rolling.service import extend_run, refresh_simulations
 from trading_assets.walkforward.service import add_run_partitions
 
@@ -51,7 +52,7 @@ def roll_walkforward_run(
     name=ROLL_WALKFORWARD_JOB,
     description="Roll a rolling walkforward run forward (config: its name): new folds for new bars, then "
     "its simulations again; the walkforward and simulation sensors launch the training and the replays.",
-    tags={"trading/kind": "walkforward"},
+    tags=job_tags("walkforward"),
 )
 def roll_walkforward() -> None:
     roll_walkforward_run()

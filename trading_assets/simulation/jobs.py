@@ -7,6 +7,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
+from trading_assets.metadata import job_tags
 from trading_assets.requests.service import submit_from_launchpad
 from trading_assets.simulation.config import SimulationConfig
 
@@ -44,7 +45,7 @@ def register_simulation_op(
     name=START_SIMULATION_JOB,
     description="Register a trading simulation of a walkforward run (typed config); the simulation sensor "
     "runs it and refreshes the dataset's comparison.",
-    tags={"trading/kind": "simulation"},
+    tags=job_tags("simulation"),
 )
 def start_simulation() -> None:
     register_simulation_op()
@@ -54,7 +55,7 @@ simulate_job = dg.define_asset_job(
     SIMULATE_JOB,
     selection=dg.AssetSelection.assets("simulation"),
     description="Run one simulation (partition <dataset>_sim<n>) and check it.",
-    tags={"trading/kind": "simulation"},
+    tags=job_tags("simulation"),
 )
 
 
@@ -62,7 +63,7 @@ sweep_job = dg.define_asset_job(
     SWEEP_JOB,
     selection=dg.AssetSelection.assets("simulation_sweep"),
     description="Sweep a grid of thresholds (and stops) over a walkforward run's predictions.",
-    tags={"trading/kind": "simulation"},
+    tags=job_tags("simulation"),
 )
 
 
@@ -70,5 +71,5 @@ compare_simulations_job = dg.define_asset_job(
     COMPARE_SIMULATIONS_JOB,
     selection=dg.AssetSelection.assets("simulation_comparison"),
     description="Every simulation of a dataset side by side (partition: dataset).",
-    tags={"trading/kind": "simulation"},
+    tags=job_tags("simulation"),
 )

@@ -7,6 +7,7 @@ import dagster as dg
 
 from resources.catalog import Catalog
 from resources.timeseries import TimeSeriesStore
+from trading_assets.metadata import job_tags
 from trading_assets.requests.service import submit_from_launchpad
 from trading_assets.walkforward.config import WalkforwardConfig
 
@@ -44,7 +45,7 @@ def register_walkforward_run(
     name=START_WALKFORWARD_JOB,
     description="Register a walkforward run (typed config); the walkforward sensor trains its folds, then "
     "assembles predictions and thresholds.",
-    tags={"trading/kind": "walkforward"},
+    tags=job_tags("walkforward"),
 )
 def start_walkforward() -> None:
     register_walkforward_run()
@@ -54,7 +55,7 @@ train_folds_job = dg.define_asset_job(
     TRAIN_FOLDS_JOB,
     selection=dg.AssetSelection.assets("fold_models"),
     description="Train one fold of a walkforward run (partition fold|run).",
-    tags={"trading/kind": "walkforward"},
+    tags=job_tags("walkforward"),
 )
 
 
@@ -63,5 +64,5 @@ predict_walkforward_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("predictions", "thresholds"),
     description="Assemble a walkforward run's predictions from its fold models, check them, and derive its "
     "thresholds (partition <dataset>_run<n>).",
-    tags={"trading/kind": "walkforward"},
+    tags=job_tags("walkforward"),
 )
