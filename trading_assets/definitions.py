@@ -24,6 +24,7 @@ from trading_assets.indicators.jobs import add_indicator_set, materialize_indica
 from trading_assets.live.assets import live_bars, live_bars_sensor, live_reconciliation
 from trading_assets.live.checks import live_bars_lag
 from trading_assets.live.jobs import promote_strategy, reconcile_live_day_job, reconcile_live_day_schedule
+from trading_assets.ops.jobs import backup, backup_schedule
 from trading_assets.requests.jobs import take_job_request
 from trading_assets.rolling.jobs import roll_walkforward
 from trading_assets.simulation.assets import simulation, simulation_comparison, simulation_sweep
@@ -73,6 +74,7 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             compare_simulations_job,
             promote_strategy,
             reconcile_live_day_job,
+            backup,
         ],
         sensors=[
             landing_sensor,
@@ -83,7 +85,12 @@ def build_definitions(settings: cfg.Settings) -> dg.Definitions:
             live_bars_sensor,
             *LIFECYCLE_SENSORS,
         ],
-        schedules=[rolling_walkforward_schedule, landing_rescan_schedule, reconcile_live_day_schedule],
+        schedules=[
+            rolling_walkforward_schedule,
+            landing_rescan_schedule,
+            reconcile_live_day_schedule,
+            backup_schedule,
+        ],
         resources={
             "timeseries": cfg.timeseries_store(settings),
             "catalog": cfg.catalog(settings),

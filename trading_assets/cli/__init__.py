@@ -13,8 +13,12 @@ trading-assets sweep RUN [FILE.yaml] [--top N]
 trading-assets requests [--status S] [--id N]
 trading-assets migrate [--status]
 trading-assets serve [--host H] [--port P]
+trading-assets exporter [--host H] [--port P] [--sources dagster,catalog,gpu] [--window S]
 trading-assets venue --bars [SYMBOL=]SOURCE [--speed N] [--start T] [--host H] [--port P] [--balance A=N] ...
 trading-assets live recorder|runner|executor|up|promote|start|stop|halt|resume|status ...
+trading-assets backup [--out DIR] [--keep N]
+trading-assets restore BACKUP [--force] [--no-verify]
+trading-assets verify-backup BACKUP [--restore-check]
 
 One module per command, each adding its parser (`add_parser`) and running it (`run`).
 """
@@ -24,10 +28,12 @@ import logging
 import sys
 
 from trading_assets.cli import (
+    backup,
     catalog,
     demo,
     demo_data,
     export,
+    exporter,
     indicators,
     ingest,
     live,
@@ -54,9 +60,11 @@ COMMANDS = (
     sweep,
     requests,
     serve,
+    exporter,
     venue,
     live,
     migrate,
+    backup,
 )
 
 
