@@ -1,0 +1,381 @@
+"""deploy/helm: the project's chart, rendered offline by Helm's own library (Go, bundled in helm-python-sdk),
+each manifest valid for Kubernetes by its published schemas (kubernetes-validate, strict); what it runs
+checked against the code: the workers consume the queues the code sends steps to, with dagster-celery's
+own CLI and config; every command parses with the real `trading-assets` parser; the probes hit routes the
+services serve; the executor runs alone; credentials come only from Secrets. The official Dagster chart's
+values: the run queue is the repository's dagster.yaml, the code location is workspace.yaml's, and the
+Kubernetes objects in them are valid by the same schemas (the chart's own schema is not here: see
+docs/operations/kubernetes.md)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import click
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from dagster_celery import defaults as celery_defaults
+from dagster_celery.cli import get_validated_config
+from dagster_celery.cli import main as dagster_celery_cli
+from deploy_setup import cli_args
+from prometheus_client import CollectorRegistry
+from referencing import Registry, Resource
+
+from resources.duckdb_catalog import DuckDBCatalog
+from resources.duckdb_store import DuckDBStore
+from trading_assets.api.app import create_app
+from trading_assets.api.settings import ApiSettings
+from trading_assets.cli.live import DEFAULT_PORTS, STOP_GRACE_S, Supervision
+from trading_assets.live.health import Health
+from trading_assets.ops.exporter import app as exporter_app
+from trading_assets.walkforward.assets import GPU_QUEUE, GPU_STEP_TAGS
+
+ROOT = Path(__file__).resolve().parents[2]
+HELM = ROOT / "deploy" / "helm"
+CHART = HELM / "trading-assets"
+# The newest Kubernetes whose schemas kubernetes-validate ships.
+KUBERNETES = "1.37.0"
+GPU_ON = {"workers": {"gpu": {"enabled": True}}}
+LIVE = ("recorder", "runner", "executor")
+# A name that says it holds a credential.
+SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY")
+
+Manifests = dict[tuple[str, str], dict[str, Any]]
+
+
+def _render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[dict[str, Any]]:
+    with helm.Chart.load(chart) as loaded:
+        rendered = loaded.render(values, name="trading", namespace="trading")
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def _by_name(docs: list[dict[str, Any]]) -> Manifests:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+
+
+@pytest.fixture(scope="module")
+def manifests() -> Manifests:
+    return _by_name(_render(GPU_ON))
+
+
+@pytest.fixture(scope="module")
+def celery_config(manifests: Manifests, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workers' config file, as the trading-celery ConfigMap mounts it."""
+    path = tmp_path_factory.mktemp("celery") / "celery.yaml"
+    path.write_text(manifests[("ConfigMap", "trading-celery")]["data"]["celery.yaml"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def chart_values() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def dagster_values() -> dict[str, Any]:
+    return yaml.safe_load((HELM / "dagster-values.yaml").read_text())
+
+
+def _container(manifests: Manifests, name: str) -> dict[str, Any]:
+    (container,) = manifests[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _pods(manifests: Manifests) -> dict[str, dict[str, Any]]:
+    return {name: doc["spec"]["template"] for (kind, name), doc in manifests.items() if kind == "Deployment"}
+
+
+@functools.cache
+def _definition(name: str) -> jsonschema.Validator:
+    """A validator of one Kubernetes object type (`io.k8s.api.core.v1.Volume`), from the strict schemas."""
+    path = files("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBERNETES}-local-strict"
+    definitions = Resource.from_contents(json.loads((path / "_definitions.json").read_text()))
+    uri = definitions.id()
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"{uri}#/$defs/{name}"}, registry=Registry().with_resource(uri, definitions)
+    )
+
+
+@pytest.mark.parametrize("values", [None, GPU_ON], ids=["default", "gpu"])
+def test_every_manifest_the_chart_renders_is_valid_for_kubernetes(values: dict[str, Any] | None) -> None:
+    docs = _render(values)
+
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    deployments = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "Deployment"}
+    workers = {"trading-worker-cpu", "trading-worker-gpu"} if values else {"trading-worker-cpu"}
+    assert deployments == {"trading-api", "trading-exporter", *(f"trading-{s}" for s in LIVE), *workers}
+
+
+def test_a_value_of_the_wrong_type_renders_a_manifest_kubernetes_refuses() -> None:
+    docs = _by_name(_render({"workers": {"cpu": {"replicas": "two"}}}))
+
+    with pytest.raises(kubernetes_validate.ValidationError) as refused:
+        kubernetes_validate.validate(docs[("Deployment", "trading-worker-cpu")], KUBERNETES, strict=True)
+    assert list(refused.value.path) == ["spec", "replicas"]
+
+
+def test_a_credential_without_its_secret_fails_the_render_naming_it() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"secretEnv\.PGPASSWORD: no Secret named for it"):
+        _render({"secretEnv": {"PGPASSWORD": None}})
+
+
+def test_a_template_error_fails_the_render(tmp_path: Path) -> None:
+    chart = Path(shutil.copytree(CHART, tmp_path / "trading-assets"))
+    (chart / "templates" / "broken.yaml").write_text(
+        "kind: {{ .Values.image.repository | nosuchfunction }}\n"
+    )
+
+    with pytest.raises(helm.HelmError, match="nosuchfunction"):
+        _render(chart=chart)
+
+
+def _worker_start(container: dict[str, Any], config: Path) -> click.Context:
+    """The worker's command parsed by dagster-celery's own CLI, down to `worker start`; `config` stands for
+    the mounted config file (the CLI checks that it exists)."""
+    assert container["command"] == ["dagster-celery"]
+    command: click.Command = dagster_celery_cli
+    argv = list(container["args"])
+    argv[argv.index("-y") + 1] = str(config)
+    while isinstance(command, click.Group):
+        command = command.commands[argv.pop(0)]
+    return command.make_context("start", argv)
+
+
+def test_the_workers_consume_the_queues_the_code_sends_steps_to(
+    manifests: Manifests, celery_config: Path
+) -> None:
+    queues = {
+        name: _worker_start(_container(manifests, f"trading-worker-{name}"), celery_config).params["queue"]
+        for name in ("cpu", "gpu")
+    }
+    # Fold steps are tagged to the GPU queue; every other step goes to dagster-celery's default queue.
+    assert queues == {"cpu": (celery_defaults.task_default_queue,), "gpu": (GPU_QUEUE,)}
+    assert GPU_STEP_TAGS["dagster-celery/queue"] == GPU_QUEUE
+
+
+def test_the_gpu_worker_takes_one_gpu_and_one_step_at_a_time_on_gpu_nodes(
+    manifests: Manifests, celery_config: Path
+) -> None:
+    pod = _pods(manifests)["trading-worker-gpu"]["spec"]
+    worker = _worker_start(_container(manifests, "trading-worker-gpu"), celery_config)
+
+    assert _container(manifests, "trading-worker-gpu")["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert worker.params["additional_args"] == ("--concurrency=1",)
+    assert (
+        pod["nodeSelector"]
+        and {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (pod["tolerations"])
+    )
+    cpu = _pods(manifests)["trading-worker-cpu"]["spec"]
+    assert "tolerations" not in cpu and "nvidia.com/gpu" not in json.dumps(cpu)
+
+
+def test_the_workers_start_with_deploy_celery_yaml_which_dagster_celery_accepts(
+    manifests: Manifests, celery_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = _container(manifests, "trading-worker-cpu")
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "celery"]
+    monkeypatch.setenv("TRADING_CELERY_BROKER", "redis://broker:6379/0")
+    monkeypatch.setenv("TRADING_CELERY_BACKEND", "redis://broker:6379/1")
+
+    worker = _worker_start(container, celery_config)
+
+    assert yaml.safe_load(celery_config.read_text()) == yaml.safe_load(
+        (ROOT / "deploy" / "celery.yaml").read_text()
+    )
+    assert container["args"][container["args"].index("-y") + 1] == f"{mount['mountPath']}/celery.yaml"
+    assert worker.params["app"] == "dagster_celery.app"
+    config = get_validated_config(worker.params["config_yaml"])
+    assert (config["broker"], config["backend"]) == ("redis://broker:6379/0", "redis://broker:6379/1")
+    assert {"TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND"} <= {e["name"] for e in container["env"]}
+
+
+@pytest.mark.parametrize("service", LIVE)
+def test_each_live_service_runs_on_its_default_port_probed_as_the_supervisor_does(
+    manifests: Manifests, service: str
+) -> None:
+    container = _container(manifests, f"trading-{service}")
+    args = cli_args(container["args"])
+    assert container["command"] == ["trading-assets"]
+    assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
+    assert container["ports"] == [{"name": "health", "containerPort": DEFAULT_PORTS[service]}]
+    routes = {route.path for route in Health("any", CollectorRegistry()).app().routes}
+    rules = Supervision()
+    for probe, path, failures in (
+        ("livenessProbe", "/healthz", rules.failures),
+        ("readinessProbe", "/readyz", rules.failures),
+        ("startupProbe", "/healthz", rules.start_grace_s / rules.probe_every_s),
+    ):
+        spec = container[probe]
+        assert spec["httpGet"] == {"path": path, "port": "health"} and path in routes
+        assert (spec["periodSeconds"], spec["timeoutSeconds"]) == (rules.probe_every_s, rules.probe_timeout_s)
+        assert spec["failureThreshold"] == failures
+    assert _pods(manifests)[f"trading-{service}"]["spec"]["terminationGracePeriodSeconds"] == STOP_GRACE_S
+
+
+def test_one_executor_trades_the_venue_never_two_even_during_a_rollout(manifests: Manifests) -> None:
+    deployment = manifests[("Deployment", "trading-executor")]
+    args = cli_args(_container(manifests, "trading-executor")["args"])
+
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert (args.broker, args.account, args.venue) == ("venue", "main", "binance")
+
+
+def test_the_api_serves_the_page_its_probes_hit(manifests: Manifests, tmp_path: Path) -> None:
+    container = _container(manifests, "trading-api")
+    args = cli_args(container["args"])
+    app = create_app(
+        ApiSettings.from_env(),
+        catalog=DuckDBCatalog(path=str(tmp_path / "catalog.duckdb")),
+        store=DuckDBStore(path=str(tmp_path / "timeseries.duckdb")),
+    )
+
+    assert (args.command, args.host) == ("serve", "0.0.0.0")
+    assert container["ports"] == [{"name": "http", "containerPort": args.port}]
+    routes = {getattr(route, "path", None) for route in app.routes}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http" and container[probe]["httpGet"]["path"] in routes
+    service = manifests[("Service", "trading-api")]["spec"]
+    assert service["ports"] == [{"name": "http", "port": args.port, "targetPort": "http"}]
+
+
+def test_prometheus_scrapes_the_exporter_on_the_port_and_path_it_serves(manifests: Manifests) -> None:
+    container = _container(manifests, "trading-exporter")
+    args = cli_args(container["args"])
+    routes = {route.path for route in exporter_app(CollectorRegistry()).routes}
+    annotations = _pods(manifests)["trading-exporter"]["metadata"]["annotations"]
+
+    assert (args.command, args.host, args.port) == ("exporter", "0.0.0.0", cli_args(["exporter"]).port)
+    assert container["ports"] == [{"name": "metrics", "containerPort": args.port}]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
+        str(args.port),
+        "/metrics",
+    )
+    assert "/metrics" in routes
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"} and "/healthz" in routes
+    assert manifests[("Service", "trading-exporter")]["spec"]["ports"][0]["port"] == args.port
+
+
+def test_credentials_come_only_from_secrets_and_the_venue_s_only_to_the_executor(
+    manifests: Manifests, chart_values: dict[str, Any]
+) -> None:
+    credentials = set(chart_values["secretEnv"])
+    holders = set()
+    for name, pod in _pods(manifests).items():
+        for container in pod["spec"]["containers"]:
+            for variable in container.get("env", []):
+                if SECRET_NAME.search(variable["name"]):
+                    assert variable["name"] in credentials and set(variable) == {"name", "valueFrom"}, (
+                        variable
+                    )
+                    assert set(variable["valueFrom"]) == {"secretKeyRef"}, variable
+                if variable["name"] == "TRADING_VENUE_API_KEY":
+                    holders.add(name)
+    assert holders == {"trading-executor"}
+    settings = manifests[("ConfigMap", "trading-settings")]["data"]
+    assert not [name for name in settings if SECRET_NAME.search(name)]
+
+
+def test_the_official_chart_queues_runs_as_the_repository_s_dagster_yaml(
+    dagster_values: dict[str, Any],
+) -> None:
+    instance = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    runs, pools = dagster_values["concurrency"]["runs"], dagster_values["concurrency"]["pools"]
+    queued = dagster_values["dagsterDaemon"]["runCoordinator"]
+
+    assert dagster_values["concurrency"]["enabled"] is True
+    assert runs["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    assert [
+        {"key": limit["key"], "value": limit["value"], "limit": limit["limit"]}
+        for limit in runs["tagConcurrencyLimits"]
+    ] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert (pools["granularity"], pools["defaultLimit"]) == (
+        instance["concurrency"]["pools"]["granularity"],
+        instance["concurrency"]["pools"]["default_limit"],
+    )
+    assert queued["type"] == instance["run_coordinator"]["class"]
+    assert (
+        queued["config"]["queuedRunCoordinator"]["dequeueIntervalSeconds"]
+        == instance["run_coordinator"]["config"]["dequeue_interval_seconds"]
+    )
+    sensors = dagster_values["dagsterDaemon"]["sensors"]
+    assert (sensors["useThreads"], sensors["numWorkers"]) == (
+        instance["sensors"]["use_threads"],
+        instance["sensors"]["num_workers"],
+    )
+    assert dagster_values["telemetry"]["enabled"] is instance["telemetry"]["enabled"] is False
+
+
+def test_the_official_chart_serves_the_code_location_with_the_project_chart_s_settings_and_secrets(
+    dagster_values: dict[str, Any], chart_values: dict[str, Any], manifests: Manifests
+) -> None:
+    (location,) = dagster_values["dagster-user-deployments"]["deployments"]
+    (workspace,) = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+
+    assert location["dagsterApiGrpcArgs"] == ["-m", workspace["python_module"]["module_name"]]
+    assert location["image"]["repository"] == chart_values["image"]["repository"]
+    assert [source["name"] for source in location["envConfigMaps"]] == ["trading-settings"]
+    assert ("ConfigMap", "trading-settings") in manifests
+    for variable in location["env"]:
+        ref, chart_ref = variable["valueFrom"]["secretKeyRef"], chart_values["secretEnv"][variable["name"]]
+        assert (ref["name"], ref["key"]) == (chart_ref["secret"], chart_ref["key"])
+    assert {"TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND"} <= {v["name"] for v in location["env"]}
+    assert location["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert dagster_values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert (
+        dagster_values["global"]["postgresqlSecretName"]
+        == chart_values["secretEnv"]["DAGSTER_PG_PASSWORD"]["secret"]
+    )
+
+
+# Where the official chart's values hold Kubernetes objects, and the type its schema gives each.
+VALUE_OBJECTS = {
+    "env": "io.k8s.api.core.v1.EnvVar",
+    "envConfigMaps": "io.k8s.api.core.v1.ConfigMapEnvSource",
+    "volumes": "io.k8s.api.core.v1.Volume",
+    "volumeMounts": "io.k8s.api.core.v1.VolumeMount",
+}
+
+
+def _value_object_errors(location: dict[str, Any]) -> list[str]:
+    errors = [
+        f"{key}[{i}]: {error.message}"
+        for key, definition in VALUE_OBJECTS.items()
+        for i, item in enumerate(location[key])
+        for error in _definition(definition).iter_errors(item)
+    ]
+    security = _definition("io.k8s.api.core.v1.PodSecurityContext")
+    return errors + [
+        f"podSecurityContext: {e.message}" for e in security.iter_errors(location["podSecurityContext"])
+    ]
+
+
+def test_the_kubernetes_objects_in_the_official_chart_s_values_are_valid(
+    dagster_values: dict[str, Any],
+) -> None:
+    (location,) = dagster_values["dagster-user-deployments"]["deployments"]
+
+    assert _value_object_errors(location) == []
+
+
+def test_a_misspelt_field_of_a_kubernetes_object_in_the_values_is_refused(
+    dagster_values: dict[str, Any],
+) -> None:
+    (location,) = dagster_values["dagster-user-deployments"]["deployments"]
+    mounts = [{**location["volumeMounts"][0], "readonly": True}, *location["volumeMounts"][1:]]
+
+    errors = _value_object_errors({**location, "volumeMounts": mounts})
+
+    assert len(errors) == 1 and errors[0].startswith("volumeMounts[0]:") and "readonly" in errors[0]
