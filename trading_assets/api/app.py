@@ -8,9 +8,10 @@ where it listens, tokens and limits); tests pass their own catalog and store. Ev
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,27 @@ def create_app(
 ) -> FastAPI:
     """The app; the catalog and store default to the configured ones (TRADING_CATALOG, TRADING_TIMESERIES)."""
     settings = settings or ApiSettings.from_env()
+    # The configured resources are held open for the server's life and torn down when it stops: the
+    # Postgres catalog has a teardown (its pool), which process_config_and_initialize() refuses.
+    resources = contextlib.ExitStack()
     if catalog is None or store is None:
         from trading_assets import settings as cfg
 
         configured = cfg.Settings.from_env()
-        catalog = catalog or cfg.catalog(configured).process_config_and_initialize()
-        store = store or cfg.timeseries_store(configured).process_config_and_initialize()
+        catalog = catalog or resources.enter_context(
+            cfg.catalog(configured).process_config_and_initialize_cm()
+        )
+        store = store or resources.enter_context(
+            cfg.timeseries_store(configured).process_config_and_initialize_cm()
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with resources:
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="trading-assets",
         version="1",
         summary="Catalog, time series and jobs of the trading-assets platform",
