@@ -139,6 +139,24 @@ def test_a_template_error_fails_the_render(tmp_path: Path) -> None:
         _render(chart=chart)
 
 
+def _lint_findings(chart: Path) -> list[str]:
+    """What `helm lint --strict` finds above information (severity 1), with the GPU worker on."""
+    report = helm.lint(chart, GPU_ON, strict=True, kube_version=f"v{KUBERNETES}")
+    return [f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] > 1] + report["errors"]
+
+
+def test_helm_lint_finds_nothing_to_warn_about() -> None:
+    assert _lint_findings(CHART) == []
+
+
+def test_helm_lint_refuses_a_chart_version_that_is_not_semver(tmp_path: Path) -> None:
+    chart = Path(shutil.copytree(CHART, tmp_path / "trading-assets"))
+    meta = chart / "Chart.yaml"
+    meta.write_text(meta.read_text().replace("version: 0.1.0", "version: first"))
+
+    assert any("version" in finding for finding in _lint_findings(chart))
+
+
 def _worker_start(container: dict[str, Any], config: Path) -> click.Context:
     """The worker's command parsed by dagster-celery's own CLI, down to `worker start`; `config` stands for
     the mounted config file (the CLI checks that it exists)."""
