@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TRADING_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(TRADING_DATA_DIR)/dagster_home
 
-.PHONY: demo test dev lint bench lock clean walkthrough services services-down soak
+.PHONY: demo test dev lint bench lock clean walkthrough services services-down soak loadtest
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ walkthrough: $(VENV)/.installed
 SOAK_ARGS ?=
 soak: $(VENV)/.installed services
 	$(BIN)/python -m trading_assets.live.soak --days 7 $(SOAK_ARGS)
+
+# Load tests with locust on loopback (docs/operations/loadtest.md): each scenario of loadtests/limits.yaml for
+# its time against the production profile on the local servers; prints a table per scenario and exits 1 when
+# one misses its p95 or error limit. `make loadtest LOADTEST_ARGS="--seconds 5 --only catalog_reads"`.
+LOADTEST_ARGS ?=
+loadtest: $(VENV)/.installed services
+	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
 
 bench: $(VENV)/.installed services
 	$(BIN)/python benchmarks/ingest.py

@@ -1,0 +1,306 @@
+"""The system under load, on the production profile and on loopback: a Postgres catalog and a Postgres
+Dagster storage (fresh databases on the server `scripts/services.sh` runs, dropped afterwards), the
+QuestDB store (tables under one fresh prefix, dropped afterwards), `trading-assets serve` and
+`dagster-webserver` (the repo's dagster.yaml: QueuedRunCoordinator) in processes of their own.
+
+The data is the live tests' research state made by the project's own jobs (a dataset of one-minute bars,
+an indicator set, a 2-fold walkforward run), a simulation of the run, a strategy promoted from it, and a
+table of `stream_rows` bars for the streaming scenario.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from trading_assets.live.soak.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+# The environment variable that carries the API's write token to the swarm (never a file or an argument).
+TOKEN_ENV = "LOADTEST_WRITE_TOKEN"
+STRATEGY, VENUE, SYMBOL = "loadfanout", "loadvenue", "BTC/USDT"
+WORKSPACE_QUERY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError "
+    "{ __typename ... on PythonError { message } } } } } }"
+)
+
+
+class StackError(RuntimeError):
+    """A part of the system under load did not come up; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the scenarios are pointed at (the plan the swarm reads)."""
+
+    api: str
+    webserver: str
+    dataset: str
+    run: str
+    simulation: str
+    stream_table: str
+    stream_rows: int
+    strategy: str
+    # PostgresCatalog's fields for the live scenario's order writer; a password stays in PGPASSWORD.
+    catalog: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Postgres:
+    host: str
+    port: int
+    user: str
+
+    @classmethod
+    def from_env(cls) -> _Postgres:
+        """The server the project's settings use (PGHOST, PGPORT, PGUSER; PGPASSWORD read by libpq)."""
+        env = os.environ
+        return cls(
+            env.get("PGHOST", "127.0.0.1"), int(env.get("PGPORT", "5432")), env.get("PGUSER", "postgres")
+        )
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+
+@contextlib.contextmanager
+def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
+    """Everything up, yielded as a Target; everything stopped, dropped and deleted afterwards."""
+    prefix = f"load{uuid.uuid4().hex[:6]}"
+    pg = _Postgres.from_env()
+    questdb = os.environ.get("QUESTDB_ADDR", "127.0.0.1:9000")
+    root = Path(tempfile.mkdtemp(prefix="loadtest-"))
+    catalog_db, dagster_db = f"{prefix}_catalog", f"{prefix}_dagster"
+    profile = {
+        "TRADING_CATALOG": "postgres",
+        "TRADING_TIMESERIES": "questdb",
+        "PGHOST": pg.host,
+        "PGPORT": str(pg.port),
+        "PGUSER": pg.user,
+        "PGDATABASE": catalog_db,
+        "TRADING_CATALOG_SCHEMA": "public",
+        "QUESTDB_ADDR": questdb,
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with pg.admin() as admin:
+            for name in (catalog_db, dagster_db):
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        say(f"setup: databases {catalog_db} and {dagster_db} on {pg.host}:{pg.port}, QuestDB {questdb}")
+        data = root / "research" / "data"
+        served = {**os.environ, **profile, "TRADING_DATA_DIR": str(data), "TRADING_DEVICE": "cpu"}
+        web_port = free_port()
+        processes.append(_webserver(root, web_port, dagster_db, pg, served))
+        started = time.monotonic()
+        target = _data(root, prefix, stream_rows, profile, say)
+        api_port, token = free_port(), secrets.token_urlsafe(24)
+        api_env = {**served, "TRADING_API_WRITE_TOKEN": token}
+        api_env.pop("TRADING_API_READ_TOKEN", None)
+        command = [sys.executable, "-m", "trading_assets.cli", "serve", "--port", str(api_port)]
+        processes.append(_start(command, api_env, root / "api.log"))
+        api = f"http://127.0.0.1:{api_port}"
+        _wait(
+            lambda: _get(f"{api}/api/v1/openapi.json") is not None,
+            processes[-1],
+            root / "api.log",
+            "API",
+            120,
+        )
+        webserver = f"http://127.0.0.1:{web_port}"
+        _wait(
+            lambda: _location_loaded(webserver),
+            processes[0],
+            root / "webserver.log",
+            "dagster-webserver",
+            300,
+        )
+        say(f"setup: API on {api}, dagster-webserver on {webserver} ({time.monotonic() - started:.0f} s)")
+        os.environ[TOKEN_ENV] = token
+        yield Target(api=api, webserver=webserver, **target)
+    finally:
+        os.environ.pop(TOKEN_ENV, None)
+        for process in reversed(processes):
+            _stop(process)
+        _drop(prefix, profile, pg, (catalog_db, dagster_db))
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _data(
+    root: Path, prefix: str, stream_rows: int, profile: dict[str, str], say: Callable[[str], None]
+) -> dict:
+    """The research state, a simulation, a promoted strategy and the streamed table, made in this process
+    (the jobs' output goes to setup.log)."""
+    from resources.landing import landing_file
+    from trading_assets import cli
+    from trading_assets import settings as cfg
+    from trading_assets.bars.service import ingest_bars
+    from trading_assets.compute.demo_data import generate_bars, write_export
+    from trading_assets.live.config import PromoteConfig
+    from trading_assets.live.service import promote
+    from trading_assets.live.soak.research import build_research, environment
+
+    started = time.monotonic()
+    log = root / "setup.log"
+    stream_table = f"{prefix}big"
+    with log.open("w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            research = build_research(root / "research", dataset=prefix, later_bars=0, **profile)
+            home = research.data / "dagster_home"
+            with environment(**profile, TRADING_DATA_DIR=str(research.data), DAGSTER_HOME=str(home)):
+                sim = root / "sim.yaml"
+                sim.write_text(f"run: {research.run}\nfee_bps: 1\nslippage_bps: 1\n")
+                if cli.main(["simulate", str(sim)]) != 0:
+                    raise StackError(f"the simulation of {research.run} failed")
+                settings = cfg.Settings.from_env()
+                with (
+                    cfg.catalog(settings).process_config_and_initialize_cm() as catalog,
+                    cfg.timeseries_store(settings).process_config_and_initialize_cm() as store,
+                ):
+                    bars = generate_bars(n_rows=stream_rows, seed=7, n_gaps=0)
+                    export = write_export(bars, root / f"{stream_table}.txt")
+                    ingest_bars(landing_file(export, stream_table), store, catalog)
+                    rows = catalog.get_dataset(stream_table).row_count
+                    config = PromoteConfig(name=STRATEGY, run=research.run, symbol=SYMBOL, venue=VENUE)
+                    promote(catalog, config)
+                    simulation = catalog.list_simulations(prefix)[0].name
+        except Exception as err:
+            raise StackError(f"setup failed: {err} (log: {log})\n{_tail(log)}") from err
+    say(
+        f"setup: dataset {prefix} with run {research.run} and simulation {simulation}, strategy {STRATEGY}, "
+        f"{rows:,} bars in {stream_table} ({time.monotonic() - started:.0f} s)"
+    )
+    return {
+        "dataset": prefix,
+        "run": research.run,
+        "simulation": simulation,
+        "stream_table": stream_table,
+        "stream_rows": rows,
+        "strategy": STRATEGY,
+        "catalog": {
+            "host": profile["PGHOST"],
+            "port": int(profile["PGPORT"]),
+            "user": profile["PGUSER"],
+            "dbname": profile["PGDATABASE"],
+            "schema_name": profile["TRADING_CATALOG_SCHEMA"],
+        },
+    }
+
+
+def _webserver(root: Path, port: int, db: str, pg: _Postgres, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """dagster-webserver on the repo's dagster.yaml (Postgres storage, QueuedRunCoordinator) in a fresh
+    DAGSTER_HOME; no daemon runs, so launched runs stay queued."""
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    dagster_env = {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": pg.host,
+        "DAGSTER_PG_PORT": str(pg.port),
+        "DAGSTER_PG_USER": pg.user,
+        "DAGSTER_PG_PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "DAGSTER_PG_DB": db,
+    }
+    command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
+    command += ["-w", str(ROOT / "workspace.yaml")]
+    return _start(command, {**env, **dagster_env}, root / "webserver.log")
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        # A session of its own: stopping it stops its children too (the webserver's code server).
+        return subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def _wait(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str, limit_s: float
+) -> None:
+    deadline = time.monotonic() + limit_s
+    while not ready():
+        if process.poll() is not None:
+            raise StackError(f"{what} exited with status {process.returncode}\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} did not answer within {limit_s:.0f} s\n{_tail(log)}")
+        time.sleep(0.25)
+
+
+def _get(url: str, body: bytes | None = None) -> bytes | None:
+    headers = {"Content-Type": "application/json"} if body else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=5) as response:
+            return response.read()  # type: ignore[no-any-return]
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _location_loaded(webserver: str) -> bool:
+    """Whether the webserver has loaded the code location; StackError when it failed to."""
+    raw = _get(f"{webserver}/graphql", json.dumps({"query": WORKSPACE_QUERY}).encode())
+    if raw is None:
+        return False
+    entries = json.loads(raw)["data"]["workspaceOrError"]["locationEntries"]
+    for entry in entries:
+        loaded = entry["locationOrLoadError"] or {}
+        if loaded.get("__typename") == "PythonError":
+            raise StackError(f"the code location {entry['name']} did not load: {loaded['message']}")
+    return bool(entries) and all(entry["loadStatus"] == "LOADED" for entry in entries)
+
+
+def _drop(prefix: str, profile: dict[str, str], pg: _Postgres, databases: tuple[str, ...]) -> None:
+    """The QuestDB tables under `prefix` and the databases, best effort (a stack half up included)."""
+    from trading_assets import settings as cfg
+    from trading_assets.live.soak.research import environment
+
+    with contextlib.suppress(Exception), environment(**profile):
+        settings = cfg.Settings.from_env()
+        with cfg.timeseries_store(settings).process_config_and_initialize_cm() as store:
+            for table in store.list_tables():
+                if table.startswith(prefix):
+                    store.drop(table)
+    with contextlib.suppress(psycopg.Error), pg.admin() as admin:
+        for name in databases:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
