@@ -113,7 +113,10 @@ def copy_tree(src: Path, dst: Path, progress: Progress, label: str) -> FileHashe
     with progress.step(label, tree_bytes(files)) as advance:
         for path in files:
             rel = path.relative_to(src)
-            copied[rel.as_posix()] = copy_file(path, dst / rel, advance)
+            try:
+                copied[rel.as_posix()] = copy_file(path, dst / rel, advance)
+            except OSError as err:  # a full disk, a file that vanished
+                raise BackupError(f"{label}: {path} -> {dst / rel}: {err.strerror or err}") from None
     return copied
 
 
