@@ -20,7 +20,7 @@ WHICH = "a backup folder, a backup's name in $TRADING_BACKUP_DIR, or latest"
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup = sub.add_parser("backup", help="back up the catalog, Dagster storage, time series and artifacts")
     backup.add_argument("--out", help="the folder backups go into (default $TRADING_BACKUP_DIR)")
-    backup.add_argument("--keep", type=int, help="then delete the oldest complete backups beyond N")
+    backup.add_argument("--keep", type=_at_least_one, help="then delete the oldest complete backups beyond N")
     backup.set_defaults(run=_backup)
 
     restore = sub.add_parser("restore", help="restore a backup into fresh databases and folders, then verify")
@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="also restore its Postgres dumps and QuestDB root into scratch ones and compare their tables",
     )
     verify.set_defaults(run=_verify)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -162,7 +162,7 @@ def _exclusive(lock: Path) -> Iterator[None]:
 def _new_name(backup_dir: Path, now: datetime) -> str:
     base = f"{now:%Y%m%dT%H%M%SZ}"
     name, n = base, 1
-    while (backup_dir / name).exists():
+    while (backup_dir / name).exists() or (backup_dir / f"{PARTIAL}{name}").exists():
         n += 1
         name = f"{base}-{n}"
     return name

@@ -2,6 +2,7 @@
 keeps the newest N, and its daily schedule."""
 
 import dagster as dg
+from pydantic import Field
 
 from trading_assets.metadata import job_tags
 from trading_assets.ops import backup as backups
@@ -13,7 +14,7 @@ BACKUP_JOB = "backup"
 class BackupConfig(dg.Config):
     """How many complete backups to keep in TRADING_BACKUP_DIR after this one (the oldest go first)."""
 
-    keep: int = 7
+    keep: int = Field(default=7, ge=1)
 
 
 @dg.op(
