@@ -1,5 +1,6 @@
-"""What the monitoring tests share: the repository's monitoring files, Prometheus's binaries, and the
-names of every metric the exporter and the live services export (what rules and dashboards may query)."""
+"""What the monitoring tests share: the repository's monitoring files, Prometheus's binaries, two small
+jobs whose runs succeed and fail, and the names of every metric the exporter and the live services export
+(what rules and dashboards may query)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import ccxt
+import dagster as dg
 from prometheus_client import CollectorRegistry
 
 from trading_assets.live.executor import Executor, ExecutorConfig
@@ -24,6 +27,29 @@ from trading_assets.ops.metrics_gpu import GpuSource
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "deploy" / "monitoring"
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dg.op
+def train() -> None:
+    time.sleep(0.05)
+
+
+@dg.op
+def diverge() -> None:
+    raise RuntimeError("fold 3 diverged")
+
+
+@dg.job
+def training() -> None:
+    train()
+
+
+@dg.job
+def broken() -> None:
+    diverge()
+
+
 # The names a PromQL expression gives the project's own metrics.
 PROJECT_METRIC = re.compile(r"\b(?:trading|live)_[a-z0-9_]+\b")
 

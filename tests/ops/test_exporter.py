@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -22,7 +21,7 @@ import pytest
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._daemon.types import DaemonHeartbeat
-from monitoring_setup import REPO, free_port
+from monitoring_setup import QUIET, REPO, broken, free_port, training
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,28 +39,7 @@ from trading_assets.records import (
     NewWalkforwardRun,
 )
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 BUILD = Build("9.9.9", "1.13.0", "abc123def456")
-
-
-@dg.op
-def train() -> None:
-    time.sleep(0.05)
-
-
-@dg.op
-def diverge() -> None:
-    raise RuntimeError("fold 3 diverged")
-
-
-@dg.job
-def training() -> None:
-    train()
-
-
-@dg.job
-def broken() -> None:
-    diverge()
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -99,7 +77,7 @@ def with_runs(home: Path) -> dict[str, Any]:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for job in (training, training, broken):
             job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
-        # A queued run names the code location the daemon will launch it from: this file.
+        # A queued run names the code location the daemon would launch it from (nothing launches it).
         location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__))
         origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), training.name)
         queued = instance.create_run_for_job(training, remote_job_origin=origin)
