@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's servers on loopback: Postgres (catalog, Dagster instance), Redis (celery broker) and
-# QuestDB (production time-series store).
+# QuestDB (production time-series store); and, installed but not started, Prometheus and Alertmanager for
+# the monitoring tests (promtool, amtool).
 #
 #   scripts/services.sh up [SERVICE...]      install what is missing, start what does not answer, wait
 #   scripts/services.sh down [SERVICE...]    stop them
@@ -169,6 +170,19 @@ qdb_down() {
   rm -f "$QDB_PID"
 }
 
+# --- Prometheus and Alertmanager: the monitoring tests' binaries (promtool, amtool), never started ---
+prom_tools() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null && return 0
+  local packages=(--no-install-recommends prometheus prometheus-alertmanager)
+  # Debian starts a package's service on install unless policy-rc.d refuses: the tests start their own.
+  local policy=/usr/sbin/policy-rc.d
+  if [ -e $policy ]; then apt_install "${packages[@]}"; return; fi
+  printf '#!/bin/sh\nexit 101\n' | as_root tee $policy >/dev/null
+  as_root chmod 755 $policy
+  apt_install "${packages[@]}" || { as_root rm -f $policy; return 1; }
+  as_root rm -f $policy
+}
+
 status_line() {  # status_line NAME CHECK ADDRESS
   if "$2"; then echo "$1: up ($3)"; else echo "$1: down"; return 1; fi
 }
@@ -185,6 +199,7 @@ wanted() { [[ " ${services[*]} " == *" $1 "* ]]; }
 case "$command" in
   up)
     command -v curl >/dev/null || apt_install curl
+    prom_tools
     ! wanted postgres || pg_up
     ! wanted redis || redis_up
     ! wanted questdb || qdb_up
