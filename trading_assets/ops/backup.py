@@ -103,11 +103,33 @@ class Profile:
 
 
 @dataclass(frozen=True)
-class Summary:
-    """Rows for people (component, what, result) and the differences found, one line each."""
+class Checked:
+    """One component checked against the manifest: a row for people, and each difference in one line."""
 
-    rows: list[tuple[str, str, str]]
+    component: str
+    what: str
     differences: list[str]
+    result: str = ""
+
+    @property
+    def row(self) -> tuple[str, str, str]:
+        verdict = "all match" if not self.differences else f"{len(self.differences)} differ"
+        return (self.component, self.what, self.result or verdict)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The components checked, as rows for people, and every difference found."""
+
+    checked: list[Checked]
+
+    @property
+    def rows(self) -> list[tuple[str, str, str]]:
+        return [c.row for c in self.checked]
+
+    @property
+    def differences(self) -> list[str]:
+        return [line for c in self.checked for line in c.differences]
 
 
 def load_manifest(backup: Path) -> dict[str, Any]:
@@ -270,46 +292,47 @@ def verify(backup: Path, profile: Profile, progress: Progress, restore_check: bo
     """Check a backup: its files against the manifest, the DuckDB tables of its copies, and with
     `restore_check` its Postgres dumps and QuestDB root restored into scratch databases and folders."""
     manifest = load_manifest(backup)
-    differences = check_files(backup, manifest, progress)
     files = manifest["files"]
-    rows = [("files", f"{len(files)} files, {_size(files)}", _verdict(differences))]
+    differences = check_files(backup, manifest, progress)
+    checked = [Checked("files", f"{_count(len(files), 'file')}, {_size(files)}", differences)]
     for entry in manifest["duckdb"]:
         try:
             with backup_duckdb.read_only(backup / entry["file"], locked=False) as con:
                 found = compare_tables(entry["tables"], backup_duckdb.table_sums(con), entry["file"])
         except duckdb.Error as err:
             found = [f"{entry['file']}: cannot be read: {str(err).splitlines()[0]}"]
-        rows.append(("duckdb", describe_tables(entry), _verdict(found)))
-        differences += found
+        checked.append(Checked("duckdb", describe_tables(entry), found))
+    not_restored = "not restored (--restore-check restores it)"
     for entry in manifest["postgres"]:
         if not restore_check:
-            rows.append(("postgres", describe_tables(entry), "not restored (--restore-check restores it)"))
+            checked.append(Checked("postgres", describe_tables(entry), [], not_restored))
             continue
-        server = _postgres_target(profile, entry["roles"][0])
-        with backup_postgres.scratch_database(server) as scratch:
+        with backup_postgres.scratch_database(_postgres_target(profile, entry["roles"][0])) as scratch:
             backup_postgres.restore(backup / entry["file"], scratch, progress)
-            with scratch.connect(autocommit=True) as con:
-                found = compare_tables(entry["tables"], backup_postgres.table_sums(con), entry["file"])
-        rows.append(
-            ("postgres", describe_tables(entry) + " restored into a scratch database", _verdict(found))
+            found = _postgres_differences(scratch, entry, entry["file"])
+        checked.append(
+            Checked("postgres", f"{describe_tables(entry)} restored into a scratch database", found)
         )
-        differences += found
     questdb = manifest["questdb"]
-    if questdb is not None:
-        if restore_check:
-            with tempfile.TemporaryDirectory(prefix="questdb-verify-") as scratch:
-                root = Path(scratch, "root")
-                backup_questdb.restore_root(backup / questdb["dir"], root, False, progress)
-                found = _restored_questdb(root, questdb, manifest, profile, progress)
-            rows.append(
-                ("questdb", describe_tables(questdb) + " restored into a scratch root", _verdict(found))
-            )
-            differences += found
-        else:
-            rows.append(("questdb", describe_tables(questdb), "not restored (--restore-check restores it)"))
+    if questdb is not None and not restore_check:
+        checked.append(Checked("questdb", describe_tables(questdb), [], not_restored))
+    elif questdb is not None:
+        with tempfile.TemporaryDirectory(prefix="questdb-verify-") as scratch:
+            root = Path(scratch, "root")
+            backup_questdb.restore_root(backup / questdb["dir"], root, False, progress)
+            found = _questdb_differences(root, manifest, profile, progress)
+        checked.append(Checked("questdb", f"{describe_tables(questdb)} restored into a scratch root", found))
     artifacts = [d for d in differences if d.startswith("artifacts/")]
-    rows.append(("artifacts", _count(len(manifest["artifacts"]["files"]), "file"), _verdict(artifacts)))
-    return Summary(rows, differences)
+    # Their differences are the files'; listed once, under files.
+    checked.append(
+        Checked(
+            "artifacts",
+            _count(len(manifest["artifacts"]["files"]), "file"),
+            [],
+            f"{len(artifacts)} differ" if artifacts else "all match",
+        )
+    )
+    return Summary(checked)
 
 
 def _postgres_target(profile: Profile, role: str) -> PgDatabase:
@@ -320,91 +343,97 @@ def _postgres_target(profile: Profile, role: str) -> PgDatabase:
     return db
 
 
-def _restored_questdb(
-    root: Path, part: dict[str, Any], manifest: dict[str, Any], profile: Profile, progress: Progress
+def _postgres_differences(db: PgDatabase, entry: dict[str, Any], where: str) -> list[str]:
+    with db.connect(autocommit=True) as con:
+        return compare_tables(entry["tables"], backup_postgres.table_sums(con), where)
+
+
+def _questdb_differences(
+    root: Path, manifest: dict[str, Any], profile: Profile, progress: Progress
 ) -> list[str]:
     """Start a server on a restored root (it recovers the checkpoint) and compare its tables."""
+    tables = manifest["questdb"]["tables"]
     with profile.questdb() as source:
         login = (source.username, source.password) if source else (None, None)
     with backup_questdb.started(root, *login, progress) as server:
-        wanted = manifest["versions"].get("questdb", "")
-        if server.version().split(".")[0] != wanted.split(".")[0]:
-            return [f"questdb: the backup is of QuestDB {wanted}, restored on {server.version()}"]
-        with progress.step(f"questdb: checksums of {len(part['tables'])} tables"):
-            return compare_tables(part["tables"], server.table_sums(sorted(part["tables"])), "questdb")
+        wanted, running = manifest["versions"].get("questdb", ""), server.version()
+        if running.split(".")[0] != wanted.split(".")[0]:
+            return [f"questdb: the backup is of QuestDB {wanted}, restored on {running}"]
+        with progress.step("questdb: table checksums"):
+            return compare_tables(tables, server.table_sums(sorted(tables)), "questdb")
 
 
 def restore(backup: Path, profile: Profile, progress: Progress, force: bool, check: bool) -> Summary:
     """Restore a backup into the profile's databases and folders, which must be empty (or `force`), then
     compare what was restored against the manifest (`check`)."""
     manifest = load_manifest(backup)
-    refused = [what for what, empty in _restore_plan(manifest, profile).values() if not empty]
+    refused = _not_empty(manifest, profile)
     if refused and not force:
         raise BackupError(f"not empty: {'; '.join(refused)}; restore into fresh ones, or pass --force")
     differences = check_files(backup, manifest, progress)
     if differences:
         raise BackupError(f"{backup} differs from its manifest, not restored: {differences[0]}")
-    rows: list[tuple[str, str, str]] = []
-    differences = []
+    unchecked = "restored, not compared (--no-verify)"
+    checked = []
     for entry in manifest["postgres"]:
         for db in {db.key: db for db in (_postgres_target(profile, r) for r in entry["roles"])}.values():
             backup_postgres.create_fresh(db, force)
             backup_postgres.restore(backup / entry["file"], db, progress)
-            found = []
-            if check:
-                with db.connect(autocommit=True) as con:
-                    found = compare_tables(entry["tables"], backup_postgres.table_sums(con), str(db))
-            rows.append(("postgres", f"{describe_tables(entry)} into {db}", _verdict(found, check)))
-            differences += found
+            found = _postgres_differences(db, entry, str(db)) if check else []
+            checked.append(
+                Checked("postgres", f"{describe_tables(entry)} into {db}", found, "" if check else unchecked)
+            )
     for entry in manifest["duckdb"]:
         target = profile.settings.data_dir / backup_duckdb.FILES[entry["role"]]
         target.parent.mkdir(parents=True, exist_ok=True)
-        sources = sorted((backup / "duckdb").glob(Path(entry["file"]).name + "*"))
+        sources = sorted((backup / "duckdb").glob(Path(entry["file"]).name + "*"))  # the file, its WAL
         backup_duckdb.restore_locked(sources, target, progress)
         found = []
         if check:
             with backup_duckdb.read_only(target, locked=True) as con:
                 found = compare_tables(entry["tables"], backup_duckdb.table_sums(con), str(target))
-        rows.append(("duckdb", f"{describe_tables(entry)} into {target}", _verdict(found, check)))
-        differences += found
-    questdb = manifest["questdb"]
-    if questdb is not None:
+        checked.append(
+            Checked("duckdb", f"{describe_tables(entry)} into {target}", found, "" if check else unchecked)
+        )
+    if manifest["questdb"] is not None:
         root = profile.questdb_root
-        backup_questdb.restore_root(backup / questdb["dir"], root, force, progress)
-        found = _restored_questdb(root, questdb, manifest, profile, progress) if check else []
-        result = _verdict(found, check) if check else "recovers the checkpoint when its server starts"
-        rows.append(("questdb", f"{describe_tables(questdb)} into {root}", result))
-        differences += found
+        backup_questdb.restore_root(backup / manifest["questdb"]["dir"], root, force, progress)
+        found = _questdb_differences(root, manifest, profile, progress) if check else []
+        later = "recovers the checkpoint when its server starts"
+        checked.append(
+            Checked(
+                "questdb",
+                f"{describe_tables(manifest['questdb'])} into {root}",
+                found,
+                "" if check else later,
+            )
+        )
     artifacts = profile.settings.artifacts_dir
     if force and artifacts.exists():
         shutil.rmtree(artifacts)
-    copied = (
-        copy_tree(backup / "artifacts", artifacts, progress, "artifacts")
-        if (backup / "artifacts").is_dir()
-        else {}
-    )
+    source = backup / "artifacts"
+    copied = copy_tree(source, artifacts, progress, "artifacts") if source.is_dir() else {}
     found = compare_files(manifest["artifacts"]["files"], copied, f"{artifacts}/")
-    rows.append(("artifacts", f"{_count(len(copied), 'file')} into {artifacts}", _verdict(found)))
-    differences += found
-    return Summary(rows, differences)
+    checked.append(Checked("artifacts", f"{_count(len(copied), 'file')} into {artifacts}", found))
+    return Summary(checked)
 
 
-def _restore_plan(manifest: dict[str, Any], profile: Profile) -> dict[str, tuple[str, bool]]:
-    """Each target of the restore: (what it is, whether it is empty)."""
-    plan: dict[str, tuple[str, bool]] = {}
+def _not_empty(manifest: dict[str, Any], profile: Profile) -> list[str]:
+    """The restore's targets that are not empty: a database with tables, a file, a folder with files."""
+    found = []
     for entry in manifest["postgres"]:
-        for role in entry["roles"]:
-            db = _postgres_target(profile, role)
-            plan[f"postgres {db}"] = (f"postgres {db}", not backup_postgres.has_tables(db))
+        for db in {_postgres_target(profile, role) for role in entry["roles"]}:
+            if backup_postgres.has_tables(db):
+                found.append(f"postgres {db}")
     for entry in manifest["duckdb"]:
         target = profile.settings.data_dir / backup_duckdb.FILES[entry["role"]]
-        plan[str(target)] = (str(target), not target.exists())
-    if manifest["questdb"] is not None:
-        root = profile.questdb_root
-        plan[str(root)] = (f"QuestDB root {root}", is_empty_dir(root))
-    artifacts = profile.settings.artifacts_dir
-    plan[str(artifacts)] = (f"artifacts {artifacts}", is_empty_dir(artifacts))
-    return plan
+        if target.exists():
+            found.append(str(target))
+    if manifest["questdb"] is not None and not is_empty_dir(profile.questdb_root):
+        found.append(f"QuestDB root {profile.questdb_root}")
+    if not is_empty_dir(profile.settings.artifacts_dir):
+        found.append(f"artifacts {profile.settings.artifacts_dir}")
+    return found
 
 
 def describe_tables(entry: dict[str, Any]) -> str:
@@ -439,9 +468,3 @@ def _count(n: int, noun: str) -> str:
 
 def _size(files: FileHashes) -> str:
     return human_bytes(sum(f["bytes"] for f in files.values()))
-
-
-def _verdict(differences: list[str], checked: bool = True) -> str:
-    if not checked:
-        return "restored, not compared (--no-verify)"
-    return "all match" if not differences else f"{len(differences)} differ"

@@ -9,6 +9,7 @@ on a command line.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from resources.migrations import POSTGRES, schema_status
-from trading_assets.ops.backup_files import BackupError, Progress, TableSums, rows_digest
+from trading_assets.ops.backup_files import BackupError, Progress, TableSums
 
 # Session settings that fix how values render as text, so a checksum does not depend on a server's or a
 # role's defaults (TimeZone above all: timestamptz renders in it).
@@ -133,17 +134,13 @@ def table_sums(con: psycopg.Connection) -> TableSums:
         query = sql.SQL('COPY (SELECT t.* FROM {} t ORDER BY t::text COLLATE "C") TO STDOUT').format(
             sql.Identifier(schema, table)
         )
-        rows = 0
-
-        def blocks(query: sql.Composed = query) -> Iterator[bytes]:
-            nonlocal rows
-            with con.cursor().copy(query) as copy:
-                for block in copy:
-                    rows += bytes(block).count(b"\n")  # text COPY escapes newlines inside values
-                    yield bytes(block)
-
-        digest = rows_digest(blocks())
-        sums[f"{schema}.{table}"] = {"rows": rows, "sha256": digest}
+        digest, rows = hashlib.sha256(), 0
+        with con.cursor().copy(query) as copy:
+            for block in copy:
+                data = bytes(block)
+                digest.update(data)
+                rows += data.count(b"\n")  # text COPY escapes newlines inside values
+        sums[f"{schema}.{table}"] = {"rows": rows, "sha256": digest.hexdigest()}
     return sums
 
 

@@ -101,12 +101,10 @@ class QuestDBServer:
 
     def wal_txns(self) -> dict[str, tuple[int, int]]:
         """Each WAL table's (applied, committed) transaction numbers."""
-        return {
-            name: (applied, committed)
-            for name, applied, committed in self.rows(
-                "SELECT name, writerTxn, sequencerTxn FROM wal_tables();"
-            )
-        }
+        return {name: (applied, committed) for name, _, applied, committed in self._wal_tables()}
+
+    def _wal_tables(self) -> list[list[Any]]:
+        return self.rows("SELECT name, suspended, writerTxn, sequencerTxn FROM wal_tables();")
 
     def in_checkpoint(self) -> bool:
         return bool(self.rows("SELECT in_progress FROM checkpoint_status();")[0][0])
@@ -115,8 +113,11 @@ class QuestDBServer:
         """Wait until QuestDB has applied every committed WAL transaction of `tables`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            txns = self.wal_txns()
-            behind = [t for t in tables if t in txns and txns[t][0] < txns[t][1]]
+            state = {name: row for name, *row in self._wal_tables() if name in tables}
+            suspended = [name for name, (stopped, _, _) in state.items() if stopped]
+            if suspended:
+                raise BackupError(f"{self}: WAL of {', '.join(suspended)} suspended; see wal_tables()")
+            behind = [name for name, (_, applied, committed) in state.items() if applied < committed]
             if not behind:
                 return
             if time.monotonic() > deadline:
