@@ -67,6 +67,9 @@ COMMANDS = (
     backup,
 )
 
+# Commands that run until stopped.
+SERVICES = {"serve", "venue", "live", "exporter"}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trading-assets", description=__doc__.split("\n\n")[0])
@@ -74,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     for command in COMMANDS:
         command.add_parser(sub)
     args = parser.parse_args(argv)
-    # The catalog's pool logs each failed connection attempt; a command prints the one error line it
-    # ends with instead (which names the server and the reason).
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    if args.command not in SERVICES:
+        # The catalog's pool logs each failed connection attempt: a one-shot command prints the one error
+        # line it ends with instead (which names the server and the reason). Services keep them in their log.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return args.run(args)
     except ValueError as err:  # e.g. TRADING_TIMESERIES=sqlite

@@ -51,6 +51,7 @@ from trading_assets.live.service import load_signal_model, promote
 from trading_assets.live.soak.research import Research, build_research
 from trading_assets.live.soak.schedule import SERVICES, Fault, schedule
 from trading_assets.live.soak.servers import PrivatePostgres, PrivateQuestDB, free_port
+from trading_assets.live.venue.faults import REJECTIONS
 from trading_assets.orders import TERMINAL, OrderError, OrderStatus, replay_history
 
 SYMBOL = "SOL/USDT"
@@ -622,6 +623,7 @@ class Soak:
                    f"only the venue's: {sorted(set(theirs) - set(ours))[:3]}"),
             )
         )  # fmt: skip
+        checks += _order_fault_checks(orders, fills, at_venue, records)
         position = catalog.get_position(VENUE, ACCOUNT, SYMBOL)
         held = Decimal(at_venue["balances"]["SOL"]["free"]) + Decimal(at_venue["balances"]["SOL"]["locked"])
         summed = sum(
@@ -766,3 +768,40 @@ def _legal(catalog, cid: str, order) -> bool:  # type: ignore[no-untyped-def]
     except OrderError:
         return False
     return state.status == OrderStatus(order.status)
+
+
+def _order_fault_checks(orders: dict, fills: list, at_venue: dict, records: list[FaultRecord]) -> list[Check]:
+    """The venue's rejections and partial fills as the repository has them: a rejected order carries the
+    venue's reason, and an order the venue filled in parts has its parts (or is still partly filled at the
+    venue: the day ended before its rest). A fault still armed at the end (no order came after it) is not
+    counted."""
+    pending = at_venue["faults"]
+    rejects = [r for r in records if r.fault.kind == "reject" and r.applied_at]
+    taken = len(rejects) - (1 if pending["reject_next_order"] else 0)
+    messages = {REJECTIONS[r.fault.params["reason"]][1] for r in rejects}
+    rejected = [o for o in orders.values() if o.status == "REJECTED"]
+    with_reason = [o for o in rejected if any(m in (o.reason or "") for m in messages)]
+    later = [
+        r
+        for r in records
+        if r.fault.kind == "partial_fill" and r.fault.params["rest"] == "later" and r.applied_at
+    ]
+    per_order: dict[str, int] = {}
+    for fill in fills:
+        per_order[fill.client_order_id] = per_order.get(fill.client_order_id, 0) + 1
+    in_parts = sum(n >= 2 for n in per_order.values())
+    unfinished = sum(0 < Decimal(o["executedQty"]) < Decimal(o["origQty"]) for o in at_venue["orders"])
+    partial_taken = bool(later) and not (len(later) == 1 and pending["partial_fill_next_order"])
+    return [
+        Check(
+            "rejections carry the venue's reason",
+            (taken <= 0 or bool(with_reason)) and all(o.reason for o in rejected),
+            f"{len(rejects)} scheduled, {len(rejected)} rejected, {len(with_reason)} with the venue's reason",
+        ),
+        Check(
+            "orders filled in parts have every part",
+            not partial_taken or in_parts + unfinished > 0,
+            f"{len(later)} partial fill(s) with the rest later scheduled; {in_parts} order(s) with two fills "
+            f"or more, {unfinished} partly filled",
+        ),
+    ]

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -58,10 +59,14 @@ class PrivatePostgres:
     def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
         self.port = port or free_port()
-        self.data = root / "pgdata"
-        self.log = root / "postgres.log"
         self.bin = _pg_bin()
         self._as_postgres = os.geteuid() == 0
+        # As root the cluster belongs to `postgres`, which must reach its folder: one of its own under /tmp,
+        # not under `root`, whose parents (pytest's 0700 temp root, which any pytest starting meanwhile
+        # resets) it may not be allowed to traverse. `close` copies the log into `root` and removes it.
+        self.home = Path(tempfile.mkdtemp(prefix="trading-pg-")) if self._as_postgres else root
+        self.data = self.home / "pgdata"
+        self.log = self.home / "postgres.log"
 
     @property
     def env(self) -> dict[str, str]:
@@ -89,17 +94,12 @@ class PrivatePostgres:
             self.root.mkdir(parents=True, exist_ok=True)
             self.data.mkdir()
             if self._as_postgres:
-                # The postgres user must reach its folder: every parent traversable, the folders its own.
-                for parent in [self.root, *self.root.parents]:
-                    if parent == Path("/"):
-                        break
-                    parent.chmod(parent.stat().st_mode | 0o011)
-                shutil.chown(self.root, "postgres")
+                shutil.chown(self.home, "postgres")
                 shutil.chown(self.data, "postgres")
             self._run(
                 str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
             )
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 -c max_connections=100"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
         )
@@ -111,10 +111,15 @@ class PrivatePostgres:
         self.stop("immediate")
 
     def close(self) -> None:
-        """Stop it if it runs (best effort, for clean-up)."""
+        """Stop it if it runs (best effort, for clean-up); a cluster outside `root` leaves its log there."""
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(ServerError, subprocess.TimeoutExpired):
                 self.stop("immediate")
+        if self.home != self.root:
+            with contextlib.suppress(OSError):
+                self.root.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.log, self.root / "postgres.log")
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 class PrivateQuestDB:
