@@ -12,6 +12,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    import copy
     from dataclasses import replace
 
     import uvicorn
@@ -34,5 +35,11 @@ def run(args: argparse.Namespace) -> int:
     writes = "on (bearer token)" if settings.write_token else "off (no TRADING_API_WRITE_TOKEN)"
     print(f"API on http://{settings.host}:{settings.port}/api/v1 (docs /api/v1/docs); writes {writes}")
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True)
+    # The app logs each request itself (method, path, status, latency, client: api.app.RequestLog) on
+    # uvicorn's handler; uvicorn's own access line is off, as it would log query strings.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["trading_assets"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="info", access_log=False, log_config=log_config
+    )
     return 0
