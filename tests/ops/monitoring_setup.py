@@ -20,7 +20,7 @@ from trading_assets.live.executor import Executor, ExecutorConfig
 from trading_assets.live.recorder import Recorder, RecorderConfig
 from trading_assets.live.runner import StrategyRunner
 from trading_assets.live.spool import Spool
-from trading_assets.ops.metrics import OWN_METRICS
+from trading_assets.ops.metrics import OWN_METRICS, Metric
 from trading_assets.ops.metrics_catalog import CatalogSource, SchemaSource
 from trading_assets.ops.metrics_dagster import DagsterSource
 from trading_assets.ops.metrics_gpu import GpuSource
@@ -69,12 +69,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def exporter_samples() -> set[str]:
-    """The sample names the exporter's metrics have, as declared by each source."""
+def exporter_metrics() -> tuple[Metric, ...]:
+    """Every metric the exporter exports, as its sources declare them."""
     declared = OWN_METRICS
     for source in (DagsterSource, CatalogSource, SchemaSource, GpuSource):
         declared += source.metrics
-    return {sample for metric in declared for sample in metric.samples}
+    return declared
+
+
+def exporter_samples() -> set[str]:
+    """The sample names the exporter's metrics have."""
+    return {sample for metric in exporter_metrics() for sample in metric.samples}
 
 
 def live_samples() -> set[str]:

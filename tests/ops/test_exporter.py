@@ -21,7 +21,7 @@ import pytest
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._daemon.types import DaemonHeartbeat
-from monitoring_setup import QUIET, REPO, broken, free_port, training
+from monitoring_setup import QUIET, REPO, broken, exporter_metrics, free_port, training
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -407,3 +407,9 @@ def test_the_commit_is_read_from_the_checkout_when_no_image_says_it(monkeypatch:
         ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True
     )
     assert Build.of_this_process().commit == head.stdout.strip()
+
+
+def test_every_metric_is_documented_with_its_type_and_labels() -> None:
+    page = (REPO / "docs" / "operations" / "monitoring.md").read_text()
+    for metric in exporter_metrics():
+        assert f"| `{metric.name}` | {metric.kind} | {', '.join(metric.labels) or '-'} |" in page, metric.name
