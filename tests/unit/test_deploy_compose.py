@@ -226,18 +226,14 @@ def services(model: dict[str, Any]) -> Services:
     return model["services"]
 
 
-def _ours(services: Services, image_name: str) -> dict[str, list[str]]:
+@pytest.fixture(scope="module")
+def argv(services: Services, env_example: dict[str, str]) -> dict[str, list[str]]:
     """The services of the project's image, each with the argv it runs."""
     return {
         name: [*(spec.get("entrypoint") or []), *spec["command"]]
         for name, spec in services.items()
-        if spec["image"] == image_name
+        if spec["image"] == env_example["TRADING_IMAGE"]
     }
-
-
-@pytest.fixture(scope="module")
-def argv(services: Services, env_example: dict[str, str]) -> dict[str, list[str]]:
-    return _ours(services, env_example["TRADING_IMAGE"])
 
 
 @pytest.fixture(scope="module")
@@ -405,7 +401,7 @@ def test_the_code_server_serves_the_location_the_webserver_and_daemon_load(
 
 
 @pytest.fixture(scope="module")
-def workers(argv: dict[str, list[str]], image: Image) -> Services:
+def workers(argv: dict[str, list[str]], image: Image) -> dict[str, dict[str, Any]]:
     """Each celery worker: what celery makes of its arguments, and the queues it consumes."""
     parsed = {name: _click_params(args, image) for name, args in argv.items() if args[0] == "dagster-celery"}
     return {
@@ -425,7 +421,7 @@ def op_routes() -> dict[str, tuple[str, str | None]]:
 
 
 def test_the_workers_consume_exactly_the_queues_the_code_routes_steps_to(
-    workers: Services, op_routes: dict[str, tuple[str, str | None]]
+    workers: dict[str, dict[str, Any]], op_routes: dict[str, tuple[str, str | None]]
 ) -> None:
     routed = {queue for queue, _ in op_routes.values()}
     assert routed == {"gpu", "dagster"}
@@ -436,7 +432,7 @@ def test_the_workers_consume_exactly_the_queues_the_code_routes_steps_to(
 
 
 def test_the_gpu_worker_trains_one_step_at_a_time_on_one_gpu(
-    workers: Services, services: Services, image: Image, monkeypatch: pytest.MonkeyPatch
+    workers: dict[str, dict[str, Any]], services: Services, image: Image, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert workers["worker-gpu"]["concurrency"] == 1
     (device,) = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
@@ -445,7 +441,7 @@ def test_the_gpu_worker_trains_one_step_at_a_time_on_one_gpu(
 
 
 def test_the_gpu_pool_allows_as_many_steps_as_gpu_workers(
-    workers: Services, argv: dict[str, list[str]], image: Image
+    workers: dict[str, dict[str, Any]], argv: dict[str, list[str]], image: Image
 ) -> None:
     gpu_steps = sum(w["concurrency"] for w in workers.values() if "gpu" in w["consumes"])
     instance = yaml.safe_load((REPO / "dagster.yaml").read_text())
@@ -567,7 +563,7 @@ def test_no_secret_has_a_value_in_the_files() -> None:
 # --- volumes, probes and start order ------------------------------------------------------------------------
 
 
-def _mounts(spec: dict[str, Any]) -> Services:
+def _mounts(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {mount["target"]: mount for mount in spec.get("volumes", [])}
 
 
