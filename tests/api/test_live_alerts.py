@@ -322,3 +322,15 @@ def test_a_runbook_is_served_as_text_and_anything_else_is_404(
     index = {r["slug"]: r for r in live_api.get("/runbooks").json()}
     assert list(index) == list(alerts.RUNBOOKS)
     assert index["lost-link"]["title"] == "Lost link" and index["pod-eviction"]["title"] is None
+
+
+def test_an_installed_package_serves_the_runbooks_of_the_folder_trading_runbooks_dir_names(
+    live_api: httpx.Client, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # An image has no docs/ beside its installed package: it copies the pages and names their folder.
+    monkeypatch.setattr(live_routes, "RUNBOOK_DIR", tmp_path / "not-there")
+    monkeypatch.setenv("TRADING_RUNBOOKS_DIR", str(tmp_path))
+    (tmp_path / "questdb-down.md").write_text("# QuestDB down\n")
+    assert live_api.get("/runbooks/questdb-down").text == "# QuestDB down\n"
+    titles = {r["slug"]: r["title"] for r in live_api.get("/runbooks").json()}
+    assert titles["questdb-down"] == "QuestDB down" and titles["lost-link"] is None

@@ -10,6 +10,7 @@ executor follows within its poll.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -337,11 +338,17 @@ def list_alerts(request: Request, catalog: CatalogDep, store: StoreDep) -> Alert
 
 # --- runbooks --------------------------------------------------------------------------------------------
 
+# The repository's pages; an installed package (an image) has no docs/ beside it, so the image copies them
+# and names the folder in TRADING_RUNBOOKS_DIR.
 RUNBOOK_DIR = FilePath(__file__).resolve().parents[2] / "docs" / "runbooks"
 
 
+def _runbook_dir() -> FilePath:
+    return FilePath(os.environ.get("TRADING_RUNBOOKS_DIR") or RUNBOOK_DIR)
+
+
 def _runbook_title(slug: str) -> str | None:
-    path = RUNBOOK_DIR / f"{slug}.md"
+    path = _runbook_dir() / f"{slug}.md"
     if not path.is_file():
         return None
     first = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
@@ -366,7 +373,7 @@ def get_runbook(slug: Annotated[str, Path(max_length=100)]) -> PlainTextResponse
     the repository's docs are. 404 for a slug that is not one of the runbooks, or a page not written yet."""
     if slug not in alerts.RUNBOOKS:
         raise HTTPException(404, f"no runbook {slug!r}: the runbooks are {', '.join(alerts.RUNBOOKS)}")
-    path = RUNBOOK_DIR / f"{slug}.md"
+    path = _runbook_dir() / f"{slug}.md"
     if not path.is_file():
         raise HTTPException(404, f"runbook {slug!r} is not written yet (docs/runbooks/{slug}.md)")
     return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
