@@ -11,7 +11,7 @@ TRADING_TIMESERIES    duckdb (default) | questdb: QUESTDB_ADDR=host:http_port, Q
 TRADING_CATALOG       duckdb (default) | postgres: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
                       TRADING_CATALOG_SCHEMA
 TRADING_EXECUTOR      in_process (default) | multiprocess | celery: TRADING_CELERY_BROKER,
-                      TRADING_CELERY_BACKEND
+                      TRADING_CELERY_BACKEND | k8s: a Kubernetes Job per step (the k8s extra)
 TRADING_LIVE_ACCOUNTS the venue accounts live_reconciliation asks for their fills: a JSON list of
                       live_accounts entries, e.g. [{"venue": "binance", "account": "main", "broker": "venue"}]
                       (paper accounts under $TRADING_DATA_DIR/live need none)
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from resources.sets_folder import SetsFolder
     from trading_assets.live.reconcile import LiveAccounts
 
-EXECUTORS = ("in_process", "multiprocess", "celery")
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 
 # The celery executor's broker and result backend URLs; the same variables configure the workers
 # (deploy/celery.yaml).
@@ -85,7 +85,7 @@ class Settings:
             raise ValueError(f"TRADING_DEVICE must be auto, cpu or cuda, not {settings.device!r}")
         if settings.executor not in EXECUTORS:
             raise ValueError(
-                f"TRADING_EXECUTOR must be in_process, multiprocess or celery, not {settings.executor!r}"
+                f"TRADING_EXECUTOR must be in_process, multiprocess, celery or k8s, not {settings.executor!r}"
             )
         if settings.executor == "celery":
             # Checked at load: an unset variable would otherwise only fail the first run that starts.
@@ -170,9 +170,12 @@ def executor(settings: Settings) -> dg.ExecutorDefinition | None:
     """The executor of every job: `in_process` runs a run's steps one after another in the run's own
     process, so a run the daemon launches pays one process start, not one more per step (about as long as
     importing the code location: seconds, where a fold step can take milliseconds); `multiprocess`
-    (None: Dagster's default) runs each step in a process of its own; `celery` on celery workers."""
+    (None: Dagster's default) runs each step in a process of its own; `celery` on celery workers; `k8s`
+    each step in a Kubernetes Job of its own, shaped by the step's `dagster-k8s/config` tag."""
     if settings.executor == "in_process":
         return dg.in_process_executor
+    if settings.executor == "k8s":
+        return _k8s_executor()
     if settings.executor != "celery":
         return None
     # Imported only when chosen: celery is not loaded by the embedded default.
@@ -182,3 +185,13 @@ def executor(settings: Settings) -> dg.ExecutorDefinition | None:
     # the code and of every run's config.
     broker, backend = CELERY_ENV
     return celery_executor.configured({"broker": {"env": broker}, "backend": {"env": backend}}, name="celery")
+
+
+def _k8s_executor() -> dg.ExecutorDefinition:
+    try:
+        from dagster_k8s import k8s_job_executor
+    except ImportError:
+        raise ValueError("TRADING_EXECUTOR=k8s needs dagster-k8s: install trading-assets[k8s]") from None
+    # Unconfigured: the step Jobs take the image, namespace and cluster access of the K8sRunLauncher that
+    # started the run, and its env, Secrets and volumes with the code location's (dagster-values.yaml).
+    return k8s_job_executor

@@ -280,7 +280,7 @@ def test_the_default_executor_runs_a_runs_steps_in_its_own_process(monkeypatch):
     monkeypatch.setenv("TRADING_EXECUTOR", "multiprocess")
     assert cfg.executor(cfg.Settings.from_env()) is None  # Dagster's default: a process per step
     monkeypatch.setenv("TRADING_EXECUTOR", "threads")
-    with pytest.raises(ValueError, match="TRADING_EXECUTOR must be in_process, multiprocess or celery"):
+    with pytest.raises(ValueError, match="TRADING_EXECUTOR must be in_process, multiprocess, celery or k8s"):
         cfg.Settings.from_env()
 
 

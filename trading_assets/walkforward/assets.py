@@ -46,10 +46,19 @@ PREDICTIONS_KEY = dg.AssetKey("predictions")
 # A run's predictions read every fold cell of its row (fold|run): the "run" dimension of fold_models.
 FOLDS_OF_THE_RUN = one_dimension("run")
 
-# Under the celery executor this tag sends fold steps to the `gpu` queue, which only GPU machines' workers
-# consume (docs/deploy.md); every other step goes to dagster-celery's default queue, `dagster`.
+# Where a fold step runs; each executor reads its own tag and ignores the other's. Celery: the `gpu` queue,
+# which only GPU machines' workers consume (docs/deploy.md); every other step goes to dagster-celery's
+# default queue, `dagster`. k8s: the step's pod holds one GPU on a GPU node (docs/operations/kubernetes.md),
+# the node label and taint those of NVIDIA's GPU operator, as for the Helm chart's GPU workers.
 GPU_QUEUE = "gpu"
-GPU_STEP_TAGS = {"dagster-celery/queue": GPU_QUEUE}
+GPU_POD = {
+    "container_config": {"resources": {"requests": {"nvidia.com/gpu": 1}, "limits": {"nvidia.com/gpu": 1}}},
+    "pod_spec_config": {
+        "node_selector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+GPU_STEP_TAGS = {"dagster-celery/queue": GPU_QUEUE, "dagster-k8s/config": GPU_POD}
 
 # The tag that carries a materialisation's data version (what `MaterializeResult(data_version=...)` sets);
 # a fold's cell is reported as its own event, which takes the version as this tag.
