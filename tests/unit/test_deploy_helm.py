@@ -2,15 +2,18 @@
 each manifest valid for Kubernetes by its published schemas (kubernetes-validate, strict); what it runs
 checked against the code: the workers consume the queues the code sends steps to, with dagster-celery's
 own CLI and config; every command parses with the real `trading-assets` parser; the probes hit routes the
-services serve; the executor runs alone; credentials come only from Secrets. The official Dagster chart's
-values: the run queue is the repository's dagster.yaml, the code location is workspace.yaml's, and the
-Kubernetes objects in them are valid by the same schemas (the chart's own schema is not here: see
-docs/operations/kubernetes.md)."""
+services serve; the executor runs alone; credentials come only from Secrets; every pod's settings load.
+The official Dagster chart's values: the run queue is the repository's dagster.yaml, the code location is
+workspace.yaml's, the Kubernetes objects in them are valid by the same schemas, and the run launcher's
+block is config the installed dagster-k8s's K8sRunLauncher accepts (the chart's own schema is not here:
+see docs/operations/kubernetes.md). Under the k8s executor, the Job of a fold step, composed by dagster-k8s
+from these values and the step's tag, is valid Kubernetes and holds a GPU on a GPU node."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 from importlib.resources import files
@@ -18,26 +21,35 @@ from pathlib import Path
 from typing import Any
 
 import click
+import dagster as dg
 import helm_python as helm
 import jsonschema
+import kubernetes
 import kubernetes_validate
 import pytest
 import yaml
+from dagster._config import process_config
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 from dagster_celery import defaults as celery_defaults
 from dagster_celery.cli import get_validated_config
 from dagster_celery.cli import main as dagster_celery_cli
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
 from deploy_setup import cli_args
 from prometheus_client import CollectorRegistry
 from referencing import Registry, Resource
 
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
+from trading_assets import settings as cfg
 from trading_assets.api.app import create_app
 from trading_assets.api.settings import ApiSettings
 from trading_assets.cli.live import DEFAULT_PORTS, STOP_GRACE_S, Supervision
 from trading_assets.live.health import Health
 from trading_assets.ops.exporter import app as exporter_app
-from trading_assets.walkforward.assets import GPU_QUEUE, GPU_STEP_TAGS
+from trading_assets.walkforward.assets import GPU_POD, GPU_QUEUE, GPU_STEP_TAGS, fold_models
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "deploy" / "helm"
@@ -346,10 +358,12 @@ def test_the_official_chart_serves_the_code_location_with_the_project_chart_s_se
     assert location["image"]["repository"] == chart_values["image"]["repository"]
     assert [source["name"] for source in location["envConfigMaps"]] == ["trading-settings"]
     assert ("ConfigMap", "trading-settings") in manifests
-    for variable in location["env"]:
+    secret_env = [variable for variable in location["env"] if "valueFrom" in variable]
+    for variable in secret_env:
         ref, chart_ref = variable["valueFrom"]["secretKeyRef"], chart_values["secretEnv"][variable["name"]]
         assert (ref["name"], ref["key"]) == (chart_ref["secret"], chart_ref["key"])
-    assert {"TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND"} <= {v["name"] for v in location["env"]}
+    assert {"TRADING_CELERY_BROKER", "TRADING_CELERY_BACKEND"} <= {v["name"] for v in secret_env}
+    assert [v["name"] for v in location["env"] if v not in secret_env] == ["TRADING_EXECUTOR"]
     assert location["includeConfigInLaunchedRuns"] == {"enabled": True}
     assert dagster_values["runLauncher"]["type"] == "K8sRunLauncher"
     assert (
@@ -397,3 +411,239 @@ def test_a_misspelt_field_of_a_kubernetes_object_in_the_values_is_refused(
     errors = _value_object_errors({**location, "volumeMounts": mounts})
 
     assert len(errors) == 1 and errors[0].startswith("volumeMounts[0]:") and "readonly" in errors[0]
+
+
+def _settings_refusals(manifests: Manifests, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What `Settings.from_env`, the first thing each container runs, says in the env the chart gives it
+    (the settings ConfigMap, its own values, its Secrets as stand-ins), by Deployment."""
+    settings = manifests[("ConfigMap", "trading-settings")]["data"]
+    refusals = {}
+    for name, pod in _pods(manifests).items():
+        for container in pod["spec"]["containers"]:
+            for variable in list(os.environ):
+                monkeypatch.delenv(variable)
+            own = {e["name"]: e.get("value", "stand-in") for e in container.get("env", [])}
+            for variable, value in {**settings, **own}.items():
+                monkeypatch.setenv(variable, value)
+            try:
+                cfg.Settings.from_env()
+            except ValueError as err:
+                refusals[name] = str(err)
+    return refusals
+
+
+def test_every_container_of_the_chart_loads_its_settings(
+    manifests: Manifests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _settings_refusals(manifests, monkeypatch) == {}
+
+
+def test_the_celery_executor_in_the_shared_settings_stops_every_pod_without_a_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifests = _by_name(_render({**GPU_ON, "settings": {"TRADING_EXECUTOR": "celery"}}))
+
+    refusals = _settings_refusals(manifests, monkeypatch)
+
+    assert refusals.keys() == {"trading-api", "trading-exporter", *(f"trading-{s}" for s in LIVE)}
+    assert set(refusals.values()) == {
+        "TRADING_EXECUTOR=celery needs TRADING_CELERY_BROKER and TRADING_CELERY_BACKEND"
+    }
+
+
+def test_the_code_location_runs_with_an_executor_the_code_offers(
+    dagster_values: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (location,) = dagster_values["dagster-user-deployments"]["deployments"]
+    (executor,) = [v["value"] for v in location["env"] if v["name"] == "TRADING_EXECUTOR"]
+    monkeypatch.setenv("TRADING_EXECUTOR", executor)
+    for name in cfg.CELERY_ENV:
+        monkeypatch.setenv(name, "redis://broker:6379/0")
+
+    assert executor in ("celery", "k8s") and cfg.Settings.from_env().executor == executor
+
+
+# What the official chart writes into the instance's dagster.yaml for the K8sRunLauncher besides the values'
+# own block (its template helpers/instance/_run-launcher.tpl, with its defaults): release `dagster`,
+# namespace `trading`.
+RELEASE_NAMESPACE = "trading"
+CHART_LAUNCHER = {
+    "load_incluster_config": True,
+    "job_namespace": RELEASE_NAMESPACE,
+    "image_pull_policy": "Always",
+    "service_account_name": "dagster",
+    "dagster_home": "/opt/dagster/dagster_home",
+    "instance_config_map": "dagster-instance",
+}
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _run_launcher_config(values: dict[str, Any]) -> dict[str, Any]:
+    """runLauncher.config.k8sRunLauncher as the chart's template writes it: keys in snake case (those of
+    runK8sConfig too), ConfigMaps and Secrets by name, the image as one reference."""
+    config = {**CHART_LAUNCHER, "postgres_password_secret": values["global"]["postgresqlSecretName"]}
+    for key, value in values["runLauncher"]["config"]["k8sRunLauncher"].items():
+        if key in ("envConfigMaps", "envSecrets"):
+            value = [source["name"] for source in value]
+        elif key == "runK8sConfig":
+            value = {_snake_case(part): spec for part, spec in value.items()}
+        elif key == "image":
+            key, value = "jobImage", f"{value['repository']}:{value['tag']}"
+        config[_snake_case(key)] = value
+    return config
+
+
+def _launcher_config(values: dict[str, Any]) -> Any:
+    """The run launcher's config checked by dagster-k8s's own schema, with its defaults filled in."""
+    return process_config(dg.Shape(K8sRunLauncher.config_type()), _run_launcher_config(values))
+
+
+def _launcher_errors(values: dict[str, Any]) -> list[str]:
+    return [error.message for error in _launcher_config(values).errors or []]
+
+
+def test_the_run_launcher_s_values_are_config_dagster_k8s_s_k8s_run_launcher_accepts(
+    dagster_values: dict[str, Any],
+) -> None:
+    assert dagster_values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert _launcher_errors(dagster_values) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "refusal"),
+    [
+        ("failPodOnRunFailur", True, 'unexpected config entry "fail_pod_on_run_failur"'),
+        ("failPodOnRunFailure", "yes", "fail_pod_on_run_failure"),
+        ("runK8sConfig", {"podSpec": {}}, 'unexpected config entry "pod_spec"'),
+    ],
+    ids=["misspelt", "wrong type", "misspelt part of runK8sConfig"],
+)
+def test_a_run_launcher_value_k8s_run_launcher_does_not_take_is_refused_naming_it(
+    dagster_values: dict[str, Any], key: str, value: Any, refusal: str
+) -> None:
+    values = json.loads(json.dumps(dagster_values))
+    values["runLauncher"]["config"]["k8sRunLauncher"][key] = value
+
+    (error,) = _launcher_errors(values)
+    assert refusal in error
+
+
+def _fold_step_job(values: dict[str, Any], tags: dict[str, str], kubeconfig: Path) -> dict[str, Any]:
+    """The Job dagster-k8s's executor creates for a fold step, as its step handler composes it (launch_step):
+    the run launcher's config (the values' block), then the code location's as includeConfigInLaunchedRuns
+    hands it on (the chart's k8sContainerContext helper: ConfigMaps, env, volumes, namespace), then the
+    step's tag. The launcher is dagster-k8s's own, from the values' config; `kubeconfig` points at no
+    cluster (nothing here calls one)."""
+    config = _launcher_config(values).value
+    launcher = K8sRunLauncher.from_config_value(
+        None, {**config, "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    )
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    image = f"{location['image']['repository']}:{location['image']['tag']}"
+    container_context = {
+        "k8s": {
+            "env_config_maps": [source["name"] for source in location["envConfigMaps"]],
+            "env": location["env"],
+            "volumes": location["volumes"],
+            "volume_mounts": location["volumeMounts"],
+            "namespace": RELEASE_NAMESPACE,
+            "image_pull_policy": location["image"]["pullPolicy"],
+        }
+    }
+    pointer = ModuleCodePointer("trading_assets.definitions", "defs", None)
+    origin = RepositoryPythonOrigin(
+        "python", pointer, container_image=image, container_context=container_context
+    )
+    run = dg.DagsterRun(
+        job_name="train_folds", run_id="0", job_code_origin=JobPythonOrigin("train_folds", origin)
+    )
+    context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(
+        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(tags))
+    )
+    job = construct_dagster_k8s_job(
+        context.get_k8s_job_config(None, launcher).with_image(image),
+        ["dagster", "api", "execute_step"],
+        "dagster-step-fold-models",
+        user_defined_k8s_config=context.run_k8s_config,
+        component="step_worker",
+    )
+    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    cluster, user = {"server": "https://127.0.0.1:6443"}, {"token": "stand-in"}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "none", "cluster": cluster}],
+                "users": [{"name": "none", "user": user}],
+                "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+                "current-context": "none",
+            }
+        )
+    )
+    return path
+
+
+def test_under_the_k8s_executor_a_fold_step_is_a_valid_job_holding_a_gpu_on_a_gpu_node(
+    dagster_values: dict[str, Any], kubeconfig: Path
+) -> None:
+    job = _fold_step_job(dagster_values, fold_models.op.tags, kubeconfig)
+
+    kubernetes_validate.validate(job, KUBERNETES, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    # What the step shares with the run: its settings, the instance, the artifact claim, written as the
+    # image's user.
+    (location,) = dagster_values["dagster-user-deployments"]["deployments"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "trading-settings"}}]
+    assert {"TRADING_EXECUTOR", "PGPASSWORD", "DAGSTER_PG_PASSWORD"} <= {e["name"] for e in container["env"]}
+    assert {"name": "artifacts", "mountPath": "/data/artifacts"} in container["volumeMounts"]
+    assert pod["securityContext"] == location["podSecurityContext"]
+
+
+@pytest.mark.parametrize(
+    ("part", "broken", "refusal"),
+    [
+        (
+            "pod_spec_config",
+            {"tolerations": [{"key": "nvidia.com/gpu", "effect": "NoExecute", "toleration_seconds": "ten"}]},
+            "invalid literal for int",
+        ),
+        (
+            "container_config",
+            {"liveness_probe": {"http_get": {"port": [8000]}}},
+            r"\[8000\] is not valid under any of the given schemas",
+        ),
+    ],
+    ids=["refused by dagster-k8s", "refused by the kubernetes schema"],
+)
+def test_a_fold_step_tag_kubernetes_cannot_take_fails_the_job(
+    dagster_values: dict[str, Any], kubeconfig: Path, part: str, broken: dict[str, Any], refusal: str
+) -> None:
+    tags = {**fold_models.op.tags, "dagster-k8s/config": json.dumps({**GPU_POD, part: broken})}
+
+    with pytest.raises((ValueError, kubernetes_validate.ValidationError), match=refusal):
+        kubernetes_validate.validate(
+            _fold_step_job(dagster_values, tags, kubeconfig), KUBERNETES, strict=True
+        )
+
+
+def test_a_fold_step_lands_on_the_nodes_the_chart_s_gpu_workers_do(chart_values: dict[str, Any]) -> None:
+    gpu = chart_values["workers"]["gpu"]
+
+    assert GPU_POD["pod_spec_config"] == {
+        "node_selector": gpu["nodeSelector"],
+        "tolerations": gpu["tolerations"],
+    }
+    assert GPU_POD["container_config"]["resources"]["limits"] == gpu["resources"]["limits"]
