@@ -10,8 +10,11 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -347,12 +350,10 @@ def test_a_copy_that_fails_half_way_releases_the_checkpoint_and_keeps_nothing(
 ):
     # The backup's process may write no file over 64 kB: the copy of the QuestDB root fails with EFBIG
     # (as on a full disk) once it reaches a column file.
-    env = {**os.environ, "TRADING_CATALOG": "duckdb", "TRADING_DATA_DIR": str(profile.data)}
-    env.pop("DAGSTER_PG_DB")
     out = tmp_path / "backups"
     done = subprocess.run(
         [sys.executable, "-m", "trading_assets.cli", "backup", "--out", str(out)],
-        env=env,
+        env=questdb_only(profile),
         capture_output=True,
         text=True,
         timeout=120,
@@ -370,6 +371,64 @@ def test_a_copy_that_fails_half_way_releases_the_checkpoint_and_keeps_nothing(
     store = QuestDBStore(host="127.0.0.1", http_port=server.http_port)
     assert store.write("after_failed_backup", bars(10, seed=2), BARS) == 10
     assert store.read("after_failed_backup").num_rows == 10
+
+
+def questdb_only(profile: Source) -> dict[str, str]:
+    """The environment of a backup of the source's QuestDB and artifacts only."""
+    env = {**os.environ, "TRADING_CATALOG": "duckdb", "TRADING_DATA_DIR": str(profile.data)}
+    env.pop("DAGSTER_PG_DB", None)
+    return env
+
+
+# A signal can land between open() returning a file and `with` taking it: that file is closed when it is
+# collected, with a ResourceWarning, which is no fault of the backup's.
+@pytest.mark.filterwarnings("ignore:Exception ignored in. <_io:pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("moment", ["the server enters checkpoint mode", "the copy has begun"])
+def test_sigterm_during_the_checkpoint_releases_it_and_keeps_nothing(
+    moment: str,
+    profile: Source,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("TRADING_CATALOG", "duckdb")  # QuestDB and the artifacts only
+    monkeypatch.delenv("DAGSTER_PG_DB")
+    server = profile.server
+    # About 100 MB of columns: the copy lasts long enough to be caught in the middle.
+    server.rows(
+        "CREATE TABLE big AS (SELECT timestamp_sequence(0, 1000000) ts, rnd_double() a, rnd_double() b, "
+        "rnd_long() c FROM long_sequence(3000000)) TIMESTAMP(ts) PARTITION BY DAY;"
+    )
+    out, stop, late = tmp_path / "backups", threading.Event(), []
+
+    def terminate_in_checkpoint() -> None:
+        # As soon as the server is in checkpoint mode, the CREATE statement may not have answered yet.
+        while not stop.is_set():
+            copying = moment == "the server enters checkpoint mode" or any(out.glob(".partial-*/questdb/db"))
+            if copying and server.in_checkpoint():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.002)
+
+    # The command's own handler is in place from before the checkpoint to after its release; this one
+    # catches a SIGTERM that came too late, which would otherwise end pytest.
+    previous = signal.signal(signal.SIGTERM, lambda *_: late.append("SIGTERM after the backup"))
+    watcher = threading.Thread(target=terminate_in_checkpoint)
+    watcher.start()
+    try:
+        code = main(["backup", "--out", str(out)])
+    finally:
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGTERM, previous)
+        server.rows("DROP TABLE IF EXISTS big;")
+
+    assert (code, late) == (130, [])
+    assert capsys.readouterr().err.splitlines()[-1] == "error: interrupted; nothing partial was kept"
+    assert list(out.iterdir()) == [out / ".lock"]
+    assert not server.in_checkpoint()
+    server.rows("CHECKPOINT CREATE;")
+    server.rows("CHECKPOINT RELEASE;")
 
 
 def test_a_catalog_and_dagster_storage_in_one_database_are_dumped_once(

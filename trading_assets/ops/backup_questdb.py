@@ -44,6 +44,10 @@ RESTORE_TRIGGER = "_restore"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+class QuestDBRefused(BackupError):
+    """The server answered a statement with an error (as opposed to not answering)."""
+
+
 @dataclass(frozen=True)
 class QuestDBServer:
     """SQL over a QuestDB server's HTTP API, streamed where the answer is large."""
@@ -69,7 +73,9 @@ class QuestDBServer:
             return _OPENER.open(urllib.request.Request(url, headers=headers), timeout=self.timeout_s)
         except urllib.error.HTTPError as err:
             with err:
-                raise BackupError(f"{self}: {_error_text(err.read()) or err.reason} (in {query})") from None
+                raise QuestDBRefused(
+                    f"{self}: {_error_text(err.read()) or err.reason} (in {query})"
+                ) from None
         except OSError as err:
             raise BackupError(f"{self} is unreachable: {getattr(err, 'reason', err)}") from None
 
@@ -77,7 +83,7 @@ class QuestDBServer:
         with self._open("/exec", query) as response:
             payload = json.loads(response.read())
         if "error" in payload:
-            raise BackupError(f"{self}: {payload['error']} (in {query})")
+            raise QuestDBRefused(f"{self}: {payload['error']} (in {query})")
         return payload.get("dataset", [])
 
     def export(self, query: str) -> Iterator[bytes]:
@@ -175,8 +181,15 @@ def backup(server: QuestDBServer, root: Path, dest: Path, progress: Progress) ->
         )
     tables = server.tables()
     before = server.wal_txns()
-    server.rows("CHECKPOINT CREATE;")
+    # CREATE is inside the try: interrupted while waiting for its answer, the server may hold a
+    # checkpoint this call never heard of, which must be released too.
+    release = True
     try:
+        try:
+            server.rows("CHECKPOINT CREATE;")
+        except QuestDBRefused:
+            release = False  # the server said no: no checkpoint of ours to release
+            raise
         # The checkpoint writes its snapshot under the server's root: none here means another server's.
         if not (root / ".checkpoint").is_dir():
             raise BackupError(f"TRADING_QUESTDB_ROOT={root} is not the root of {server}")
@@ -185,8 +198,9 @@ def backup(server: QuestDBServer, root: Path, dest: Path, progress: Progress) ->
             copied = copy_tree(root / part, dest / part, progress, f"questdb: copying {part}")
             files.update({f"{part}/{rel}": entry for rel, entry in copied.items()})
     finally:
-        server.rows("CHECKPOINT RELEASE;")
-    with progress.step(f"questdb: checksums of {len(tables)} tables"):
+        if release:
+            _release(server)
+    with progress.step("questdb: table checksums"):
         sums = server.table_sums(tables)
     after = server.wal_txns()
     for table in tables:
@@ -194,6 +208,20 @@ def backup(server: QuestDBServer, root: Path, dest: Path, progress: Progress) ->
         if before.get(table, (0, 0))[1] != after.get(table, (0, 0))[1]:
             sums[table] = {"rows": None, "sha256": None}
     return Checkpointed(version=server.version(), files=files, tables=sums)
+
+
+def _release(server: QuestDBServer, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            server.rows("CHECKPOINT RELEASE;")
+            return
+        except QuestDBRefused as err:
+            # "Another checkpoint command is in progress": the CREATE this call stopped waiting for is
+            # still running on the server; it ends in seconds.
+            if "in progress" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def restore_root(source: Path, root: Path, force: bool, progress: Progress) -> None:
