@@ -192,7 +192,9 @@ def test_the_image_installs_the_projects_wheel_at_the_locked_versions(image: Ima
     assert image.files[lock] == REPO / "requirements.lock"
     # The wheel built in the first stage, installed without -e; no cache left in the layer.
     (copied,) = [path for path, source in image.copies_from_stages.items() if source == wheels]
-    assert f"{copied}/*.whl" in args and "-e" not in args and "--no-cache-dir" in args
+    # With the k8s extra: run pods under the Helm chart load dagster-k8s's run launcher.
+    assert f'"$(echo {copied}/*.whl)[k8s]"' in install.split("&&")[0]
+    assert "-e" not in args and "--no-cache-dir" in args
 
 
 def test_the_image_runs_as_a_user_of_its_own(image: Image) -> None:
