@@ -326,6 +326,30 @@ def test_a_restore_refuses_databases_and_folders_that_are_not_empty(
         assert con.execute("SELECT count(*) FROM public.notes").fetchone() == (before["rows"],)
 
 
+def test_a_restore_that_could_not_check_questdb_stops_before_writing_anything(
+    profile: Source,
+    databases: Databases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    # As in the image, which carries no source tree: no scripts/services.sh to start a QuestDB with.
+    monkeypatch.setattr("trading_assets.live.soak.servers.SERVICES", tmp_path / "no" / "services.sh")
+    catalog_db, dagster_db = databases.name("catalog_never"), databases.name("dagster_never")
+    monkeypatch.setenv("PGDATABASE", catalog_db)
+    monkeypatch.setenv("DAGSTER_PG_DB", dagster_db)
+    monkeypatch.setenv("TRADING_DATA_DIR", str(tmp_path / "data"))
+
+    assert main(["restore", str(profile.backup)]) == 1
+
+    [error] = capsys.readouterr().err.splitlines()
+    assert "which this installation lacks" in error and error.endswith("recovers the root as it starts")
+    assert not (tmp_path / "data").exists()
+    with databases.connect("postgres") as con:
+        found = con.execute("SELECT 1 FROM pg_database WHERE datname IN (%s, %s)", (catalog_db, dagster_db))
+        assert found.fetchall() == []
+
+
 def test_the_questdb_checksum_follows_the_rows_not_the_table(profile: Source):
     store = QuestDBStore(host="127.0.0.1", http_port=profile.server.http_port)
     store.write("eth", bars(3000, seed=1), BARS)

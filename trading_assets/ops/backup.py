@@ -292,6 +292,8 @@ def verify(backup: Path, profile: Profile, progress: Progress, restore_check: bo
     """Check a backup: its files against the manifest, the DuckDB tables of its copies, and with
     `restore_check` its Postgres dumps and QuestDB root restored into scratch databases and folders."""
     manifest = load_manifest(backup)
+    if restore_check and manifest["questdb"] is not None and (reason := backup_questdb.cannot_start()):
+        raise BackupError(f"{reason}; or leave out --restore-check")
     files = manifest["files"]
     differences = check_files(backup, manifest, progress)
     checked = [Checked("files", f"{_count(len(files), 'file')}, {_size(files)}", differences)]
@@ -370,6 +372,10 @@ def restore(backup: Path, profile: Profile, progress: Progress, force: bool, che
     refused = _not_empty(manifest, profile)
     if refused and not force:
         raise BackupError(f"not empty: {'; '.join(refused)}; restore into fresh ones, or pass --force")
+    if check and manifest["questdb"] is not None and (reason := backup_questdb.cannot_start()):
+        raise BackupError(
+            f"{reason}; or pass --no-verify: the deployment's server recovers the root as it starts"
+        )
     differences = check_files(backup, manifest, progress)
     if differences:
         raise BackupError(f"{backup} differs from its manifest, not restored: {differences[0]}")

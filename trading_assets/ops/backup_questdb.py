@@ -242,6 +242,19 @@ def restore_root(source: Path, root: Path, force: bool, progress: Progress) -> N
     (root / RESTORE_TRIGGER).touch()
 
 
+def cannot_start() -> str | None:
+    """Why this installation cannot start a QuestDB of its own (no scripts/services.sh beside the
+    package, as in an image without the source tree), or None."""
+    from trading_assets.live.soak.servers import SERVICES
+
+    if SERVICES.is_file():
+        return None
+    return (
+        f"checking a QuestDB restore starts a server through {SERVICES}, which this installation lacks "
+        "(run where the repository is checked out, with Java)"
+    )
+
+
 @contextlib.contextmanager
 def started(
     root: Path, username: str | None, password: str | None, progress: Progress
