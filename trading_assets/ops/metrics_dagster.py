@@ -92,10 +92,12 @@ class DagsterSource:
         instance = self.instance()
         yield self._runs(instance)
         yield self._queue(instance, now)
-        finished = instance.get_run_records(
-            dg.RunsFilter(statuses=list(FINISHED), updated_after=now - self.limits.window),
-            limit=self.limits.runs,
+        since = now - self.limits.window
+        updated = instance.get_run_records(
+            dg.RunsFilter(statuses=list(FINISHED), updated_after=since), limit=self.limits.runs
         )
+        # Storage filters on the last update; a run also ended within the window (if it says when).
+        finished = [r for r in updated if r.end_time is None or r.end_time >= since.timestamp()]
         yield from self._finished(finished)
         yield self._steps(instance, finished)
         window = WINDOW.family()

@@ -4,7 +4,6 @@ reason, and exports nothing else: that is a host without GPUs, not a source that
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from datetime import datetime
 from types import ModuleType
@@ -44,21 +43,19 @@ def _nvml() -> tuple[ModuleType | None, str]:
 
 class GpuSource:
     """This host's GPUs. NVML is initialised at the first scrape and kept; a host where it failed is asked
-    again at each scrape (a driver installed later is seen without a restart)."""
+    again at each scrape (a driver installed later is seen without a restart). The exporter's scrapes take
+    turns, so this needs no lock of its own."""
 
     name = "gpu"
     metrics = (AVAILABLE, UTILISATION, MEMORY_USED, MEMORY_TOTAL)
 
     def __init__(self) -> None:
         self._nvml: ModuleType | None = None
-        self._lock = threading.Lock()
 
     def collect(self, now: datetime) -> Iterable[Family]:
-        with self._lock:
-            if self._nvml is None:
-                self._nvml, reason = _nvml()
-            else:
-                reason = ""
+        reason = ""
+        if self._nvml is None:
+            self._nvml, reason = _nvml()
         available = AVAILABLE.family()
         available.add_metric([reason], 0.0 if self._nvml is None else 1.0)
         yield available
