@@ -33,9 +33,16 @@ class LockTimeoutError(TimeoutError):
     """The database file stayed locked by another process for longer than the timeout."""
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file beside the database file `path`, which every process of the project takes."""
+    return path.with_name(path.name + ".lock")
+
+
 @contextmanager
-def _file_lock(lock_path: Path, exclusive: bool, timeout_s: float) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+def file_lock(lock_file: Path, exclusive: bool, timeout_s: float) -> Iterator[None]:
+    """Hold the lock file `lock_file`: shared by readers, exclusive for a writer (and a backup's restore);
+    LockTimeoutError after `timeout_s`."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = time.monotonic() + timeout_s
@@ -47,7 +54,7 @@ def _file_lock(lock_path: Path, exclusive: bool, timeout_s: float) -> Iterator[N
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockTimeoutError(
-                        f"{lock_path}: still locked by another process after {timeout_s:.0f}s"
+                        f"{lock_file}: still locked by another process after {timeout_s:.0f}s"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
@@ -106,7 +113,7 @@ def connect(
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     exclusive = write or not path.exists()
-    with _file_lock(path.with_name(path.name + ".lock"), exclusive, timeout_s):
+    with file_lock(lock_path(path), exclusive, timeout_s):
         if small and not exclusive:
             with _attached(path) as con:
                 yield con

@@ -32,13 +32,9 @@ def companions(path: Path) -> list[Path]:
     return [path, wal] if wal.exists() else [path]
 
 
-def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
 def copy_locked(src: Path, dest: Path, progress: Progress) -> FileHashes:
     """Copy the file (and its WAL) into the folder `dest` under the file's shared lock: writers wait."""
-    with duckdb_file._file_lock(lock_path(src), exclusive=False, timeout_s=LOCK_TIMEOUT_S):
+    with duckdb_file.file_lock(duckdb_file.lock_path(src), exclusive=False, timeout_s=LOCK_TIMEOUT_S):
         files = companions(src)
         with progress.step(f"duckdb: copying {src.name}", sum(p.stat().st_size for p in files)) as advance:
             return {p.name: copy_file(p, dest / p.name, advance) for p in files}
@@ -47,7 +43,7 @@ def copy_locked(src: Path, dest: Path, progress: Progress) -> FileHashes:
 def restore_locked(files: list[Path], target: Path, progress: Progress) -> None:
     """Put a backup's copy of a file (and its WAL) in place at `target`, under the file's exclusive lock;
     a WAL of the file it replaces goes."""
-    with duckdb_file._file_lock(lock_path(target), exclusive=True, timeout_s=LOCK_TIMEOUT_S):
+    with duckdb_file.file_lock(duckdb_file.lock_path(target), exclusive=True, timeout_s=LOCK_TIMEOUT_S):
         target.with_name(target.name + ".wal").unlink(missing_ok=True)
         with progress.step(
             f"duckdb: restoring {target.name}", sum(p.stat().st_size for p in files)
@@ -63,7 +59,7 @@ def read_only(path: Path, locked: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     with contextlib.ExitStack() as stack:
         if locked:
             stack.enter_context(
-                duckdb_file._file_lock(lock_path(path), exclusive=False, timeout_s=LOCK_TIMEOUT_S)
+                duckdb_file.file_lock(duckdb_file.lock_path(path), exclusive=False, timeout_s=LOCK_TIMEOUT_S)
             )
         con = duckdb.connect(str(path), read_only=True)
         stack.callback(con.close)
