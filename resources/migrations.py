@@ -169,7 +169,9 @@ def schema_status(
     migrations = discover_migrations(dialect, migrations_dir)
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema()"
+        "WHERE table_name = 'schema_migrations' AND table_schema = current_schema() "
+        # A DuckDB reader may have other files attached: their tables are listed too.
+        "AND table_catalog = current_database()"
     ).fetchall()[0][0]
     rows = con.execute("SELECT version, name, sha256 FROM schema_migrations").fetchall() if exists else []
     applied = {version: (name, sha) for version, name, sha in rows}

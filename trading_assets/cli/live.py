@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import os
 import secrets
@@ -168,7 +169,16 @@ def _resources():  # type: ignore[no-untyped-def]
     from trading_assets import settings as cfg
 
     settings = cfg.Settings.from_env()
-    return settings, cfg.catalog(settings), cfg.timeseries_store(settings)
+    # Initialized, so their config is resolved (a password given as dg.EnvVar becomes its value); a command
+    # holds them for the life of its process, and they close (the catalog's pool) when it exits.
+    opened = contextlib.ExitStack()
+    atexit.register(opened.close)
+    catalog = opened.enter_context(cfg.catalog(settings).process_config_and_initialize_cm())
+    return (
+        settings,
+        catalog,
+        opened.enter_context(cfg.timeseries_store(settings).process_config_and_initialize_cm()),
+    )
 
 
 def _ccxt_venue(args: argparse.Namespace, public_only: bool = False):  # type: ignore[no-untyped-def]
