@@ -20,14 +20,6 @@ RULES = yaml.safe_load((MONITORING / "alerts.yml").read_text())
 ALERTS = {rule["alert"]: rule for group in RULES["groups"] for rule in group["rules"]}
 
 
-@pytest.fixture(scope="module")
-def promtool(service_missing: Callable[[str], None]) -> str:
-    found = binary("promtool")
-    if found is None:
-        service_missing("no promtool (Debian's prometheus package; `scripts/services.sh up` installs it)")
-    return found  # type: ignore[return-value]
-
-
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
     """A copy of deploy/monitoring/ to break."""

@@ -5,13 +5,13 @@ services export, and reads the data source the provisioning file defines."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from monitoring_setup import MONITORING, PROJECT_METRIC, binary, exporter_samples, live_samples, run
+from monitoring_setup import MONITORING, PROJECT_METRIC, exporter_samples, live_samples, run
 
 GRAFANA = MONITORING / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -27,14 +27,6 @@ def queries(dashboard: Path) -> list[tuple[str, str]]:
     """(panel title, expression) of every query of the dashboard."""
     found = json.loads(dashboard.read_text())["panels"]
     return [(p["title"], t["expr"]) for p in panels(found) for t in p.get("targets", [])]
-
-
-@pytest.fixture(scope="module")
-def promtool(service_missing: Callable[[str], None]) -> str:
-    found = binary("promtool")
-    if found is None:
-        service_missing("no promtool (Debian's prometheus package; `scripts/services.sh up` installs it)")
-    return found  # type: ignore[return-value]
 
 
 def check_as_rules(promtool: str, exprs: list[str], folder: Path) -> Any:

@@ -5,6 +5,8 @@ import argparse
 import sys
 from datetime import timedelta
 
+from trading_assets.cli.arguments import positive_seconds
+
 
 def _sources(text: str) -> tuple[str, ...]:
     from trading_assets.ops.exporter import SOURCE_NAMES
@@ -14,16 +16,6 @@ def _sources(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"{text!r}: name some of {', '.join(SOURCE_NAMES)}")
     return names
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -38,7 +30,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     exporter.add_argument(
         "--window",
-        type=_seconds,
+        type=positive_seconds,
         default=3600.0,
         help="seconds of finished runs the durations and failures are read over (default 3600)",
     )

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from trading_assets.cli.arguments import positive_seconds
+
 DEFAULT_PORTS = {"venue": 8765, "recorder": 9101, "runner": 9102, "executor": 9103}
 # Seconds a service is given to act on SIGTERM (finish what it was doing, persist, exit) before SIGKILL:
 # the supervisor's, Compose's stop_grace_period and Kubernetes' terminationGracePeriodSeconds.
@@ -148,21 +150,11 @@ def _health_args(parser: argparse.ArgumentParser, service: str) -> None:
     )
     parser.add_argument(
         "--stale-after",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=30.0,
         help="seconds the service's loop may go without a beat before /healthz answers 503 and a "
         "supervisor restarts it (default 30; at least 10 polls)",
     )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
 
 
 def _resources():  # type: ignore[no-untyped-def]
