@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,28 @@ def run_compose(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProce
     return subprocess.run(
         [str(compose_binary()), *args], env={**keep, **env}, capture_output=True, text=True, timeout=60
     )
+
+
+def assert_live_container(container: dict[str, Any], argv: list[str], service: str) -> None:
+    """A live service's Kubernetes container: `trading-assets live <service>` on its default port, its probes
+    on the routes the services serve with the supervisor's timings."""
+    from prometheus_client import CollectorRegistry
+
+    from trading_assets.cli.live import DEFAULT_PORTS, Supervision
+    from trading_assets.live.health import Health
+
+    args = cli_args(argv)
+    assert container["command"] == ["trading-assets"]
+    assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
+    assert container["ports"] == [{"name": "health", "containerPort": DEFAULT_PORTS[service]}]
+    routes = {route.path for route in Health("any", CollectorRegistry()).app().routes}
+    rules = Supervision()
+    for probe, path, failures in (
+        ("livenessProbe", "/healthz", rules.failures),
+        ("readinessProbe", "/readyz", rules.failures),
+        ("startupProbe", "/healthz", rules.start_grace_s / rules.probe_every_s),
+    ):
+        spec = container[probe]
+        assert spec["httpGet"] == {"path": path, "port": "health"} and path in routes
+        assert (spec["periodSeconds"], spec["timeoutSeconds"]) == (rules.probe_every_s, rules.probe_timeout_s)
+        assert spec["failureThreshold"] == failures

@@ -37,7 +37,7 @@ from dagster_celery.cli import main as dagster_celery_cli
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
-from deploy_setup import cli_args
+from deploy_setup import assert_live_container, cli_args
 from prometheus_client import CollectorRegistry
 from referencing import Registry, Resource
 
@@ -46,8 +46,7 @@ from resources.duckdb_store import DuckDBStore
 from trading_assets import settings as cfg
 from trading_assets.api.app import create_app
 from trading_assets.api.settings import ApiSettings
-from trading_assets.cli.live import DEFAULT_PORTS, STOP_GRACE_S, Supervision
-from trading_assets.live.health import Health
+from trading_assets.cli.live import STOP_GRACE_S
 from trading_assets.ops.exporter import app as exporter_app
 from trading_assets.walkforward.assets import GPU_POD, GPU_QUEUE, GPU_STEP_TAGS, fold_models
 
@@ -234,21 +233,7 @@ def test_each_live_service_runs_on_its_default_port_probed_as_the_supervisor_doe
     manifests: Manifests, service: str
 ) -> None:
     container = _container(manifests, f"trading-{service}")
-    args = cli_args(container["args"])
-    assert container["command"] == ["trading-assets"]
-    assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
-    assert container["ports"] == [{"name": "health", "containerPort": DEFAULT_PORTS[service]}]
-    routes = {route.path for route in Health("any", CollectorRegistry()).app().routes}
-    rules = Supervision()
-    for probe, path, failures in (
-        ("livenessProbe", "/healthz", rules.failures),
-        ("readinessProbe", "/readyz", rules.failures),
-        ("startupProbe", "/healthz", rules.start_grace_s / rules.probe_every_s),
-    ):
-        spec = container[probe]
-        assert spec["httpGet"] == {"path": path, "port": "health"} and path in routes
-        assert (spec["periodSeconds"], spec["timeoutSeconds"]) == (rules.probe_every_s, rules.probe_timeout_s)
-        assert spec["failureThreshold"] == failures
+    assert_live_container(container, container["args"], service)
     assert _pods(manifests)[f"trading-{service}"]["spec"]["terminationGracePeriodSeconds"] == STOP_GRACE_S
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_setup import cli_args, run_compose
+from deploy_setup import assert_live_container, cli_args, run_compose
 from prometheus_client import CollectorRegistry
 
 from trading_assets.cli.live import DEFAULT_PORTS, STOP_GRACE_S, Supervision
@@ -136,21 +136,7 @@ def test_kubernetes_probes_liveness_on_healthz_and_readiness_on_readyz(
     _, container = _k8s_container(kubernetes, service)
     config = kubernetes[("ConfigMap", "trading-live")]["data"]
     argv = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
-    args = cli_args(argv)
-    assert container["command"] == ["trading-assets"]
-    assert (args.live_command, args.port, args.host) == (service, DEFAULT_PORTS[service], "0.0.0.0")
-    (port,) = container["ports"]
-    assert port == {"name": "health", "containerPort": DEFAULT_PORTS[service]}
-    rules = Supervision()
-    for probe, path, failures in (
-        ("livenessProbe", "/healthz", rules.failures),
-        ("readinessProbe", "/readyz", rules.failures),
-        ("startupProbe", "/healthz", rules.start_grace_s / rules.probe_every_s),
-    ):
-        spec = container[probe]
-        assert spec["httpGet"] == {"path": path, "port": "health"} and path in _routes()
-        assert (spec["periodSeconds"], spec["timeoutSeconds"]) == (rules.probe_every_s, rules.probe_timeout_s)
-        assert spec["failureThreshold"] == failures
+    assert_live_container(container, argv, service)
 
 
 @pytest.mark.parametrize("service", SERVICES)
