@@ -41,7 +41,7 @@ def problems(result: Result, limit: Scenario) -> list[str]:
     return found
 
 
-COLUMNS = ("scenario", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors", "limit", "result")
+COLUMNS = ("scenario", "users", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors", "limit", "result")
 
 
 def table(results: list[Result], limits: dict[str, Scenario]) -> str:
@@ -54,6 +54,7 @@ def table(results: list[Result], limits: dict[str, Scenario]) -> str:
         rows.append(
             (
                 result.name,
+                str(limit.users),
                 str(result.requests),
                 f"{result.rps:.1f}",
                 f"{result.p50_ms:.0f}",
@@ -70,7 +71,7 @@ def table(results: list[Result], limits: dict[str, Scenario]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
         "  ".join(
-            cell.ljust(w) if i in (0, 7) else cell.rjust(w)
+            cell.ljust(w) if i in (0, 8) else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in rows

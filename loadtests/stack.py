@@ -106,46 +106,28 @@ def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
         "TRADING_CATALOG_SCHEMA": "public",
         "QUESTDB_ADDR": questdb,
     }
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[_Server] = []
     try:
         with pg.admin() as admin:
             for name in (catalog_db, dagster_db):
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         say(f"setup: databases {catalog_db} and {dagster_db} on {pg.host}:{pg.port}, QuestDB {questdb}")
-        data = root / "research" / "data"
-        served = {**os.environ, **profile, "TRADING_DATA_DIR": str(data), "TRADING_DEVICE": "cpu"}
-        web_port = free_port()
-        processes.append(_webserver(root, web_port, dagster_db, pg, served))
         started = time.monotonic()
+        served = {**os.environ, **profile, "TRADING_DATA_DIR": str(root / "research" / "data")}
+        token = secrets.token_urlsafe(24)
+        # Both servers start while the data is made (they read it only once the scenarios run).
+        servers += [_api(root, served, token), _webserver(root, dagster_db, pg, served)]
         target = _data(root, prefix, stream_rows, profile, say)
-        api_port, token = free_port(), secrets.token_urlsafe(24)
-        api_env = {**served, "TRADING_API_WRITE_TOKEN": token}
-        api_env.pop("TRADING_API_READ_TOKEN", None)
-        command = [sys.executable, "-m", "trading_assets.cli", "serve", "--port", str(api_port)]
-        processes.append(_start(command, api_env, root / "api.log"))
-        api = f"http://127.0.0.1:{api_port}"
-        _wait(
-            lambda: _get(f"{api}/api/v1/openapi.json") is not None,
-            processes[-1],
-            root / "api.log",
-            "API",
-            120,
-        )
-        webserver = f"http://127.0.0.1:{web_port}"
-        _wait(
-            lambda: _location_loaded(webserver),
-            processes[0],
-            root / "webserver.log",
-            "dagster-webserver",
-            300,
-        )
+        for server in servers:
+            server.wait()
+        api, webserver = (server.url for server in servers)
         say(f"setup: API on {api}, dagster-webserver on {webserver} ({time.monotonic() - started:.0f} s)")
         os.environ[TOKEN_ENV] = token
         yield Target(api=api, webserver=webserver, **target)
     finally:
         os.environ.pop(TOKEN_ENV, None)
-        for process in reversed(processes):
-            _stop(process)
+        for server in servers:
+            server.stop()
         _drop(prefix, profile, pg, (catalog_db, dagster_db))
         shutil.rmtree(root, ignore_errors=True)
 
@@ -211,7 +193,58 @@ def _data(
     }
 
 
-def _webserver(root: Path, port: int, db: str, pg: _Postgres, env: dict[str, str]) -> subprocess.Popen[bytes]:
+@dataclass
+class _Server:
+    """A server of the stack in a process (and session) of its own, with its log under the stack's folder."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    ready: Callable[[str], bool]
+    limit_s: float
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        while not self.ready(self.url):
+            if self.process.poll() is not None:
+                raise StackError(
+                    f"{self.name} exited with status {self.process.returncode}\n{_tail(self.log)}"
+                )
+            if time.monotonic() > deadline:
+                raise StackError(f"{self.name} did not answer within {self.limit_s:.0f} s\n{_tail(self.log)}")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        """SIGTERM to its session (the webserver's code server too), SIGKILL after 20 s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def _start(name: str, command: list[str], env: dict[str, str], log: Path, port: int, **wait: Any) -> _Server:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return _Server(name, f"http://127.0.0.1:{port}", process, log, **wait)
+
+
+def _api(root: Path, env: dict[str, str], token: str) -> _Server:
+    """`trading-assets serve` with a write token and open reads."""
+    port = free_port()
+    env = {**env, "TRADING_API_WRITE_TOKEN": token}
+    env.pop("TRADING_API_READ_TOKEN", None)
+    command = [sys.executable, "-m", "trading_assets.cli", "serve", "--port", str(port)]
+    return _start("the API", command, env, root / "api.log", port, ready=_api_answers, limit_s=120)
+
+
+def _webserver(root: Path, db: str, pg: _Postgres, env: dict[str, str]) -> _Server:
     """dagster-webserver on the repo's dagster.yaml (Postgres storage, QueuedRunCoordinator) in a fresh
     DAGSTER_HOME; no daemon runs, so launched runs stay queued."""
     home = root / "dagster_home"
@@ -225,40 +258,13 @@ def _webserver(root: Path, port: int, db: str, pg: _Postgres, env: dict[str, str
         "DAGSTER_PG_PASSWORD": os.environ.get("PGPASSWORD", ""),
         "DAGSTER_PG_DB": db,
     }
+    port = free_port()
     command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
     command += ["-w", str(ROOT / "workspace.yaml")]
-    return _start(command, {**env, **dagster_env}, root / "webserver.log")
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        # A session of its own: stopping it stops its children too (the webserver's code server).
-        return subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def _wait(
-    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str, limit_s: float
-) -> None:
-    deadline = time.monotonic() + limit_s
-    while not ready():
-        if process.poll() is not None:
-            raise StackError(f"{what} exited with status {process.returncode}\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            raise StackError(f"{what} did not answer within {limit_s:.0f} s\n{_tail(log)}")
-        time.sleep(0.25)
+    log = root / "webserver.log"
+    return _start(
+        "dagster-webserver", command, {**env, **dagster_env}, log, port, ready=_location_loaded, limit_s=300
+    )
 
 
 def _get(url: str, body: bytes | None = None) -> bytes | None:
@@ -268,6 +274,10 @@ def _get(url: str, body: bytes | None = None) -> bytes | None:
             return response.read()  # type: ignore[no-any-return]
     except (urllib.error.URLError, OSError):
         return None
+
+
+def _api_answers(api: str) -> bool:
+    return _get(f"{api}/api/v1/openapi.json") is not None
 
 
 def _location_loaded(webserver: str) -> bool:

@@ -1,5 +1,6 @@
 """api_jobs: walkforward runs submitted through the API (POST /api/v1/job-requests/walkforward with the
-write token), each answered 201 with a QUEUED request; afterwards, every accepted request is in the queue."""
+write token), each answered 201 with a QUEUED request; the queue of requests must grow by exactly the
+requests accepted (`queue`, counted before and after)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,12 @@ def host(options: Any) -> str:
     return options.api  # type: ignore[no-any-return]
 
 
-def check(options: Any, stats: Any) -> str | None:
-    entry = stats.get(NAME, "POST")
-    accepted = entry.num_requests - entry.num_failures
+QUEUE = "the queued walkforward requests"
+
+
+def queue(options: Any) -> tuple[int]:
     listed = requests.get(
         f"{options.api}/api/v1/job-requests", params={"status": "QUEUED", "kind": "walkforward"}, timeout=60
     )
     listed.raise_for_status()
-    queued = len(listed.json())
-    return None if queued == accepted else f"{queued} walkforward requests queued, {accepted} accepted"
+    return (len(listed.json()),)

@@ -1,7 +1,7 @@
 """graphql_launch: start_walkforward runs launched through the Dagster webserver's GraphQL API (the
-`launchRun` mutation the UI's launchpad sends), each answered LaunchRunSuccess with a QUEUED run;
-afterwards every launched run is still queued: the QueuedRunCoordinator holds them (no daemon dequeues
-during the test)."""
+`launchRun` mutation the UI's launchpad sends), each answered LaunchRunSuccess with a QUEUED run; both the
+queued runs and all runs of the instance must grow by exactly the runs launched (`queue`, counted before and
+after): the QueuedRunCoordinator holds them, and no daemon dequeues during the test."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def host(options: Any) -> str:
     return options.webserver  # type: ignore[no-any-return]
 
 
+QUEUE = "the queued runs and all runs"
+
+
+def queue(options: Any) -> tuple[int, int]:
+    return _count(options, ["QUEUED"]), _count(options, None)
+
+
 def _count(options: Any, statuses: list[str] | None) -> int:
     variables = {"filter": {"statuses": statuses} if statuses else {}}
     answer = requests.post(
@@ -69,12 +76,3 @@ def _count(options: Any, statuses: list[str] | None) -> int:
     )
     answer.raise_for_status()
     return int(answer.json()["data"]["runsOrError"]["count"])
-
-
-def check(options: Any, stats: Any) -> str | None:
-    entry = stats.get(NAME, "POST")
-    launched = entry.num_requests - entry.num_failures
-    queued, runs = _count(options, ["QUEUED"]), _count(options, None)
-    if queued == runs == launched:
-        return None
-    return f"{queued} runs queued of {runs} in the instance, {launched} launched"

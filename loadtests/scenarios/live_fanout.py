@@ -8,11 +8,10 @@ event. A client reads until a second before the scenario ends; then every order 
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,29 +26,37 @@ NAME = "order delivered"
 # An order written this long before a client stops reading need not have reached it yet (the stream reads
 # the catalog every 0.25 s).
 GRACE_S = 2.0
-FIRST_BAR = datetime(2026, 1, 1, tzinfo=UTC)
+AMOUNT = Decimal("0.001")
 
 
 class OrderWriter(User):
-    """Stores one new order of the scenario's strategy every 1/writes_per_s seconds."""
+    """Stores `writes_per_s` new orders a second of the scenario's strategy until the clients stop reading;
+    one pass per scenario."""
 
     fixed_count = 1
 
     def wait_time(self) -> float:
-        return 1.0 / self.environment.parsed_options.writes_per_s  # type: ignore[no-any-return]
-
-    def on_start(self) -> None:
-        self.catalog = PostgresCatalog(**self.environment.parsed_options.catalog)
-        self.bars = itertools.count()
-
-    def on_stop(self) -> None:
-        self.catalog.close()
+        return 3600.0  # one pass: it then idles until the scenario stops it
 
     @task
     def write(self) -> None:
-        bar = FIRST_BAR + timedelta(minutes=next(self.bars))
-        strategy = self.environment.parsed_options.strategy
-        self.catalog.create_order(NewOrder(strategy, bar, 0, "buy", "market", Decimal("0.001")))
+        options = self.environment.parsed_options
+        catalog = PostgresCatalog(**options.catalog)
+        step, due, seq, second = 1.0 / options.writes_per_s, time.time(), 0, 0
+        try:
+            # Stops with the clients' reading, so the scenario's end never interrupts a transaction.
+            while due < options.ends_at - 1.0:
+                gevent.sleep(max(0.0, due - time.time()))
+                due += step
+                # The n-th order of the current second: new ids on every run, however often it is run.
+                now = int(time.time())
+                seq, second = (seq + 1 if now == second else 0), now
+                order = NewOrder(
+                    options.strategy, datetime.fromtimestamp(now, UTC), seq, "buy", "market", AMOUNT
+                )
+                catalog.create_order(order)
+        finally:
+            catalog.close()
 
 
 class EventClient(User):
