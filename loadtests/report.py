@@ -21,6 +21,8 @@ class Result:
     # A few failure messages with their counts, and what the scenario's own end check found wrong.
     errors: dict[str, int] = field(default_factory=dict)
     check: str | None = None
+    # CPU seconds each server used during the timed run (the webserver's with its code server's).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 def error_rate(result: Result) -> float:
@@ -41,7 +43,19 @@ def problems(result: Result, limit: Scenario) -> list[str]:
     return found
 
 
-COLUMNS = ("scenario", "users", "requests", "rps", "p50 ms", "p95 ms", "p99 ms", "errors", "limit", "result")
+COLUMNS = (
+    "scenario",
+    "users",
+    "requests",
+    "rps",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "errors",
+    "limit",
+    "result",
+    "CPU s api/web",
+)
 
 
 def table(results: list[Result], limits: dict[str, Scenario]) -> str:
@@ -63,6 +77,7 @@ def table(results: list[Result], limits: dict[str, Scenario]) -> str:
                 f"{result.failures} ({error_rate(result):.1%})",
                 f"p95 <= {limit.p95_ms:.0f} ms, errors <= {limit.max_error_rate:.0%}",
                 "FAIL" if missed else "pass",
+                "/".join(f"{result.cpu_s.get(server, 0):.1f}" for server in ("api", "webserver")),
             )
         )
         if missed:

@@ -61,6 +61,8 @@ class Target:
     strategy: str
     # PostgresCatalog's fields for the live scenario's order writer; a password stays in PGPASSWORD.
     catalog: dict[str, Any]
+    # Each server's process, whose CPU time (with its children's: the webserver's code server) is counted.
+    pids: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
         api, webserver = (server.url for server in servers)
         say(f"setup: API on {api}, dagster-webserver on {webserver} ({time.monotonic() - started:.0f} s)")
         os.environ[TOKEN_ENV] = token
-        yield Target(api=api, webserver=webserver, **target)
+        pids = {server.name: server.process.pid for server in servers}
+        yield Target(api=api, webserver=webserver, pids=pids, **target)
     finally:
         os.environ.pop(TOKEN_ENV, None)
         for server in servers:
@@ -241,7 +244,7 @@ def _api(root: Path, env: dict[str, str], token: str) -> _Server:
     env = {**env, "TRADING_API_WRITE_TOKEN": token}
     env.pop("TRADING_API_READ_TOKEN", None)
     command = [sys.executable, "-m", "trading_assets.cli", "serve", "--port", str(port)]
-    return _start("the API", command, env, root / "api.log", port, ready=_api_answers, limit_s=120)
+    return _start("api", command, env, root / "api.log", port, ready=_api_answers, limit_s=120)
 
 
 def _webserver(root: Path, db: str, pg: _Postgres, env: dict[str, str]) -> _Server:
@@ -263,7 +266,7 @@ def _webserver(root: Path, db: str, pg: _Postgres, env: dict[str, str]) -> _Serv
     command += ["-w", str(ROOT / "workspace.yaml")]
     log = root / "webserver.log"
     return _start(
-        "dagster-webserver", command, {**env, **dagster_env}, log, port, ready=_location_loaded, limit_s=300
+        "webserver", command, {**env, **dagster_env}, log, port, ready=_location_loaded, limit_s=300
     )
 
 

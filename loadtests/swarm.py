@@ -38,7 +38,7 @@ PROGRESS_S = 5.0
 # The longest a user may take to finish its request once the scenario's time is up.
 STOP_S = 60.0
 # Each scenario first runs this long untimed: a server's first requests load what it loads lazily (the
-# webserver's first launches of a job took up to 2.6 s, its later ones a tenth of that).
+# webserver's first launches of a job are much slower than its later ones).
 WARM_S = 2.0
 
 
@@ -47,7 +47,9 @@ def run_scenario(spec: dict[str, Any], target: dict[str, Any]) -> Result:
     options = argparse.Namespace(**target, **spec, write_token=os.environ[TOKEN_ENV])
     _swarm(module, options, WARM_S, progress=False)
     queued = module.queue(options) if hasattr(module, "queue") else None
+    cpu = {server: _cpu_seconds(pid) for server, pid in target["pids"].items()}
     env = _swarm(module, options, spec["seconds"], progress=True)
+    cpu = {server: _cpu_seconds(pid) - cpu[server] for server, pid in target["pids"].items()}
     total, runner = env.stats.total, env.runner
     errors = {f"{e.method} {e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()}
     # A task that raised (the live writer losing its catalog) is an error of the scenario too.
@@ -62,6 +64,7 @@ def run_scenario(spec: dict[str, Any], target: dict[str, Any]) -> Result:
         p99_ms=_percentile(total, 0.99),
         errors=dict(sorted(errors.items(), key=lambda item: -item[1])[:5]),
         check=None if queued is None else _queue_check(module, options, env, queued),
+        cpu_s=cpu,
     )
 
 
@@ -96,6 +99,18 @@ def _queue_check(
     if all(count == accepted for count in grown):
         return None
     return f"{module.QUEUE} grew by {', '.join(map(str, grown))} while {accepted} were accepted"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its living descendants, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    # utime and stime are the 14th and 15th fields of stat, counted from the pid.
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _percentile(entry: Any, share: float) -> float:
