@@ -96,6 +96,7 @@ def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
     prefix = f"load{uuid.uuid4().hex[:6]}"
     pg = _Postgres.from_env()
     questdb = os.environ.get("QUESTDB_ADDR", "127.0.0.1:9000")
+    _answering(pg, questdb)
     root = Path(tempfile.mkdtemp(prefix="loadtest-"))
     catalog_db, dagster_db = f"{prefix}_catalog", f"{prefix}_dagster"
     profile = {
@@ -109,6 +110,7 @@ def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
         "QUESTDB_ADDR": questdb,
     }
     servers: list[_Server] = []
+    kept = False
     try:
         with pg.admin() as admin:
             for name in (catalog_db, dagster_db):
@@ -127,12 +129,29 @@ def stack(stream_rows: int, say: Callable[[str], None]) -> Iterator[Target]:
         os.environ[TOKEN_ENV] = token
         pids = {server.name: server.process.pid for server in servers}
         yield Target(api=api, webserver=webserver, pids=pids, **target)
+    except StackError:
+        kept = True  # its logs, for the error's reader
+        raise
     finally:
         os.environ.pop(TOKEN_ENV, None)
         for server in servers:
             server.stop()
         _drop(prefix, profile, pg, (catalog_db, dagster_db))
-        shutil.rmtree(root, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _answering(pg: _Postgres, questdb: str) -> None:
+    """StackError naming the server that does not answer."""
+    try:
+        pg.admin().close()
+    except psycopg.OperationalError as err:
+        reason = str(err).strip().splitlines()[0]
+        raise StackError(
+            f"no Postgres at {pg.host}:{pg.port} ({reason}); scripts/services.sh up starts it"
+        ) from None
+    if _get(f"http://{questdb}/ping") is None:
+        raise StackError(f"no QuestDB at {questdb} (QUESTDB_ADDR); scripts/services.sh up starts it")
 
 
 def _data(
