@@ -40,7 +40,7 @@ SLOW_FILES_FIRST = (
     "tests/integration/test_ingest_processes.py",  # 70 s
     "tests/live/test_production_profile.py",  # 60 s
     "tests/ops/test_backup.py",  # 60 s
-    "tests/ops/test_loadtest.py",  # 40 s
+    "tests/ops/test_loadtest.py",  # 90 s
     "tests/trading/test_recorder.py",  # 55 s
     "tests/integration/test_celery_gpu_queue.py",  # 50 s
     "tests/trading/test_supervisor.py",  # 50 s

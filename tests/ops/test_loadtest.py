@@ -28,7 +28,7 @@ def _harness(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 def run(
     tmp_path_factory: pytest.TempPathFactory, pg_conninfo: str, service_missing: Any
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
-    """One short run of every scenario (3 s each, a 20,000-bar streamed table) and its JSON report."""
+    """One short run of every scenario (5 s each, 2 users, a 20,000-bar table) and its JSON report."""
     if not os.environ.get("QUESTDB_ADDR"):
         service_missing("QUESTDB_ADDR not set: no QuestDB server for the load tests")
     from psycopg.conninfo import conninfo_to_dict
@@ -43,7 +43,9 @@ def run(
     if server.get("password"):
         env["PGPASSWORD"] = str(server["password"])
     report = tmp_path_factory.mktemp("loadtest") / "report.json"
-    done = _harness(["--seconds", "3", "--rows", "20000", "--json", str(report)], env)
+    # Few users and a few seconds: the harness is checked here, beside the other test files; its load and its
+    # figures are `make loadtest`'s.
+    done = _harness(["--seconds", "5", "--users", "2", "--rows", "20000", "--json", str(report)], env)
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr[-4000:]
     return done, json.loads(report.read_text())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import os
 import secrets
@@ -161,10 +160,10 @@ def _resources():  # type: ignore[no-untyped-def]
     from trading_assets import settings as cfg
 
     settings = cfg.Settings.from_env()
-    # Initialized, so their config is resolved (a password given as dg.EnvVar becomes its value); a command
-    # holds them for the life of its process, and they close (the catalog's pool) when it exits.
+    # Initialized, so their config is resolved (a password given as dg.EnvVar becomes its value), and held
+    # for the life of the process. Never torn down: a service has stored its state before it returns, and a
+    # pool closed at exit would wait on its workers, eating into the stop grace the supervisor gives.
     opened = contextlib.ExitStack()
-    atexit.register(opened.close)
     catalog = opened.enter_context(cfg.catalog(settings).process_config_and_initialize_cm())
     return (
         settings,
