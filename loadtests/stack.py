@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from trading_assets.live.soak.servers import free_port
+from resources.local_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # The environment variable that carries the API's write token to the swarm (never a file or an argument).

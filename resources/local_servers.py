@@ -1,9 +1,10 @@
-"""Servers of the soak's own: a Postgres cluster and a QuestDB on free loopback ports, under the soak's
-folder, so it can crash and restart them without touching the servers anything else uses.
+"""Servers of a caller's own on free loopback ports: a Postgres cluster and a QuestDB under a folder it
+chooses, so it can crash, restart or restore them without touching the servers anything else uses (the live
+soak, the Postgres-restart test, a backup's restore check).
 
 Postgres is Debian's (the binaries `scripts/services.sh` installs), a fresh cluster made with `initdb`
 (trust on loopback); as root it runs as the `postgres` user, which Postgres requires. QuestDB is started
-and stopped by `scripts/services.sh` itself, on the soak's ports and data folder, so it runs exactly as the
+and stopped by `scripts/services.sh` itself, on the caller's ports and data folder, so it runs exactly as the
 project's QuestDB does (the same release, Java and light settings).
 """
 
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 SERVICES = REPO / "scripts" / "services.sh"
 
 

@@ -29,11 +29,11 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from resources.local_servers import PrivateQuestDB
 from resources.postgres_catalog import PostgresCatalog
 from resources.questdb_store import QuestDBStore
 from resources.timeseries import TS_TYPE, TableSchema
 from trading_assets.cli import main
-from trading_assets.live.soak.servers import PrivateQuestDB
 from trading_assets.ops.backup import complete_backups
 from trading_assets.ops.backup_questdb import QuestDBServer
 from trading_assets.ops.jobs import backup
@@ -334,7 +334,7 @@ def test_a_restore_that_could_not_check_questdb_stops_before_writing_anything(
     capsys: pytest.CaptureFixture[str],
 ):
     # As in the image, which carries no source tree: no scripts/services.sh to start a QuestDB with.
-    monkeypatch.setattr("trading_assets.live.soak.servers.SERVICES", tmp_path / "no" / "services.sh")
+    monkeypatch.setattr("resources.local_servers.SERVICES", tmp_path / "no" / "services.sh")
     catalog_db, dagster_db = databases.name("catalog_never"), databases.name("dagster_never")
     monkeypatch.setenv("PGDATABASE", catalog_db)
     monkeypatch.setenv("DAGSTER_PG_DB", dagster_db)

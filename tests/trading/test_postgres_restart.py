@@ -3,7 +3,7 @@ strategies, the signals, the heartbeats) goes away for longer than a call's retr
 services ride it out without a restart: the order is placed once and ends as the venue has it, its fill is
 recorded once, the position equals the venue's, no bar is missed or signalled twice.
 
-The Postgres is one of the test's own (`trading_assets.live.soak.servers.PrivatePostgres`), so restarting it
+The Postgres is one of the test's own (`resources.local_servers.PrivatePostgres`), so restarting it
 touches no other test; the services are real processes (`restart_setup`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from restart_setup import Floor, Production
 from restart_setup import production as build_production
 
-from trading_assets.live.soak.servers import PrivatePostgres
+from resources.local_servers import PrivatePostgres
 
 
 @pytest.fixture(scope="module")

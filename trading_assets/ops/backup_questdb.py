@@ -245,7 +245,7 @@ def restore_root(source: Path, root: Path, force: bool, progress: Progress) -> N
 def cannot_start() -> str | None:
     """Why this installation cannot start a QuestDB of its own (no scripts/services.sh beside the
     package, as in an image without the source tree), or None."""
-    from trading_assets.live.soak.servers import SERVICES
+    from resources.local_servers import SERVICES
 
     if SERVICES.is_file():
         return None
@@ -262,7 +262,7 @@ def started(
     """A QuestDB of the project's release (scripts/services.sh) on `root`, on free loopback ports, stopped on
     the way out: on a restored root it recovers the checkpoint first."""
     # Lazily: the soak's server helper starts QuestDB exactly as the project's services script does.
-    from trading_assets.live.soak.servers import PrivateQuestDB, ServerError
+    from resources.local_servers import PrivateQuestDB, ServerError
 
     with tempfile.TemporaryDirectory(prefix="questdb-restore-") as scratch:
         # services.sh runs QuestDB in $TRADING_DATA_DIR/questdb: a link lets it run on any root.

@@ -10,8 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from resources.local_servers import ServerError
 from trading_assets.live.soak.harness import Soak, SoakConfig, SoakError
-from trading_assets.live.soak.servers import ServerError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from resources.local_servers import PrivatePostgres, PrivateQuestDB, free_port
 from trading_assets import naming
 from trading_assets.compute.indicators.registry import BAR_INPUTS
 from trading_assets.compute.live_signals import replay_signals
@@ -50,7 +51,6 @@ from trading_assets.live.config import PromoteConfig
 from trading_assets.live.service import load_signal_model, promote
 from trading_assets.live.soak.research import Research, build_research
 from trading_assets.live.soak.schedule import SERVICES, Fault, schedule
-from trading_assets.live.soak.servers import PrivatePostgres, PrivateQuestDB, free_port
 from trading_assets.live.venue.faults import REJECTIONS
 from trading_assets.orders import TERMINAL, OrderError, OrderStatus, replay_history
 
