@@ -25,6 +25,9 @@ from trading_assets.simulation.assets import simulation
 from trading_assets.simulation.jobs import start_simulation
 from trading_assets.walkforward.assets import fold_models, predictions, thresholds
 
+# The requests' lifecycle is the catalog coordinating runs and sensor ticks: on both dialects.
+pytestmark = pytest.mark.parametrize("resources", ["duckdb", "postgres"], indirect=True)
+
 TWO_FOLDS = {**CONFIG, "folds": {**CONFIG["folds"], "max_folds": 2}}
 ASSETS_OF_JOB = {
     "train_folds": [fold_models],

@@ -46,10 +46,6 @@ def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
     return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
-# The shapes exercise the data, not the catalog's dialects: the embedded catalog only.
-pytestmark = pytest.mark.parametrize("resources", ["duckdb"], indirect=True)
-
-
 @pytest.fixture
 def world(resources, instance) -> World:
     return World(resources, instance)

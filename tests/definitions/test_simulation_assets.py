@@ -1,26 +1,22 @@
 """Trading simulations as Dagster runs them: registration from the launchpad config, the simulation asset
 and its checks, failure and retry, the sweep, the comparison, the sensor, lineage. Real resources: DuckDB
-files, and Postgres in a throwaway schema for the catalog.
+files, the embedded default (tests/definitions/conftest.py says why not Postgres too).
 
-Training a walkforward run is the slow part, so each catalog gets one completed run for the whole module
-(`world`); every test registers sims of its own and looks only at those, or at what the catalog lists.
+Training a walkforward run is the slow part, so the module gets one completed run (`world`); every test
+registers sims of its own and looks only at those, or at what the catalog lists.
 """
 
 import hashlib
 import json
 import re
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from test_walkforward_assets import CONFIG, ROWS, assemble, land_and_compute, metadata, start, train
 
 from resources.catalog import Catalog
@@ -28,7 +24,6 @@ from resources.compute import ComputeResource
 from resources.duckdb_catalog import DuckDBCatalog
 from resources.duckdb_store import DuckDBStore
 from resources.landing import LandingFolder
-from resources.postgres_catalog import PostgresCatalog
 from resources.sets_folder import SetsFolder
 from sensors.simulation import simulation_sensor
 from trading_assets.compute.demo_data import generate_bars, write_export
@@ -90,26 +85,13 @@ def completed_run(resources, instance, config: dict) -> str:
     return run
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def world(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(request.param)
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
     (root / "landing").mkdir()
-    if request.param == "postgres":
-        conninfo = request.getfixturevalue("pg_conninfo")
-        params = conninfo_to_dict(conninfo)
-        catalog = PostgresCatalog(
-            host=params.get("host", "localhost"),
-            port=int(params.get("port", 5432)),
-            user=params.get("user", "postgres"),
-            password=params.get("password"),
-            dbname=params.get("dbname", "postgres"),
-            schema_name=f"test_{uuid.uuid4().hex[:16]}",
-        )
-    else:
-        catalog = DuckDBCatalog(path=str(root / "catalog.duckdb"))
     resources = {
         "timeseries": DuckDBStore(path=str(root / "timeseries.duckdb")),
-        "catalog": catalog,
+        "catalog": DuckDBCatalog(path=str(root / "catalog.duckdb")),
         "landing": LandingFolder(path=str(root / "landing")),
         "sets_folder": SetsFolder(path=str(root / "sets")),
         "compute": ComputeResource(device="cpu", artifacts_dir=str(root / "artifacts")),
@@ -119,12 +101,6 @@ def world(request, tmp_path_factory):
     with dg.instance_for_test() as instance:
         land_and_compute(resources, instance, export.read_text().splitlines(keepends=True), ROWS)
         yield World(resources, instance, completed_run(resources, instance, RUN_CONFIG))
-    if isinstance(catalog, PostgresCatalog):
-        catalog.close()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(catalog.schema_name))
-            )
 
 
 @pytest.fixture(scope="module")
