@@ -8,23 +8,29 @@ shared server never see each other's tables.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from trading_assets.live.soak.research import Research, build_research
+from resources.duckdb_file import file_lock
+from trading_assets.live.soak.research import Research, build_research, open_research
 
 PG_CONNINFO_ENV = "TRADING_ASSETS_TEST_PG"
 # `make test` sets it (from `scripts/services.sh env`) after starting the services: then a server that does
 # not answer is a failure, never a skip.
 SERVICES_REQUIRED = os.environ.get("TRADING_TEST_SERVICES") == "required"
 DEFAULT_PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+T = TypeVar("T")
+# How long a worker waits for another to build what they share (pytest's own timeout may end it sooner).
+BUILD_WAIT_S = 900.0
 
 
 # The slowest files first, slowest at the top (seconds on one worker, from `--durations` of `make test`).
@@ -64,13 +70,78 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
+@contextmanager
+def _built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    build: Callable[[Path], T],
+    open_: Callable[[Path], T],
+    release: Callable[[T], None] | None = None,
+) -> Iterator[T]:
+    """`build(root)` once per test session. Under pytest-xdist the first worker to ask builds it in a folder
+    the workers share, under a file lock, and the others `open_(root)` what it built; `release` (what lives
+    outside the folder: databases, tables) is called by the last worker done with it. The folder stays, for
+    pytest to remove with its temporary folders."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        made = build(tmp_path_factory.mktemp(name))
+        try:
+            yield made
+        finally:
+            if release is not None:
+                release(made)
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    root, users, lock = shared / name, shared / f"{name}.users", shared / f"{name}.lock"
+    with file_lock(lock, exclusive=True, timeout_s=BUILD_WAIT_S):
+        if users.exists():
+            made, count = open_(root), int(users.read_text())
+        else:
+            # A worker whose build failed (or the last user's release) left it: it is nobody's now.
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            made, count = build(root), 0
+        users.write_text(str(count + 1))
+    try:
+        yield made
+    finally:
+        if release is not None:
+            with file_lock(lock, exclusive=True, timeout_s=BUILD_WAIT_S):
+                count = int(users.read_text()) - 1
+                if count:
+                    users.write_text(str(count))
+                else:
+                    users.unlink()
+                    release(made)
+
+
 @pytest.fixture(scope="session")
-def research(tmp_path_factory: pytest.TempPathFactory) -> Research:
-    """The small research pipeline of the live tests (tests/trading/research_setup.py), built once per pytest
-    process (25 s) and shared by tests/trading and tests/definitions: every test that writes copies its
-    catalog first. Session scope, not package: under `--dist loadfile` a worker runs files of several packages
-    in turn, and a package fixture is rebuilt each time the worker comes back to its package."""
-    return build_research(tmp_path_factory.mktemp("research"))
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., AbstractContextManager[Any]]:
+    """`with built_once(name, build, open_, release=None) as made:` what `build(root)` makes, built once per
+    test session however many pytest-xdist workers use it (see `_built_once`)."""
+
+    def once(
+        name: str,
+        build: Callable[[Path], T],
+        open_: Callable[[Path], T],
+        release: Callable[[T], None] | None = None,
+    ) -> AbstractContextManager[T]:
+        return _built_once(tmp_path_factory, name, build, open_, release)
+
+    return once
+
+
+@pytest.fixture(scope="session")
+def research(built_once: Callable[..., AbstractContextManager[Any]]) -> Iterator[Research]:
+    """The small research pipeline of the live tests (tests/trading/research_setup.py), built once per test
+    session (`built_once`: under `make test` by the first pytest-xdist worker to need it, while the others
+    wait) and shared by tests/trading and tests/definitions. Read only, as the workers all open its files:
+    every test that writes copies its catalog first. Session scope, not package: under `--dist loadfile` a
+    worker runs files of several packages in turn, and a package fixture is rebuilt each time the worker
+    comes back to its package."""
+    with built_once("research", build_research, open_research) as made:
+        yield made
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,12 @@ as processes (`trading-assets live ...`) on Postgres (a database per test) and Q
 venue whose bars close only when the test steps its clock, so that every bar, order and fill happens when
 the test says.
 
-`production` builds one research pipeline per test module; a `Floor` is one test's world on it: a copy of
-its Postgres database, a symbol of its own (so its bars table in QuestDB is its own), a local venue on a free
-port (in this process's thread: it can be stopped and served again on the same port with its state, a venue
-that went away and came back), and the services, started, killed with SIGKILL, stopped with SIGTERM and
-asked /readyz. The offline replay of the strategy's signals over the bars tells a test which bar to start
-on (one whose target is long, then held), and is the oracle its signals are checked against.
+`build_production` builds a research pipeline that test modules share; a `Floor` is one test's world on
+it: a copy of its Postgres database, a symbol of its own (so its bars table in QuestDB is its own), a local
+venue on a free port (in this process's thread: it can be stopped and served again on the same port with its
+state, a venue that went away and came back), and the services, started, killed with SIGKILL, stopped with
+SIGTERM and asked /readyz. The offline replay of the strategy's signals over the bars tells a test which bar
+to start on (one whose target is long, then held), and is the oracle its signals are checked against.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ import psycopg
 import pyarrow as pa
 import pytest
 from psycopg import sql
-from research_setup import Research, build_research
+from research_setup import Research, build_research, open_research
 
 from resources.postgres_catalog import PostgresCatalog
 from trading_assets import naming
 from trading_assets.compute.indicators.registry import BAR_INPUTS
 from trading_assets.compute.live_signals import replay_signals
 from trading_assets.live.config import PromoteConfig
-from trading_assets.live.service import load_signal_model, promote
+from trading_assets.live.service import StrategyModel, load_signal_model, promote
 from trading_assets.live.venue import LocalVenue, VenueSettings
 from trading_assets.orders import OrderStatus, replay_history
 
@@ -56,24 +56,22 @@ class Production:
     """A research pipeline in a Postgres database of its own (the template each test's database is copied
     from: the venue's trade ids count from 1 in every test, and fills are unique per venue and trade id) and
     QuestDB; the env the services share; the offline replay's target of every bar of `research.later`
-    (recorded from its first bar on)."""
+    (recorded from its first bar on), by the model of strategy "oracle" (`loaded`)."""
 
-    def __init__(self, research: Research, env: dict[str, str], conninfo: str) -> None:
+    def __init__(
+        self, research: Research, env: dict[str, str], conninfo: str, dataset: str, loaded: StrategyModel
+    ) -> None:
         self.research = research
         self.env = env
         self.conninfo = conninfo
         self.template = env["PGDATABASE"]
-        oracle = promote(
-            research.catalog,
-            PromoteConfig(name="oracle", run=research.run, symbol="ORACLE/USDT", account="oracle"),
-        )
-        self.loaded = load_signal_model(research.catalog, oracle)
+        self.dataset = dataset
+        self.loaded = loaded
         bars = research.later
         ts = bars.column("ts").cast(pa.int64()).to_numpy()
         _, self.targets = replay_signals(
             self.loaded.model, self.loaded.booster, ts, {k: bars.column(k).to_numpy() for k in BAR_INPUTS}
         )
-        research.catalog.close()  # a template database takes no connection while it is copied
 
     def long_run(self, bars: int, after: int = FIRST_START) -> int:
         """The first bar index from `after` whose target is long (1) for `bars` bars in a row, the bar before
@@ -86,33 +84,46 @@ class Production:
 
     def database(self, name: str) -> PostgresCatalog:
         """A copy of the research's database as `name`, and its catalog."""
-        with psycopg.connect(self.conninfo, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(self.template)
-                )
-            )
-        return PostgresCatalog(
-            host=self.env["PGHOST"],
-            port=int(self.env["PGPORT"]),
-            user=self.env["PGUSER"],
-            dbname=name,
-            schema_name=self.env["TRADING_CATALOG_SCHEMA"],
-        )
+        return _copy(self.conninfo, self.env, name)
 
     def drop(self, name: str) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        _drop_database(self.conninfo, name)
 
 
-def production(tmp_path_factory: pytest.TempPathFactory, pg_conninfo: str, tag: str) -> Iterator[Production]:
-    """The body of a module's `production` fixture (a generator: `yield from`)."""
+def _copy(conninfo: str, env: dict[str, str], name: str) -> PostgresCatalog:
+    """A copy of the template database `env` names, as `name`, and its catalog."""
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(env["PGDATABASE"])
+            )
+        )
+    return PostgresCatalog(
+        host=env["PGHOST"],
+        port=int(env["PGPORT"]),
+        user=env["PGUSER"],
+        dbname=name,
+        schema_name=env["TRADING_CATALOG_SCHEMA"],
+    )
+
+
+def _drop_database(conninfo: str, name: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def need_questdb() -> None:
     if not os.environ.get("QUESTDB_ADDR"):
         pytest.skip("QUESTDB_ADDR not set: no QuestDB server (scripts/services.sh up)")
-    params = psycopg.conninfo.conninfo_to_dict(pg_conninfo)
+
+
+def build_production(root: Path, conninfo: str, tag: str) -> Production:
+    """The research pipeline in `root`, in a new database of the server at `conninfo` and in QuestDB (names
+    made of `tag` and a unique part); what `open_production` needs to open it is written in `root`."""
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
     unique = uuid.uuid4().hex[:8]
     template, dataset = f"{tag}_{unique}", f"{tag}{unique}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as admin:
+    with psycopg.connect(conninfo, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
     env = {
         "TRADING_CATALOG": "postgres",
@@ -123,17 +134,56 @@ def production(tmp_path_factory: pytest.TempPathFactory, pg_conninfo: str, tag: 
         "PGUSER": str(params.get("user", "postgres")),
         "PGDATABASE": template,
     }
-    made = None
     try:
-        research = build_research(tmp_path_factory.mktemp(tag), dataset, **env)
-        made = Production(research, env, pg_conninfo)
+        research = build_research(root, dataset, **env)
+        try:
+            oracle = promote(
+                research.catalog,
+                PromoteConfig(name="oracle", run=research.run, symbol="ORACLE/USDT", account="oracle"),
+            )
+            loaded = load_signal_model(research.catalog, oracle)
+        finally:
+            research.catalog.close()  # a template database takes no connection while it is copied
+    except BaseException:
+        _drop_database(conninfo, template)
+        raise
+    (root / "production.json").write_text(json.dumps({"dataset": dataset, "env": env}))
+    return Production(research, env, conninfo, dataset, loaded)
+
+
+def open_production(root: Path, conninfo: str) -> Production:
+    """What `build_production` made in `root` (in another process), opened. Its oracle is read from a copy
+    of the template database: other processes may be copying the template, which takes no connection."""
+    made = json.loads((root / "production.json").read_text())
+    dataset, env = made["dataset"], made["env"]
+    scratch = f"{env['PGDATABASE']}_{uuid.uuid4().hex[:6]}"
+    catalog = _copy(conninfo, env, scratch)
+    try:
+        oracle = catalog.get_strategy("oracle")
+        assert oracle is not None, f"no strategy 'oracle' in {env['PGDATABASE']}"
+        loaded = load_signal_model(catalog, oracle)
+    finally:
+        catalog.close()
+        _drop_database(conninfo, scratch)
+    return Production(open_research(root, dataset, **env), env, conninfo, dataset, loaded)
+
+
+def drop_production(production: Production) -> None:
+    """Drop its tables in QuestDB and its template database."""
+    dataset = production.dataset
+    for table in (dataset, f"{dataset}_1", f"{dataset}_run1"):
+        production.research.store.drop(table)
+    _drop_database(production.conninfo, production.template)
+
+
+def production(tmp_path_factory: pytest.TempPathFactory, pg_conninfo: str, tag: str) -> Iterator[Production]:
+    """The body of a module's own `production` fixture (a generator: `yield from`), on its own server."""
+    need_questdb()
+    made = build_production(tmp_path_factory.mktemp(tag), pg_conninfo, tag)
+    try:
         yield made
     finally:
-        if made is not None:
-            for table in (dataset, f"{dataset}_1", f"{dataset}_run1"):
-                made.research.store.drop(table)
-        with psycopg.connect(pg_conninfo, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
+        drop_production(made)
 
 
 def free_port() -> int:

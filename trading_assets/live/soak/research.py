@@ -65,46 +65,80 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextmanager
+def _pipeline_environment(root: Path, env: dict[str, str]) -> Iterator[None]:
+    """The working directory `root` and the pipeline's environment (the embedded default unless `env` names
+    other backends) for the block; both put back as they were after it."""
+    data = root / "data"
+    cwd = os.getcwd()
+    os.chdir(root)
+    saved = {name: os.environ.pop(name, None) for name in ("TRADING_TIMESERIES", "TRADING_CATALOG")}
+    try:
+        with environment(
+            TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(data / "dagster_home"), TRADING_DEVICE="cpu", **env
+        ):
+            yield
+    finally:
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+        os.chdir(cwd)
+
+
+def _bars(later_bars: int) -> pa.Table:
+    """The dataset's bars and the `later_bars` after them: seeded, the same table in every process."""
+    from trading_assets.compute.demo_data import generate_bars
+
+    return generate_bars(n_rows=BARS + later_bars, seed=4, n_gaps=0)
+
+
 def build_research(root: Path, dataset: str = "btc25", later_bars: int = 2_000, **env: str) -> Research:
     """The pipeline in `root`, on the embedded default unless `env` names other backends (e.g.
     TRADING_CATALOG=postgres, TRADING_TIMESERIES=questdb); `later_bars` bars follow the dataset's."""
     from trading_assets import cli
     from trading_assets import settings as cfg
     from trading_assets.cli.launcher import Launcher
-    from trading_assets.compute.demo_data import generate_bars, write_export
+    from trading_assets.compute.demo_data import write_export
     from trading_assets.compute.indicators import parse_spec
     from trading_assets.indicators.service import register_set
     from trading_assets.partitions import indicator_set_key
 
-    data = root / "data"
-    home = data / "dagster_home"
+    home = root / "data" / "dagster_home"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    everything = generate_bars(n_rows=BARS + later_bars, seed=4, n_gaps=0)
-    cwd = os.getcwd()
-    os.chdir(root)
-    saved = {name: os.environ.pop(name, None) for name in ("TRADING_TIMESERIES", "TRADING_CATALOG")}
-    try:
-        with environment(TRADING_DATA_DIR=str(data), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu", **env):
-            settings = cfg.Settings.from_env()
-            launcher = Launcher.for_settings(settings)
-            settings.landing_dir.mkdir()
-            write_export(everything.slice(0, BARS), settings.landing_dir / f"{dataset}.txt")
-            launcher.instance.add_dynamic_partitions("datasets", [dataset])
-            if not launcher.execute("ingest_bars", partition_key=dataset).success:
-                raise RuntimeError(f"research: ingest_bars of {dataset} failed")
-            launcher.instance.add_dynamic_partitions("indicator_versions", ["1"])
-            catalog, store = cfg.catalog(settings), cfg.timeseries_store(settings)
-            register_set(catalog, dataset, parse_spec(SET, source="soak"))
-            key = indicator_set_key(dataset, 1)
-            if not launcher.execute("materialize_indicators", partition_key=key).success:
-                raise RuntimeError(f"research: materialize_indicators of {key} failed")
-            Path("run.yaml").write_text(RUN.replace("{dataset}", dataset))
-            if cli.main(["walkforward", "run.yaml"]) != 0:
-                raise RuntimeError(f"research: the walkforward run of {dataset} failed")
-    finally:
-        os.environ.update({k: v for k, v in saved.items() if v is not None})
-        os.chdir(cwd)
+    everything = _bars(later_bars)
+    with _pipeline_environment(root, env):
+        settings = cfg.Settings.from_env()
+        launcher = Launcher.for_settings(settings)
+        settings.landing_dir.mkdir()
+        write_export(everything.slice(0, BARS), settings.landing_dir / f"{dataset}.txt")
+        launcher.instance.add_dynamic_partitions("datasets", [dataset])
+        if not launcher.execute("ingest_bars", partition_key=dataset).success:
+            raise RuntimeError(f"research: ingest_bars of {dataset} failed")
+        launcher.instance.add_dynamic_partitions("indicator_versions", ["1"])
+        catalog, store = cfg.catalog(settings), cfg.timeseries_store(settings)
+        register_set(catalog, dataset, parse_spec(SET, source="soak"))
+        key = indicator_set_key(dataset, 1)
+        if not launcher.execute("materialize_indicators", partition_key=key).success:
+            raise RuntimeError(f"research: materialize_indicators of {key} failed")
+        Path("run.yaml").write_text(RUN.replace("{dataset}", dataset))
+        if cli.main(["walkforward", "run.yaml"]) != 0:
+            raise RuntimeError(f"research: the walkforward run of {dataset} failed")
+    return _research(root, dataset, catalog, store, everything)
+
+
+def open_research(root: Path, dataset: str = "btc25", later_bars: int = 2_000, **env: str) -> Research:
+    """What `build_research` with the same arguments made in `root`, perhaps in another process: its catalog
+    and store, opened without running or writing anything, and its bars."""
+    from trading_assets import settings as cfg
+
+    with _pipeline_environment(root, env):
+        settings = cfg.Settings.from_env()
+        catalog, store = cfg.catalog(settings), cfg.timeseries_store(settings)
+    return _research(root, dataset, catalog, store, _bars(later_bars))
+
+
+def _research(
+    root: Path, dataset: str, catalog: Catalog, store: TimeSeriesStore, everything: pa.Table
+) -> Research:
     return Research(
-        data, catalog, store, f"{dataset}_run1", everything.slice(0, BARS), everything.slice(BARS)
+        root / "data", catalog, store, f"{dataset}_run1", everything.slice(0, BARS), everything.slice(BARS)
     )
