@@ -46,9 +46,13 @@ services-down:
 # many tests spend their time waiting on services, subprocesses, a browser or a replay clock, so a third
 # worker keeps the two cores of the project's machines busy. Files are handed out in the order tests/conftest.py
 # gives them (the slowest first, so that none is left to run alone at the end), not by number of tests.
+# OMP_NUM_THREADS=1: XGBoost (OpenMP) otherwise starts a thread per core in each of the three workers and the
+# processes they spawn, and on two cores those threads spin waiting on each other: three processes training
+# small models side by side ran many times slower than with one thread each. Its results do not depend on it.
 test: $(VENV)/.installed services
 	$(BIN)/ruff check .
-	set -a && eval "$$(scripts/services.sh env)" && set +a && $(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=20
+	set -a && eval "$$(scripts/services.sh env)" && set +a && OMP_NUM_THREADS=1 \
+		$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=20
 
 # The Dagster UI on :3000 and the HTTP API on :8000 (trading-assets serve; docs/api.md), stopped together.
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
