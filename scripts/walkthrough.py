@@ -3,16 +3,17 @@
     .venv/bin/python scripts/walkthrough.py [--data-dir data] [--dagster-home data/dagster_home] \
         [--out docs/img] [--simulation btc25_sim1] [--chromium /usr/bin/chromium]
 
-Starts `dagster-webserver` on a free port against the given data folder and Dagster instance (what
-`make demo` leaves behind), drives Debian's headless Chromium through Playwright, and stops the server
-again, also on error. The stops are the ones docs/qa/walkthrough.md describes to a person:
+Starts the repo's code location in one code server and `dagster-webserver` on it, on free ports, against
+the given data folder and Dagster instance (what `make demo` leaves behind), drives Debian's headless
+Chromium through Playwright, and stops the servers again, also on error. The stops are the ones
+docs/qa/walkthrough.md describes to a person:
 
 1. the global asset lineage with every group expanded (`lineage.png`);
 2. the `fold_models` partitions: the fold x run grid of a walkforward run (`fold_partitions.png`);
 3. a backfill of that run's folds, launched from the same page (Materialize... -> the run, all folds ->
-   Launch backfill) and executed by `dagster-daemon`, which the script runs beside the webserver: the
-   backfill's page, its status per asset (`backfill.png`) and its one run for all the folds
-   (`backfill_runs.png`);
+   Launch backfill) and executed by `dagster-daemon`, which the script starts then, beside the webserver
+   on the same code server (as `make dev` runs them): the backfill's page, its status per asset
+   (`backfill.png`) and its one run for all the folds (`backfill_runs.png`);
 4. a simulation's materialisation: its metric rows (`simulation_metrics.png`) and the equity and
    drawdown chart, opened from the `equity` metadata entry (`simulation_equity.png`).
 
@@ -44,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._grpc.client import DagsterGrpcClient
 from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,8 +59,8 @@ SERVER_START_S = 120.0
 PAGE_TIMEOUT_MS = 30_000
 # A demo fold trains in seconds on CPU, one at a time (the `gpu` pool); 12 folds and the daemon's start.
 BACKFILL_S = 900.0
-# The daemon is quiet once no run is queued or in progress and every running sensor has ticked since
-# (the sensors tick every 30 s); the follow-up runs (predictions of the retrained run) take a minute.
+# The daemon is quiet once no run is queued or in progress and every sensor that acts on runs has ticked
+# since (the slowest tick every 30 s); the follow-up run (predictions of the retrained run) takes a minute.
 SETTLE_S = 600.0
 ACTIVE_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 # The partition lists draw each key's state as a dot in these colours (the UI's assetPartitionStatusToColor);
@@ -137,77 +141,133 @@ def _tail(path: Path, chars: int = 3000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
+def _service_env(data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    """`env` (default: this process's environment) with both folders set explicitly: the code location
+    reads its stores from TRADING_DATA_DIR, the webserver and the daemon their instance from DAGSTER_HOME."""
+    return {
+        **(os.environ if env is None else env),
+        "TRADING_DATA_DIR": str(data_dir),
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def _start(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # A session of its own, so stopping the group also stops the processes it spawns. Appending: the
+    # daemon writes into the code server's log.
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _code_server_up(port: int) -> bool:
+    try:
+        DagsterGrpcClient(port=port, host="127.0.0.1").ping("")
+    except DagsterUserCodeUnreachableError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CodeServer:
+    workspace: Path  # a workspace file that points at it
+    log: Path  # its output: the runs started in it write theirs there too
+
+
+@contextmanager
+def code_server(
+    data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None = None
+) -> Iterator[CodeServer]:
+    """Serve the code location of the repo's workspace.yaml from one `dagster api grpc` process, as
+    `dagster dev` (make dev) does for its webserver and daemon; yields it once its code is loaded, and
+    stops it (with the runs started in it) on the way out.
+
+    A webserver or daemon given workspace.yaml itself starts a code server of its own, and the daemon
+    starts a fresh one every minute (to pick up code changes): each a full import of the code location."""
+    (entry,) = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    module = entry["python_module"]
+    name = module.get("location_name", module["module_name"])
+    port = free_port()
+    command = [sys.executable, "-m", "dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(port)]
+    command += ["-m", module["module_name"], "-d", str(REPO / module.get("working_directory", "."))]
+    command += ["--location-name", name]
+    with tempfile.TemporaryDirectory(prefix="walkthrough-code-") as tmp:
+        log = Path(tmp) / "code_server.log"
+        process = _start(command, _service_env(data_dir, dagster_home, env), log)
+        try:
+            deadline = time.monotonic() + SERVER_START_S
+            while not _code_server_up(port):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the code server exited with {process.returncode}:\n{_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the code server not ready after {SERVER_START_S}s:\n{_tail(log)}")
+                time.sleep(0.5)
+            workspace = Path(tmp) / "workspace.yaml"
+            location = {"host": "127.0.0.1", "port": port, "location_name": name}
+            workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": location}]}))
+            yield CodeServer(workspace, log)
+        finally:
+            _stop(process)
+
+
 @contextmanager
 def webserver(
-    data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None = None, port: int | None = None
+    data_dir: Path,
+    dagster_home: Path,
+    server: CodeServer,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Run `dagster-webserver` on the repo's workspace against `data_dir` and `dagster_home`, in `env`
+    """Run `dagster-webserver` on the code server `server` against `data_dir` and `dagster_home`, in `env`
     (default: this process's environment); yields its base URL once the code location is loaded, and
-    stops it (and its code server) on the way out."""
+    stops it on the way out."""
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
-    # Both are set explicitly: the code location reads its stores from TRADING_DATA_DIR, the webserver
-    # its instance from DAGSTER_HOME.
-    env = {**(os.environ if env is None else env), "TRADING_DATA_DIR": str(data_dir)}
-    env["DAGSTER_HOME"] = str(dagster_home)
-    command = [sys.executable, "-m", "dagster_webserver", "-w", str(REPO / "workspace.yaml")]
+    command = [sys.executable, "-m", "dagster_webserver", "-w", str(server.workspace)]
+    command += ["-h", "127.0.0.1", "-p", str(port)]
     with tempfile.TemporaryDirectory(prefix="walkthrough-") as tmp:
         log = Path(tmp) / "webserver.log"
-        with log.open("wb") as out:
-            # A session of its own, so stopping the group also stops the code server it spawns.
-            server = subprocess.Popen(
-                [*command, "-h", "127.0.0.1", "-p", str(port)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = _start(command, _service_env(data_dir, dagster_home, env), log)
         try:
             deadline = time.monotonic() + SERVER_START_S
             while not _location_loaded(base_url):
-                if server.poll() is not None:
-                    raise RuntimeError(f"dagster-webserver exited with {server.returncode}:\n{_tail(log)}")
+                if process.poll() is not None:
+                    raise RuntimeError(f"dagster-webserver exited with {process.returncode}:\n{_tail(log)}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"dagster-webserver not ready after {SERVER_START_S}s:\n{_tail(log)}")
                 time.sleep(0.5)
             yield base_url
         finally:
-            _stop(server)
+            _stop(process)
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-    # SIGTERM stops the webserver and its code server; whatever of the group ignored it goes now.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # SIGTERM stops the process and its children; whatever of the group ignored it goes now.
     with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextmanager
-def daemon(data_dir: Path, dagster_home: Path, env: Mapping[str, str] | None = None) -> Iterator[Path]:
-    """Run `dagster-daemon` (sensors, the run queue, backfills) on the repo's workspace in the same
-    environment as the webserver; yields its log file and stops it, with the runs it launched, on the
-    way out."""
-    env = {**(os.environ if env is None else env), "TRADING_DATA_DIR": str(data_dir)}
-    env["DAGSTER_HOME"] = str(dagster_home)
+def daemon(
+    data_dir: Path, dagster_home: Path, server: CodeServer, env: Mapping[str, str] | None = None
+) -> Iterator[Path]:
+    """Run `dagster-daemon` (sensors, the run queue, backfills) on the code server `server` in the same
+    environment as the webserver; yields the log it shares with the code server (so also with the runs it
+    launches) and stops it on the way out."""
     # `python -m dagster._daemon` is the `dagster-daemon` command of this interpreter's environment.
-    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")]
-    with tempfile.TemporaryDirectory(prefix="walkthrough-daemon-") as tmp:
-        log = Path(tmp) / "daemon.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            yield log
-        finally:
-            _stop(process)
+    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(server.workspace)]
+    process = _start(command, _service_env(data_dir, dagster_home, env), server.log)
+    try:
+        yield server.log
+    finally:
+        _stop(process)
 
 
 _LATEST = """query Latest($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
@@ -291,11 +351,16 @@ def visit_fold_grid(page: Page, base_url: str, out: Path, report: Report) -> Non
 
 _BACKFILL = """query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
   ... on PartitionBackfill { status } ... on PythonError { message } } }"""
-_ACTIVE_RUNS = """query Active($statuses: [RunStatus!]) { runsOrError(filter: {statuses: $statuses}) {
-  ... on Runs { results { runId jobName } } } }"""
-_SENSOR_TICKS = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
-  ... on RepositoryLocation { repositories { sensors { name sensorState { status
-    ticks(limit: 1) { timestamp status } } } } } } } } } }"""
+_RUNS = """query Runs($active: [RunStatus!], $since: Float) {
+  active: runsOrError(filter: {statuses: $active}) { ... on Runs { results { runId jobName } } }
+  changed: runsOrError(filter: {updatedAfter: $since}) { ... on Runs { results { endTime } } } }"""
+# Ticks since a time: a bare `ticks(limit: 1)` goes through a loader that matches ticks to the code
+# location's address when the sensor's state was first stored, and the code server's port differs from one
+# walkthrough (or `make dev`) to the next; with a time they are looked up by sensor.
+_SENSOR_TICKS = """query Ticks($since: Float) { workspaceOrError { ... on Workspace { locationEntries {
+  locationOrLoadError { ... on RepositoryLocation { repositories { sensors { sensorType
+    targets { pipelineName } sensorState { status ticks(limit: 1, afterTimestamp: $since) { status } }
+  } } } } } } } }"""
 
 
 def wait_for_backfill(base_url: str, backfill_id: str, log: Path, timeout: float = BACKFILL_S) -> str:
@@ -313,34 +378,44 @@ def wait_for_backfill(base_url: str, backfill_id: str, log: Path, timeout: float
         time.sleep(2)
 
 
-def _sensor_ticks(base_url: str) -> list[tuple[float, str]]:
-    """(time, status) of the latest tick of every running sensor."""
+def _sensor_ticks(base_url: str, since: float) -> list[str | None]:
+    """The status of the latest tick started after `since` (None: none yet) of every running sensor that
+    can act on a run's outcome: one that launches runs (it has targets) or one that watches run statuses.
+    The others (live_bars_sensor observes the live tables once a minute) neither start nor finish
+    anything of the walkthrough's."""
     ticks = []
-    for entry in graphql(base_url, _SENSOR_TICKS)["workspaceOrError"]["locationEntries"]:
+    data = graphql(base_url, _SENSOR_TICKS, {"since": since})["workspaceOrError"]
+    for entry in data["locationEntries"]:
         for repository in (entry["locationOrLoadError"] or {}).get("repositories", []):
             for sensor in repository["sensors"]:
                 state = sensor["sensorState"]
-                if state["status"] == "RUNNING":
-                    tick = (state["ticks"] or [{"timestamp": 0.0, "status": "NONE"}])[0]
-                    ticks.append((tick["timestamp"], tick["status"]))
+                acts = sensor["targets"] or sensor["sensorType"] == "RUN_STATUS"
+                if state["status"] == "RUNNING" and acts:
+                    ticks.append(state["ticks"][0]["status"] if state["ticks"] else None)
     return ticks
 
 
-def settle(base_url: str, log: Path, timeout: float = SETTLE_S) -> None:
-    """Wait until the daemon has nothing left to do: no run queued or in progress, and every running
-    sensor has finished a tick since the last run ended (a tick that asks for a run queues it before it
-    ends, so the ticks are read first). Stopping the daemon then leaves no run half done."""
+def _runs(base_url: str, since: float) -> tuple[list[dict[str, str]], float]:
+    """The runs queued or in progress, and when the last run to end since `since` ended (else `since`)."""
+    data = graphql(base_url, _RUNS, {"active": ACTIVE_RUN_STATUSES, "since": since})
+    ends = [run["endTime"] for run in data["changed"]["results"] if run["endTime"]]
+    return data["active"]["results"], max([since, *ends])
+
+
+def settle(base_url: str, log: Path, since: float, timeout: float = SETTLE_S) -> None:
+    """Wait until the daemon, started at `since`, has nothing left to do: no run queued or in progress,
+    and every running sensor that can act on a run's outcome has finished a tick started after the last
+    run ended. Stopping the daemon then leaves no run half done and no run's outcome unrecorded."""
     deadline = time.monotonic() + timeout
-    idle_since: float | None = None
     while True:
-        ticks = _sensor_ticks(base_url)
-        runs = graphql(base_url, _ACTIVE_RUNS, {"statuses": ACTIVE_RUN_STATUSES})["runsOrError"]["results"]
-        if runs:
-            idle_since = None
-        elif idle_since is None:
-            idle_since = time.time()
-        elif all(at > idle_since and status != "STARTED" for at, status in ticks):
-            return
+        runs, ended = _runs(base_url, since)
+        if not runs:
+            # A second after the end: a run's end time is that of its last event, stored a moment later.
+            ticks = _sensor_ticks(base_url, ended + 1)
+            # A tick that asks for a run queues it before it ends, so the runs are read after the ticks too.
+            ticked = all(status not in (None, "STARTED") for status in ticks)
+            if ticked and _runs(base_url, since) == ([], ended):
+                return
         if time.monotonic() > deadline:
             raise TimeoutError(f"the daemon is still busy after {timeout}s ({runs}):\n{_tail(log)}")
         time.sleep(2)
@@ -381,11 +456,9 @@ def _summary(page: Page, label: str) -> list[str]:
     return [line.strip() for line in block.inner_text().splitlines()[1:] if line.strip()]
 
 
-def visit_backfill(page: Page, base_url: str, run: str, log: Path, out: Path, report: Report) -> None:
-    """Stop 3: on fold_models' Partitions tab, Materialize... opens the launch dialog: the run `run`
-    in the run list, All folds, Launch backfill. The daemon runs the run's folds in one fold_models run
-    (the asset's single-run backfill policy); once it is done, the backfill's page (Runs -> Backfills,
-    /runs/b/<id>) shows its status per asset (Overview) and its run (Runs)."""
+def launch_backfill(page: Page, base_url: str, run: str, report: Report) -> None:
+    """Stop 3, its launch: on fold_models' Partitions tab, Materialize... opens the launch dialog: the run
+    `run` in the run list, All folds, Launch backfill."""
     page.goto(f"{base_url}/assets/fold_models?view=partitions")
     page.get_by_text("Materialized (").first.wait_for()
     page.get_by_role("button", name="Materialize").first.click()
@@ -405,8 +478,13 @@ def visit_backfill(page: Page, base_url: str, run: str, log: Path, out: Path, re
     # The toast "Created backfill <id>" links to the backfill's page.
     link = page.locator("a[href*='/runs/b/']").first
     report.backfill_id = (link.get_attribute("href") or "").rstrip("/").split("/")[-1].split("?")[0]
-    wait_for_backfill(base_url, report.backfill_id, log)
 
+
+def visit_backfill(page: Page, base_url: str, log: Path, out: Path, report: Report) -> None:
+    """Stop 3, its outcome: the daemon runs the run's folds in one fold_models run (the asset's single-run
+    backfill policy); once it is done, the backfill's page (Runs -> Backfills, /runs/b/<id>) shows its
+    status per asset (Overview) and its run (Runs)."""
+    wait_for_backfill(base_url, report.backfill_id, log)
     page.goto(f"{base_url}/runs/b/{report.backfill_id}")
     page.get_by_text("% completed").first.wait_for()
     report.backfill_status = " ".join(_summary(page, "Status"))
@@ -458,7 +536,11 @@ def walk(
     """Start the UI, visit every stop, save the screenshots under `out`; what the pages showed."""
     out.mkdir(parents=True, exist_ok=True)
     report = Report()
-    with webserver(data_dir, dagster_home, env) as base_url, sync_playwright() as playwright:
+    with (
+        code_server(data_dir, dagster_home, env) as server,
+        webserver(data_dir, dagster_home, server, env) as base_url,
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
         try:
             context = browser.new_context(viewport=VIEWPORT)
@@ -468,12 +550,14 @@ def walk(
             visit_lineage(page, base_url, out, report)
             visit_fold_grid(page, base_url, out, report)
             sim = simulation or latest_partition(base_url, "simulation")
-            # The daemon only from here: the first two pages show the demo as it was left.
-            with daemon(data_dir, dagster_home, env) as log:
-                run = report.fold_partition.split("|")[1]
-                visit_backfill(page, base_url, run, log, out, report)
+            launch_backfill(page, base_url, report.fold_partition.split("|")[1], report)
+            # The daemon only from here: the first two pages show the demo as it was left, and its first
+            # pass over the backfills (the later ones are 30 s apart) finds this one already stored.
+            started = time.time()
+            with daemon(data_dir, dagster_home, server, env) as log:
+                visit_backfill(page, base_url, log, out, report)
                 visit_simulation(page, base_url, sim, out, report)
-                settle(base_url, log)
+                settle(base_url, log, started)
         finally:
             browser.close()
     return report

@@ -26,8 +26,9 @@ CHROMIUM = "/usr/bin/chromium"
 # 150,000 one-minute bars: 60 days of training and three 14-day test windows, so the grid has rows.
 DEMO_ROWS = 150_000
 RUN, SIMULATION = "btc25_run1", "btc25_sim1"
-# The demo and the walkthrough (a fold backfill retrains the folds) take about 300 s of setup on a loaded
-# 2-core CI machine, the project's 300 s per-test guard; this module's guard is longer.
+# The demo and the walkthrough (a fold backfill retrains the folds) are one fixture: 2-3 minutes on a 2-core
+# machine beside other work, more beside two other test workers, past the project's 300 s per-test guard;
+# this module's guard is longer.
 pytestmark = pytest.mark.timeout(900)
 PIPELINE = ("bars", "indicators", "fold_models", "predictions", "thresholds", "simulation")
 
@@ -62,9 +63,13 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Walked:
     data_dir = tmp_path_factory.mktemp("walkthrough")
     home = data_dir / "dagster_home"
     # The embedded default only, whatever this shell points at; CPU so training is quick and the same
-    # everywhere.
+    # everywhere. One OpenMP thread: XGBoost's threads wait for each other many times per tree, which on
+    # a busy 2-core machine (the other test workers, the webserver, the daemon) made a fold's fit 15-18 s
+    # on both cores against 2-3 s on one; the models do not depend on the thread count.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "DAGSTER_"))}
-    env.update(TRADING_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu")
+    env.update(
+        TRADING_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home), TRADING_DEVICE="cpu", OMP_NUM_THREADS="1"
+    )
     # The instance config (the `gpu` pool) comes from the Makefile's own rule, so the two cannot drift.
     _run(["make", "-s", f"TRADING_DATA_DIR={data_dir}", f"DAGSTER_HOME={home}", f"{home}/dagster.yaml"], env)
     _run([sys.executable, "-m", "trading_assets.cli", "demo", "--rows", str(DEMO_ROWS)], env)
@@ -75,7 +80,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Walked:
 
 @pytest.fixture(scope="module")
 def catalog(walked: Walked) -> DuckDBCatalog:
-    # Opened after the walkthrough has stopped the webserver, whose code location held the file.
+    # Read once the walkthrough has stopped its daemon and code server, so no run of theirs writes it.
     return DuckDBCatalog(path=str(walked.catalog_path)).process_config_and_initialize()
 
 
