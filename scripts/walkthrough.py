@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +168,17 @@ def _code_server_up(port: int) -> bool:
     return True
 
 
+def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    """Until `ready()`; fails with the log's tail if `process` exits first or SERVER_START_S pass."""
+    deadline = time.monotonic() + SERVER_START_S
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {SERVER_START_S}s:\n{_tail(log)}")
+        time.sleep(0.5)
+
+
 @dataclass(frozen=True)
 class CodeServer:
     workspace: Path  # a workspace file that points at it
@@ -195,13 +206,7 @@ def code_server(
         log = Path(tmp) / "code_server.log"
         process = _start(command, _service_env(data_dir, dagster_home, env), log)
         try:
-            deadline = time.monotonic() + SERVER_START_S
-            while not _code_server_up(port):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the code server exited with {process.returncode}:\n{_tail(log)}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the code server not ready after {SERVER_START_S}s:\n{_tail(log)}")
-                time.sleep(0.5)
+            _wait_until(lambda: _code_server_up(port), process, "the code server", log)
             workspace = Path(tmp) / "workspace.yaml"
             location = {"host": "127.0.0.1", "port": port, "location_name": name}
             workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": location}]}))
@@ -229,13 +234,7 @@ def webserver(
         log = Path(tmp) / "webserver.log"
         process = _start(command, _service_env(data_dir, dagster_home, env), log)
         try:
-            deadline = time.monotonic() + SERVER_START_S
-            while not _location_loaded(base_url):
-                if process.poll() is not None:
-                    raise RuntimeError(f"dagster-webserver exited with {process.returncode}:\n{_tail(log)}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"dagster-webserver not ready after {SERVER_START_S}s:\n{_tail(log)}")
-                time.sleep(0.5)
+            _wait_until(lambda: _location_loaded(base_url), process, "dagster-webserver", log)
             yield base_url
         finally:
             _stop(process)
